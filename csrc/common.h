@@ -1,0 +1,70 @@
+// Shared helpers for the CPU kernels: dtype dispatch, argument checks that raise Python
+// exceptions, and the OpenMP parallel loop with its small-input cut-off.
+#pragma once
+
+#include <omp.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace gf {
+
+using index_t = std::int64_t;
+
+// Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time by the
+// CPU (GCC function multi-versioning). A -march=native build, or a sanitizer build, skips this.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(GF_NATIVE) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define GF_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GF_DISPATCH
+#endif
+
+// ---- threads -------------------------------------------------------------------------------
+// Below this many elements an op runs on the calling thread: waking a team costs more than the
+// work. Kernels whose per-element cost is high (erf, exp) may pass a smaller grain.
+constexpr index_t kGrain = 1 << 15;
+
+int num_threads();          // threads gradflow's kernels (and the BLAS) may use
+void set_num_threads(int);  // sets both OpenMP's and OpenBLAS's count
+
+// Runs f(begin, end) over [0, n) split into contiguous chunks, one per thread, or inline when
+// n is small. f must not throw (exceptions cannot cross an OpenMP region): check arguments
+// before calling.
+template <class F>
+void parallel_for(index_t n, index_t grain, F&& f) {
+  int nt = num_threads();
+  if (n <= grain || nt <= 1) {
+    if (n > 0) f(index_t(0), n);
+    return;
+  }
+  int chunks = int(std::min<index_t>(nt, (n + grain - 1) / grain));
+#pragma omp parallel num_threads(chunks)
+  {
+    int t = omp_get_thread_num();
+    int T = omp_get_num_threads();
+    index_t b = n * t / T, e = n * (t + 1) / T;
+    if (b < e) f(b, e);
+  }
+}
+
+// ---- argument checks -------------------------------------------------------------------------
+std::string shape_str(const py::array& a);
+std::string dtype_str(const py::array& a);
+std::string describe(const py::array& a);  // "float32 array of shape (2, 3)"
+
+enum class DType { f32, f64 };
+// float32/float64 or TypeError naming the op and the offending dtype.
+DType float_dtype(const py::array& a, const char* op);
+// Same dtype for all, or TypeError naming every dtype.
+DType same_float_dtype(const char* op, std::initializer_list<const py::array*> arrays);
+// Normalises a possibly negative axis, or IndexError naming the axis and ndim.
+int normalize_axis(index_t axis, int ndim, const char* op);
+
+}  // namespace gf

@@ -1,0 +1,52 @@
+// The gradflow._C extension: the CPU backend's kernels. Each kernel family lives in its own
+// file and registers itself through a bind_* function.
+#include <cblas.h>
+
+#include "common.h"
+
+namespace gf {
+void bind_matmul(py::module_& m);
+void bind_unary(py::module_& m);
+void bind_binary(py::module_& m);
+void bind_reduce(py::module_& m);
+void bind_softmax(py::module_& m);
+void bind_optim(py::module_& m);
+
+static std::string simd_level() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    return "avx512";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+  return "baseline";
+#else
+  return "baseline";
+#endif
+}
+}  // namespace gf
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "gradflow's C++ CPU backend";
+  m.def("get_num_threads", &gf::num_threads, "Threads used by gradflow's CPU kernels and BLAS.");
+  m.def("set_num_threads", &gf::set_num_threads, py::arg("n"));
+  m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
+        "OpenBLAS's build configuration string.");
+  m.def("blas_corename", []() { return std::string(scipy_openblas_get_corename()); },
+        "The OpenBLAS kernel family chosen for this CPU (honours OPENBLAS_CORETYPE).");
+#if defined(GF_NATIVE)
+  m.attr("build") = "native";
+#else
+  m.attr("build") = "portable";
+#endif
+  m.def("simd_level", &gf::simd_level, "The SIMD code path the kernels run on this CPU.");
+  // Start the BLAS with OpenMP's thread count (OMP_NUM_THREADS or the core count), so the
+  // two pools agree from the first call.
+  scipy_openblas_set_num_threads(gf::num_threads());
+  gf::bind_matmul(m);
+  gf::bind_unary(m);
+  gf::bind_binary(m);
+  gf::bind_reduce(m);
+  gf::bind_softmax(m);
+  gf::bind_optim(m);
+}
