@@ -1,0 +1,204 @@
+"""Reverse-mode traversal of the tape.
+
+Nodes are visited in reverse recording order (a max-heap on the sequence number each node got
+when recorded; every node is newer than the nodes of its inputs, so a node is only visited once
+all its consumers have added their error signal to it). Each node receives the sum of its
+children's signals, and its backward function turns that into one signal per input. Iterative,
+so a chain of 100,000 ops is no problem.
+
+This is also the one place where gradients are reduced back to the shape (and dtype) of the
+operand they belong to, undoing broadcasting.
+"""
+
+import heapq
+
+from .function import Function
+from .grad_mode import set_grad_enabled, state
+
+
+def _sum_to(grad, shape, dtype):
+    from ..ops.shape import sum_to
+
+    if grad.shape != shape:
+        grad = sum_to(grad, shape)
+    if grad.dtype != dtype:
+        grad = grad.to(dtype)
+    return grad
+
+
+def _check_anomaly(node, grads):
+    for g in grads:
+        if g is None:
+            continue
+        bad = ~node.be.xp.isfinite(g.data)
+        if bool(bad.any()):
+            where = getattr(node, "trace", "(recorded outside detect_anomaly)")
+            raise RuntimeError(
+                f"detect_anomaly: backward of {node.name} produced NaN/Inf in a gradient of shape "
+                f"{g.shape}. The op was recorded at:\n{where}")
+
+
+def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
+    """Back-propagate ``root_grads`` from ``roots``.
+
+    Without ``capture``, leaf gradients are accumulated into ``.grad``. With ``capture`` (a list
+    of tensors), nothing is accumulated and their gradients are returned in that order.
+    """
+    from ..tensor import Tensor
+
+    heap = []  # (-seq, node)
+    pending = {}  # node -> summed error signal so far
+    leaf_grads = {}  # id(leaf) -> [leaf, summed gradient]
+    capture_nodes = {}
+    if capture is not None:
+        for t in capture:
+            if t._node is not None:
+                capture_nodes[t._node] = None
+
+    def send(edge, g):
+        if isinstance(edge, Function):  # a node
+            if edge in pending:
+                pending[edge] = pending[edge] + g
+            else:
+                pending[edge] = g
+                heapq.heappush(heap, (-edge._seq, id(edge), edge))
+        else:  # a leaf that requires grad
+            slot = leaf_grads.get(id(edge))
+            if slot is None:
+                leaf_grads[id(edge)] = [edge, g]
+            else:
+                slot[1] = slot[1] + g
+
+    for t, g in zip(roots, root_grads):
+        if t._node is not None:
+            send(t._node, g)
+        elif t.requires_grad:
+            send(t, g)
+
+    observer = state.grad_observer
+    prev_phase = state.phase
+    state.phase = "backward"
+    try:
+        with set_grad_enabled(create_graph):
+            while heap:
+                node = heapq.heappop(heap)[2]
+                grad = pending.pop(node)
+                if node in capture_nodes:
+                    capture_nodes[node] = grad
+                if observer is not None:
+                    observer(node, grad)
+                in_grads = type(node).backward(node, grad)
+                if state.anomaly:
+                    _check_anomaly(node, in_grads)
+                if not retain_graph:
+                    node.release()
+                for edge, g, shape, dtype in zip(node._next, in_grads, node._shapes, node._dtypes):
+                    if edge is None or g is None:
+                        continue
+                    if g.shape != shape or g.dtype != dtype:
+                        g = _sum_to(g, shape, dtype)
+                    send(edge, g)
+    finally:
+        state.phase = prev_phase
+
+    if capture is not None:
+        out = []
+        for t in capture:
+            if t._node is not None:
+                out.append(capture_nodes[t._node])
+            else:
+                slot = leaf_grads.get(id(t))
+                out.append(slot[1] if slot else None)
+        return out
+
+    shared = set()
+    for leaf, g in leaf_grads.values():
+        if not create_graph:
+            g = g.detach()
+        if leaf.grad is None:
+            arr = g.data
+            # .grad must be a private, writable, contiguous array: a gradient can be a
+            # broadcast view or the same array handed to several inputs (as by add).
+            if id(arr) in shared or not arr.flags.c_contiguous or not arr.flags.owndata:
+                g = Tensor._make(arr.copy(), g._device, g._node)
+            shared.add(id(arr))
+            leaf.grad = g
+        elif create_graph or leaf.grad.requires_grad:
+            leaf.grad = leaf.grad + g
+        else:
+            leaf.grad.data += g.data  # accumulate in place, as .grad is private
+    return None
+
+
+def backward(tensor, grad=None, retain_graph=None, create_graph=False):
+    from ..tensor import Tensor
+
+    if not tensor.requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    if grad is None:
+        if tensor.size != 1:
+            raise RuntimeError(
+                f"grad can be implicitly created only for scalar outputs; got shape {tensor.shape}."
+                " Pass grad= (a tensor of that shape).")
+        grad = Tensor._make(tensor._be.xp.ones(tensor.shape, tensor.dtype), tensor._device)
+    else:
+        grad = _as_grad(grad, tensor)
+    if retain_graph is None:
+        retain_graph = create_graph
+    run_backward([tensor], [grad], retain_graph, create_graph)
+
+
+def _as_grad(g, like):
+    from ..tensor import Tensor, tensor as make_tensor
+
+    if not isinstance(g, Tensor):
+        g = make_tensor(g, dtype=like.dtype, device=like.device)
+    if g.shape != like.shape:
+        raise ValueError(f"grad has shape {g.shape}, but the output has shape {like.shape}")
+    if g._device != like._device:
+        raise RuntimeError(f"grad is on {g._device}, but the output is on {like._device}")
+    return g
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple (``.grad`` is
+    left untouched). ``create_graph=True`` records them for higher-order derivatives."""
+    from ..tensor import Tensor
+
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("grad: one of the inputs does not require grad")
+    roots, root_grads = [], []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError("grad: one of the outputs does not require grad")
+        if g is None:
+            if out.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; got shape {out.shape}")
+            g = Tensor._make(out._be.xp.ones(out.shape, out.dtype), out._device)
+        else:
+            g = _as_grad(g, out)
+        roots.append(out)
+        root_grads.append(g)
+    if retain_graph is None:
+        retain_graph = create_graph
+    result = run_backward(roots, root_grads, retain_graph, create_graph, capture=inputs)
+    for i, g in enumerate(result):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} was not used in the graph of the outputs; pass allow_unused=True "
+                "to get None for it")
+        if g is not None and not create_graph:
+            result[i] = g.detach()
+    return tuple(result)
+
+

@@ -1,0 +1,138 @@
+"""Function: the base of every differentiable op, and the node it leaves on the tape.
+
+An op is a subclass with two static methods:
+
+* ``forward(ctx, *arrays, **params) -> array`` computes the value on backend arrays
+  (``ctx.be`` is the backend module) and declares what backward needs with
+  ``ctx.save_inputs(i, ...)`` and/or ``ctx.save_output()``;
+* ``backward(ctx, grad) -> tuple`` takes the output's gradient as a Tensor and returns one
+  gradient (Tensor or None) per input, written with Tensor ops, so that backward is itself
+  differentiable (``create_graph=True``). Gradients may have the broadcast shape: the engine
+  reduces them to each input's shape, in one place.
+
+``Op.apply(*tensors, **params)`` runs forward and, when recording, keeps the instance (the
+"ctx") as the output's ``grad_fn``: the tape node. The node holds what backward needs and the
+edges to its inputs' producers, never the inputs' values unless asked to.
+"""
+
+import itertools
+import traceback
+
+from .grad_mode import state
+
+_sequence = itertools.count()  # recording order: a node is always newer than its inputs' nodes
+
+
+class Function:
+    # Subclasses that only produce non-differentiable outputs (comparisons, argmax) set False.
+    differentiable = True
+    # True for the one op whose output lives on another device (ctx.dst) than its inputs.
+    moves_device = False
+
+    # ---- what forward declares ------------------------------------------------------------
+    def save_inputs(self, *indices):
+        self._save_idx = indices
+
+    def save_output(self):
+        self._save_out = True
+
+    # ---- the tape node ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def next_functions(self):
+        """Per input: its producer node, the leaf Tensor itself, or None (no grad)."""
+        return self._next
+
+    @property
+    def saved_tensors(self):
+        """The Tensors forward saved, inputs first then the output; raises if released or
+        modified in place since."""
+        if self._released:
+            raise RuntimeError(
+                f"{self.name}: trying to backward through the graph a second time (or to use "
+                "saved tensors after they were freed). Saved values are freed by backward(); "
+                "pass retain_graph=True to the first backward() if you need to backward twice.")
+        from ..tensor import Tensor
+
+        out = []
+        for t, version in zip(self._saved, self._saved_versions):
+            if t._vbox[0] != version:
+                raise RuntimeError(
+                    f"one of the tensors needed by {self.name} for gradient computation has been "
+                    f"modified by an in-place operation: a tensor of shape {t.shape} is at version "
+                    f"{t._vbox[0]}, expected {version}.")
+            out.append(t)
+        if self._out_data is not None:
+            if self._out_vbox[0] != self._out_version:
+                raise RuntimeError(
+                    f"the output of {self.name}, needed for its gradient computation, has been "
+                    f"modified by an in-place operation (version {self._out_vbox[0]}, expected "
+                    f"{self._out_version}).")
+            # Rebuilt from the saved array; under create_graph it is wired back to this node so
+            # that the second-order gradient flows through the op again.
+            node = self if state.grad_enabled else None
+            out.append(Tensor._make(self._out_data, self._device, node, self._out_vbox))
+        return out
+
+    def release(self):
+        self._saved = ()
+        self._out_data = None
+        self._released = True
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        from ..tensor import Tensor
+
+        first = inputs[0]
+        device = first._device
+        for t in inputs:
+            if t._device != device:
+                raise RuntimeError(
+                    f"{cls.__name__}: expected all tensors on one device, got {device} and {t._device}")
+        ctx = cls.__new__(cls)
+        ctx.be = be = first._be
+        ctx._save_idx = ()
+        ctx._save_out = False
+        prof = state.profiler
+        if prof is None:
+            out_data = cls.forward(ctx, *[t.data for t in inputs], **params)
+        else:
+            arrays = [t.data for t in inputs]
+            token = prof.begin(be)
+            out_data = cls.forward(ctx, *arrays, **params)
+            prof.end(token, ctx, arrays, out_data)
+        if cls.moves_device:
+            device = ctx.dst
+        if not (state.grad_enabled and cls.differentiable and any(t.requires_grad for t in inputs)):
+            return Tensor._make(out_data, device)
+        out = Tensor._make(out_data, device, ctx)
+        ctx._seq = next(_sequence)
+        ctx._device = device  # of the output
+        ctx._next = tuple(t._node if t._node is not None else (t if t.requires_grad else None)
+                          for t in inputs)
+        ctx._shapes = tuple(t.data.shape for t in inputs)
+        ctx._dtypes = tuple(t.data.dtype for t in inputs)
+        ctx._saved = tuple(inputs[i] for i in ctx._save_idx)
+        ctx._saved_versions = tuple(t._vbox[0] for t in ctx._saved)
+        if ctx._save_out:
+            ctx._out_data = out_data
+            ctx._out_vbox = out._vbox
+            ctx._out_version = out._vbox[0]
+        else:
+            ctx._out_data = None
+        ctx._released = False
+        if state.anomaly:
+            ctx.trace = "".join(traceback.format_stack()[:-2])
+        return out
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class NonDifferentiable(Function):
+    """Base for ops whose output carries no gradient (comparisons, argmax, casts to int)."""
+
+    differentiable = False

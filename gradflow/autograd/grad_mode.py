@@ -1,0 +1,61 @@
+"""Global autograd switches: gradient recording, anomaly detection, and the observer hooks."""
+
+import contextlib
+
+
+class _State:
+    """Read on every op, so kept as plain class attributes (one lookup each)."""
+
+    grad_enabled = True  # record ops on the tape
+    anomaly = False  # remember where each op was recorded; check backward for NaN/Inf
+    profiler = None  # gradflow.profiler.Profile while one is active
+    phase = "forward"  # "backward" while the engine runs backward functions
+    grad_observer = None  # callable(node, grad) the engine calls for each node's error signal
+
+
+state = _State
+
+
+def is_grad_enabled() -> bool:
+    return state.grad_enabled
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Context manager / decorator that turns gradient recording on or off."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        self.prev = state.grad_enabled
+        state.grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        state.grad_enabled = self.prev
+        return False
+
+
+class no_grad(set_grad_enabled):
+    """``with gf.no_grad():`` runs ops without recording them (inference, optimizer updates)."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    def __init__(self):
+        super().__init__(True)
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Inside, every op remembers the stack where it was recorded, and a NaN or Inf produced by a
+    backward function raises RuntimeError naming that op and that stack."""
+
+    def __enter__(self):
+        self.prev = state.anomaly
+        state.anomaly = True
+
+    def __exit__(self, *exc):
+        state.anomaly = self.prev
+        return False
+

@@ -1,0 +1,247 @@
+"""The backend interface written in plain numpy: the reference every backend is tested against.
+
+Every backend (``cpu``: the C++ kernels; ``cuda``: CuPy kernels) exposes these functions with
+the same signatures and semantics. Arrays in, arrays out; nothing here records gradients.
+The formulas are the straightforward textbook ones (computed stably), so that a fast kernel
+that disagrees with them is wrong. The CPU backend also falls back to these functions for
+dtypes its kernels do not cover (integers, bools).
+"""
+
+import numpy as np
+
+xp = np
+
+
+# ---- activations and elementwise math (forward, and backward from what forward saved) ---------
+def sigmoid(x):
+    e = np.exp(-np.abs(x))
+    r = 1 / (1 + e)
+    return np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
+
+
+def sigmoid_backward(y, g):
+    return g * y * (1 - y)
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def tanh_backward(y, g):
+    return g * (1 - y * y)
+
+
+def relu(x):
+    return np.where(x < 0, np.zeros((), x.dtype), x)
+
+
+def relu_backward(y, g):
+    return np.where(y > 0, g, np.zeros((), g.dtype))
+
+
+def leaky_relu(x, negative_slope):
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(x, g, negative_slope):
+    return np.where(x > 0, g, g * g.dtype.type(negative_slope))
+
+
+def _erf(x):
+    from math import erf
+
+    return np.vectorize(erf, otypes=[np.float64])(x)
+
+
+def gelu(x, approximate):
+    x64 = x.astype(np.float64)
+    if approximate:
+        y = 0.5 * x64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64**3)))
+    else:
+        y = 0.5 * x64 * (1 + _erf(x64 / np.sqrt(2)))
+    return y.astype(x.dtype)
+
+
+def gelu_backward(x, g, approximate):
+    x64 = x.astype(np.float64)
+    if approximate:
+        c = np.sqrt(2 / np.pi)
+        t = np.tanh(c * (x64 + 0.044715 * x64**3))
+        d = 0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * c * (1 + 3 * 0.044715 * x64**2)
+    else:
+        d = 0.5 * (1 + _erf(x64 / np.sqrt(2))) + x64 * np.exp(-0.5 * x64 * x64) / np.sqrt(2 * np.pi)
+    return (g * d).astype(x.dtype)
+
+
+def softplus(x, beta, threshold):
+    z = beta * x.astype(np.float64)
+    sp = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    return np.where(z > threshold, x, sp / beta).astype(x.dtype)
+
+
+def softplus_backward(x, g, beta, threshold):
+    z = beta * x.astype(np.float64)
+    return np.where(z > threshold, g, g * sigmoid(z)).astype(x.dtype)
+
+
+def exp(x):
+    return np.exp(x)
+
+
+def exp_backward(y, g):
+    return g * y
+
+
+def log(x):
+    return np.log(x)
+
+
+def log_backward(x, g):
+    return g / x
+
+
+def sqrt(x):
+    return np.sqrt(x)
+
+
+def sqrt_backward(y, g):
+    return g / (2 * y)
+
+
+def abs(x):  # noqa: A001 - the interface name
+    return np.abs(x)
+
+
+def abs_backward(x, g):
+    return g * np.sign(x)
+
+
+def neg(x):
+    return np.negative(x)
+
+
+def pow_scalar(x, p):
+    return np.power(x, x.dtype.type(p)) if x.dtype.kind == "f" else np.power(x, p)
+
+
+def pow_scalar_backward(x, g, p):
+    if p == 0:
+        return np.zeros_like(g)
+    return g * (p * np.power(x, x.dtype.type(p - 1)))
+
+
+# ---- binary, with numpy broadcasting -------------------------------------------------------------
+add, sub, mul, div, pow = np.add, np.subtract, np.multiply, np.true_divide, np.power
+maximum, minimum = np.maximum, np.minimum
+eq, ne, lt, le, gt, ge = np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal
+
+
+def where(cond, a, b):
+    return np.where(cond, a, b)
+
+
+# ---- reductions ----------------------------------------------------------------------------------
+def sum(x, axes, keepdims):  # noqa: A001
+    return np.sum(x, axis=axes, keepdims=keepdims)
+
+
+def mean(x, axes, keepdims):
+    return np.mean(x, axis=axes, keepdims=keepdims)
+
+
+def max(x, axes, keepdims):  # noqa: A001
+    return np.max(x, axis=axes, keepdims=keepdims)
+
+
+def min(x, axes, keepdims):  # noqa: A001
+    return np.min(x, axis=axes, keepdims=keepdims)
+
+
+def argmax(x, axis, keepdims):
+    return np.argmax(x, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(x, axes, keepdims):
+    m = np.max(x, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, np.zeros((), x.dtype))
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axes)
+
+
+def softmax(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis):
+    return x - logsumexp(x, (axis,), True)
+
+
+def softmax_backward(y, g, axis):
+    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+
+
+def log_softmax_backward(y, g, axis):
+    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+
+
+def cross_entropy(logits, labels):
+    n, c = logits.shape
+    if n and (labels.min() < 0 or labels.max() >= c):
+        bad = labels[(labels < 0) | (labels >= c)][0]
+        raise IndexError(f"cross_entropy: label {bad} is out of range for {c} classes")
+    lse = logsumexp(logits, (1,), False)
+    return lse - logits[np.arange(n), labels], lse
+
+
+def cross_entropy_backward(logits, labels, lse, g):
+    d = np.exp(logits - lse[:, None])
+    d[np.arange(len(labels)), labels] -= 1
+    return d * g[:, None]
+
+
+# ---- matmul and optimizer updates ----------------------------------------------------------------
+def matmul(a, b, trans_a=False, trans_b=False, bias=None):
+    a = np.swapaxes(a, -1, -2) if trans_a else a
+    b = np.swapaxes(b, -1, -2) if trans_b else b
+    out = np.matmul(a, b)
+    return out + bias if bias is not None else out
+
+
+def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
+    d = grad + weight_decay * param if weight_decay else grad.copy()
+    if momentum:
+        if first_step:
+            buf[...] = d
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    param -= lr * d
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    if decoupled:
+        param *= 1 - lr * weight_decay
+    elif weight_decay:
+        grad = grad + weight_decay * param
+    exp_avg *= beta1
+    exp_avg += (1 - beta1) * grad
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    bc1, bc2 = 1 - beta1**step, 1 - beta2**step
+    param -= (lr / bc1) * exp_avg / (np.sqrt(exp_avg_sq) / np.sqrt(bc2) + eps)
+
+
+# ---- scatter (the gradient of indexing) -----------------------------------------------------------
+def index_add(shape, dtype, index, values):
+    """zeros(shape) with ``values`` added at ``index``; repeated indices accumulate."""
+    out = np.zeros(shape, dtype)
+    np.add.at(out, index, values)
+    return out
+
+
+def scalar(value, dtype):
+    """A Python number as a 0-d array of ``dtype``, ready to broadcast against arrays."""
+    return np.asarray(value, dtype=dtype)

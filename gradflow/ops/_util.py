@@ -1,0 +1,75 @@
+"""Helpers shared by the op definitions: turning operands into tensors, dtype promotion and
+axis normalisation."""
+
+import numbers
+
+import numpy as np
+
+from .. import dtypes
+
+
+def as_tensor(x, like):
+    """``x`` as a Tensor on ``like``'s device; a Python number takes ``like``'s dtype when that
+    is a float dtype (so float32 tensors stay float32, as in numpy and PyTorch)."""
+    from ..tensor import Tensor
+
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, bool) or isinstance(x, numbers.Number):
+        if like.dtype.kind == "f":
+            dt = like.dtype
+        elif isinstance(x, bool):
+            dt = dtypes.bool_
+        elif isinstance(x, numbers.Integral):
+            dt = like.dtype if like.dtype.kind in "iu" else dtypes.int64
+        else:
+            dt = dtypes.default_float
+        return Tensor._make(like._be.scalar(x, dt), like._device)
+    from ..tensor import tensor
+
+    return tensor(x, device=like.device)
+
+
+def promote(a, b):
+    """Two operands (Tensors or numbers, at least one Tensor) as Tensors of one dtype, following
+    numpy's promotion for two arrays (float32 with float64 gives float64)."""
+    from ..tensor import Tensor
+
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, b)
+    elif not isinstance(b, Tensor):
+        b = as_tensor(b, a)
+    if a.dtype != b.dtype:
+        dt = np.result_type(a.dtype, b.dtype)
+        if a.dtype != dt:
+            a = a.to(dt)
+        if b.dtype != dt:
+            b = b.to(dt)
+    return a, b
+
+
+def float_operand(x):
+    """Math that only makes sense on floats promotes integer/bool tensors to the default float."""
+    return x if x.dtype.kind == "f" else x.to(dtypes.default_float)
+
+
+def normalize_axes(axis, ndim, op):
+    """None -> all axes; int or tuple (negatives allowed) -> sorted tuple of distinct axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, numbers.Integral):
+            raise TypeError(f"{op}: axis must be an int or tuple of ints, got {axis!r}")
+        if a < -ndim or a >= ndim:
+            raise IndexError(f"{op}: axis {a} is out of range for a tensor of {ndim} dimensions")
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def normalize_axis(axis, ndim, op):
+    return normalize_axes(axis, ndim, op)[0] if ndim else 0
+

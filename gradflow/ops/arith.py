@@ -1,0 +1,322 @@
+"""Elementwise arithmetic and math: + - * / **, maximum/minimum, where, comparisons, exp, log,
+sqrt, abs, clip. Operands broadcast numpy-style; the engine reduces gradients back."""
+
+from ..autograd.function import Function, NonDifferentiable
+from ._util import as_tensor, float_operand, promote
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return ctx.be.add(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return ctx.be.sub(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, -g
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_inputs(0, 1)
+        return ctx.be.mul(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        return g * b, g * a
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_inputs(0, 1)
+        return ctx.be.div(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        gb = g / b
+        return gb, -gb * a / b
+
+
+class Pow(Function):
+    """a ** b for two tensors."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_inputs(0, 1)
+        ctx.save_output()
+        return ctx.be.pow(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, out = ctx.saved_tensors
+        ga = g * b * a ** (b - 1)
+        # d/db a^b = a^b log a; taken as 0 where a == 0 (and b >= 0), as PyTorch does.
+        zero = (a == 0) & (b >= 0)
+        safe_a = where(zero, as_tensor(1, a), a)
+        gb = where(zero, as_tensor(0, g), g * out * safe_a.log())
+        return ga, gb
+
+
+class PowScalar(Function):
+    @staticmethod
+    def forward(ctx, x, p):
+        ctx.p = p
+        ctx.save_inputs(0)
+        return ctx.be.pow_scalar(x, p)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return (PowScalarBackward.apply(x, g, p=ctx.p),)
+
+
+class PowScalarBackward(Function):
+    @staticmethod
+    def forward(ctx, x, g, p):
+        ctx.p = p
+        ctx.save_inputs(0, 1)
+        return ctx.be.pow_scalar_backward(x, g, p)
+
+    @staticmethod
+    def backward(ctx, gg):
+        x, g = ctx.saved_tensors
+        p = ctx.p
+        gx = None if p in (0, 1) else gg * g * (p * (p - 1)) * x ** (p - 2)
+        return gx, PowScalarBackward.apply(x, gg, p=p)
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return ctx.be.neg(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (-g,)
+
+
+class _MaxMin(Function):
+    """maximum/minimum; where the operands tie, the gradient is split evenly between them."""
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        win_a = ctx.wins(a, b).to(g.dtype)
+        tie = (a == b).to(g.dtype) * 0.5
+        return g * (win_a + tie), g * (1 - win_a - tie)
+
+
+class Maximum(_MaxMin):
+    wins = staticmethod(lambda a, b: a > b)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_inputs(0, 1)
+        return ctx.be.maximum(a, b)
+
+
+class Minimum(_MaxMin):
+    wins = staticmethod(lambda a, b: a < b)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_inputs(0, 1)
+        return ctx.be.minimum(a, b)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, a, b, cond):
+        ctx.cond = cond
+        return ctx.be.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        from ..tensor import Tensor
+
+        cond = Tensor._make(ctx.cond, g._device)
+        zero = as_tensor(0, g)
+        return where(cond, g, zero), where(cond, zero, g)
+
+
+class Compare(NonDifferentiable):
+    @staticmethod
+    def forward(ctx, a, b, op):
+        return getattr(ctx.be, op)(a, b)
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_output()
+        return ctx.be.exp(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return (g * y,)
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_inputs(0)
+        return ctx.be.log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return (g / x,)
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_output()
+        return ctx.be.sqrt(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return (g / (y * 2),)
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_inputs(0)
+        return ctx.be.abs(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return (AbsBackward.apply(x, g),)
+
+
+class AbsBackward(Function):
+    @staticmethod
+    def forward(ctx, x, g):
+        ctx.save_inputs(0)
+        return ctx.be.abs_backward(x, g)
+
+    @staticmethod
+    def backward(ctx, gg):
+        (x,) = ctx.saved_tensors
+        return None, AbsBackward.apply(x, gg)
+
+
+class Clip(Function):
+    """clip(x, lo, hi); the gradient passes where lo <= x <= hi (either bound may be None)."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.lo, ctx.hi = lo, hi
+        ctx.save_inputs(0)
+        return ctx.be.xp.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        keep = None
+        if ctx.lo is not None:
+            keep = x >= ctx.lo
+        if ctx.hi is not None:
+            keep = (x <= ctx.hi) if keep is None else keep & (x <= ctx.hi)
+        return (g * keep.to(g.dtype),)
+
+
+# ---- functional forms -------------------------------------------------------------------------
+def add(a, b):
+    return Add.apply(*promote(a, b))
+
+
+def sub(a, b):
+    return Sub.apply(*promote(a, b))
+
+
+def mul(a, b):
+    return Mul.apply(*promote(a, b))
+
+
+def div(a, b):
+    a, b = promote(a, b)
+    if a.dtype.kind != "f":
+        a, b = float_operand(a), float_operand(b)
+    return Div.apply(a, b)
+
+
+def pow(a, b):  # noqa: A001
+    from ..tensor import Tensor
+
+    if isinstance(a, Tensor) and not isinstance(b, Tensor):
+        if isinstance(b, (int, float)) and not isinstance(b, bool):
+            return PowScalar.apply(a if a.dtype.kind == "f" or (isinstance(b, int) and b >= 0)
+                                   else float_operand(a), p=b)
+    return Pow.apply(*promote(a, b))
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+def maximum(a, b):
+    return Maximum.apply(*promote(a, b))
+
+
+def minimum(a, b):
+    return Minimum.apply(*promote(a, b))
+
+
+def where(cond, a, b):
+    """Elementwise ``a if cond else b``; cond is a boolean tensor (no gradient flows to it)."""
+    from ..tensor import Tensor
+
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        a, b = promote(a, b)
+    else:
+        raise TypeError("where: at least one of a and b must be a Tensor")
+    if not isinstance(cond, Tensor):
+        cond = as_tensor(cond, a)
+    if cond._device != a._device:
+        raise RuntimeError(f"where: cond is on {cond._device} but the operands are on {a._device}")
+    c = cond.data if cond.dtype.kind == "b" else cond.data.astype(bool)
+    return Where.apply(a, b, cond=c)
+
+
+def compare(op, a, b):
+    return Compare.apply(*promote(a, b), op=op)
+
+
+def exp(x):
+    return Exp.apply(float_operand(x))
+
+
+def log(x):
+    return Log.apply(float_operand(x))
+
+
+def sqrt(x):
+    return Sqrt.apply(float_operand(x))
+
+
+def abs(x):  # noqa: A001
+    return Abs.apply(x)
+
+
+def clip(x, lo=None, hi=None):
+    if lo is None and hi is None:
+        raise ValueError("clip: give at least one of lo and hi")
+    return Clip.apply(x, lo=lo, hi=hi)

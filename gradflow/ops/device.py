@@ -1,0 +1,24 @@
+"""Moving a tensor between devices, differentiably (the gradient moves back)."""
+
+from ..autograd.function import Function
+
+
+class ToDevice(Function):
+    moves_device = True  # Function.apply puts the output on ctx.dst
+
+    @staticmethod
+    def forward(ctx, x, src, dst):
+        from .. import backend
+
+        ctx.src, ctx.dst = src, dst
+        if dst == "cpu":
+            return backend.get(src).to_numpy(x)
+        return backend.get(dst).to_device_array(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (to_device(g, ctx.src),)
+
+
+def to_device(x, device):
+    return ToDevice.apply(x, src=x._device, dst=device)

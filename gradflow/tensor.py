@@ -1,0 +1,582 @@
+"""Tensor: a backend array (numpy on the CPU, CuPy on a GPU) plus what autograd needs."""
+
+import numbers
+
+import numpy as np
+
+from . import backend as _backend
+from . import dtypes as _dtypes
+from .autograd import engine as _engine
+from .autograd.grad_mode import state as _state
+from .ops import activation as _act
+from .ops import arith as _arith
+from .ops import linalg as _linalg
+from .ops import reduce as _reduce
+from .ops import shape as _shape
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it.
+
+    ``data`` is the backend array. ``grad_fn`` is the tape node that produced it (None for
+    leaves). ``_vbox`` is a one-element list holding the version counter, shared with views,
+    which in-place ops bump so that stale saved tensors are detected in backward.
+    """
+
+    __slots__ = ("data", "_device", "_be", "requires_grad", "grad", "_node", "_vbox", "_base",
+                 "__weakref__")
+    __array_priority__ = 1000  # numpy scalars/arrays on the left defer to Tensor's operators
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+        self.data, self._device, self._be = t.data, t._device, t._be
+        self.requires_grad, self.grad, self._node, self._vbox, self._base = (
+            t.requires_grad, None, None, [0], None)
+
+    @classmethod
+    def _make(cls, data, device, node=None, vbox=None, base=None):
+        t = object.__new__(cls)
+        t.data = data
+        t._device = device
+        t._be = _backend.get(device)
+        t.requires_grad = node is not None
+        t.grad = None
+        t._node = node
+        t._vbox = [0] if vbox is None else vbox
+        t._base = base
+        return t
+
+    # ---- properties ----------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def T(self):
+        return _shape.transpose(self)
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def numpy(self):
+        """The values as a numpy array (a copy from the GPU; on the CPU, the array itself)."""
+        if self.requires_grad:
+            raise RuntimeError("numpy() on a tensor that requires grad: call .detach().numpy()")
+        return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item(): the tensor has {self.size} elements, not 1")
+        return self._host().reshape(()).item()
+
+    def tolist(self):
+        return self._host().tolist()
+
+    def _host(self):
+        return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
+
+    def __repr__(self):
+        body = np.array2string(self._host(), separator=", ", prefix="tensor(")
+        extra = []
+        if self.dtype != _dtypes.float32 and self.dtype.kind == "f" or self.dtype.kind != "f":
+            extra.append(f"dtype={self.dtype}")
+        if self._device != "cpu":
+            extra.append(f"device='{self._device}'")
+        if self._node is not None:
+            extra.append(f"grad_fn=<{self._node.name}>")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extra) + ")"
+
+    def __bool__(self):
+        if self.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.size} elements is ambiguous")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu" or self.size != 1:
+            raise TypeError("only integer tensors of one element can be used as an index")
+        return int(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._host()
+        return a if dtype is None else a.astype(dtype)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    # ---- autograd ---------------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
+        _engine.backward(self, grad, retain_graph, create_graph)
+
+    def detach(self):
+        """The same values, cut from the graph (shares memory and the version counter)."""
+        return Tensor._make(self.data, self._device, None, self._vbox, self)
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, not {self.dtype}")
+        if not requires_grad and self._node is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ---- devices and dtypes -------------------------------------------------------------------------
+    def to(self, device_or_dtype=None, dtype=None, device=None):
+        """t.to("cuda"), t.to(gf.float64), t.to("cpu", gf.float32)."""
+        target_device, target_dtype = device, dtype
+        if device_or_dtype is not None:
+            try:
+                target_device = _backend.canonical_device(device_or_dtype)
+            except ValueError:
+                target_dtype = _dtypes.as_dtype(device_or_dtype)
+        out = self
+        if target_dtype is not None and _dtypes.as_dtype(target_dtype) != self.dtype:
+            out = _shape.Cast.apply(out, dtype=_dtypes.as_dtype(target_dtype))
+        if target_device is not None:
+            target_device = _backend.canonical_device(target_device)
+            if target_device != out._device:
+                from .ops.device import to_device
+
+                out = to_device(out, target_device)
+        return out
+
+    def cuda(self, index=0):
+        return self.to(f"cuda:{index}")
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def float(self):
+        return self.to(_dtypes.float32)
+
+    def double(self):
+        return self.to(_dtypes.float64)
+
+    # ---- operators --------------------------------------------------------------------------------
+    def __add__(self, o):
+        return _arith.add(self, o)
+
+    def __radd__(self, o):
+        return _arith.add(o, self)
+
+    def __sub__(self, o):
+        return _arith.sub(self, o)
+
+    def __rsub__(self, o):
+        return _arith.sub(o, self)
+
+    def __mul__(self, o):
+        return _arith.mul(self, o)
+
+    def __rmul__(self, o):
+        return _arith.mul(o, self)
+
+    def __truediv__(self, o):
+        return _arith.div(self, o)
+
+    def __rtruediv__(self, o):
+        return _arith.div(o, self)
+
+    def __pow__(self, o):
+        return _arith.pow(self, o)
+
+    def __rpow__(self, o):
+        return _arith.pow(o, self)
+
+    def __neg__(self):
+        return _arith.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _arith.abs(self)
+
+    def __matmul__(self, o):
+        return _linalg.matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return _linalg.matmul(o, self)
+
+    def __eq__(self, o):
+        return _arith.compare("eq", self, o)
+
+    def __ne__(self, o):
+        return _arith.compare("ne", self, o)
+
+    def __lt__(self, o):
+        return _arith.compare("lt", self, o)
+
+    def __le__(self, o):
+        return _arith.compare("le", self, o)
+
+    def __gt__(self, o):
+        return _arith.compare("gt", self, o)
+
+    def __ge__(self, o):
+        return _arith.compare("ge", self, o)
+
+    def __and__(self, o):
+        return _logical(self, o, "logical_and")
+
+    def __or__(self, o):
+        return _logical(self, o, "logical_or")
+
+    def __invert__(self):
+        if self.dtype.kind != "b":
+            raise TypeError(f"~ needs a bool tensor, got {self.dtype}")
+        return Tensor._make(self._be.xp.logical_not(self.data), self._device)
+
+    def __getitem__(self, index):
+        index = _index_arrays(index, self)
+        out = _shape.GetItem.apply(self, index=index)
+        if _shape._is_basic(index):  # a view: share the version counter with the base
+            out._vbox = self._vbox
+            out._base = self if self._base is None else self._base
+        return out
+
+    # ---- in place ---------------------------------------------------------------------------------
+    def __setitem__(self, index, value):
+        index = _index_arrays(index, self)
+        value = _arith.as_tensor(value, self)
+        if value.dtype != self.dtype:
+            value = value.to(self.dtype)
+        if _state.grad_enabled and (self.requires_grad or value.requires_grad):
+            self._check_inplace("__setitem__")
+            result = _shape.SetItem.apply(self._snapshot(), value, index=index)
+            self._commit_inplace(result)
+        else:
+            self.data[index] = value.data
+            self._vbox[0] += 1
+
+    def _inplace(self, op, other):
+        """``self op= other`` writing into self's memory; recorded on the tape when it needs to
+        be (then the old value is kept for any backward that reads it)."""
+        other = _arith.as_tensor(other, self)
+        if _state.grad_enabled and (self.requires_grad or other.requires_grad):
+            self._check_inplace(op)
+            result = getattr(_arith, op)(self._snapshot(), other)
+            if result.shape != self.shape:
+                raise ValueError(
+                    f"in-place {op}: the result's shape {result.shape} differs from the tensor's "
+                    f"shape {self.shape}")
+            self._commit_inplace(result.to(self.dtype))
+        else:
+            if other.dtype != self.dtype:
+                other = other.to(self.dtype)
+            try:
+                getattr(self._be, op)(self.data, other.data, out=self.data)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"in-place {op} of shape {other.shape} into {self.shape}: {e}") from None
+            self._vbox[0] += 1
+        return self
+
+    def _check_inplace(self, op):
+        if self._node is None and self.requires_grad:
+            raise RuntimeError(
+                f"{op}: a leaf tensor that requires grad is being modified in place; "
+                "wrap the update in `with gf.no_grad():`")
+        if self._base is not None and self._base.requires_grad:
+            raise RuntimeError(f"{op}: in-place modification of a view of a tensor that requires "
+                               "grad is not supported; apply the op out of place")
+
+    def _snapshot(self):
+        # The pre-op value, as its own tensor, for backward functions that need it.
+        return Tensor._make(self.data.copy(), self._device, self._node) if self._node is not None \
+            else Tensor._make(self.data.copy(), self._device)
+
+    def _commit_inplace(self, result):
+        self.data[...] = result.data
+        self._node = result._node
+        self.requires_grad = result.requires_grad
+        self._vbox[0] += 1
+        if self._node is not None and self._node._out_data is not None:
+            # The node saved its output: point it at our memory and version counter.
+            self._node._out_data = self.data
+            self._node._out_vbox = self._vbox
+            self._node._out_version = self._vbox[0]
+
+    def __iadd__(self, o):
+        return self._inplace("add", o)
+
+    def __isub__(self, o):
+        return self._inplace("sub", o)
+
+    def __imul__(self, o):
+        return self._inplace("mul", o)
+
+    def __itruediv__(self, o):
+        return self._inplace("div", o)
+
+    def add_(self, o, alpha=1):
+        return self._inplace("add", o if alpha == 1 else o * alpha)
+
+    def sub_(self, o, alpha=1):
+        return self._inplace("sub", o if alpha == 1 else o * alpha)
+
+    def mul_(self, o):
+        return self._inplace("mul", o)
+
+    def div_(self, o):
+        return self._inplace("div", o)
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def fill_(self, value):
+        self[...] = value
+        return self
+
+    def copy_(self, src):
+        self[...] = src
+        return self
+
+    # ---- math methods -----------------------------------------------------------------------------
+    def exp(self):
+        return _arith.exp(self)
+
+    def log(self):
+        return _arith.log(self)
+
+    def sqrt(self):
+        return _arith.sqrt(self)
+
+    def abs(self):
+        return _arith.abs(self)
+
+    def clip(self, lo=None, hi=None):
+        return _arith.clip(self, lo, hi)
+
+    clamp = clip
+
+    def sigmoid(self):
+        return _act.sigmoid(self)
+
+    def tanh(self):
+        return _act.tanh(self)
+
+    def relu(self):
+        return _act.relu(self)
+
+    def softmax(self, axis=-1):
+        return _act.softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        return _act.log_softmax(self, axis)
+
+    def sum(self, axis=None, keepdims=False):
+        return _reduce.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _reduce.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _reduce.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _reduce.min(self, axis, keepdims)
+
+    def logsumexp(self, axis=None, keepdims=False):
+        return _reduce.logsumexp(self, axis, keepdims)
+
+    def var(self, axis=None, keepdims=False, ddof=0):
+        return _reduce.var(self, axis, keepdims, ddof)
+
+    def argmax(self, axis=None, keepdims=False):
+        return _reduce.argmax(self, axis, keepdims)
+
+    def matmul(self, o):
+        return _linalg.matmul(self, o)
+
+    def reshape(self, *shape):
+        return _shape.reshape(self, *shape)
+
+    view = reshape
+
+    def transpose(self, *axes):
+        return _shape.transpose(self, *axes)
+
+    def swapaxes(self, a, b):
+        return _shape.swapaxes(self, a, b)
+
+    def flatten(self, start_axis=0, end_axis=-1):
+        return _shape.flatten(self, start_axis, end_axis)
+
+    def squeeze(self, axis=None):
+        return _shape.squeeze(self, axis)
+
+    def unsqueeze(self, axis):
+        return _shape.unsqueeze(self, axis)
+
+    def broadcast_to(self, shape):
+        return _shape.broadcast_to(self, shape)
+
+    def split(self, split_size_or_sections, axis=0):
+        return _shape.split(self, split_size_or_sections, axis)
+
+
+def _logical(a, b, fn):
+    b = _arith.as_tensor(b, a)
+    if a.dtype.kind != "b" or b.dtype.kind != "b":
+        raise TypeError(f"{fn}: needs bool tensors, got {a.dtype} and {b.dtype}")
+    return Tensor._make(getattr(a._be.xp, fn)(a.data, b.data), a._device)
+
+
+def _index_arrays(index, like):
+    """Tensors inside an index become backend arrays on the indexed tensor's device."""
+    if isinstance(index, tuple):
+        return tuple(_index_item(i, like) for i in index)
+    return _index_item(index, like)
+
+
+def _index_item(i, like):
+    if isinstance(i, Tensor):
+        if i._device != like._device:
+            raise RuntimeError(f"indexing a tensor on {like._device} with an index on {i._device}")
+        if i.dtype.kind not in "iub":
+            raise IndexError(f"tensors used as indices must be integer or bool, not {i.dtype}")
+        return i.data
+    if isinstance(i, (list, np.ndarray)) and like._device != "cpu":
+        return like._be.xp.asarray(i)
+    return i
+
+
+# ---- construction ---------------------------------------------------------------------------------
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor from a Python number, nested list, numpy/CuPy array or Tensor (copied).
+
+    dtype None: floats become float32, ints int64, bools bool; numpy arrays keep their dtype.
+    """
+    dev = _backend.canonical_device(device)
+    dt = _dtypes.as_dtype(dtype)
+    if isinstance(data, Tensor):
+        data = data._host() if dev == "cpu" or data._device == "cpu" else data.data
+    if dt is None:
+        if isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__"):
+            dt = data.dtype
+        else:
+            probe = np.asarray(data)
+            if probe.dtype.kind == "f":
+                dt = _dtypes.default_float
+            elif probe.dtype.kind in "iu":
+                dt = _dtypes.int64
+            elif probe.dtype.kind == "b":
+                dt = _dtypes.bool_
+            else:
+                raise TypeError(f"cannot make a tensor from {type(data).__name__} of dtype {probe.dtype}")
+    be = _backend.get(dev)
+    arr = be.xp.array(data, dtype=dt, copy=True) if dev != "cpu" else np.array(data, dtype=dt)
+    t = Tensor._make(arr, dev)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def from_numpy(a):
+    """A CPU tensor sharing memory with the numpy array ``a``."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy array, got {type(a).__name__}")
+    return Tensor._make(a, "cpu")
+
+
+def from_dlpack(x):
+    """A tensor sharing memory with any DLPack producer (CuPy, PyTorch, numpy arrays)."""
+    device_type, device_id = x.__dlpack_device__()
+    if int(device_type) == 1:  # kDLCPU
+        return Tensor._make(np.from_dlpack(x), "cpu")
+    dev = f"cuda:{int(device_id)}"
+    be = _backend.get(dev)
+    return Tensor._make(be.xp.from_dlpack(x), dev)
+
+
+def _shape_args(shape):
+    if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _filled(fill, shape, dtype, device, requires_grad):
+    dev = _backend.canonical_device(device)
+    dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
+    be = _backend.get(dev)
+    t = Tensor._make(be.xp.full(shape, fill, dtype=dt), dev)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def zeros(*shape, dtype=None, device=None, requires_grad=False):
+    return _filled(0, _shape_args(shape), dtype, device, requires_grad)
+
+
+def ones(*shape, dtype=None, device=None, requires_grad=False):
+    return _filled(1, _shape_args(shape), dtype, device, requires_grad)
+
+
+def full(shape, fill_value, dtype=None, device=None, requires_grad=False):
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    return _filled(fill_value, shape, dtype, device, requires_grad)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=False):
+    if stop is None:
+        start, stop = 0, start
+    host = np.arange(start, stop, step)
+    if dtype is None and host.dtype.kind == "f":
+        dtype = _dtypes.default_float
+    return tensor(host, dtype=dtype or _dtypes.int64, device=device, requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    dev = _backend.canonical_device(device)
+    be = _backend.get(dev)
+    t = Tensor._make(be.xp.eye(n, m, dtype=_dtypes.as_dtype(dtype) or _dtypes.default_float), dev)
+    return t.requires_grad_(True) if requires_grad else t
