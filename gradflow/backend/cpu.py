@@ -41,3 +41,5 @@ for _n in _UNARY + _BINARY + _REDUCE + _ROWWISE:
 where = _kernel("where", dtype_arg=1)
 index_add = _ref.index_add
 scalar = _ref.scalar
+to_numpy = _ref.to_numpy
+to_device_array = _ref.to_device_array

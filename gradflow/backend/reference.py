@@ -245,3 +245,13 @@ def index_add(shape, dtype, index, values):
 def scalar(value, dtype):
     """A Python number as a 0-d array of ``dtype``, ready to broadcast against arrays."""
     return np.asarray(value, dtype=dtype)
+
+
+def to_numpy(a):
+    """A host (numpy) array with the values of a backend array."""
+    return np.asarray(a)
+
+
+def to_device_array(a):
+    """An array of this backend holding the values of a numpy or other backend's array."""
+    return np.asarray(a)
