@@ -11,6 +11,7 @@ from . import _blas
 _blas.preload()
 
 from . import _C  # noqa: E402
+from . import tensor as _tensor  # noqa: E402  (first: the autograd and ops modules refer to it)
 from . import autograd, nn  # noqa: E402
 from .autograd import enable_grad, grad, no_grad, set_grad_enabled  # noqa: E402
 from .dtypes import bool_, float32, float64, int32, int64  # noqa: E402

@@ -34,11 +34,11 @@ class Tensor:
             t.requires_grad, None, None, [0], None)
 
     @classmethod
-    def _make(cls, data, device, node=None, vbox=None, base=None):
+    def _make(cls, data, device, node=None, vbox=None, base=None, be=None):
         t = object.__new__(cls)
         t.data = data
         t._device = device
-        t._be = _backend.get(device)
+        t._be = be if be is not None else _backend.get(device)
         t.requires_grad = node is not None
         t.grad = None
         t._node = node

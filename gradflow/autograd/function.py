@@ -18,6 +18,7 @@ edges to its inputs' producers, never the inputs' values unless asked to.
 import itertools
 import traceback
 
+from .. import tensor as _tensor
 from .grad_mode import state
 
 _sequence = itertools.count()  # recording order: a node is always newer than its inputs' nodes
@@ -28,6 +29,13 @@ class Function:
     differentiable = True
     # True for the one op whose output lives on another device (ctx.dst) than its inputs.
     moves_device = False
+    # Per-node state, as class-level defaults so that recording an op sets only what differs.
+    _save_idx = ()
+    _save_out = False
+    _saved = ()
+    _saved_versions = ()
+    _out_data = None
+    _released = False
 
     # ---- what forward declares ------------------------------------------------------------
     def save_inputs(self, *indices):
@@ -55,8 +63,6 @@ class Function:
                 f"{self.name}: trying to backward through the graph a second time (or to use "
                 "saved tensors after they were freed). Saved values are freed by backward(); "
                 "pass retain_graph=True to the first backward() if you need to backward twice.")
-        from ..tensor import Tensor
-
         out = []
         for t, version in zip(self._saved, self._saved_versions):
             if t._vbox[0] != version:
@@ -74,7 +80,7 @@ class Function:
             # Rebuilt from the saved array; under create_graph it is wired back to this node so
             # that the second-order gradient flows through the op again.
             node = self if state.grad_enabled else None
-            out.append(Tensor._make(self._out_data, self._device, node, self._out_vbox))
+            out.append(_tensor.Tensor._make(self._out_data, self._device, node, self._out_vbox))
         return out
 
     def release(self):
@@ -84,46 +90,45 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        from ..tensor import Tensor
-
         first = inputs[0]
         device = first._device
+        requires_grad = False
+        arrays = []
         for t in inputs:
             if t._device != device:
                 raise RuntimeError(
                     f"{cls.__name__}: expected all tensors on one device, got {device} and {t._device}")
-        ctx = cls.__new__(cls)
+            if t.requires_grad:
+                requires_grad = True
+            arrays.append(t.data)
+        ctx = object.__new__(cls)
         ctx.be = be = first._be
-        ctx._save_idx = ()
-        ctx._save_out = False
         prof = state.profiler
         if prof is None:
-            out_data = cls.forward(ctx, *[t.data for t in inputs], **params)
+            out_data = cls.forward(ctx, *arrays, **params)
         else:
-            arrays = [t.data for t in inputs]
             token = prof.begin(be)
             out_data = cls.forward(ctx, *arrays, **params)
             prof.end(token, ctx, arrays, out_data)
         if cls.moves_device:
-            device = ctx.dst
-        if not (state.grad_enabled and cls.differentiable and any(t.requires_grad for t in inputs)):
-            return Tensor._make(out_data, device)
-        out = Tensor._make(out_data, device, ctx)
+            device, be = ctx.dst, None
+        make = _tensor.Tensor._make
+        if not (requires_grad and state.grad_enabled and cls.differentiable):
+            return make(out_data, device, be=be)
+        out = make(out_data, device, ctx, be=be)
         ctx._seq = next(_sequence)
         ctx._device = device  # of the output
-        ctx._next = tuple(t._node if t._node is not None else (t if t.requires_grad else None)
-                          for t in inputs)
-        ctx._shapes = tuple(t.data.shape for t in inputs)
-        ctx._dtypes = tuple(t.data.dtype for t in inputs)
-        ctx._saved = tuple(inputs[i] for i in ctx._save_idx)
-        ctx._saved_versions = tuple(t._vbox[0] for t in ctx._saved)
+        ctx._next = tuple([t._node if t._node is not None else (t if t.requires_grad else None)
+                           for t in inputs])
+        ctx._shapes = tuple([a.shape for a in arrays])
+        ctx._dtypes = tuple([a.dtype for a in arrays])
+        if ctx._save_idx:
+            ctx._saved = saved = tuple([inputs[i] for i in ctx._save_idx])
+            ctx._saved_versions = tuple([t._vbox[0] for t in saved])
         if ctx._save_out:
             ctx._out_data = out_data
             ctx._out_vbox = out._vbox
             ctx._out_version = out._vbox[0]
-        else:
-            ctx._out_data = None
-        ctx._released = False
         if state.anomaly:
             ctx.trace = "".join(traceback.format_stack()[:-2])
         return out

@@ -6,13 +6,13 @@ import numbers
 import numpy as np
 
 from .. import dtypes
+from .. import tensor as _tensor
 
 
 def as_tensor(x, like):
     """``x`` as a Tensor on ``like``'s device; a Python number takes ``like``'s dtype when that
     is a float dtype (so float32 tensors stay float32, as in numpy and PyTorch)."""
-    from ..tensor import Tensor
-
+    Tensor = _tensor.Tensor
     if isinstance(x, Tensor):
         return x
     if isinstance(x, bool) or isinstance(x, numbers.Number):
@@ -25,16 +25,13 @@ def as_tensor(x, like):
         else:
             dt = dtypes.default_float
         return Tensor._make(like._be.scalar(x, dt), like._device)
-    from ..tensor import tensor
-
-    return tensor(x, device=like.device)
+    return _tensor.tensor(x, device=like.device)
 
 
 def promote(a, b):
     """Two operands (Tensors or numbers, at least one Tensor) as Tensors of one dtype, following
     numpy's promotion for two arrays (float32 with float64 gives float64)."""
-    from ..tensor import Tensor
-
+    Tensor = _tensor.Tensor
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
     elif not isinstance(b, Tensor):
