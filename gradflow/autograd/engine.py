@@ -46,7 +46,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     """
     from ..tensor import Tensor
 
-    heap = []  # (-seq, node)
+    heap = []  # (-seq, node): the newest pending node first
     pending = {}  # node -> summed error signal so far
     leaf_grads = {}  # id(leaf) -> [leaf, summed gradient]
     capture_nodes = {}
@@ -55,19 +55,26 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             if t._node is not None:
                 capture_nodes[t._node] = None
 
+    if create_graph:
+        def accumulate(a, b):
+            return a + b
+    else:  # no graph to record: add the arrays directly
+        def accumulate(a, b):
+            return Tensor._make(a._be.add(a.data, b.data), a._device, None, None, None, a._be)
+
     def send(edge, g):
-        if isinstance(edge, Function):  # a node
+        if isinstance(edge, Function):
             if edge in pending:
-                pending[edge] = pending[edge] + g
+                pending[edge] = accumulate(pending[edge], g)
             else:
                 pending[edge] = g
-                heapq.heappush(heap, (-edge._seq, id(edge), edge))
+                heapq.heappush(heap, (-edge._seq, edge))
         else:  # a leaf that requires grad
             slot = leaf_grads.get(id(edge))
             if slot is None:
                 leaf_grads[id(edge)] = [edge, g]
             else:
-                slot[1] = slot[1] + g
+                slot[1] = accumulate(slot[1], g)
 
     for t, g in zip(roots, root_grads):
         if t._node is not None:
@@ -81,9 +88,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     try:
         with set_grad_enabled(create_graph):
             while heap:
-                node = heapq.heappop(heap)[2]
+                node = heapq.heappop(heap)[1]
                 grad = pending.pop(node)
-                if node in capture_nodes:
+                if capture_nodes and node in capture_nodes:
                     capture_nodes[node] = grad
                 if observer is not None:
                     observer(node, grad)
@@ -95,7 +102,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 for edge, g, shape, dtype in zip(node._next, in_grads, node._shapes, node._dtypes):
                     if edge is None or g is None:
                         continue
-                    if g.shape != shape or g.dtype != dtype:
+                    a = g.data
+                    if a.shape != shape or a.dtype != dtype:
                         g = _sum_to(g, shape, dtype)
                     send(edge, g)
     finally:

@@ -112,19 +112,21 @@ class Function:
             prof.end(token, ctx, arrays, out_data)
         if cls.moves_device:
             device, be = ctx.dst, None
-        make = _tensor.Tensor._make
         if not (requires_grad and state.grad_enabled and cls.differentiable):
-            return make(out_data, device, be=be)
-        out = make(out_data, device, ctx, be=be)
+            return _tensor.Tensor._make(out_data, device, None, None, None, be)
+        out = _tensor.Tensor._make(out_data, device, ctx, None, None, be)
         ctx._seq = next(_sequence)
         ctx._device = device  # of the output
-        ctx._next = tuple([t._node if t._node is not None else (t if t.requires_grad else None)
-                           for t in inputs])
-        ctx._shapes = tuple([a.shape for a in arrays])
-        ctx._dtypes = tuple([a.dtype for a in arrays])
+        edges, shapes, dtypes = [], [], []
+        for t in inputs:
+            edges.append(t._node if t._node is not None else (t if t.requires_grad else None))
+            a = t.data
+            shapes.append(a.shape)
+            dtypes.append(a.dtype)
+        ctx._next, ctx._shapes, ctx._dtypes = edges, shapes, dtypes
         if ctx._save_idx:
-            ctx._saved = saved = tuple([inputs[i] for i in ctx._save_idx])
-            ctx._saved_versions = tuple([t._vbox[0] for t in saved])
+            ctx._saved = saved = [inputs[i] for i in ctx._save_idx]
+            ctx._saved_versions = [t._vbox[0] for t in saved]
         if ctx._save_out:
             ctx._out_data = out_data
             ctx._out_vbox = out._vbox
