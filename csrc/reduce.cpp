@@ -1,5 +1,672 @@
-// Placeholder until the reduce kernels land; registers nothing.
+// Reductions over a set of axes: sum, mean, max, min, logsumexp; argmax/argmin over one axis
+// or the flattened array.
+//
+// Layout. The kept dimensions form a StridedLoop over (output, input); the reduced dimensions
+// another (sorted by stride, negative strides flipped, collapsed), walked from each output's
+// input pointer. For each run of outputs the kernel picks:
+//  - row mode: each output reduces its own lines (unit stride for inner-axis reductions), in
+//    multi-accumulator vectorised loops;
+//  - column mode, when the outputs are closer together in memory than the reduced elements
+//    (axis-0 reductions of a C-contiguous array): a row vector of accumulators is updated by
+//    whole input rows, vectorised across the columns.
+// Threads split the outputs, or, for few outputs (a full reduction), the reduced range, with
+// per-chunk partial states combined afterwards.
+//
+// Accuracy: sums accumulate in double (float32 too), in 32 independent lanes over blocks of
+// 4096 elements whose sums are added with Neumaier compensation; column sums flush their
+// per-row accumulators every 128 rows. logsumexp is one pass over memory: per block of 1024
+// elements (or 16 rows in column mode) the block max rescales the running sum only when the
+// running max grows, then exp(x - max) is summed.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <set>
+
 #include "common.h"
+#include "simd_math_reduce.h"
+#include "strided.h"
+
 namespace gf {
-void bind_reduce(py::module_&) {}
+namespace {
+
+constexpr int kLanes = 32;
+constexpr index_t kSumBlock = 4096;
+constexpr index_t kLseBlock = 1024;
+
+template <class T> inline T nanmax(T m, T x) { return (x > m || x != x) ? x : m; }
+template <class T> inline T nanmin(T m, T x) { return (x < m || x != x) ? x : m; }
+template <class T> inline bool is_finite(T x) { return x - x == T(0); }
+
+// ---- row kernels: one strided line (stride in elements) ---------------------------------------
+template <class T>
+GF_DISPATCH double sum_line(const T* p, index_t n, index_t s) {
+  double acc[kLanes] = {};
+  index_t i = 0;
+  if (s == 1) {
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLanes; ++j) acc[j] += double(p[i + j]);
+    }
+  } else {
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLanes; ++j) acc[j] += double(p[(i + j) * s]);
+    }
+  }
+  double t = 0;
+  for (; i < n; ++i) t += double(p[i * s]);
+  for (int w = kLanes / 2; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0] + t;
+}
+
+template <class T, bool Max>
+GF_DISPATCH T extreme_line(const T* p, index_t n, index_t s) {
+  const T init = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  T acc[kLanes];
+  for (int j = 0; j < kLanes; ++j) acc[j] = init;
+  index_t i = 0;
+  if (s == 1) {
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLanes; ++j)
+        acc[j] = Max ? nanmax(acc[j], p[i + j]) : nanmin(acc[j], p[i + j]);
+    }
+  } else {
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLanes; ++j)
+        acc[j] = Max ? nanmax(acc[j], p[(i + j) * s]) : nanmin(acc[j], p[(i + j) * s]);
+    }
+  }
+  T m = init;
+  for (; i < n; ++i) m = Max ? nanmax(m, p[i * s]) : nanmin(m, p[i * s]);
+  for (int j = 0; j < kLanes; ++j) m = Max ? nanmax(m, acc[j]) : nanmin(m, acc[j]);
+  return m;
+}
+
+// sum of exp(x - shift) over a line, accumulated in double
+template <class T>
+GF_DISPATCH double sumexp_line(const T* p, index_t n, index_t s, T shift) {
+  double acc = 0;
+  if (s == 1) {
+#pragma omp simd reduction(+ : acc)
+    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i] - shift));
+  } else {
+#pragma omp simd reduction(+ : acc)
+    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i * s] - shift));
+  }
+  return acc;
+}
+
+// ---- column kernels: update W accumulators (column stride cs) from rows ------------------------
+template <class T>
+GF_DISPATCH void sum_cols(double* acc, const T* const* rows, int nr, index_t W, index_t cs) {
+  int r = 0;
+  if (cs == 1) {
+    for (; r + 4 <= nr; r += 4) {
+      const T *a = rows[r], *b = rows[r + 1], *c = rows[r + 2], *d = rows[r + 3];
+#pragma omp simd
+      for (index_t j = 0; j < W; ++j)
+        acc[j] += (double(a[j]) + double(b[j])) + (double(c[j]) + double(d[j]));
+    }
+    for (; r < nr; ++r) {
+      const T* a = rows[r];
+#pragma omp simd
+      for (index_t j = 0; j < W; ++j) acc[j] += double(a[j]);
+    }
+  } else {
+    for (; r < nr; ++r) {
+      const T* a = rows[r];
+#pragma omp simd
+      for (index_t j = 0; j < W; ++j) acc[j] += double(a[j * cs]);
+    }
+  }
+}
+
+template <class T, bool Max>
+GF_DISPATCH void extreme_cols(T* acc, const T* const* rows, int nr, index_t W, index_t cs) {
+  int r = 0;
+  if (cs == 1) {
+    for (; r + 4 <= nr; r += 4) {
+      const T *a = rows[r], *b = rows[r + 1], *c = rows[r + 2], *d = rows[r + 3];
+#pragma omp simd
+      for (index_t j = 0; j < W; ++j) {
+        T m = acc[j];
+        m = Max ? nanmax(m, a[j]) : nanmin(m, a[j]);
+        m = Max ? nanmax(m, b[j]) : nanmin(m, b[j]);
+        m = Max ? nanmax(m, c[j]) : nanmin(m, c[j]);
+        m = Max ? nanmax(m, d[j]) : nanmin(m, d[j]);
+        acc[j] = m;
+      }
+    }
+    for (; r < nr; ++r) {
+      const T* a = rows[r];
+#pragma omp simd
+      for (index_t j = 0; j < W; ++j) acc[j] = Max ? nanmax(acc[j], a[j]) : nanmin(acc[j], a[j]);
+    }
+  } else {
+    for (; r < nr; ++r) {
+      const T* a = rows[r];
+#pragma omp simd
+      for (index_t j = 0; j < W; ++j)
+        acc[j] = Max ? nanmax(acc[j], a[j * cs]) : nanmin(acc[j], a[j * cs]);
+    }
+  }
+}
+
+// logsumexp state per column: running max m, running sum s of exp(x - m)
+template <class T>
+GF_DISPATCH void lse_cols(T* m, double* s, T* bm, T* sh, const T* const* rows, int nr, index_t W,
+                          index_t cs) {
+  const T ninf = -std::numeric_limits<T>::infinity();
+#pragma omp simd
+  for (index_t j = 0; j < W; ++j) bm[j] = ninf;
+  for (int r = 0; r < nr; ++r) {
+    const T* a = rows[r];
+#pragma omp simd
+    for (index_t j = 0; j < W; ++j) bm[j] = nanmax(bm[j], a[j * cs]);
+  }
+#pragma omp simd
+  for (index_t j = 0; j < W; ++j) {
+    T om = m[j];
+    T nm = nanmax(om, bm[j]);
+    // om == nm also covers the all -inf column (no exp(-inf - -inf) = NaN)
+    double sc = (nm == om) ? 1.0 : vm::vexp(double(om) - double(nm));
+    s[j] *= sc;
+    m[j] = nm;
+    sh[j] = is_finite(nm) ? nm : T(0);  // non-finite max: the sum is not used
+  }
+  for (int r = 0; r < nr; ++r) {
+    const T* a = rows[r];
+#pragma omp simd
+    for (index_t j = 0; j < W; ++j) s[j] += double(vm::vexp(a[j * cs] - sh[j]));
+  }
+}
+
+template <class T> T lse_finish(T m, double s) {
+  if (!is_finite(m)) return m;  // NaN, +inf, or -inf (all -inf / empty)
+  return T(double(m) + std::log(s));
+}
+
+// ---- the ops -----------------------------------------------------------------------------------
+template <class T, bool Mean>
+struct SumOp {
+  struct State {
+    double s = 0, c = 0;
+  };
+  static void add(State& st, double v) {  // Neumaier
+    double t = st.s + v;
+    if (std::abs(st.s) >= std::abs(v)) st.c += (st.s - t) + v;
+    else st.c += (v - t) + st.s;
+    st.s = t;
+  }
+  static void run(State& st, const T* p, index_t n, index_t s) {
+    for (index_t b = 0; b < n; b += kSumBlock)
+      add(st, sum_line<T>(p + b * s, std::min(kSumBlock, n - b), s));
+  }
+  static void combine(State& a, const State& b) {
+    add(a, b.s);
+    add(a, b.c);
+  }
+  static T finish(const State& st, index_t count) {
+    double v = st.s + st.c;
+    return Mean ? T(v / double(count)) : T(v);
+  }
+  static constexpr index_t kColBlock = 1024;
+  struct Cols {
+    std::vector<double> acc, tot;
+    index_t rows = 0;
+    void init(index_t W) {
+      acc.assign(W, 0.0);
+      tot.assign(W, 0.0);
+      rows = 0;
+    }
+  };
+  static void col_rows(Cols& c, const T* const* rows, int nr, index_t W, index_t cs) {
+    sum_cols<T>(c.acc.data(), rows, nr, W, cs);
+    c.rows += nr;
+    if (c.rows >= 128) {
+      for (index_t j = 0; j < W; ++j) c.tot[j] += c.acc[j], c.acc[j] = 0;
+      c.rows = 0;
+    }
+  }
+  static void col_finish(Cols& c, T* out, index_t os, index_t W, index_t count) {
+    for (index_t j = 0; j < W; ++j) {
+      double v = c.tot[j] + c.acc[j];
+      out[j * os] = Mean ? T(v / double(count)) : T(v);
+    }
+  }
+};
+
+template <class T, bool Max>
+struct ExtremeOp {
+  struct State {
+    T m = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  };
+  static void run(State& st, const T* p, index_t n, index_t s) {
+    T v = extreme_line<T, Max>(p, n, s);
+    st.m = Max ? nanmax(st.m, v) : nanmin(st.m, v);
+  }
+  static void combine(State& a, const State& b) { a.m = Max ? nanmax(a.m, b.m) : nanmin(a.m, b.m); }
+  static T finish(const State& st, index_t) { return st.m; }
+  static constexpr index_t kColBlock = 2048;
+  struct Cols {
+    std::vector<T> acc;
+    void init(index_t W) { acc.assign(W, State().m); }
+  };
+  static void col_rows(Cols& c, const T* const* rows, int nr, index_t W, index_t cs) {
+    extreme_cols<T, Max>(c.acc.data(), rows, nr, W, cs);
+  }
+  static void col_finish(Cols& c, T* out, index_t os, index_t W, index_t) {
+    for (index_t j = 0; j < W; ++j) out[j * os] = c.acc[j];
+  }
+};
+
+template <class T>
+struct LseOp {
+  struct State {
+    T m = -std::numeric_limits<T>::infinity();
+    double s = 0;
+  };
+  // Folds a block whose max is bm into the running max; true if exp(x - st.m) must be summed.
+  static bool update(State& st, T bm) {
+    if (bm != bm || st.m != st.m) {
+      st.m = std::numeric_limits<T>::quiet_NaN();
+      return false;
+    }
+    if (st.m == std::numeric_limits<T>::infinity()) return false;
+    if (bm == std::numeric_limits<T>::infinity()) {
+      st.m = bm;
+      return false;
+    }
+    if (bm == -std::numeric_limits<T>::infinity()) return false;
+    if (bm > st.m) {
+      st.s = (st.m == -std::numeric_limits<T>::infinity())
+                 ? 0.0
+                 : st.s * std::exp(double(st.m) - double(bm));
+      st.m = bm;
+    }
+    return true;
+  }
+  static void run(State& st, const T* p, index_t n, index_t s) {
+    for (index_t b = 0; b < n; b += kLseBlock) {
+      index_t len = std::min(kLseBlock, n - b);
+      const T* q = p + b * s;
+      if (update(st, extreme_line<T, true>(q, len, s))) st.s += sumexp_line<T>(q, len, s, st.m);
+    }
+  }
+  static void combine(State& a, const State& b) {
+    if (b.m == -std::numeric_limits<T>::infinity() && b.m == b.m) return;
+    if (!is_finite(b.m) || !is_finite(a.m)) {  // NaN, +inf, or a = -inf
+      if (a.m != a.m || b.m != b.m) a.m = std::numeric_limits<T>::quiet_NaN();
+      else if (a.m == -std::numeric_limits<T>::infinity()) a = b;
+      else a.m = std::numeric_limits<T>::infinity();
+      return;
+    }
+    T M = std::max(a.m, b.m);
+    a.s = a.s * std::exp(double(a.m) - double(M)) + b.s * std::exp(double(b.m) - double(M));
+    a.m = M;
+  }
+  static T finish(const State& st, index_t) { return lse_finish(st.m, st.s); }
+  static constexpr index_t kColBlock = 256;
+  struct Cols {
+    std::vector<T> m, bm, sh;
+    std::vector<double> s;
+    void init(index_t W) {
+      m.assign(W, -std::numeric_limits<T>::infinity());
+      bm.resize(W);
+      sh.resize(W);
+      s.assign(W, 0.0);
+    }
+  };
+  static void col_rows(Cols& c, const T* const* rows, int nr, index_t W, index_t cs) {
+    lse_cols<T>(c.m.data(), c.s.data(), c.bm.data(), c.sh.data(), rows, nr, W, cs);
+  }
+  static void col_finish(Cols& c, T* out, index_t os, index_t W, index_t) {
+    for (index_t j = 0; j < W; ++j) out[j * os] = lse_finish(c.m[j], c.s[j]);
+  }
+};
+
+// ---- argument handling ---------------------------------------------------------------------------
+// axes: None (all), an int, or a sequence of ints -> a mask over the dimensions.
+std::vector<bool> parse_axes(const char* op, const py::object& axes, int ndim) {
+  std::vector<bool> mask(ndim, false);
+  if (axes.is_none()) {
+    mask.assign(ndim, true);
+    return mask;
+  }
+  std::vector<index_t> list;
+  if (py::isinstance<py::int_>(axes)) {
+    list.push_back(axes.cast<index_t>());
+  } else {
+    for (py::handle h : axes) {
+      if (!py::isinstance<py::int_>(h) && !py::hasattr(h, "__index__"))
+        throw py::type_error(std::string(op) + ": axes must be ints, got " +
+                             py::repr(axes).cast<std::string>());
+      list.push_back(py::int_(py::reinterpret_borrow<py::object>(h)).cast<index_t>());
+    }
+  }
+  for (index_t a : list) {
+    int d = normalize_axis(a, ndim, op);
+    if (mask[d])
+      throw py::value_error(std::string(op) + ": duplicate value in axes " +
+                            py::repr(axes).cast<std::string>());
+    mask[d] = true;
+  }
+  return mask;
+}
+
+std::vector<py::ssize_t> out_shape(const py::array& x, const std::vector<bool>& mask, bool keepdims) {
+  std::vector<py::ssize_t> s;
+  for (int d = 0; d < int(x.ndim()); ++d) {
+    if (!mask[d]) s.push_back(x.shape(d));
+    else if (keepdims) s.push_back(1);
+  }
+  return s;
+}
+
+// The reduced dimensions as a 1-operand loop of byte offsets from an output's input pointer
+// (sorted by |stride|, negative strides flipped: `delta` is the byte offset that flip adds).
+StridedLoop<1> reduced_loop(const py::array& x, const std::vector<bool>& mask, index_t& delta) {
+  std::vector<std::pair<index_t, index_t>> dims;  // (stride, shape)
+  delta = 0;
+  for (int d = 0; d < int(x.ndim()); ++d) {
+    if (!mask[d]) continue;
+    index_t st = x.strides(d), sh = x.shape(d);
+    if (st < 0 && sh > 0) {
+      delta += st * (sh - 1);
+      st = -st;
+    }
+    dims.emplace_back(st, sh);
+  }
+  std::stable_sort(dims.begin(), dims.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  StridedLoop<1> R;
+  R.ndim = int(dims.size());
+  for (int i = 0; i < R.ndim; ++i) {
+    R.strides[0][i] = dims[i].first;
+    R.shape[i] = dims[i].second;
+  }
+  R.data[0] = nullptr;
+  R.collapse();
+  return R;
+}
+
+template <class Op, class T>
+void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array& out) {
+  index_t delta;
+  StridedLoop<1> R = reduced_loop(x, mask, delta);
+  const index_t nR = R.size();
+  // kept dims: (out, in)
+  std::vector<index_t> kshape, kin, kout;
+  for (int d = 0; d < int(x.ndim()); ++d)
+    if (!mask[d]) kshape.push_back(x.shape(d)), kin.push_back(x.strides(d));
+  kout.assign(kshape.size(), 0);
+  {
+    index_t st = sizeof(T);
+    for (int i = int(kshape.size()) - 1; i >= 0; --i) kout[i] = st, st *= kshape[i];
+  }
+  StridedLoop<2> K;
+  K.set_shape(kshape);
+  K.set_operand(0, out.mutable_data(), kout.data());
+  K.set_operand(1, const_cast<void*>(x.data()), kin.data());
+  K.collapse();
+  const index_t nK = K.size();
+  if (nK == 0) return;
+  K.data[1] += delta;
+  const index_t rs = R.strides[0][R.ndim - 1];  // innermost reduced stride, bytes (>= 0)
+  const int nt = num_threads();
+
+  py::gil_scoped_release nogil;
+  auto reduce_one = [&R](char* base, index_t b, index_t e, typename Op::State& st) {
+    char* bases[1] = {base};
+    R.run_range_at(bases, b, e, [&st](char* const* p, const index_t* s, index_t n) {
+      Op::run(st, reinterpret_cast<const T*>(p[0]), n, s[0] / index_t(sizeof(T)));
+    });
+  };
+
+  if (nt > 1 && nK < 4 * nt && nK * nR > kGrain) {
+    // Few outputs: split each output's reduced range across threads, combine the partials.
+    K.run_range(0, nK, [&](char* const* p, const index_t* s, index_t n) {
+      for (index_t i = 0; i < n; ++i) {
+        char* base = p[1] + i * s[1];
+        int chunks = int(std::min<index_t>(nt, (nR + kGrain - 1) / kGrain));
+        std::vector<typename Op::State> part(chunks);
+#pragma omp parallel for num_threads(chunks) schedule(static, 1)
+        for (int c = 0; c < chunks; ++c)
+          reduce_one(base, nR * c / chunks, nR * (c + 1) / chunks, part[c]);
+        for (int c = 1; c < chunks; ++c) Op::combine(part[0], part[c]);
+        reinterpret_cast<T*>(p[0] + i * s[0])[0] = Op::finish(part[0], nR);
+      }
+    });
+    return;
+  }
+
+  const index_t grain = std::max<index_t>(1, kGrain / std::max<index_t>(nR, 1));
+  K.for_each(grain, [&](char* const* p, const index_t* s, index_t n) {
+    T* o = reinterpret_cast<T*>(p[0]);
+    const index_t os = s[0] / index_t(sizeof(T));
+    const index_t cs = s[1];
+    if (n >= 2 && nR > 1 && std::abs(cs) < rs) {
+      // column mode: a row vector of accumulators, updated by whole rows
+      typename Op::Cols cols;
+      constexpr int kRows = 16;
+      const T* rows[kRows];
+      for (index_t j0 = 0; j0 < n; j0 += Op::kColBlock) {
+        const index_t W = std::min(Op::kColBlock, n - j0);
+        cols.init(W);
+        char* bases[1] = {p[1] + j0 * cs};
+        int nr = 0;
+        R.run_range_at(bases, 0, nR, [&](char* const* q, const index_t* qs, index_t m) {
+          for (index_t r = 0; r < m; ++r) {
+            rows[nr++] = reinterpret_cast<const T*>(q[0] + r * qs[0]);
+            if (nr == kRows) {
+              Op::col_rows(cols, rows, nr, W, cs / index_t(sizeof(T)));
+              nr = 0;
+            }
+          }
+        });
+        if (nr) Op::col_rows(cols, rows, nr, W, cs / index_t(sizeof(T)));
+        Op::col_finish(cols, o + j0 * os, os, W, nR);
+      }
+      return;
+    }
+    for (index_t i = 0; i < n; ++i) {
+      typename Op::State st;
+      reduce_one(p[1] + i * cs, 0, nR, st);
+      o[i * os] = Op::finish(st, nR);
+    }
+  });
+}
+
+enum class Kind { sum, mean, max, min, lse };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::sum: return "sum";
+    case Kind::mean: return "mean";
+    case Kind::max: return "max";
+    case Kind::min: return "min";
+    default: return "logsumexp";
+  }
+}
+
+template <class T>
+void dispatch_kind(Kind k, const py::array& x, const std::vector<bool>& mask, py::array& out) {
+  switch (k) {
+    case Kind::sum: reduce_kernel<SumOp<T, false>, T>(x, mask, out); break;
+    case Kind::mean: reduce_kernel<SumOp<T, true>, T>(x, mask, out); break;
+    case Kind::max: reduce_kernel<ExtremeOp<T, true>, T>(x, mask, out); break;
+    case Kind::min: reduce_kernel<ExtremeOp<T, false>, T>(x, mask, out); break;
+    case Kind::lse: reduce_kernel<LseOp<T>, T>(x, mask, out); break;
+  }
+}
+
+py::array reduce(Kind k, const py::object& xo, const py::object& axes, bool keepdims) {
+  const char* op = kind_name(k);
+  py::array x = as_array(xo, op);
+  DType dt = float_dtype(x, op);
+  std::vector<bool> mask = parse_axes(op, axes, int(x.ndim()));
+  x = aligned(x);
+  index_t nR = 1;
+  for (int d = 0; d < int(x.ndim()); ++d)
+    if (mask[d]) nR *= x.shape(d);
+  std::vector<py::ssize_t> oshape = out_shape(x, mask, keepdims);
+  py::array out = dt == DType::f32 ? py::array(py::array_t<float>(oshape))
+                                   : py::array(py::array_t<double>(oshape));
+  if (nR == 0) {
+    double fill;
+    switch (k) {
+      case Kind::sum: fill = 0.0; break;
+      case Kind::mean: fill = std::numeric_limits<double>::quiet_NaN(); break;
+      case Kind::lse: fill = -std::numeric_limits<double>::infinity(); break;
+      default:
+        throw py::value_error(std::string(op) + ": zero-size array to reduction operation " +
+                              (k == Kind::max ? "maximum" : "minimum") +
+                              " which has no identity (" + describe(x) + ", axes " +
+                              py::repr(axes).cast<std::string>() + ")");
+    }
+    py::module_::import("numpy").attr("copyto")(out, fill);
+    return out;
+  }
+  if (dt == DType::f32) dispatch_kind<float>(k, x, mask, out);
+  else dispatch_kind<double>(k, x, mask, out);
+  return out;
+}
+
+// ---- argmax / argmin -------------------------------------------------------------------------------
+// First index of the extreme value of a line (first NaN if any, as numpy).
+template <class T, bool Max>
+index_t arg_line(const T* p, index_t n, index_t s, T& best) {
+  T m = extreme_line<T, Max>(p, n, s);
+  best = m;
+  if (m != m) {
+    for (index_t i = 0; i < n; ++i)
+      if (p[i * s] != p[i * s]) return i;
+  }
+  for (index_t i = 0; i < n; ++i)
+    if (p[i * s] == m) return i;
+  return 0;
+}
+
+template <class T, bool Max>
+void arg_kernel(const py::array& x, const py::object& axis, std::int64_t* out) {
+  if (axis.is_none()) {
+    // flattened, C order of the logical array
+    StridedLoop<1> L;
+    std::vector<index_t> shape(x.shape(), x.shape() + x.ndim());
+    L.set_shape(shape);
+    L.set_operand(0, x);
+    L.collapse();
+    const index_t n = L.size();
+    py::gil_scoped_release nogil;
+    int nt = num_threads();
+    int chunks = (nt > 1 && n > kGrain) ? int(std::min<index_t>(nt, n / kGrain)) : 1;
+    std::vector<index_t> idx(chunks);
+    std::vector<T> val(chunks);
+#pragma omp parallel for num_threads(chunks) schedule(static, 1) if (chunks > 1)
+    for (int c = 0; c < chunks; ++c) {
+      index_t b = n * c / chunks, e = n * (c + 1) / chunks;
+      index_t bi = -1;
+      T bv = T(0);
+      index_t pos = b;
+      L.run_range(b, e, [&](char* const* p, const index_t* s, index_t m) {
+        T v;
+        index_t i = arg_line<T, Max>(reinterpret_cast<const T*>(p[0]), m, s[0] / index_t(sizeof(T)), v);
+        if (bi < 0 || (bv == bv && (v != v || (Max ? v > bv : v < bv)))) bi = pos + i, bv = v;
+        pos += m;
+      });
+      idx[c] = bi;
+      val[c] = bv;
+    }
+    index_t bi = idx[0];
+    T bv = val[0];
+    for (int c = 1; c < chunks; ++c) {
+      T v = val[c];
+      if (bv == bv && (v != v || (Max ? v > bv : v < bv))) bi = idx[c], bv = v;
+    }
+    out[0] = bi;
+    return;
+  }
+  // along one axis: kept dims loop over (out, in)
+  int ax = normalize_axis(axis.cast<index_t>(), int(x.ndim()), Max ? "argmax" : "argmin");
+  std::vector<index_t> kshape, kin, kout;
+  for (int d = 0; d < int(x.ndim()); ++d)
+    if (d != ax) kshape.push_back(x.shape(d)), kin.push_back(x.strides(d));
+  kout.assign(kshape.size(), 0);
+  index_t st = sizeof(std::int64_t);
+  for (int i = int(kshape.size()) - 1; i >= 0; --i) kout[i] = st, st *= kshape[i];
+  StridedLoop<2> K;
+  K.set_shape(kshape);
+  K.set_operand(0, out, kout.data());
+  K.set_operand(1, const_cast<void*>(x.data()), kin.data());
+  K.collapse();
+  const index_t n = x.shape(ax), as = x.strides(ax) / index_t(sizeof(T));
+  py::gil_scoped_release nogil;
+  K.for_each(std::max<index_t>(1, kGrain / n), [&](char* const* p, const index_t* s, index_t m) {
+    for (index_t i = 0; i < m; ++i) {
+      T v;
+      reinterpret_cast<std::int64_t*>(p[0] + i * s[0])[0] =
+          arg_line<T, Max>(reinterpret_cast<const T*>(p[1] + i * s[1]), n, as, v);
+    }
+  });
+}
+
+template <bool Max>
+py::array argext(const py::object& xo, const py::object& axis, bool keepdims) {
+  const char* op = Max ? "argmax" : "argmin";
+  py::array x = as_array(xo, op);
+  DType dt = float_dtype(x, op);
+  x = aligned(x);
+  std::vector<py::ssize_t> oshape;
+  index_t len;
+  if (axis.is_none()) {
+    if (keepdims) oshape.assign(x.ndim(), 1);
+    len = x.size();
+  } else {
+    int ax = normalize_axis(axis.cast<index_t>(), int(x.ndim()), op);
+    for (int d = 0; d < int(x.ndim()); ++d)
+      if (d != ax) oshape.push_back(x.shape(d));
+      else if (keepdims) oshape.push_back(1);
+    len = x.shape(ax);
+  }
+  if (len == 0)
+    throw py::value_error(std::string(op) + ": attempt to get " + op +
+                          " of an empty sequence (" + describe(x) + ")");
+  py::array_t<std::int64_t> out(oshape);
+  if (out.size() == 0) return out;
+  if (dt == DType::f32) arg_kernel<float, Max>(x, axis, out.mutable_data());
+  else arg_kernel<double, Max>(x, axis, out.mutable_data());
+  return out;
+}
+
+}  // namespace
+
+void bind_reduce(py::module_& m) {
+  const char* doc =
+      " over `axes` (a tuple of ints, negative allowed; an int; or None for all; () reduces "
+      "nothing), float32/float64, keeping size-1 dims if keepdims.";
+  m.def("sum", [](py::object x, py::object axes, bool keepdims) { return reduce(Kind::sum, x, axes, keepdims); },
+        py::arg("x"), py::arg("axes") = py::none(), py::arg("keepdims") = false,
+        (std::string("Sum") + doc + " Empty: 0.").c_str());
+  m.def("mean", [](py::object x, py::object axes, bool keepdims) { return reduce(Kind::mean, x, axes, keepdims); },
+        py::arg("x"), py::arg("axes") = py::none(), py::arg("keepdims") = false,
+        (std::string("Mean") + doc + " Empty: nan.").c_str());
+  m.def("max", [](py::object x, py::object axes, bool keepdims) { return reduce(Kind::max, x, axes, keepdims); },
+        py::arg("x"), py::arg("axes") = py::none(), py::arg("keepdims") = false,
+        (std::string("Max (NaN propagates)") + doc + " Empty: ValueError.").c_str());
+  m.def("min", [](py::object x, py::object axes, bool keepdims) { return reduce(Kind::min, x, axes, keepdims); },
+        py::arg("x"), py::arg("axes") = py::none(), py::arg("keepdims") = false,
+        (std::string("Min (NaN propagates)") + doc + " Empty: ValueError.").c_str());
+  m.def("logsumexp", [](py::object x, py::object axes, bool keepdims) { return reduce(Kind::lse, x, axes, keepdims); },
+        py::arg("x"), py::arg("axes") = py::none(), py::arg("keepdims") = false,
+        (std::string("log(sum(exp(x))), max-shifted, one pass") + doc +
+         " All -inf or empty: -inf; any +inf: +inf; any NaN: NaN.").c_str());
+  m.def("argmax", &argext<true>, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false,
+        "Index (int64) of the first maximum along axis (None: of the flattened array); NaN wins, as numpy.");
+  m.def("argmin", &argext<false>, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false,
+        "Index (int64) of the first minimum along axis (None: of the flattened array); NaN wins, as numpy.");
+}
+
 }  // namespace gf

@@ -128,11 +128,16 @@ struct StridedLoop {
   // cover flat indices [b, e) (C order over `shape`).
   template <class F>
   void run_range(index_t b, index_t e, F&& f) const {
+    run_range_at(data, b, e, f);
+  }
+  // The same with other base pointers (the strides and shape of this loop, other data).
+  template <class F>
+  void run_range_at(char* const* base, index_t b, index_t e, F&& f) const {
     if (b >= e) return;
     index_t idx[kMaxDims];
     char* p[K];
     index_t rem = b;
-    for (int k = 0; k < K; ++k) p[k] = data[k];
+    for (int k = 0; k < K; ++k) p[k] = base[k];
     for (int d = ndim - 1; d >= 0; --d) {
       idx[d] = rem % shape[d];
       rem /= shape[d];
