@@ -1,7 +1,10 @@
 """The CPU backend: the C++ kernels of ``gradflow._C`` on numpy arrays.
 
-Same interface as :mod:`gradflow.backend.reference`. The kernels cover float32 and float64;
-other dtypes (integer and bool tensors: labels, masks, indices) take the numpy reference path.
+Same interface as :mod:`gradflow.backend.reference`. The kernels cover float32 and float64.
+Ops that only make sense on floats are the kernels themselves (the op layer promotes integer
+inputs first); ops that integer and bool tensors also use (arithmetic, comparisons, sums of
+masks) fall back to the numpy reference when a kernel rejects the dtype with TypeError, which
+costs nothing on the float path.
 """
 
 import numpy as np
@@ -11,34 +14,37 @@ from . import reference as _ref
 
 xp = np
 name = "cpu"
-_FLOATS = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
 
 
-def _kernel(fn_name, dtype_arg=0):
-    # TRANSITIONAL: falls back to the reference while the C++ kernel families land.
+def _with_fallback(fn_name):
+    # TRANSITIONAL: `or` covers kernel families that have not landed yet.
     fast = getattr(_C, fn_name, None) or getattr(_ref, fn_name)
     slow = getattr(_ref, fn_name)
 
     def call(*args, **kwargs):
-        if args[dtype_arg].dtype in _FLOATS:
+        try:
             return fast(*args, **kwargs)
-        return slow(*args, **kwargs)
+        except TypeError:
+            return slow(*args, **kwargs)
 
     call.__name__ = fn_name
+    call.__doc__ = fast.__doc__
     return call
 
 
-_UNARY = """sigmoid sigmoid_backward tanh tanh_backward relu relu_backward leaky_relu
+_FLOAT_ONLY = """sigmoid sigmoid_backward tanh tanh_backward relu relu_backward leaky_relu
 leaky_relu_backward gelu gelu_backward softplus softplus_backward exp exp_backward log log_backward
-sqrt sqrt_backward abs abs_backward neg pow_scalar pow_scalar_backward""".split()
-_BINARY = "add sub mul div pow maximum minimum eq ne lt le gt ge".split()
-_REDUCE = "sum mean max min logsumexp argmax".split()
-_ROWWISE = """softmax log_softmax softmax_backward log_softmax_backward cross_entropy
-cross_entropy_backward matmul sgd_step adam_step""".split()
+sqrt sqrt_backward mean logsumexp softmax log_softmax softmax_backward log_softmax_backward
+cross_entropy cross_entropy_backward matmul sgd_step adam_step""".split()
+_ANY_DTYPE = """add sub mul div pow maximum minimum eq ne lt le gt ge where abs abs_backward neg
+pow_scalar pow_scalar_backward sum max min argmax""".split()
 
-for _n in _UNARY + _BINARY + _REDUCE + _ROWWISE:
-    globals()[_n] = _kernel(_n)
-where = _kernel("where", dtype_arg=1)
+for _n in _FLOAT_ONLY:
+    globals()[_n] = getattr(_C, _n, None) or getattr(_ref, _n)  # TRANSITIONAL: see above
+for _n in _ANY_DTYPE:
+    globals()[_n] = _with_fallback(_n)
+del _n
+
 index_add = _ref.index_add
 scalar = _ref.scalar
 to_numpy = _ref.to_numpy
