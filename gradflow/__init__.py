@@ -29,3 +29,5 @@ get_num_threads = _C.get_num_threads
 set_num_threads = _C.set_num_threads
 
 __version__ = "0.1.0"
+
+from . import profiler, viz  # noqa: E402
