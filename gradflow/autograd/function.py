@@ -50,6 +50,11 @@ class Function:
         return type(self).__name__
 
     @property
+    def needs_input_grad(self):
+        """Per input, whether its gradient is wanted; backward may return None for the rest."""
+        return [e is not None for e in self._next]
+
+    @property
     def next_functions(self):
         """Per input: its producer node, the leaf Tensor itself, or None (no grad)."""
         return self._next

@@ -34,7 +34,8 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        return g * b, g * a
+        need_a, need_b = ctx.needs_input_grad
+        return (g * b if need_a else None), (g * a if need_b else None)
 
 
 class Div(Function):
@@ -47,7 +48,7 @@ class Div(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         gb = g / b
-        return gb, -gb * a / b
+        return gb, (-gb * a / b if ctx.needs_input_grad[1] else None)
 
 
 class Pow(Function):
@@ -62,11 +63,13 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, g):
         a, b, out = ctx.saved_tensors
-        ga = g * b * a ** (b - 1)
-        # d/db a^b = a^b log a; taken as 0 where a == 0 (and b >= 0), as PyTorch does.
-        zero = (a == 0) & (b >= 0)
-        safe_a = where(zero, as_tensor(1, a), a)
-        gb = where(zero, as_tensor(0, g), g * out * safe_a.log())
+        need_a, need_b = ctx.needs_input_grad
+        ga = g * b * a ** (b - 1) if need_a else None
+        gb = None
+        if need_b:  # d/db a^b = a^b log a; taken as 0 where a == 0 (and b >= 0), as PyTorch does
+            zero = (a == 0) & (b >= 0)
+            safe_a = where(zero, as_tensor(1, a), a)
+            gb = where(zero, as_tensor(0, g), g * out * safe_a.log())
         return ga, gb
 
 

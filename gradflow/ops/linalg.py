@@ -19,11 +19,15 @@ class MatMul(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         ta, tb = ctx.trans_a, ctx.trans_b
+        need_a, need_b = ctx.needs_input_grad
         # C = A' B' with A' = op(a), B' = op(b):  dA' = g B'^T,  dB' = A'^T g
-        ga = (MatMul.apply(g, b, trans_a=False, trans_b=not tb) if not ta
-              else MatMul.apply(b, g, trans_a=tb, trans_b=True))
-        gb = (MatMul.apply(a, g, trans_a=not ta, trans_b=False) if not tb
-              else MatMul.apply(g, a, trans_a=True, trans_b=ta))
+        ga = gb = None
+        if need_a:
+            ga = (MatMul.apply(g, b, trans_a=False, trans_b=not tb) if not ta
+                  else MatMul.apply(b, g, trans_a=tb, trans_b=True))
+        if need_b:
+            gb = (MatMul.apply(a, g, trans_a=not ta, trans_b=False) if not tb
+                  else MatMul.apply(g, a, trans_a=True, trans_b=ta))
         return ga, gb
 
 
@@ -38,9 +42,12 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        gx = MatMul.apply(g, w)
-        gw = MatMul.apply(g, x, trans_a=True) if g.ndim == 2 else MatMul.apply(
-            g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1]), trans_a=True)
+        need = ctx.needs_input_grad
+        gx = MatMul.apply(g, w) if need[0] else None  # skipped for the data input of layer 1
+        gw = None
+        if need[1]:
+            gw = MatMul.apply(g, x, trans_a=True) if g.ndim == 2 else MatMul.apply(
+                g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1]), trans_a=True)
         return gx, gw, g  # the engine sums g over the batch for the bias
 
 
