@@ -31,3 +31,4 @@ set_num_threads = _C.set_num_threads
 __version__ = "0.1.0"
 
 from . import profiler, viz  # noqa: E402
+from . import cuda  # noqa: E402  (gf.cuda; imports CuPy only when used)
