@@ -1,0 +1,51 @@
+"""Shared fixtures for the Tensor/autograd core tests.
+
+``device`` runs a test on "cpu" and on "cuda"; the CUDA case is skipped, with the reason shown in
+the pytest summary (``-rs``), when ``gradflow.cuda`` is missing or no GPU is usable.
+"""
+import numpy as np
+import pytest
+
+import gradflow as gf
+
+
+def cuda_skip_reason():
+    """None when CUDA tests can run, otherwise a human-readable reason."""
+    cuda = getattr(gf, "cuda", None)
+    if cuda is None:
+        return "gradflow.cuda is not available (module missing)"
+    is_available = getattr(cuda, "is_available", None)
+    if is_available is None:
+        return "gradflow.cuda has no is_available()"
+    try:
+        ok = is_available()
+    except Exception as e:  # a broken CUDA stack should skip, not error
+        return f"gradflow.cuda.is_available() raised {type(e).__name__}: {e}"
+    if not ok:
+        why = getattr(cuda, "unavailable_reason", lambda: None)()
+        return f"CUDA is not available{': ' + why if why else ''}"
+    return None
+
+
+_CUDA_SKIP = cuda_skip_reason()
+requires_cuda = pytest.mark.skipif(_CUDA_SKIP is not None, reason=_CUDA_SKIP or "")
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=requires_cuda)])
+def device(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def t64(a, requires_grad=True, device="cpu"):
+    """A float64 tensor from array-like ``a``."""
+    return gf.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad, device=device)
+
+
+def host(t):
+    """A tensor's values as a numpy array, whatever it requires."""
+    return np.asarray(t.detach().numpy() if t.device == "cpu" else t.detach().cpu().numpy())
