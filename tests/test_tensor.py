@@ -344,6 +344,24 @@ def test_unknown_device_raises_valueerror(dev):
         gf.tensor([1.0], device=dev)
 
 
+def test_factories_on_device(device):
+    for t in (gf.zeros(2, 3, device=device), gf.ones((2, 3), device=device), gf.randn(2, 3, device=device),
+              gf.full((2, 3), 1.0, device=device), gf.tensor(np.ones((2, 3)), device=device),
+              gf.eye(2, 3, device=device), gf.arange(6, device=device).reshape(2, 3)):
+        assert t.device == gf.zeros(1, device=device).device and t.shape == (2, 3)
+    t = gf.tensor([[1.0, 2.0]], device=device)
+    assert t.tolist() == [[1.0, 2.0]]
+    assert (t + 1).device == t.device and (t * t).sum().item() == 5.0
+    assert t.cpu().device == "cpu" and t.to("cpu").numpy().tolist() == [[1.0, 2.0]]
+
+
+def test_grad_flows_across_to_device(device):
+    x = gf.tensor([1.0, 2.0], dtype=gf.float64, requires_grad=True)
+    y = x.to(device) * 3
+    (y.cpu() * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [6 * 1.0, 6 * 2.0])
+
+
 @requires_cuda
 def test_mixing_devices_raises():
     a = gf.ones(2)
