@@ -1,5 +1,11 @@
-"""Neural-network building blocks."""
+"""Neural-network building blocks: Module, Parameter, layers, losses, init, functional."""
 
-from . import functional
+from . import functional, init
+from .layers import (GELU, BCEWithLogitsLoss, CrossEntropyLoss, Dropout, LeakyReLU, Linear,
+                     MSELoss, ReLU, Sequential, Sigmoid, Softplus, Tanh)
+from .module import Module
+from .parameter import Parameter
 
-__all__ = ["functional"]
+__all__ = ["functional", "init", "Module", "Parameter", "Linear", "Sequential", "Dropout",
+           "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU", "Softplus", "MSELoss",
+           "CrossEntropyLoss", "BCEWithLogitsLoss"]

@@ -1,0 +1,8 @@
+"""Optimizers (fused in-place backend updates, no graph recorded) and learning-rate schedules."""
+
+from . import lr_scheduler
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]

@@ -1,0 +1,101 @@
+"""Optimizer: parameter groups, per-parameter state, state_dict round trips."""
+
+from ..autograd.grad_mode import no_grad
+from ..tensor import Tensor
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        self.state = {}  # parameter -> dict of its state (arrays on the parameter's device)
+        self.param_groups = []
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, group):
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p).__name__}")
+            if not p.requires_grad or not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: can only optimise leaf tensors that "
+                                 "require grad")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise ValueError("a parameter appears in more than one parameter group")
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self._validate(group)
+        self.param_groups.append(group)
+
+    def _validate(self, group):
+        if group["lr"] < 0:
+            raise ValueError(f"invalid learning rate: {group['lr']}")
+
+    def zero_grad(self, set_to_none=True):
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.data[...] = 0
+
+    def step(self):
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        if p.grad.shape != p.shape:
+                            raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter "
+                                               f"of shape {p.shape}")
+                        self._update(p, p.grad.data, group, self.state.setdefault(p, {}))
+                        p._vbox[0] += 1
+
+    def _update(self, p, grad, group, state):
+        raise NotImplementedError
+
+    # ---- state ------------------------------------------------------------------------------------
+    def state_dict(self):
+        """{'state': {index: {name: value}}, 'param_groups': [{..., 'params': [index, ...]}]},
+        parameters numbered in group order, as in PyTorch."""
+        index = {}
+        groups = []
+        for g in self.param_groups:
+            ids = []
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {}
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p in self.state:
+                    state[index[id(p)]] = {
+                        k: (Tensor._make(v, p._device).detach() if hasattr(v, "shape") else v)
+                        for k, v in self.state[p].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
+            raise ValueError("optimizer state_dict does not match this optimizer's parameter groups")
+        params = {}
+        for saved, own in zip(groups, self.param_groups):
+            for i, p in zip(saved["params"], own["params"]):
+                params[i] = p
+            for k, v in saved.items():
+                if k != "params":
+                    own[k] = v
+        self.state = {}
+        for i, st in state_dict["state"].items():
+            p = params[int(i)]
+            self.state[p] = {k: (p._be.to_device_array(v._host() if isinstance(v, Tensor) else v)
+                                 .astype(p.dtype, copy=True) if hasattr(v, "shape") else v)
+                             for k, v in st.items()}

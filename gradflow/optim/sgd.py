@@ -1,0 +1,33 @@
+"""Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
+
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """PyTorch's SGD rule, one fused in-place kernel per parameter:
+    d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at the first step);
+    d = d + momentum buf (Nesterov) or buf; p -= lr d."""
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      nesterov=nesterov, weight_decay=weight_decay))
+
+    def _validate(self, group):
+        super()._validate(group)
+        if group["momentum"] < 0:
+            raise ValueError(f"invalid momentum: {group['momentum']}")
+        if group["weight_decay"] < 0:
+            raise ValueError(f"invalid weight_decay: {group['weight_decay']}")
+
+    def _update(self, p, grad, group, state):
+        momentum = group["momentum"]
+        buf, first = None, False
+        if momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = p._be.xp.empty_like(p.data)
+                first = True
+        p._be.sgd_step(p.data, grad, buf, group["lr"], momentum, group["dampening"],
+                       group["nesterov"], group["weight_decay"], first)
