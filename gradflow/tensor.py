@@ -270,12 +270,7 @@ class Tensor:
         return Tensor._make(self._be.xp.logical_not(self.data), self._device)
 
     def __getitem__(self, index):
-        index = _index_arrays(index, self)
-        out = _shape.GetItem.apply(self, index=index)
-        if _shape._is_basic(index):  # a view: share the version counter with the base
-            out._vbox = self._vbox
-            out._base = self if self._base is None else self._base
-        return out
+        return _shape.GetItem.apply(self, index=_index_arrays(index, self))
 
     # ---- in place ---------------------------------------------------------------------------------
     def __setitem__(self, index, value):
@@ -494,7 +489,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if isinstance(data, Tensor):
         data = data._host() if dev == "cpu" or data._device == "cpu" else data.data
     if dt is None:
-        if isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__"):
+        if isinstance(data, (np.ndarray, np.generic)) or hasattr(data, "__cuda_array_interface__"):
             dt = data.dtype
         else:
             probe = np.asarray(data)
@@ -554,7 +549,13 @@ def ones(*shape, dtype=None, device=None, requires_grad=False):
 
 
 def full(shape, fill_value, dtype=None, device=None, requires_grad=False):
+    """dtype None: from the fill value, as PyTorch (bool, int64, else float32)."""
     shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    if dtype is None:
+        if isinstance(fill_value, bool):
+            dtype = _dtypes.bool_
+        elif isinstance(fill_value, numbers.Integral):
+            dtype = _dtypes.int64
     return _filled(fill_value, shape, dtype, device, requires_grad)
 
 

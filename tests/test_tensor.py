@@ -302,8 +302,6 @@ def test_matmul_inner_dim_error_names_both_shapes(sa, sb):
     assert str(sa) in str(e.value) and str(sb) in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: matmul's inner-dim error names the internally reshaped "
-                   "2-D shapes ((1, 3) @ (4, 1)) instead of the 1-D operand shapes the caller passed")
 @pytest.mark.parametrize("sa,sb", [((3,), (4,)), ((2, 3), (2,)), ((4,), (3, 2))])
 def test_matmul_inner_dim_error_names_1d_shapes(sa, sb):
     with pytest.raises(ValueError) as e:

@@ -50,10 +50,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     pending = {}  # node -> summed error signal so far
     leaf_grads = {}  # id(leaf) -> [leaf, summed gradient]
     capture_nodes = {}
+    wanted = None  # with capture: the nodes whose backward leads to a captured tensor
     if capture is not None:
         for t in capture:
             if t._node is not None:
                 capture_nodes[t._node] = None
+        wanted = _nodes_reaching(roots, capture_nodes, {id(t) for t in capture if t._node is None})
 
     if create_graph:
         def accumulate(a, b):
@@ -64,6 +66,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
 
     def send(edge, g):
         if isinstance(edge, Function):
+            if wanted is not None and edge not in wanted and edge not in capture_nodes:
+                return
             if edge in pending:
                 pending[edge] = accumulate(pending[edge], g)
             else:
@@ -94,6 +98,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                     capture_nodes[node] = grad
                 if observer is not None:
                     observer(node, grad)
+                if wanted is not None and node not in wanted:
+                    continue  # a captured tensor whose own inputs lead to no other target
                 in_grads = type(node).backward(node, grad)
                 if state.anomaly:
                     _check_anomaly(node, in_grads)
@@ -119,7 +125,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 out.append(slot[1] if slot else None)
         return out
 
-    shared = set()
+    shared = {id(g.data) for g in root_grads}  # the caller's arrays: never stored as .grad
     for leaf, g in leaf_grads.values():
         if not create_graph:
             g = g.detach()
@@ -136,6 +142,28 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         else:
             leaf.grad.data += g.data  # accumulate in place, as .grad is private
     return None
+
+
+def _nodes_reaching(roots, target_nodes, target_leaves):
+    """The nodes from which some target (a node, or a leaf by id) is reachable through the
+    inputs' edges, not counting the node itself: the ones whose backward must run."""
+    reaches = {}  # node -> bool
+    stack = [t._node for t in roots if t._node is not None]
+    while stack:
+        node = stack[-1]
+        if node in reaches:
+            stack.pop()
+            continue
+        todo = [e for e in node._next if isinstance(e, Function) and e not in reaches]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        reaches[node] = any(
+            (e in target_nodes or reaches[e]) if isinstance(e, Function)
+            else (e is not None and id(e) in target_leaves)
+            for e in node._next)
+    return {n for n, r in reaches.items() if r}
 
 
 def backward(tensor, grad=None, retain_graph=None, create_graph=False):

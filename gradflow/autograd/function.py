@@ -29,7 +29,12 @@ class Function:
     differentiable = True
     # True for the one op whose output lives on another device (ctx.dst) than its inputs.
     moves_device = False
+    # Ops whose output may share memory with their first input (reshape, transpose, basic
+    # indexing) set this; forward may set ctx.view = False when it had to copy.
+    is_view = False
+    view = True
     # Per-node state, as class-level defaults so that recording an op sets only what differs.
+    _next = ()
     _save_idx = ()
     _save_out = False
     _saved = ()
@@ -51,7 +56,8 @@ class Function:
 
     @property
     def needs_input_grad(self):
-        """Per input, whether its gradient is wanted; backward may return None for the rest."""
+        """Per input, whether its gradient is wanted (empty when the op is not recorded). Known
+        in forward already, so an op can save only what the wanted gradients read."""
         return [e is not None for e in self._next]
 
     @property
@@ -59,23 +65,33 @@ class Function:
         """Per input: its producer node, the leaf Tensor itself, or None (no grad)."""
         return self._next
 
-    @property
-    def saved_tensors(self):
-        """The Tensors forward saved, inputs first then the output; raises if released or
-        modified in place since."""
+    def _check_released(self):
         if self._released:
             raise RuntimeError(
                 f"{self.name}: trying to backward through the graph a second time (or to use "
                 "saved tensors after they were freed). Saved values are freed by backward(); "
                 "pass retain_graph=True to the first backward() if you need to backward twice.")
-        out = []
-        for t, version in zip(self._saved, self._saved_versions):
-            if t._vbox[0] != version:
-                raise RuntimeError(
-                    f"one of the tensors needed by {self.name} for gradient computation has been "
-                    f"modified by an in-place operation: a tensor of shape {t.shape} is at version "
-                    f"{t._vbox[0]}, expected {version}.")
-            out.append(t)
+
+    def _checked(self, t, version):
+        if t._vbox[0] != version:
+            raise RuntimeError(
+                f"one of the tensors needed by {self.name} for gradient computation has been "
+                f"modified by an in-place operation: a tensor of shape {t.shape} is at version "
+                f"{t._vbox[0]}, expected {version}.")
+        return t
+
+    def saved_input(self, i):
+        """The saved input number ``i`` (as passed to save_inputs)."""
+        self._check_released()
+        k = self._save_idx.index(i)
+        return self._checked(self._saved[k], self._saved_versions[k])
+
+    @property
+    def saved_tensors(self):
+        """The Tensors forward saved, inputs first then the output; raises if released or
+        modified in place since."""
+        self._check_released()
+        out = [self._checked(t, v) for t, v in zip(self._saved, self._saved_versions)]
         if self._out_data is not None:
             if self._out_vbox[0] != self._out_version:
                 raise RuntimeError(
@@ -108,6 +124,10 @@ class Function:
             arrays.append(t.data)
         ctx = object.__new__(cls)
         ctx.be = be = first._be
+        record = requires_grad and state.grad_enabled and cls.differentiable
+        if record:  # before forward, which may consult needs_input_grad
+            ctx._next = [t._node if t._node is not None else (t if t.requires_grad else None)
+                         for t in inputs]
         prof = state.profiler
         if prof is None:
             out_data = cls.forward(ctx, *arrays, **params)
@@ -117,18 +137,17 @@ class Function:
             prof.end(token, ctx, arrays, out_data)
         if cls.moves_device:
             device, be = ctx.dst, None
-        if not (requires_grad and state.grad_enabled and cls.differentiable):
-            return _tensor.Tensor._make(out_data, device, None, None, None, be)
-        out = _tensor.Tensor._make(out_data, device, ctx, None, None, be)
+        out = _tensor.Tensor._make(out_data, device, ctx if record else None, None, None, be)
+        if cls.is_view and ctx.view:
+            # Shares memory with its input: writes through it must be seen as writes to the base.
+            out._vbox = first._vbox
+            out._base = first if first._base is None else first._base
+        if not record:
+            return out
         ctx._seq = next(_sequence)
         ctx._device = device  # of the output
-        edges, shapes, dtypes = [], [], []
-        for t in inputs:
-            edges.append(t._node if t._node is not None else (t if t.requires_grad else None))
-            a = t.data
-            shapes.append(a.shape)
-            dtypes.append(a.dtype)
-        ctx._next, ctx._shapes, ctx._dtypes = edges, shapes, dtypes
+        ctx._shapes = [a.shape for a in arrays]
+        ctx._dtypes = [a.dtype for a in arrays]
         if ctx._save_idx:
             ctx._saved = saved = [inputs[i] for i in ctx._save_idx]
             ctx._saved_versions = [t._vbox[0] for t in saved]

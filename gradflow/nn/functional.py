@@ -37,9 +37,10 @@ def cross_entropy(logits, target, reduction="mean"):
     """Cross-entropy of logits (N, C) (or (C,)) against integer class labels (N,) or class
     probabilities (N, C). Integer labels use the fused kernel: the gradient is
     softmax(logits) - onehot(label), never formed through the log of a softmax."""
-    from ..ops._util import as_tensor
+    from ..tensor import Tensor, tensor
 
-    target = as_tensor(target, logits)
+    if not isinstance(target, Tensor):  # a Python int/list of ints stays integer labels
+        target = tensor(target, device=logits.device)
     if logits.ndim == 1:
         return cross_entropy(logits.unsqueeze(0), target.reshape(1, *target.shape[0:])
                              if target.dtype.kind == "f" else target.reshape(1), reduction)

@@ -30,12 +30,17 @@ def as_tensor(x, like):
 
 def promote(a, b):
     """Two operands (Tensors or numbers, at least one Tensor) as Tensors of one dtype, following
-    numpy's promotion for two arrays (float32 with float64 gives float64)."""
+    numpy's promotion for two arrays (float32 with float64 gives float64). A Python number takes
+    the tensor's dtype; a float number with an integer tensor gives float32, as in PyTorch."""
     Tensor = _tensor.Tensor
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
+        if b.dtype.kind != "f" and a.dtype.kind == "f":  # int tensor op float number -> float32
+            b = b.to(dtypes.default_float)
     elif not isinstance(b, Tensor):
         b = as_tensor(b, a)
+        if a.dtype.kind != "f" and b.dtype.kind == "f":
+            a = a.to(dtypes.default_float)
     if a.dtype != b.dtype:
         dt = np.result_type(a.dtype, b.dtype)
         if a.dtype != dt:

@@ -28,27 +28,30 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_inputs(0, 1)
+        need = ctx.needs_input_grad
+        if need:  # each gradient reads the other operand: save only what will be read
+            ctx.save_inputs(*[j for i, j in ((0, 1), (1, 0)) if need[i]])
         return ctx.be.mul(a, b)
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        return (g * b if need_a else None), (g * a if need_b else None)
+        return (g * ctx.saved_input(1) if need_a else None), (g * ctx.saved_input(0) if need_b else None)
 
 
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_inputs(0, 1)
+        need = ctx.needs_input_grad
+        if need:  # d/da reads b; d/db reads a and b
+            ctx.save_inputs(*((0, 1) if need[1] else (1,)))
         return ctx.be.div(a, b)
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved_tensors
-        gb = g / b
-        return gb, (-gb * a / b if ctx.needs_input_grad[1] else None)
+        need_a, need_b = ctx.needs_input_grad
+        gb = g / ctx.saved_input(1)
+        return (gb if need_a else None), (-gb * ctx.saved_input(0) / ctx.saved_input(1) if need_b else None)
 
 
 class Pow(Function):

@@ -56,6 +56,10 @@ def matmul(a, b):
     a, b = float_operand(a), float_operand(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k_a != k_b:
+        raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape} ({k_a} != {k_b})")
     # numpy's 1-D rules: a vector on the left is a row, on the right a column; the added axis is
     # removed from the result.
     squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
@@ -63,9 +67,6 @@ def matmul(a, b):
         a = a.reshape(1, a.shape[0])
     if squeeze_b:
         b = b.reshape(b.shape[0], 1)
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(
-            f"matmul: inner dimensions differ: {a.shape} @ {b.shape} ({a.shape[-1]} != {b.shape[-2]})")
     out = MatMul.apply(a, b)
     if squeeze_a:
         out = out.squeeze(-2)

@@ -11,6 +11,8 @@ from ._util import normalize_axis
 
 
 class Reshape(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
@@ -22,6 +24,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
@@ -33,6 +37,8 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx, x, shape):
         return ctx.be.xp.broadcast_to(x, shape)
@@ -84,9 +90,12 @@ class Concatenate(Function):
 
 
 class GetItem(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx, x, index):
         ctx.index, ctx.in_shape = index, x.shape
+        ctx.view = _is_basic(index)  # advanced indexing copies
         return x[index]
 
     @staticmethod
