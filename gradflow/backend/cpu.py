@@ -17,8 +17,7 @@ name = "cpu"
 
 
 def _with_fallback(fn_name):
-    # TRANSITIONAL: `or` covers kernel families that have not landed yet.
-    fast = getattr(_C, fn_name, None) or getattr(_ref, fn_name)
+    fast = getattr(_C, fn_name)
     slow = getattr(_ref, fn_name)
 
     def call(*args, **kwargs):
@@ -40,7 +39,7 @@ _ANY_DTYPE = """add sub mul div pow maximum minimum eq ne lt le gt ge where abs 
 pow_scalar pow_scalar_backward sum max min argmax""".split()
 
 for _n in _FLOAT_ONLY:
-    globals()[_n] = getattr(_C, _n, None) or getattr(_ref, _n)  # TRANSITIONAL: see above
+    globals()[_n] = getattr(_C, _n)
 for _n in _ANY_DTYPE:
     globals()[_n] = _with_fallback(_n)
 del _n
