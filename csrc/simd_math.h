@@ -5,6 +5,12 @@
 // the same functions with the OpenMP `declare simd` contract added. The CMake target links
 // libmvec. Include this header BEFORE gf_math.h (whose std::exp(float) etc. call these).
 //
+// With LTO (pybind11 turns on -flto) the declarations of a libm function from all translation
+// units are merged and the first object's wins: a .cpp that calls, say, std::pow without this
+// header and links before another one that includes it silently turns the other's vector calls
+// back into scalar ones. So every kernel file that calls these functions should include this
+// header first.
+//
 // libmvec's accuracy: at most 4 ulp for every variant used here (float and double), which is
 // far inside the float64 tolerance the tests ask for (1e-12 relative).
 #pragma once
