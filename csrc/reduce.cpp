@@ -23,7 +23,7 @@
 #include <set>
 
 #include "common.h"
-#include "simd_math_reduce.h"
+#include "simd_math.h"
 #include "strided.h"
 
 namespace gf {

@@ -45,3 +45,12 @@ float powf(float, float) noexcept;
 double pow(double, double) noexcept;
 }
 #endif
+
+namespace gf {
+namespace vm {
+// Overloads that call the C functions above by name, for kernels that pick float/double by
+// template parameter.
+inline float vexp(float x) { return ::expf(x); }
+inline double vexp(double x) { return ::exp(x); }
+}  // namespace vm
+}  // namespace gf

@@ -15,7 +15,7 @@
 #include <limits>
 
 #include "common.h"
-#include "simd_math_reduce.h"
+#include "simd_math.h"
 #include "strided.h"
 
 namespace gf {
