@@ -32,3 +32,5 @@ __version__ = "0.1.0"
 
 from . import profiler, viz  # noqa: E402
 from . import cuda  # noqa: E402  (gf.cuda; imports CuPy only when used)
+from . import optim  # noqa: E402
+from .serialization import load, save  # noqa: E402

@@ -1,0 +1,105 @@
+"""gf.save / gf.load: checkpoints as .npz archives with no pickled code.
+
+A state (nested dicts, lists and tuples of tensors, numpy arrays, numbers, strings, bools and
+None) is stored as one JSON description of its structure plus one array entry per tensor or
+array; ``np.load(allow_pickle=False)`` reads it back, so loading a file can never run code.
+Files are written atomically: to a temporary file in the same directory, flushed to disk, then
+renamed over the target, so a crash never leaves a half-written checkpoint behind.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import backend as _backend
+from .tensor import Tensor
+
+_FORMAT = "gradflow-checkpoint"
+_VERSION = 1
+
+
+def _encode(obj, arrays):
+    if isinstance(obj, Tensor):
+        arrays.append(obj._host())
+        return {"__tensor__": len(arrays) - 1, "device": obj.device, "requires_grad": obj.requires_grad}
+    if isinstance(obj, np.ndarray):
+        arrays.append(obj)
+        return {"__array__": len(arrays) - 1}
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"save: dict keys must be str or int, got {type(k).__name__}")
+        return {"__dict__": [[k, _encode(v, arrays)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        items = [_encode(v, arrays) for v in obj]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"save: cannot store a {type(obj).__name__} (only tensors, arrays, numbers, "
+                    "strings, None and dicts/lists/tuples of them)")
+
+
+def _decode(obj, arrays, map_location):
+    if isinstance(obj, list):
+        return [_decode(v, arrays, map_location) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        device = map_location or obj["device"]
+        t = Tensor._make(np.array(arrays[obj["__tensor__"]]), "cpu").to(device)
+        return t.requires_grad_(True) if obj["requires_grad"] else t
+    if "__array__" in obj:
+        return np.array(arrays[obj["__array__"]])
+    if "__tuple__" in obj:
+        return tuple(_decode(v, arrays, map_location) for v in obj["__tuple__"])
+    return {k: _decode(v, arrays, map_location) for k, v in obj["__dict__"]}
+
+
+def save(state, path):
+    """Writes ``state`` to ``path`` (conventionally ending in .npz) atomically."""
+    path = os.fspath(path)
+    arrays = []
+    structure = {"format": _FORMAT, "version": _VERSION, "state": _encode(state, arrays)}
+    entries = {f"a{i}": a for i, a in enumerate(arrays)}
+    entries["__structure__"] = np.frombuffer(json.dumps(structure).encode(), dtype=np.uint8)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **entries)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path, map_location=None):
+    """Reads a checkpoint written by :func:`save`; tensors go to ``map_location`` (a device
+    string) or, by default, back to the device they were saved from."""
+    path = os.fspath(path)
+    if map_location is not None:
+        map_location = _backend.canonical_device(map_location)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "__structure__" not in archive.files:
+                raise ValueError("no structure entry")
+            structure = json.loads(archive["__structure__"].tobytes().decode())
+            if not isinstance(structure, dict) or structure.get("format") != _FORMAT:
+                raise ValueError("not a gradflow checkpoint")
+            if structure.get("version") != _VERSION:
+                raise ValueError(f"unsupported checkpoint version {structure.get('version')}")
+            arrays = {int(name[1:]): archive[name] for name in archive.files if name != "__structure__"}
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError,
+            UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable gradflow checkpoint ({e})") from None
+    return _decode(structure["state"], arrays, map_location)
