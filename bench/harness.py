@@ -6,9 +6,9 @@ contender's copy of the inputs, checks its first result against a float64 numpy 
 only then times it: a wrong result is reported as WRONG and not timed.
 
 Timing: warm-up calls for at least ``warmup_s`` (long enough for the thread pools that the
-previous contender left spinning, e.g. OpenBLAS's, to go to sleep), then calls are batched (``number`` per sample) so that one sample
-lasts at least ``min_sample_s``; samples are taken until ``budget_s`` is spent (between
-``min_repeats`` and ``max_repeats`` of them). Each sample is the mean time per call of its batch;
+previous contender left spinning, e.g. OpenBLAS's, to go to sleep), then calls are batched
+(``number`` per sample) so that one sample lasts at least ``min_sample_s``; samples are taken
+until ``budget_s`` is spent (between ``min_repeats`` and ``max_repeats`` of them). Each sample is the mean time per call of its batch;
 the row reports their median, quartiles and extremes. Device contenders synchronise before the
 clock is read.
 """
