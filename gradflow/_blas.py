@@ -1,13 +1,18 @@
 """Loads the OpenBLAS from the scipy-openblas32 wheel before the extension that links it.
 
-The extension also carries an rpath to it, but loading it by path here makes the import work
-whatever the install layout (editable, wheel, in-tree build)."""
+The extension also carries an rpath to the BLAS, but loading it by path here makes the import
+work whatever the install layout (editable, wheel, in-tree build)."""
 
 import ctypes
 import os
 
 
 def preload() -> None:
+    # OpenBLAS's idle threads spin for about 2^28 cycles after a GEMM, holding the cores that
+    # the OpenMP kernel which typically follows needs: on 2 cores a GEMM then an optimizer step
+    # took 8 ms instead of 0.6 ms. 2^4 cycles makes them sleep at once. Read when the library
+    # loads, so it must be set before; a user's own setting wins.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     import scipy_openblas32
 
     lib_dir = scipy_openblas32.get_lib_dir()
