@@ -126,7 +126,7 @@ py::array binary_typed(py::array a, py::array b, py::object out_obj, const char*
     a = detach_from(a, out);
     b = detach_from(b, out);
   } else {
-    out = py::array_t<R>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    out = new_array<R>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
   }
   a = aligned(a);
   b = aligned(b);
@@ -161,7 +161,7 @@ py::array binary(const char* name, py::array a, py::array b, py::object out) {
 template <class T>
 py::array where_typed(py::array c, py::array a, py::array b) {
   std::vector<index_t> shape = broadcast_shapes("where", {&c, &a, &b});
-  py::array out = py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  py::array out = new_array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
   a = aligned(a);
   b = aligned(b);
   StridedLoop<4> L;

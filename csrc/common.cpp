@@ -2,6 +2,11 @@
 
 #include <cblas.h>
 
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 namespace gf {
@@ -14,6 +19,66 @@ void set_num_threads(int n) {
   // One count for both pools: the BLAS is only ever called outside OpenMP regions, so the two
   // never run at once and never oversubscribe the cores.
   scipy_openblas_set_num_threads(n);
+}
+
+// ---- the output buffer cache ----------------------------------------------------------------
+// Exact-size reuse is enough: a training loop allocates the same shapes every step. The cache
+// holds at most kCacheLimit bytes; gradflow.empty_cache() hands them back to the system.
+namespace {
+constexpr std::size_t kHeader = 64;  // keeps the data 64-byte aligned; holds the byte count
+constexpr std::size_t kCacheLimit = std::size_t(1) << 30;
+std::mutex cache_mutex;
+std::multimap<std::size_t, void*> cache;  // nbytes -> data pointer
+std::size_t cached = 0;
+
+void* raw_alloc(std::size_t nbytes) {
+  const std::size_t total = (kHeader + nbytes + 4095) & ~std::size_t(4095);
+  void* block = std::aligned_alloc(4096, total);
+  if (!block) throw std::bad_alloc();
+  if (total >= (std::size_t(2) << 20)) madvise(block, total, MADV_HUGEPAGE);  // fewer faults
+  char* data = static_cast<char*>(block) + kHeader;
+  reinterpret_cast<std::size_t*>(data)[-8] = nbytes;
+  return data;
+}
+void raw_free(void* data) { std::free(static_cast<char*>(data) - kHeader); }
+}  // namespace
+
+void* buffer_acquire(std::size_t nbytes) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    auto it = cache.find(nbytes);
+    if (it != cache.end()) {
+      void* p = it->second;
+      cache.erase(it);
+      cached -= nbytes;
+      return p;
+    }
+  }
+  return raw_alloc(nbytes);
+}
+
+void buffer_release(void* p, std::size_t nbytes) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    if (cached + nbytes <= kCacheLimit) {
+      cache.emplace(nbytes, p);
+      cached += nbytes;
+      return;
+    }
+  }
+  raw_free(p);
+}
+
+std::size_t buffer_cache_bytes() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return cached;
+}
+
+void buffer_cache_clear() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  for (auto& kv : cache) raw_free(kv.second);
+  cache.clear();
+  cached = 0;
 }
 
 std::string shape_str(const py::array& a) {

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -52,6 +53,31 @@ void parallel_for(index_t n, index_t grain, F&& f) {
     index_t b = n * t / T, e = n * (t + 1) / T;
     if (b < e) f(b, e);
   }
+}
+
+// ---- output arrays ---------------------------------------------------------------------------
+// New C-contiguous arrays for kernel outputs. Large buffers are recycled: when such an array
+// dies, its buffer goes to a small cache that the next output of the same byte size takes, so
+// that ops repeated on big tensors (every training step) write into memory that is already
+// mapped instead of page-faulting a fresh mmap'd block (which cost as much as the op itself).
+void* buffer_acquire(std::size_t nbytes);
+void buffer_release(void* p, std::size_t nbytes);
+std::size_t buffer_cache_bytes();
+void buffer_cache_clear();
+
+template <class T>
+py::array_t<T> new_array(const std::vector<py::ssize_t>& shape) {
+  std::size_t count = 1;
+  for (auto d : shape) count *= std::size_t(d);
+  const std::size_t nbytes = count * sizeof(T);
+  constexpr std::size_t kCacheMin = 1 << 18;  // smaller blocks come from malloc's own free lists
+  if (nbytes < kCacheMin) return py::array_t<T>(shape);
+  void* p = buffer_acquire(nbytes);
+  py::capsule owner(p, [](void* q) {
+    // The byte count sits just before the data (see buffer_acquire).
+    buffer_release(q, static_cast<std::size_t*>(q)[-8]);
+  });
+  return py::array_t<T>(shape, static_cast<T*>(p), owner);
 }
 
 // ---- argument checks -------------------------------------------------------------------------

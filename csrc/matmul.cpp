@@ -152,7 +152,7 @@ py::array run(const py::array& a_in, const py::array& b_in, bool trans_a, bool t
   std::vector<py::ssize_t> out_shape = out_batch;
   out_shape.push_back(m);
   out_shape.push_back(n);
-  py::array_t<T> out(out_shape);
+  py::array_t<T> out = new_array<T>(out_shape);
   index_t batch = 1;
   for (auto d : out_batch) batch *= d;
   if (batch == 0 || m == 0 || n == 0) return std::move(out);

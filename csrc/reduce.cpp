@@ -513,8 +513,8 @@ py::array reduce(Kind k, const py::object& xo, const py::object& axes, bool keep
   for (int d = 0; d < int(x.ndim()); ++d)
     if (mask[d]) nR *= x.shape(d);
   std::vector<py::ssize_t> oshape = out_shape(x, mask, keepdims);
-  py::array out = dt == DType::f32 ? py::array(py::array_t<float>(oshape))
-                                   : py::array(py::array_t<double>(oshape));
+  py::array out = dt == DType::f32 ? py::array(new_array<float>(oshape))
+                                   : py::array(new_array<double>(oshape));
   if (nR == 0) {
     double fill;
     switch (k) {

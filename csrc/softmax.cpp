@@ -235,7 +235,7 @@ StridedLoop<K> line_loop(const std::vector<py::array>& ops, int axis, index_t* a
 
 template <class T>
 py::array softmax_typed(py::array x, int axis, bool log) {
-  py::array out = py::array_t<T>(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  py::array out = new_array<T>(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   if (x.size() == 0) return out;
   index_t as[2];
   StridedLoop<2> L = line_loop<2>({out, x}, axis, as);
@@ -273,7 +273,7 @@ py::array softmax(const py::object& xo, index_t axis, bool log) {
 
 template <class T>
 py::array softmax_bwd_typed(py::array y, py::array g, int axis, bool log) {
-  py::array out = py::array_t<T>(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
+  py::array out = new_array<T>(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
   if (y.size() == 0) return out;
   index_t as[3];
   StridedLoop<3> L = line_loop<3>({out, y, g}, axis, as);
@@ -421,7 +421,7 @@ GF_DISPATCH void ce_bwd_scale(T* o, index_t C, T f) {
 template <class T>
 py::array cross_entropy_bwd_typed(py::array x, py::array_t<std::int64_t> labels, py::array lse, py::array g) {
   const index_t N = x.shape(0), C = x.shape(1);
-  py::array_t<T> out(std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(C)});
+  py::array_t<T> out = new_array<T>(std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(C)});
   const char* base = static_cast<const char*>(x.data());
   const index_t rs = x.strides(0), cs = x.strides(1) / index_t(sizeof(T));
   const std::int64_t* lab = labels.data();

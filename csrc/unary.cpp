@@ -139,7 +139,7 @@ py::array c_contig(const py::array& a) {
 template <class T, class K>
 py::array run_fwd(const py::array& x_in, K k, Params p, index_t grain) {
   py::array x = c_contig(x_in);
-  py::array_t<T> y(shape_of(x));
+  py::array_t<T> y = new_array<T>(shape_of(x));
   const index_t n = index_t(x.size());
   const T* xp = static_cast<const T*>(x.data());
   T* yp = y.mutable_data();
@@ -158,7 +158,7 @@ py::array unary(const char* op, const py::array& x, FwdK k, Params p, index_t gr
 template <class T, class K>
 py::array run_bwd(const py::array& x_in, const py::array& g_in, K k, Params p, index_t grain) {
   py::array x = c_contig(x_in), g = c_contig(g_in);
-  py::array_t<T> out(shape_of(x));
+  py::array_t<T> out = new_array<T>(shape_of(x));
   const index_t n = index_t(x.size());
   const T* xp = static_cast<const T*>(x.data());
   const T* gp = static_cast<const T*>(g.data());

@@ -132,8 +132,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         if leaf.grad is None:
             arr = g.data
             # .grad must be a private, writable, contiguous array: a gradient can be a
-            # broadcast view or the same array handed to several inputs (as by add).
-            if id(arr) in shared or not arr.flags.c_contiguous or not arr.flags.owndata:
+            # broadcast view, the caller's array, or one array handed to several inputs (add).
+            if (id(arr) in shared or not arr.flags.c_contiguous
+                    or not getattr(arr.flags, "writeable", True)):  # CuPy arrays lack the flag
                 g = Tensor._make(arr.copy(), g._device, g._node)
             shared.add(id(arr))
             leaf.grad = g

@@ -1,0 +1,47 @@
+"""The CPU backend recycles large output buffers; recycled memory must never leak old values
+into a live array or be handed out twice."""
+
+import numpy as np
+
+import gradflow as gf
+from gradflow import _C
+
+N = 1 << 18  # 1 MiB of float32: above the caching threshold
+
+
+def test_freed_output_buffer_is_reused_and_overwritten():
+    _C.empty_cache()
+    x = np.random.default_rng(0).standard_normal(N).astype(np.float32)
+    y = _C.sigmoid(x)
+    first = y.__array_interface__["data"][0]
+    del y
+    assert _C.cached_bytes() == x.nbytes
+    z = _C.relu(x)  # same byte size: takes the cached buffer
+    assert z.__array_interface__["data"][0] == first
+    assert _C.cached_bytes() == 0
+    np.testing.assert_array_equal(z, np.maximum(x, 0))
+
+
+def test_live_outputs_never_share_a_buffer():
+    _C.empty_cache()
+    x = np.ones(N, np.float32)
+    outs = [_C.mul(x, np.float32(k)) for k in range(4)]
+    addresses = {o.__array_interface__["data"][0] for o in outs}
+    assert len(addresses) == 4
+    for k, o in enumerate(outs):
+        assert (o == k).all()
+
+
+def test_empty_cache_releases_everything():
+    y = _C.exp(np.zeros(N, np.float64))
+    del y
+    assert _C.cached_bytes() > 0
+    gf.empty_cache()
+    assert _C.cached_bytes() == 0
+
+
+def test_small_outputs_are_not_cached():
+    _C.empty_cache()
+    y = _C.exp(np.zeros(1000, np.float32))
+    del y
+    assert _C.cached_bytes() == 0
