@@ -35,3 +35,4 @@ from . import profiler, viz  # noqa: E402
 from . import cuda  # noqa: E402  (gf.cuda; imports CuPy only when used)
 from . import optim  # noqa: E402
 from .serialization import load, save  # noqa: E402
+from . import data  # noqa: E402

@@ -1,0 +1,19 @@
+"""Datasets and minibatches: Dataset, TensorDataset, DataLoader, a deterministic
+train_test_split, toy problems, and two digit sets.
+
+``load_digits()`` reads the UCI "Optical Recognition of Handwritten Digits" test set (1,797 8x8
+images, 10 classes; E. Alpaydin and C. Kaynak, UCI Machine Learning Repository,
+https://archive.ics.uci.edu/dataset/80, licensed CC BY 4.0), shipped as digits.npz: the copy
+scikit-learn distributes as sklearn.datasets.load_digits, stored as uint8 pixels 0..16 and
+uint8 labels. ``load_mnist(path)`` reads MNIST from IDX files you have downloaded.
+"""
+
+from .dataset import Dataset, TensorDataset
+from .digits import load_digits
+from .loader import DataLoader
+from .mnist import load_mnist
+from .split import train_test_split
+from .toy import make_moons, make_regression_1d, make_spirals, make_xor
+
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "load_digits", "load_mnist",
+           "train_test_split", "make_xor", "make_moons", "make_spirals", "make_regression_1d"]
