@@ -88,7 +88,10 @@ def load(path, map_location=None):
     if map_location is not None:
         map_location = _backend.canonical_device(map_location)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not a checkpoint archive")
+        with archive:
             if "__structure__" not in archive.files:
                 raise ValueError("no structure entry")
             structure = json.loads(archive["__structure__"].tobytes().decode())
@@ -97,9 +100,9 @@ def load(path, map_location=None):
             if structure.get("version") != _VERSION:
                 raise ValueError(f"unsupported checkpoint version {structure.get('version')}")
             arrays = {int(name[1:]): archive[name] for name in archive.files if name != "__structure__"}
+        return _decode(structure["state"], arrays, map_location)
     except FileNotFoundError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError,
-            UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a readable gradflow checkpoint ({e})") from None
-    return _decode(structure["state"], arrays, map_location)
+    except (ValueError, OSError, EOFError, KeyError, IndexError, TypeError, zipfile.BadZipFile,
+            json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable gradflow checkpoint ({type(e).__name__}: {e})") from None

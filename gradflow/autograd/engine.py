@@ -109,7 +109,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                     if edge is None or g is None:
                         continue
                     a = g.data
-                    if a.shape != shape or a.dtype != dtype:
+                    if a.shape != shape or a.dtype is not dtype:  # builtin dtypes are singletons
                         g = _sum_to(g, shape, dtype)
                     send(edge, g)
     finally:

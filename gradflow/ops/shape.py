@@ -95,8 +95,13 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, index):
         ctx.index, ctx.in_shape = index, x.shape
-        ctx.view = _is_basic(index)  # advanced indexing copies
-        return x[index]
+        out = x[index]
+        if isinstance(out, np.generic):  # numpy gives a scalar for a full integer index
+            out = np.asarray(out)
+            ctx.view = False
+        else:
+            ctx.view = _is_basic(index)  # advanced indexing copies
+        return out
 
     @staticmethod
     def backward(ctx, g):

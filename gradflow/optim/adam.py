@@ -20,15 +20,15 @@ class Adam(Optimizer):
         if group["eps"] < 0 or group["weight_decay"] < 0:
             raise ValueError(f"invalid eps/weight_decay: {group['eps']}, {group['weight_decay']}")
 
-    def _update(self, p, grad, group, state):
+    def _update(self, param, grad, group, state, be):
         if "step" not in state:
             state["step"] = 0
-            state["exp_avg"] = p._be.xp.zeros_like(p.data)
-            state["exp_avg_sq"] = p._be.xp.zeros_like(p.data)
+            state["exp_avg"] = be.xp.zeros(param.shape, param.dtype)
+            state["exp_avg_sq"] = be.xp.zeros(param.shape, param.dtype)
         state["step"] += 1
         b1, b2 = group["betas"]
-        p._be.adam_step(p.data, grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
-                        group["lr"], b1, b2, group["eps"], group["weight_decay"], self.decoupled)
+        be.adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
+                     group["lr"], b1, b2, group["eps"], group["weight_decay"], self.decoupled)
 
 
 class AdamW(Adam):

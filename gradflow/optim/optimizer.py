@@ -50,14 +50,26 @@ class Optimizer:
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.grad is not None:
-                        if p.grad.shape != p.shape:
-                            raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter "
-                                               f"of shape {p.shape}")
-                        self._update(p, p.grad.data, group, self.state.setdefault(p, {}))
-                        p._vbox[0] += 1
+                    if p.grad is None:
+                        continue
+                    if p.grad.shape != p.shape:
+                        raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter "
+                                           f"of shape {p.shape}")
+                    xp = p._be.xp
+                    # The fused kernels update C-contiguous memory in place; any other layout
+                    # (a parameter made from a transposed view) goes through a contiguous copy.
+                    grad = xp.ascontiguousarray(p.grad.data)
+                    state = self.state.setdefault(p, {})
+                    if p.data.flags.c_contiguous:
+                        self._update(p.data, grad, group, state, p._be)
+                    else:
+                        work = xp.ascontiguousarray(p.data)
+                        self._update(work, grad, group, state, p._be)
+                        p.data[...] = work
+                    p._vbox[0] += 1
 
-    def _update(self, p, grad, group, state):
+    def _update(self, param, grad, group, state, be):
+        """One step on C-contiguous arrays ``param`` (in place) and ``grad``, with backend ``be``."""
         raise NotImplementedError
 
     # ---- state ------------------------------------------------------------------------------------

@@ -21,13 +21,13 @@ class SGD(Optimizer):
         if group["weight_decay"] < 0:
             raise ValueError(f"invalid weight_decay: {group['weight_decay']}")
 
-    def _update(self, p, grad, group, state):
+    def _update(self, param, grad, group, state, be):
         momentum = group["momentum"]
         buf, first = None, False
         if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = p._be.xp.empty_like(p.data)
+                buf = state["momentum_buffer"] = be.xp.empty(param.shape, param.dtype)
                 first = True
-        p._be.sgd_step(p.data, grad, buf, group["lr"], momentum, group["dampening"],
-                       group["nesterov"], group["weight_decay"], first)
+        be.sgd_step(param, grad, buf, group["lr"], momentum, group["dampening"],
+                    group["nesterov"], group["weight_decay"], first)
