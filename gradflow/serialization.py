@@ -26,6 +26,8 @@ def _encode(obj, arrays):
         arrays.append(obj._host())
         return {"__tensor__": len(arrays) - 1, "device": obj.device, "requires_grad": obj.requires_grad}
     if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise TypeError("save: arrays of Python objects cannot be stored without pickle")
         arrays.append(obj)
         return {"__array__": len(arrays) - 1}
     if isinstance(obj, dict):
@@ -70,7 +72,10 @@ def save(state, path):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **entries)
             f.flush()

@@ -314,8 +314,6 @@ def test_repr_same_as_torch(torch):
     assert repr(TwoLayer()).startswith("TwoLayer(\n  (fc1): Linear(in_features=3")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a module with both extra_repr() and children prints "
-                   "'Name(extra\\n  (child)...' instead of PyTorch's 'Name(\\n  extra\\n  (child)...'")
 def test_repr_extra_and_children_like_torch():
     class Block(nn.Module):
         def __init__(self):
@@ -573,8 +571,6 @@ def test_calculate_gain_vs_torch(torch):
                                                                rel=1e-15)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: calculate_gain lacks PyTorch's conv_transpose1d/2d/3d "
-                   "(gain 1) and raises ValueError for them")
 def test_calculate_gain_conv_transpose():
     for nl in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
         assert init.calculate_gain(nl) == 1.0

@@ -250,18 +250,12 @@ def test_unsupported_objects_raise_type_error_and_write_nothing(tmp_path):
     _no_temp_files(tmp_path, [])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an object-dtype numpy array is written with np.savez, "
-                   "which pickles it: save() succeeds, the file holds a pickle, and gf.load() of it "
-                   "then fails; save should raise TypeError")
 def test_object_array_rejected(tmp_path):
     with pytest.raises(TypeError):
         gf.save({"a": np.array([{1}, "x"], dtype=object)}, tmp_path / "obj.npz")
     _no_temp_files(tmp_path, [])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: save() writes through tempfile.mkstemp, so every "
-                   "checkpoint gets mode 0600 instead of 0666 & ~umask (np.savez / torch.save): other "
-                   "users and services cannot read it")
 def test_file_permissions_follow_umask(tmp_path):
     umask = os.umask(0o022)
     try:

@@ -160,11 +160,11 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = []
+        extra = self.extra_repr()
+        lines = [f"  {line}" for line in extra.split("\n")] if extra and self._modules else []
         for name, m in self._modules.items():
             sub = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {sub}")
-        head = f"{type(self).__name__}({self.extra_repr()}"
         if not lines:
-            return head + ")"
-        return head + "\n" + "\n".join(lines) + "\n)"
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
