@@ -53,8 +53,8 @@ def load_mnist(path):
     if missing:
         where = f"folder {path!r}" if os.path.isdir(path) else f"{path!r} (no such folder)"
         raise FileNotFoundError(
-            f"MNIST: {', '.join(missing)} (or .gz) not found in {where}; expected the files "
-            f"{', '.join(names)}")
+            f"MNIST: {', '.join(missing)} not found in {where}; the folder must hold all of "
+            f"{', '.join(names)} (each may be gzipped, with .gz appended)")
     splits = []
     for image_name, label_name in _FILES.values():
         images = read_idx(found[image_name], 3)
