@@ -35,10 +35,11 @@ def build_model(in_features, hidden, classes, activation):
 
 def accuracy(model, x, y):
     """The fraction of rows of ``x`` whose largest logit is the label in ``y``."""
+    was_training = model.training
     model.eval()
     with gf.no_grad():
         predicted = model(x).argmax(axis=1)
-    model.train()
+    model.train(was_training)
     return float((predicted == y).float().mean().item())
 
 
@@ -115,8 +116,8 @@ def _check_environment(parser, args):
 
 
 def _load_data(parser, args):
-    """(x_train, y_train, x_test, y_test) as numpy arrays, inputs standardised with the
-    training set's statistics (constant pixels are only centred)."""
+    """(x_train, y_train, x_test, y_test, mean, std) as numpy arrays: the inputs standardised
+    with the training set's per-pixel mean and std (constant pixels are only centred)."""
     if args.dataset == "digits":
         x, y = gf.data.load_digits()
         # A fixed split, independent of --seed, so every run is scored on the same test set.
