@@ -11,6 +11,7 @@ rebuilds the trained classifier. A fixed --seed gives the same numbers on every 
 """
 
 import argparse
+import math
 import os
 import time
 
@@ -66,11 +67,16 @@ def _hidden(text):
 
 
 def _number(kind, minimum, strict):
+    """An argparse type: ``kind`` (int or float) parsed from text, finite and >= minimum
+    (> minimum when ``strict``)."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            expected = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
         if value < minimum or (strict and value == minimum):
             raise argparse.ArgumentTypeError(
                 f"must be {'>' if strict else '>='} {minimum}, got {text}")
