@@ -27,6 +27,7 @@ from .tensor import (Tensor, arange, eye, from_dlpack, from_numpy, full, ones, o
 
 get_num_threads = _C.get_num_threads
 set_num_threads = _C.set_num_threads
+set_flush_denormal = _C.set_flush_denormal  # as torch.set_flush_denormal
 empty_cache = _C.empty_cache  # hands the CPU backend's recycled output buffers back to the system
 
 __version__ = "0.1.0"

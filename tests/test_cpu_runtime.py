@@ -1,5 +1,5 @@
-"""The CPU backend recycles large output buffers; recycled memory must never leak old values
-into a live array or be handed out twice."""
+"""The CPU backend's runtime: recycled output buffers (which must never leak old values into a
+live array or be handed out twice) and the flush-denormal mode."""
 
 import numpy as np
 
@@ -45,3 +45,13 @@ def test_small_outputs_are_not_cached():
     y = _C.exp(np.zeros(1000, np.float32))
     del y
     assert _C.cached_bytes() == 0
+
+
+def test_flush_denormal_mode_round_trip():
+    tiny = np.full(4, 1e-40, np.float32)  # a float32 denormal
+    try:
+        assert gf.set_flush_denormal(True)
+        assert (_C.mul(tiny, np.float32(1.0)) == 0).all()
+    finally:
+        gf.set_flush_denormal(False)
+    assert (_C.mul(tiny, np.float32(1.0)) == tiny).all()
