@@ -20,8 +20,6 @@ PIP=("$VENV/bin/python" -m pip -q --disable-pip-version-check install --no-index
 "${PIP[@]}" numpy scipy-openblas32 pybind11 scikit-build-core ninja cmake pytest hypothesis tqdm || exit 2
 CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "${PIP[@]}" --no-build-isolation -C build-dir=/tmp/gradflow-gpu-build . || exit 2
 
-# From outside the checkout, so that the installed package (with its _C and _include) is the
-# one imported, not the source tree's gradflow/.
 cd /tmp
 "$VENV/bin/python" - <<'PYEOF' || exit 3
 import gradflow as gf

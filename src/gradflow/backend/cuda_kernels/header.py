@@ -6,7 +6,7 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parents[2]  # .../gradflow
 _CANDIDATES = (
     _PACKAGE / "_include" / "gf_math.h",         # installed wheel (CMake installs it there)
-    _PACKAGE.parent / "csrc" / "gf_math.h",      # source checkout / editable install
+    _PACKAGE.parents[1] / "csrc" / "gf_math.h",  # source checkout (src/gradflow) / editable
 )
 
 
