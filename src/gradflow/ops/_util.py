@@ -33,6 +33,8 @@ def promote(a, b):
     numpy's promotion for two arrays (float32 with float64 gives float64). A Python number takes
     the tensor's dtype; a float number with an integer tensor gives float32, as in PyTorch."""
     Tensor = _tensor.Tensor
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype is b.data.dtype:
+        return a, b  # the common case, kept cheap: it runs on every binary op
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
         if b.dtype.kind != "f" and a.dtype.kind == "f":  # int tensor op float number -> float32
