@@ -23,6 +23,7 @@
 #include <set>
 
 #include "common.h"
+#include "line_kernels.h"
 #include "simd_math.h"
 #include "strided.h"
 
@@ -33,8 +34,6 @@ constexpr int kLanes = 32;
 constexpr index_t kSumBlock = 4096;
 constexpr index_t kLseBlock = 1024;
 
-template <class T> inline T nanmax(T m, T x) { return (x > m || x != x) ? x : m; }
-template <class T> inline T nanmin(T m, T x) { return (x < m || x != x) ? x : m; }
 template <class T> inline bool is_finite(T x) { return x - x == T(0); }
 
 // ---- row kernels: one strided line (stride in elements) ---------------------------------------
@@ -58,45 +57,6 @@ GF_DISPATCH double sum_line(const T* p, index_t n, index_t s) {
   for (int w = kLanes / 2; w > 0; w /= 2)
     for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
   return acc[0] + t;
-}
-
-template <class T, bool Max>
-GF_DISPATCH T extreme_line(const T* p, index_t n, index_t s) {
-  const T init = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-  T acc[kLanes];
-  for (int j = 0; j < kLanes; ++j) acc[j] = init;
-  index_t i = 0;
-  if (s == 1) {
-    for (; i + kLanes <= n; i += kLanes) {
-#pragma omp simd
-      for (int j = 0; j < kLanes; ++j)
-        acc[j] = Max ? nanmax(acc[j], p[i + j]) : nanmin(acc[j], p[i + j]);
-    }
-  } else {
-    for (; i + kLanes <= n; i += kLanes) {
-#pragma omp simd
-      for (int j = 0; j < kLanes; ++j)
-        acc[j] = Max ? nanmax(acc[j], p[(i + j) * s]) : nanmin(acc[j], p[(i + j) * s]);
-    }
-  }
-  T m = init;
-  for (; i < n; ++i) m = Max ? nanmax(m, p[i * s]) : nanmin(m, p[i * s]);
-  for (int j = 0; j < kLanes; ++j) m = Max ? nanmax(m, acc[j]) : nanmin(m, acc[j]);
-  return m;
-}
-
-// sum of exp(x - shift) over a line, accumulated in double
-template <class T>
-GF_DISPATCH double sumexp_line(const T* p, index_t n, index_t s, T shift) {
-  double acc = 0;
-  if (s == 1) {
-#pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i] - shift));
-  } else {
-#pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i * s] - shift));
-  }
-  return acc;
 }
 
 // ---- column kernels: update W accumulators (column stride cs) from rows ------------------------

@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "common.h"
+#include "line_kernels.h"
 #include "simd_math.h"
 #include "strided.h"
 
@@ -23,48 +24,10 @@ namespace {
 
 constexpr index_t kColBlock = 256;
 
-template <class T> inline T nanmax(T m, T x) { return (x > m || x != x) ? x : m; }
-
-template <class T>
-GF_DISPATCH T max_line(const T* p, index_t n, index_t s) {
-  constexpr int L = 32;
-  T acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = -std::numeric_limits<T>::infinity();
-  index_t i = 0;
-  if (s == 1) {
-    for (; i + L <= n; i += L) {
-#pragma omp simd
-      for (int j = 0; j < L; ++j) acc[j] = nanmax(acc[j], p[i + j]);
-    }
-  } else {
-    for (; i + L <= n; i += L) {
-#pragma omp simd
-      for (int j = 0; j < L; ++j) acc[j] = nanmax(acc[j], p[(i + j) * s]);
-    }
-  }
-  T m = -std::numeric_limits<T>::infinity();
-  for (; i < n; ++i) m = nanmax(m, p[i * s]);
-  for (int j = 0; j < L; ++j) m = nanmax(m, acc[j]);
-  return m;
-}
-
-template <class T>
-GF_DISPATCH double sumexp_line(const T* p, index_t n, index_t s, T shift) {
-  double acc = 0;
-  if (s == 1) {
-#pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i] - shift));
-  } else {
-#pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i * s] - shift));
-  }
-  return acc;
-}
-
 // ---- row mode (strides in elements) ----------------------------------------------------------------
 template <class T>
 GF_DISPATCH void softmax_line(T* o, index_t so, const T* x, index_t sx, index_t n) {
-  const T m = max_line<T>(x, n, sx);
+  const T m = extreme_line<T, true>(x, n, sx);
   double s = 0;
   if (so == 1 && sx == 1) {
 #pragma omp simd reduction(+ : s)
@@ -91,7 +54,7 @@ GF_DISPATCH void softmax_line(T* o, index_t so, const T* x, index_t sx, index_t 
 
 template <class T>
 GF_DISPATCH void log_softmax_line(T* o, index_t so, const T* x, index_t sx, index_t n) {
-  const T m = max_line<T>(x, n, sx);
+  const T m = extreme_line<T, true>(x, n, sx);
   // (x - m) - log(s): x - m is exact near the max, so the result has one rounding there
   const T c = T(std::log(sumexp_line<T>(x, n, sx, m)));
   if (so == 1 && sx == 1) {
@@ -362,7 +325,7 @@ py::tuple cross_entropy_typed(py::array x, py::array_t<std::int64_t> labels) {
     parallel_for(N, std::max<index_t>(1, (kGrain / 4) / C), [&](index_t b, index_t e) {
       for (index_t i = b; i < e; ++i) {
         const T* r = reinterpret_cast<const T*>(base + i * rs);
-        T m = max_line<T>(r, C, cs);
+        T m = extreme_line<T, true>(r, C, cs);
         const T xl = r[lab[i * ls] * cs];
         if (m - m == T(0)) {
           // loss = (m - x[label]) + log(s) in double: not through the rounded lse, so it stays

@@ -1,0 +1,59 @@
+// Line kernels shared by the reductions and the softmax family: NaN-propagating max/min and
+// the max-shifted sum of exponentials along one strided line (stride in elements).
+// In an anonymous namespace: each including file gets its own multi-versioned copies.
+#pragma once
+
+#include <limits>
+
+#include "common.h"
+#include "simd_math.h"
+
+namespace gf {
+namespace {
+
+constexpr int kLineLanes = 32;  // independent accumulators: enough to fill the vector units
+
+template <class T> inline T nanmax(T m, T x) { return (x > m || x != x) ? x : m; }
+template <class T> inline T nanmin(T m, T x) { return (x < m || x != x) ? x : m; }
+
+template <class T, bool Max>
+GF_DISPATCH T extreme_line(const T* p, index_t n, index_t s) {
+  const T init = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  T acc[kLineLanes];
+  for (int j = 0; j < kLineLanes; ++j) acc[j] = init;
+  index_t i = 0;
+  if (s == 1) {
+    for (; i + kLineLanes <= n; i += kLineLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLineLanes; ++j)
+        acc[j] = Max ? nanmax(acc[j], p[i + j]) : nanmin(acc[j], p[i + j]);
+    }
+  } else {
+    for (; i + kLineLanes <= n; i += kLineLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLineLanes; ++j)
+        acc[j] = Max ? nanmax(acc[j], p[(i + j) * s]) : nanmin(acc[j], p[(i + j) * s]);
+    }
+  }
+  T m = init;
+  for (; i < n; ++i) m = Max ? nanmax(m, p[i * s]) : nanmin(m, p[i * s]);
+  for (int j = 0; j < kLineLanes; ++j) m = Max ? nanmax(m, acc[j]) : nanmin(m, acc[j]);
+  return m;
+}
+
+// sum of exp(x - shift) over a line, accumulated in double
+template <class T>
+GF_DISPATCH double sumexp_line(const T* p, index_t n, index_t s, T shift) {
+  double acc = 0;
+  if (s == 1) {
+#pragma omp simd reduction(+ : acc)
+    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i] - shift));
+  } else {
+#pragma omp simd reduction(+ : acc)
+    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i * s] - shift));
+  }
+  return acc;
+}
+
+}  // namespace
+}  // namespace gf
