@@ -117,6 +117,13 @@ class Neg(Function):
 class _MaxMin(Function):
     """maximum/minimum; where the operands tie, the gradient is split evenly between them."""
 
+    kernel = None  # the backend function: "maximum" or "minimum"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_inputs(0, 1)
+        return getattr(ctx.be, ctx.kernel)(a, b)
+
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
@@ -126,21 +133,13 @@ class _MaxMin(Function):
 
 
 class Maximum(_MaxMin):
+    kernel = "maximum"
     wins = staticmethod(lambda a, b: a > b)
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_inputs(0, 1)
-        return ctx.be.maximum(a, b)
 
 
 class Minimum(_MaxMin):
+    kernel = "minimum"
     wins = staticmethod(lambda a, b: a < b)
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_inputs(0, 1)
-        return ctx.be.minimum(a, b)
 
 
 class Where(Function):

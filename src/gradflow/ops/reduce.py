@@ -45,6 +45,15 @@ class Mean(Function):
 class _Extremum(Function):
     """max/min: the gradient goes to the elements equal to the result, split evenly among ties."""
 
+    kernel = None  # the backend function: "max" or "min"
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        ctx.axes, ctx.keepdims = axes, keepdims
+        ctx.save_inputs(0)
+        ctx.save_output()
+        return getattr(ctx.be, ctx.kernel)(x, axes, keepdims)
+
     @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved_tensors
@@ -55,21 +64,11 @@ class _Extremum(Function):
 
 
 class Max(_Extremum):
-    @staticmethod
-    def forward(ctx, x, axes, keepdims):
-        ctx.axes, ctx.keepdims = axes, keepdims
-        ctx.save_inputs(0)
-        ctx.save_output()
-        return ctx.be.max(x, axes, keepdims)
+    kernel = "max"
 
 
 class Min(_Extremum):
-    @staticmethod
-    def forward(ctx, x, axes, keepdims):
-        ctx.axes, ctx.keepdims = axes, keepdims
-        ctx.save_inputs(0)
-        ctx.save_output()
-        return ctx.be.min(x, axes, keepdims)
+    kernel = "min"
 
 
 class LogSumExp(Function):
