@@ -72,6 +72,8 @@ def _grad_line(norm):
 def _param_names(params):
     if params is None:
         return {}
+    if hasattr(params, "named_parameters"):  # a Module: its dotted parameter names
+        params = params.named_parameters()
     pairs = params.items() if hasattr(params, "items") else params
     return {id(t): name for name, t in pairs}
 
@@ -94,8 +96,9 @@ def _walk(root):
 def to_dot(tensor, show_grads=False, show_shapes=True, params=None) -> str:
     """Graphviz dot source for the graph that produced ``tensor`` (see the module docs).
 
-    ``params``: a dict or an iterable of (name, tensor) pairs, e.g.
-    ``dict(model.named_parameters())``, naming the leaves.
+    ``params``: a Module, a dict or an iterable of (name, tensor) pairs, e.g.
+    ``dict(model.named_parameters())``, naming the leaves. Without it, a Module's parameters
+    still carry the attribute name they were registered under.
     """
     names = _param_names(params)
     ids = {}  # id(op or leaf) -> dot node id

@@ -34,6 +34,8 @@ class Module:
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
             params[name] = value
+            if getattr(value, "name", None) is None:
+                value.name = name  # how gf.viz labels it when given no fuller name
         elif isinstance(value, Module):
             self._modules[name] = value
         object.__setattr__(self, name, value)
