@@ -4,7 +4,7 @@ any device (values are drawn on the host and moved)."""
 import numpy as np
 
 from . import dtypes as _dtypes
-from .tensor import tensor
+from .tensor import _shape_args, tensor
 
 _generator = np.random.default_rng()
 
@@ -19,21 +19,15 @@ def generator() -> np.random.Generator:
     return _generator
 
 
-def _shape(shape):
-    if len(shape) == 1 and not isinstance(shape[0], int):
-        return tuple(shape[0])
-    return tuple(shape)
-
-
 def randn(*shape, dtype=None, device=None, requires_grad=False):
     dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
-    return tensor(_generator.standard_normal(_shape(shape)).astype(dt), device=device,
+    return tensor(_generator.standard_normal(_shape_args(shape)).astype(dt), device=device,
                   requires_grad=requires_grad)
 
 
 def rand(*shape, dtype=None, device=None, requires_grad=False):
     dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
-    return tensor(_generator.random(_shape(shape)).astype(dt), device=device,
+    return tensor(_generator.random(_shape_args(shape)).astype(dt), device=device,
                   requires_grad=requires_grad)
 
 

@@ -104,7 +104,7 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self._host(), separator=", ", prefix="tensor(")
         extra = []
-        if self.dtype != _dtypes.float32 and self.dtype.kind == "f" or self.dtype.kind != "f":
+        if self.dtype != _dtypes.float32:
             extra.append(f"dtype={self.dtype}")
         if self._device != "cpu":
             extra.append(f"device='{self._device}'")
@@ -319,8 +319,7 @@ class Tensor:
 
     def _snapshot(self):
         # The pre-op value, as its own tensor, for backward functions that need it.
-        return Tensor._make(self.data.copy(), self._device, self._node) if self._node is not None \
-            else Tensor._make(self.data.copy(), self._device)
+        return Tensor._make(self.data.copy(), self._device, self._node)
 
     def _commit_inplace(self, result):
         self.data[...] = result.data

@@ -16,9 +16,7 @@ def canonical_device(device) -> str:
     if device is None:
         return "cpu"
     s = str(device)
-    if s in _backends:
-        return s
-    if s == "cpu":
+    if s in _backends:  # "cpu", and CUDA devices already in use
         return s
     if s == "cuda" or s.startswith("cuda:"):
         index = s[5:] if s != "cuda" else "0"

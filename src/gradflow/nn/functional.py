@@ -41,9 +41,8 @@ def cross_entropy(logits, target, reduction="mean"):
 
     if not isinstance(target, Tensor):  # a Python int/list of ints stays integer labels
         target = tensor(target, device=logits.device)
-    if logits.ndim == 1:
-        return cross_entropy(logits.unsqueeze(0), target.reshape(1, *target.shape[0:])
-                             if target.dtype.kind == "f" else target.reshape(1), reduction)
+    if logits.ndim == 1:  # one sample: its label is a scalar, its probabilities a vector
+        return cross_entropy(logits.unsqueeze(0), target.unsqueeze(0), reduction)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
     if target.dtype.kind in "iu":

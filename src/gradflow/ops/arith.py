@@ -264,12 +264,12 @@ def div(a, b):
 
 
 def pow(a, b):  # noqa: A001
+    """tensor ** number runs the fused scalar-power kernel; anything else is elementwise."""
     from ..tensor import Tensor
 
-    if isinstance(a, Tensor) and not isinstance(b, Tensor):
-        if isinstance(b, (int, float)) and not isinstance(b, bool):
-            return PowScalar.apply(a if a.dtype.kind == "f" or (isinstance(b, int) and b >= 0)
-                                   else float_operand(a), p=b)
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        int_power = isinstance(b, int) and b >= 0  # keeps an integer tensor integer
+        return PowScalar.apply(a if int_power else float_operand(a), p=b)
     return Pow.apply(*promote(a, b))
 
 

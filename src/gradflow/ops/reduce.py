@@ -6,6 +6,14 @@ from ..autograd.function import Function, NonDifferentiable
 from ._util import float_operand, normalize_axes
 
 
+def _count(shape, axes):
+    """How many elements a reduction over ``axes`` combines into each output."""
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
 def _kept_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
@@ -30,10 +38,7 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, x, axes, keepdims):
         ctx.axes, ctx.keepdims, ctx.in_shape = axes, keepdims, x.shape
-        count = 1
-        for a in axes:
-            count *= x.shape[a]
-        ctx.count = count
+        ctx.count = _count(x.shape, axes)
         return ctx.be.mean(x, axes, keepdims)
 
     @staticmethod
@@ -119,9 +124,7 @@ def var(x, axis=None, keepdims=False, ddof=0):
     estimate PyTorch's var() gives by default)."""
     x = float_operand(x)
     axes = normalize_axes(axis, x.ndim, "var")
-    count = 1
-    for a in axes:
-        count *= x.shape[a]
+    count = _count(x.shape, axes)
     d = x - mean(x, axes, keepdims=True)
     return sum(d * d, axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
 
