@@ -12,15 +12,15 @@ operand they belong to, undoing broadcasting.
 
 import heapq
 
+from .. import tensor as _tensor
+from ..ops import shape as _shape_ops
 from .function import Function
 from .grad_mode import set_grad_enabled, state
 
 
 def _sum_to(grad, shape, dtype):
-    from ..ops.shape import sum_to
-
     if grad.shape != shape:
-        grad = sum_to(grad, shape)
+        grad = _shape_ops.sum_to(grad, shape)
     if grad.dtype != dtype:
         grad = grad.to(dtype)
     return grad
@@ -44,8 +44,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     Without ``capture``, leaf gradients are accumulated into ``.grad``. With ``capture`` (a list
     of tensors), nothing is accumulated and their gradients are returned in that order.
     """
-    from ..tensor import Tensor
-
+    Tensor = _tensor.Tensor
     heap = []  # (-seq, node): the newest pending node first
     pending = {}  # node -> summed error signal so far
     leaf_grads = {}  # id(leaf) -> [leaf, summed gradient]
@@ -168,8 +167,7 @@ def _nodes_reaching(roots, target_nodes, target_leaves):
 
 
 def backward(tensor, grad=None, retain_graph=None, create_graph=False):
-    from ..tensor import Tensor
-
+    Tensor = _tensor.Tensor
     if not tensor.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if grad is None:
@@ -186,8 +184,7 @@ def backward(tensor, grad=None, retain_graph=None, create_graph=False):
 
 
 def _as_grad(g, like):
-    from ..tensor import Tensor, tensor as make_tensor
-
+    Tensor, make_tensor = _tensor.Tensor, _tensor.tensor
     if not isinstance(g, Tensor):
         g = make_tensor(g, dtype=like.dtype, device=like.device)
     if g.shape != like.shape:
@@ -201,8 +198,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple (``.grad`` is
     left untouched). ``create_graph=True`` records them for higher-order derivatives."""
-    from ..tensor import Tensor
-
+    Tensor = _tensor.Tensor
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
