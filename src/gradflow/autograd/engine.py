@@ -167,30 +167,28 @@ def _nodes_reaching(roots, target_nodes, target_leaves):
 
 
 def backward(tensor, grad=None, retain_graph=None, create_graph=False):
-    Tensor = _tensor.Tensor
     if not tensor.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-    if grad is None:
-        if tensor.size != 1:
-            raise RuntimeError(
-                f"grad can be implicitly created only for scalar outputs; got shape {tensor.shape}."
-                " Pass grad= (a tensor of that shape).")
-        grad = Tensor._make(tensor._be.xp.ones(tensor.shape, tensor.dtype), tensor._device)
-    else:
-        grad = _as_grad(grad, tensor)
     if retain_graph is None:
         retain_graph = create_graph
-    run_backward([tensor], [grad], retain_graph, create_graph)
+    run_backward([tensor], [_root_grad(grad, tensor)], retain_graph, create_graph)
 
 
-def _as_grad(g, like):
-    Tensor, make_tensor = _tensor.Tensor, _tensor.tensor
+def _root_grad(g, out):
+    """The error signal an output starts with: ``g`` checked against it, or 1 for a scalar."""
+    Tensor = _tensor.Tensor
+    if g is None:
+        if out.size != 1:
+            raise RuntimeError(
+                f"grad can be implicitly created only for scalar outputs; got shape {out.shape}."
+                " Pass a gradient of that shape.")
+        return Tensor._make(out._be.xp.ones(out.shape, out.dtype), out._device)
     if not isinstance(g, Tensor):
-        g = make_tensor(g, dtype=like.dtype, device=like.device)
-    if g.shape != like.shape:
-        raise ValueError(f"grad has shape {g.shape}, but the output has shape {like.shape}")
-    if g._device != like._device:
-        raise RuntimeError(f"grad is on {g._device}, but the output is on {like._device}")
+        g = _tensor.tensor(g, dtype=out.dtype, device=out.device)
+    if g.shape != out.shape:
+        raise ValueError(f"grad has shape {g.shape}, but the output has shape {out.shape}")
+    if g._device != out._device:
+        raise RuntimeError(f"grad is on {g._device}, but the output is on {out._device}")
     return g
 
 
@@ -213,15 +211,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for out, g in zip(outputs, grad_outputs):
         if not out.requires_grad:
             raise RuntimeError("grad: one of the outputs does not require grad")
-        if g is None:
-            if out.size != 1:
-                raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs; got shape {out.shape}")
-            g = Tensor._make(out._be.xp.ones(out.shape, out.dtype), out._device)
-        else:
-            g = _as_grad(g, out)
         roots.append(out)
-        root_grads.append(g)
+        root_grads.append(_root_grad(g, out))
     if retain_graph is None:
         retain_graph = create_graph
     result = run_backward(roots, root_grads, retain_graph, create_graph, capture=inputs)

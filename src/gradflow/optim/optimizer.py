@@ -89,7 +89,7 @@ class Optimizer:
             for p in g["params"]:
                 if p in self.state:
                     state[index[id(p)]] = {
-                        k: (Tensor._make(v, p._device).detach() if hasattr(v, "shape") else v)
+                        k: (Tensor._make(v, p._device) if hasattr(v, "shape") else v)
                         for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
