@@ -23,26 +23,33 @@ class Tensor:
     which in-place ops bump so that stale saved tensors are detected in backward.
     """
 
-    __slots__ = ("data", "_device", "_be", "requires_grad", "grad", "_node", "_vbox", "_base",
-                 "__weakref__")
+    __slots__ = ("data", "_be", "requires_grad", "grad", "_node", "_vbox", "_base", "__weakref__")
     __array_priority__ = 1000  # numpy scalars/arrays on the left defer to Tensor's operators
 
-    def __init__(self, data, dtype=None, device=None, requires_grad=False):
-        t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
-        self.data, self._device, self._be = t.data, t._device, t._be
-        self.requires_grad, self.grad, self._node, self._vbox, self._base = (
-            t.requires_grad, None, None, [0], None)
+    def __init__(self, data, be=None, node=None, *, dtype=None, device=None, requires_grad=False):
+        """``gf.Tensor(data, dtype=..., device=..., requires_grad=...)`` builds a leaf from data,
+        as ``gf.tensor`` does. Internally ``Tensor(array, backend, node)`` wraps a backend array
+        (the op path: one call, every slot set once)."""
+        if be is None:
+            t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+            data, be, node = t.data, t._be, None
+            self.requires_grad = t.requires_grad
+        else:
+            self.requires_grad = node is not None
+        self.data = data
+        self._be = be
+        self.grad = None
+        self._node = node
+        self._vbox = [0]
+        self._base = None
 
     @classmethod
-    def _make(cls, data, device, node=None, vbox=None, base=None, be=None):
-        t = object.__new__(cls)
-        t.data = data
-        t._device = device
-        t._be = be if be is not None else _backend.get(device)
-        t.requires_grad = node is not None
-        t.grad = None
-        t._node = node
-        t._vbox = [0] if vbox is None else vbox
+    def _make(cls, data, device, node=None, vbox=None, base=None):
+        """A tensor on ``device`` (a canonical device string) around a backend array; ``vbox``
+        and ``base`` make it a view sharing its base's version counter."""
+        t = cls(data, _backend.get(device), node)
+        if vbox is not None:
+            t._vbox = vbox
         t._base = base
         return t
 
@@ -57,7 +64,11 @@ class Tensor:
 
     @property
     def device(self):
-        return self._device
+        return self._be.name
+
+    @property
+    def _device(self):
+        return self._be.name
 
     @property
     def ndim(self):
@@ -195,20 +206,17 @@ class Tensor:
         return self.to(_dtypes.float64)
 
     # ---- operators --------------------------------------------------------------------------------
-    def __add__(self, o):
-        return _arith.add(self, o)
+    __add__ = _arith.add
 
     def __radd__(self, o):
         return _arith.add(o, self)
 
-    def __sub__(self, o):
-        return _arith.sub(self, o)
+    __sub__ = _arith.sub
 
     def __rsub__(self, o):
         return _arith.sub(o, self)
 
-    def __mul__(self, o):
-        return _arith.mul(self, o)
+    __mul__ = _arith.mul
 
     def __rmul__(self, o):
         return _arith.mul(o, self)

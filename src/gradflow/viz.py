@@ -86,7 +86,7 @@ def _walk(root):
     while stack:
         node = stack.pop()
         order.append(node)
-        for edge, shape, dtype in zip(node._next, node._shapes, node._dtypes):
+        for edge, (shape, dtype) in zip(node._next, node._in_meta):
             if isinstance(edge, Function) and id(edge) not in out_meta:
                 out_meta[id(edge)] = (shape, dtype)
                 stack.append(edge)
@@ -144,7 +144,7 @@ def to_dot(tensor, show_grads=False, show_shapes=True, params=None) -> str:
             label.append(_grad_line(getattr(node, "_grad_norm", None)))
         add("op", "\n".join(label), id(node))
     for node in order:
-        for edge, shape, dtype in zip(node._next, node._shapes, node._dtypes):
+        for edge, (shape, dtype) in zip(node._next, node._in_meta):
             if edge is None:
                 label = f"const\n{_meta(shape, dtype)}" if show_shapes else "const"
                 src = add("const", label)

@@ -61,37 +61,48 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             return a + b
     else:  # no graph to record: add the arrays directly
         def accumulate(a, b):
-            return Tensor._make(a._be.add(a.data, b.data), a._device, None, None, None, a._be)
+            return Tensor(a._be.add(a.data, b.data), a._be)
 
-    def send(edge, g):
-        if isinstance(edge, Function):
-            if wanted is not None and edge not in wanted and edge not in capture_nodes:
-                return
-            if edge in pending:
-                pending[edge] = accumulate(pending[edge], g)
-            else:
-                pending[edge] = g
-                heapq.heappush(heap, (-edge._seq, edge))
-        else:  # a leaf that requires grad
-            slot = leaf_grads.get(id(edge))
-            if slot is None:
-                leaf_grads[id(edge)] = [edge, g]
-            else:
-                slot[1] = accumulate(slot[1], g)
+    allowed = None if wanted is None else wanted | capture_nodes.keys()
+    push = heapq.heappush
 
-    for t, g in zip(roots, root_grads):
-        if t._node is not None:
-            send(t._node, g)
-        elif t.requires_grad:
-            send(t, g)
+    def send(edges, grads, metas):
+        """Adds each gradient (reduced to its input's (shape, dtype) first) to the signal
+        pending at that input's node, or at the leaf."""
+        for edge, g, (shape, dtype) in zip(edges, grads, metas):
+            if edge is None or g is None:
+                continue
+            a = g.data
+            if a.shape != shape or a.dtype is not dtype:  # builtin dtypes are singletons
+                g = _sum_to(g, shape, dtype)
+            if isinstance(edge, Function):
+                if allowed is not None and edge not in allowed:
+                    continue
+                prev = pending.get(edge)
+                if prev is None:
+                    pending[edge] = g
+                    push(heap, (-edge._seq, edge))
+                else:
+                    pending[edge] = accumulate(prev, g)
+            else:  # a leaf that requires grad
+                slot = leaf_grads.get(id(edge))
+                if slot is None:
+                    leaf_grads[id(edge)] = [edge, g]
+                else:
+                    slot[1] = accumulate(slot[1], g)
+
+    send([t._node or (t if t.requires_grad else None) for t in roots], root_grads,
+         [(g.shape, g.dtype) for g in root_grads])
 
     observer = state.grad_observer
+    anomaly = state.anomaly
     prev_phase = state.phase
     state.phase = "backward"
+    pop = heapq.heappop
     try:
         with set_grad_enabled(create_graph):
             while heap:
-                node = heapq.heappop(heap)[1]
+                node = pop(heap)[1]
                 grad = pending.pop(node)
                 if capture_nodes and node in capture_nodes:
                     capture_nodes[node] = grad
@@ -100,17 +111,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 if wanted is not None and node not in wanted:
                     continue  # a captured tensor whose own inputs lead to no other target
                 in_grads = type(node).backward(node, grad)
-                if state.anomaly:
+                if anomaly:
                     _check_anomaly(node, in_grads)
                 if not retain_graph:
                     node.release()
-                for edge, g, shape, dtype in zip(node._next, in_grads, node._shapes, node._dtypes):
-                    if edge is None or g is None:
-                        continue
-                    a = g.data
-                    if a.shape != shape or a.dtype is not dtype:  # builtin dtypes are singletons
-                        g = _sum_to(g, shape, dtype)
-                    send(edge, g)
+                send(node._next, in_grads, node._in_meta)
     finally:
         state.phase = prev_phase
 
@@ -134,7 +139,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             # broadcast view, the caller's array, or one array handed to several inputs (add).
             if (id(arr) in shared or not arr.flags.c_contiguous
                     or not getattr(arr.flags, "writeable", True)):  # CuPy arrays lack the flag
-                g = Tensor._make(arr.copy(), g._device, g._node)
+                g = Tensor(arr.copy(), g._be, g._node)
             shared.add(id(arr))
             leaf.grad = g
         elif create_graph or leaf.grad.requires_grad:
@@ -182,7 +187,7 @@ def _root_grad(g, out):
             raise RuntimeError(
                 f"grad can be implicitly created only for scalar outputs; got shape {out.shape}."
                 " Pass a gradient of that shape.")
-        return Tensor._make(out._be.xp.ones(out.shape, out.dtype), out._device)
+        return Tensor(out._be.xp.ones(out.shape, out.dtype), out._be)
     if not isinstance(g, Tensor):
         g = _tensor.tensor(g, dtype=out.dtype, device=out.device)
     if g.shape != out.shape:

@@ -18,6 +18,7 @@ edges to its inputs' producers, never the inputs' values unless asked to.
 import itertools
 import traceback
 
+from .. import backend as _backend
 from .. import tensor as _tensor
 from .grad_mode import state
 
@@ -65,33 +66,39 @@ class Function:
         """Per input: its producer node, the leaf Tensor itself, or None (no grad)."""
         return self._next
 
-    def _check_released(self):
-        if self._released:
-            raise RuntimeError(
-                f"{self.name}: trying to backward through the graph a second time (or to use "
-                "saved tensors after they were freed). Saved values are freed by backward(); "
-                "pass retain_graph=True to the first backward() if you need to backward twice.")
+    def _raise_released(self):
+        raise RuntimeError(
+            f"{self.name}: trying to backward through the graph a second time (or to use "
+            "saved tensors after they were freed). Saved values are freed by backward(); "
+            "pass retain_graph=True to the first backward() if you need to backward twice.")
 
-    def _checked(self, t, version):
-        if t._vbox[0] != version:
-            raise RuntimeError(
-                f"one of the tensors needed by {self.name} for gradient computation has been "
-                f"modified by an in-place operation: a tensor of shape {t.shape} is at version "
-                f"{t._vbox[0]}, expected {version}.")
-        return t
+    def _raise_modified(self, t, version):
+        raise RuntimeError(
+            f"one of the tensors needed by {self.name} for gradient computation has been "
+            f"modified by an in-place operation: a tensor of shape {t.shape} is at version "
+            f"{t._vbox[0]}, expected {version}.")
 
     def saved_input(self, i):
         """The saved input number ``i`` (as passed to save_inputs)."""
-        self._check_released()
+        if self._released:
+            self._raise_released()
         k = self._save_idx.index(i)
-        return self._checked(self._saved[k], self._saved_versions[k])
+        t = self._saved[k]
+        if t._vbox[0] != self._saved_versions[k]:
+            self._raise_modified(t, self._saved_versions[k])
+        return t
 
     @property
     def saved_tensors(self):
         """The Tensors forward saved, inputs first then the output; raises if released or
         modified in place since."""
-        self._check_released()
-        out = [self._checked(t, v) for t, v in zip(self._saved, self._saved_versions)]
+        if self._released:
+            self._raise_released()
+        out = []
+        for t, version in zip(self._saved, self._saved_versions):
+            if t._vbox[0] != version:
+                self._raise_modified(t, version)
+            out.append(t)
         if self._out_data is not None:
             if self._out_vbox[0] != self._out_version:
                 raise RuntimeError(
@@ -101,7 +108,9 @@ class Function:
             # Rebuilt from the saved array; under create_graph it is wired back to this node so
             # that the second-order gradient flows through the op again.
             node = self if state.grad_enabled else None
-            out.append(_tensor.Tensor._make(self._out_data, self._device, node, self._out_vbox))
+            t = _tensor.Tensor(self._out_data, self.be, node)
+            t._vbox = self._out_vbox
+            out.append(t)
         return out
 
     def release(self):
@@ -111,23 +120,22 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        first = inputs[0]
-        device = first._device
+        # The hot path of every op: kept to one pass over the inputs and one Tensor construction.
+        be = inputs[0]._be
         requires_grad = False
         arrays = []
         for t in inputs:
-            if t._device != device:
-                raise RuntimeError(
-                    f"{cls.__name__}: expected all tensors on one device, got {device} and {t._device}")
+            if t._be is not be:
+                raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, got "
+                                   f"{be.name} and {t._be.name}")
             if t.requires_grad:
                 requires_grad = True
             arrays.append(t.data)
-        ctx = object.__new__(cls)
-        ctx.be = be = first._be
+        ctx = cls()
+        ctx.be = be
         record = requires_grad and state.grad_enabled and cls.differentiable
         if record:  # before forward, which may consult needs_input_grad
-            ctx._next = [t._node if t._node is not None else (t if t.requires_grad else None)
-                         for t in inputs]
+            ctx._next = [t._node or (t if t.requires_grad else None) for t in inputs]
         prof = state.profiler
         if prof is None:
             out_data = cls.forward(ctx, *arrays, **params)
@@ -136,18 +144,17 @@ class Function:
             out_data = cls.forward(ctx, *arrays, **params)
             prof.end(token, ctx, arrays, out_data)
         if cls.moves_device:
-            device, be = ctx.dst, None
-        out = _tensor.Tensor._make(out_data, device, ctx if record else None, None, None, be)
+            be = _backend.get(ctx.dst)
+        out = _tensor.Tensor(out_data, be, ctx if record else None)
         if cls.is_view and ctx.view:
             # Shares memory with its input: writes through it must be seen as writes to the base.
+            first = inputs[0]
             out._vbox = first._vbox
             out._base = first if first._base is None else first._base
         if not record:
             return out
         ctx._seq = next(_sequence)
-        ctx._device = device  # of the output
-        ctx._shapes = [a.shape for a in arrays]
-        ctx._dtypes = [a.dtype for a in arrays]
+        ctx._in_meta = [(a.shape, a.dtype) for a in arrays]  # what each input's gradient must be
         if ctx._save_idx:
             ctx._saved = saved = [inputs[i] for i in ctx._save_idx]
             ctx._saved_versions = [t._vbox[0] for t in saved]

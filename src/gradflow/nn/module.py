@@ -110,7 +110,7 @@ class Module:
             for p in self.parameters():
                 if p._device != device:
                     p.data = p.to(device).data
-                    p._device, p._be = device, be
+                    p._be = be
                     if p.grad is not None:
                         p.grad = p.grad.to(device)
         return self

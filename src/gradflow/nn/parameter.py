@@ -9,9 +9,7 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad=True):
         src = data if isinstance(data, Tensor) else Tensor(data)
-        self.data, self._device, self._be = src.data, src._device, src._be
-        self.grad, self._node, self._vbox, self._base = None, None, [0], None
-        self.requires_grad = False
+        super().__init__(src.data, src._be)
         self.requires_grad_(requires_grad)
 
     def __repr__(self):

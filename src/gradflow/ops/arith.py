@@ -28,15 +28,16 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        need = ctx.needs_input_grad
-        if need:  # each gradient reads the other operand: save only what will be read
-            ctx.save_inputs(*[j for i, j in ((0, 1), (1, 0)) if need[i]])
+        if ctx._next:  # each gradient reads the other operand: save only what will be read
+            need_a, need_b = ctx._next[0] is not None, ctx._next[1] is not None
+            ctx.save_inputs(*((1, 0) if need_a and need_b else (1,) if need_a else (0,)))
         return ctx.be.mul(a, b)
 
     @staticmethod
     def backward(ctx, g):
-        need_a, need_b = ctx.needs_input_grad
-        return (g * ctx.saved_input(1) if need_a else None), (g * ctx.saved_input(0) if need_b else None)
+        edge_a, edge_b = ctx._next
+        return (g * ctx.saved_input(1) if edge_a is not None else None,
+                g * ctx.saved_input(0) if edge_b is not None else None)
 
 
 class Div(Function):
@@ -244,16 +245,24 @@ class Clip(Function):
 
 
 # ---- functional forms -------------------------------------------------------------------------
-def add(a, b):
-    return Add.apply(*promote(a, b))
+def _binary(op, doc):
+    apply = op.apply
+
+    def fn(a, b):
+        # Two tensors of one class and dtype (the usual case) go straight to the op.
+        if a.__class__ is not b.__class__ or a.data.dtype is not b.data.dtype:
+            a, b = promote(a, b)
+        return apply(a, b)
+
+    fn.__doc__ = doc
+    return fn
 
 
-def sub(a, b):
-    return Sub.apply(*promote(a, b))
-
-
-def mul(a, b):
-    return Mul.apply(*promote(a, b))
+add = _binary(Add, "a + b, broadcasting.")
+sub = _binary(Sub, "a - b, broadcasting.")
+mul = _binary(Mul, "a * b, broadcasting.")
+maximum = _binary(Maximum, "Elementwise maximum; ties split the gradient evenly.")
+minimum = _binary(Minimum, "Elementwise minimum; ties split the gradient evenly.")
 
 
 def div(a, b):
@@ -275,14 +284,6 @@ def pow(a, b):  # noqa: A001
 
 def neg(x):
     return Neg.apply(x)
-
-
-def maximum(a, b):
-    return Maximum.apply(*promote(a, b))
-
-
-def minimum(a, b):
-    return Minimum.apply(*promote(a, b))
 
 
 def where(cond, a, b):
