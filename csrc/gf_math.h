@@ -71,10 +71,14 @@ template <class T> GF_HD T gelu_tanh_grad(T x, T g) {
 
 // softplus(x) = log(1 + exp(beta x)) / beta, linear once beta x > threshold (as PyTorch).
 // Written as max(z, 0) + log1p(exp(-|z|)) so that it never overflows, whatever the threshold.
+// log1p(e) is taken as log(u) plus the rounding error of u = 1 + e over u (within an ulp or
+// two): libmvec's vector logf costs far less than its log1pf. 1 / beta is hoisted out of loops.
 template <class T> GF_HD T softplus(T x, T beta, T threshold) {
   T z = beta * x;
-  T sp = (z > T(0) ? z : T(0)) + log1p(exp(-abs(z)));
-  return z > threshold ? x : sp / beta;
+  T e = exp(-abs(z));
+  T u = T(1) + e;
+  T sp = (z > T(0) ? z : T(0)) + (log(u) + (e - (u - T(1))) / u);
+  return z > threshold ? x : sp * (T(1) / beta);
 }
 template <class T> GF_HD T softplus_grad(T x, T g, T beta, T threshold) {
   T z = beta * x;

@@ -11,7 +11,7 @@
 namespace gf {
 namespace {
 
-constexpr int kLineLanes = 32;  // independent accumulators: enough to fill the vector units
+constexpr int kLineLanes = 64;  // independent accumulators: enough to fill the vector units
 
 template <class T> inline T nanmax(T m, T x) { return (x > m || x != x) ? x : m; }
 template <class T> inline T nanmin(T m, T x) { return (x < m || x != x) ? x : m; }
@@ -37,8 +37,12 @@ GF_DISPATCH T extreme_line(const T* p, index_t n, index_t s) {
   }
   T m = init;
   for (; i < n; ++i) m = Max ? nanmax(m, p[i * s]) : nanmin(m, p[i * s]);
-  for (int j = 0; j < kLineLanes; ++j) m = Max ? nanmax(m, acc[j]) : nanmin(m, acc[j]);
-  return m;
+  // tree fold of the lanes (vectorised), not a serial chain: short lines (one row) pay for it
+  for (int w = kLineLanes / 2; w > 0; w /= 2) {
+#pragma omp simd
+    for (int j = 0; j < w; ++j) acc[j] = Max ? nanmax(acc[j], acc[j + w]) : nanmin(acc[j], acc[j + w]);
+  }
+  return Max ? nanmax(m, acc[0]) : nanmin(m, acc[0]);
 }
 
 // sum of exp(x - shift) over a line, accumulated in double

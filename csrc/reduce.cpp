@@ -12,15 +12,17 @@
 // Threads split the outputs, or, for few outputs (a full reduction), the reduced range, with
 // per-chunk partial states combined afterwards.
 //
-// Accuracy: sums accumulate in double (float32 too), in 32 independent lanes over blocks of
-// 4096 elements whose sums are added with Neumaier compensation; column sums flush their
-// per-row accumulators every 128 rows. logsumexp is one pass over memory: per block of 1024
+// Accuracy: sums accumulate in double, in 32 independent lanes over blocks of 4096 elements
+// (unit-stride float32: 128 float lanes of at most 32 additions each, summed in double) whose
+// block sums are added with Neumaier compensation; column sums flush their per-row
+// accumulators every 128 rows. logsumexp is one pass over memory: per block of 1024
 // elements (or 16 rows in column mode) the block max rescales the running sum only when the
 // running max grows, then exp(x - max) is summed.
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <set>
+#include <type_traits>
 
 #include "common.h"
 #include "line_kernels.h"
@@ -37,8 +39,36 @@ constexpr index_t kLseBlock = 1024;
 template <class T> inline bool is_finite(T x) { return x - x == T(0); }
 
 // ---- row kernels: one strided line (stride in elements) ---------------------------------------
+// float32, unit stride, n <= kSumBlock: eight 16-float vector accumulators (enough independent
+// add chains to cover the add latency on both ports, no per-element widening to double), so at
+// most kSumBlock / 128 = 32 float additions per lane before the lanes are summed in double.
+typedef float f32x16 __attribute__((vector_size(64)));
+
+GF_DISPATCH double sum_block_f32(const float* p, index_t n) {
+  constexpr int V = 16, U = 8;
+  f32x16 a[U] = {};
+  index_t i = 0;
+  for (; i + V * U <= n; i += V * U) {
+    for (int u = 0; u < U; ++u) {
+      f32x16 v;
+      __builtin_memcpy(&v, p + i + V * u, sizeof v);
+      a[u] += v;
+    }
+  }
+  double acc[V] = {};
+  for (int u = 0; u < U; ++u)
+    for (int j = 0; j < V; ++j) acc[j] += double(a[u][j]);
+  double t = 0;
+  for (; i < n; ++i) t += double(p[i]);
+  for (int w = V / 2; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0] + t;
+}
+
 template <class T>
 GF_DISPATCH double sum_line(const T* p, index_t n, index_t s) {
+  if constexpr (std::is_same<T, float>::value)
+    if (s == 1) return sum_block_f32(p, n);
   double acc[kLanes] = {};
   index_t i = 0;
   if (s == 1) {

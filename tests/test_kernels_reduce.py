@@ -127,6 +127,15 @@ def test_sum_accuracy_large():
     assert (np.abs(_C.sum(y32, (0,)) - want) <= 2 * np.spacing(want)).all()
 
 
+@pytest.mark.parametrize("n", [1, 127, 128, 129, 4095, 4096, 4097, 8192 + 131])
+def test_sum_float32_lane_blocks(n):
+    """Unit-stride float32 sums add in float lanes within 4096-element blocks: lengths around
+    the lane and block sizes, with cancelling values (judged against sum |x|)."""
+    x = rng.standard_normal(n).astype(np.float32) * np.float32(1e3)
+    check("sum", x, None)
+    check("sum", np.stack([x, -x, x * 2]), (1,))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["max", "min"])
 def test_nan_propagation(name, dtype):
