@@ -376,31 +376,19 @@ class Tensor:
         return self
 
     # ---- math methods -----------------------------------------------------------------------------
-    def exp(self):
-        return _arith.exp(self)
-
-    def log(self):
-        return _arith.log(self)
-
-    def sqrt(self):
-        return _arith.sqrt(self)
-
-    def abs(self):
-        return _arith.abs(self)
+    exp = _arith.exp
+    log = _arith.log
+    sqrt = _arith.sqrt
+    abs = _arith.abs
 
     def clip(self, lo=None, hi=None):
         return _arith.clip(self, lo, hi)
 
     clamp = clip
 
-    def sigmoid(self):
-        return _act.sigmoid(self)
-
-    def tanh(self):
-        return _act.tanh(self)
-
-    def relu(self):
-        return _act.relu(self)
+    sigmoid = _act.sigmoid
+    tanh = _act.tanh
+    relu = _act.relu
 
     def softmax(self, axis=-1):
         return _act.softmax(self, axis)

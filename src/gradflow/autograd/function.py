@@ -120,7 +120,8 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        # The hot path of every op: kept to one pass over the inputs and one Tensor construction.
+        # The hot path of every op: one pass over the inputs and one Tensor construction. (Plain
+        # loops, not comprehensions: each comprehension is a function call on Python < 3.12.)
         be = inputs[0]._be
         requires_grad = False
         arrays = []
@@ -135,7 +136,14 @@ class Function:
         ctx.be = be
         record = requires_grad and state.grad_enabled and cls.differentiable
         if record:  # before forward, which may consult needs_input_grad
-            ctx._next = [t._node or (t if t.requires_grad else None) for t in inputs]
+            edges = []
+            meta = []  # what each input's gradient must be: (shape, dtype)
+            for t in inputs:
+                edges.append(t._node or (t if t.requires_grad else None))
+                a = t.data
+                meta.append((a.shape, a.dtype))
+            ctx._next = edges
+            ctx._in_meta = meta
         prof = state.profiler
         if prof is None:
             out_data = cls.forward(ctx, *arrays, **params)
@@ -154,10 +162,15 @@ class Function:
         if not record:
             return out
         ctx._seq = next(_sequence)
-        ctx._in_meta = [(a.shape, a.dtype) for a in arrays]  # what each input's gradient must be
         if ctx._save_idx:
-            ctx._saved = saved = [inputs[i] for i in ctx._save_idx]
-            ctx._saved_versions = [t._vbox[0] for t in saved]
+            saved = []
+            versions = []
+            for i in ctx._save_idx:
+                t = inputs[i]
+                saved.append(t)
+                versions.append(t._vbox[0])
+            ctx._saved = saved
+            ctx._saved_versions = versions
         if ctx._save_out:
             ctx._out_data = out_data
             ctx._out_vbox = out._vbox

@@ -54,7 +54,7 @@ def promote(a, b):
 
 def float_operand(x):
     """Math that only makes sense on floats promotes integer/bool tensors to the default float."""
-    return x if x.dtype.kind == "f" else x.to(dtypes.default_float)
+    return x if x.data.dtype.kind == "f" else x.to(dtypes.default_float)
 
 
 def normalize_axes(axis, ndim, op):
