@@ -36,8 +36,8 @@ class Function:
     view = True
     # Per-node state, as class-level defaults so that recording an op sets only what differs.
     _next = ()
-    _save_idx = ()
-    _save_out = False
+    _save_idx = ()  # set by save_inputs(), or on the class by an op whose choice never varies
+    _save_out = False  # set by save_output(), or likewise on the class
     _saved = ()
     _saved_versions = ()
     _out_data = None

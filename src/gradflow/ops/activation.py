@@ -1,236 +1,84 @@
 """Activations, softmax and cross-entropy on the backends' fused kernels.
 
 Each forward is one kernel and saves exactly what its backward kernel reads (the output for
-sigmoid/tanh/relu, the input otherwise). Each backward is itself an op (``*Backward``) running
-one fused kernel, whose own backward is written with tensor ops, so second and higher
-derivatives work.
+sigmoid/tanh/relu/softmax, the input otherwise). Each backward is itself an op (``*Backward``)
+running one fused kernel, whose own backward is written with tensor ops, so second and higher
+derivatives work. The activations and softmax are declared as FusedOps (see ``_fused``).
 """
 
 import math
 
 from ..autograd.function import Function
+from ._fused import FusedOp
 from ._util import as_tensor, float_operand
 
 
-class Sigmoid(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_output()
-        return ctx.be.sigmoid(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return (SigmoidBackward.apply(y, g),)
+class Sigmoid(FusedOp):
+    kernel, saves_output = "sigmoid", True
+    curvature = staticmethod(lambda y: 1 - 2 * y)  # f' = y (1 - y)
 
 
-class SigmoidBackward(Function):
-    @staticmethod
-    def forward(ctx, y, g):
-        ctx.save_inputs(0, 1)
-        return ctx.be.sigmoid_backward(y, g)
-
-    @staticmethod
-    def backward(ctx, gg):
-        y, g = ctx.saved_tensors  # out = g y (1 - y)
-        return gg * g * (1 - 2 * y), SigmoidBackward.apply(y, gg)
+class Tanh(FusedOp):
+    kernel, saves_output = "tanh", True
+    curvature = staticmethod(lambda y: -2 * y)  # f' = 1 - y^2
 
 
-class Tanh(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_output()
-        return ctx.be.tanh(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return (TanhBackward.apply(y, g),)
+class ReLU(FusedOp):
+    kernel, saves_output = "relu", True  # piecewise linear: no curvature
 
 
-class TanhBackward(Function):
-    @staticmethod
-    def forward(ctx, y, g):
-        ctx.save_inputs(0, 1)
-        return ctx.be.tanh_backward(y, g)
-
-    @staticmethod
-    def backward(ctx, gg):
-        y, g = ctx.saved_tensors  # out = g (1 - y^2)
-        return -2 * gg * g * y, TanhBackward.apply(y, gg)
-
-
-class ReLU(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_output()
-        return ctx.be.relu(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return (ReLUBackward.apply(y, g),)
-
-
-class ReLUBackward(Function):
-    @staticmethod
-    def forward(ctx, y, g):
-        ctx.save_inputs(0)
-        return ctx.be.relu_backward(y, g)
-
-    @staticmethod
-    def backward(ctx, gg):
-        (y,) = ctx.saved_tensors  # piecewise linear: no curvature
-        return None, ReLUBackward.apply(y, gg)
-
-
-class LeakyReLU(Function):
-    @staticmethod
-    def forward(ctx, x, negative_slope):
-        ctx.slope = negative_slope
-        ctx.save_inputs(0)
-        return ctx.be.leaky_relu(x, negative_slope)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return (LeakyReLUBackward.apply(x, g, negative_slope=ctx.slope),)
-
-
-class LeakyReLUBackward(Function):
-    @staticmethod
-    def forward(ctx, x, g, negative_slope):
-        ctx.slope = negative_slope
-        ctx.save_inputs(0)
-        return ctx.be.leaky_relu_backward(x, g, negative_slope)
-
-    @staticmethod
-    def backward(ctx, gg):
-        (x,) = ctx.saved_tensors
-        return None, LeakyReLUBackward.apply(x, gg, negative_slope=ctx.slope)
+class LeakyReLU(FusedOp):
+    kernel, params = "leaky_relu", ("negative_slope",)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
-class GELU(Function):
-    @staticmethod
-    def forward(ctx, x, approximate):
-        ctx.approximate = approximate
-        ctx.save_inputs(0)
-        return ctx.be.gelu(x, approximate)
+class GELU(FusedOp):
+    kernel, params = "gelu", ("approximate",)
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return (GELUBackward.apply(x, g, approximate=ctx.approximate),)
-
-
-class GELUBackward(Function):
-    @staticmethod
-    def forward(ctx, x, g, approximate):
-        ctx.approximate = approximate
-        ctx.save_inputs(0, 1)
-        return ctx.be.gelu_backward(x, g, approximate)
-
-    @staticmethod
-    def backward(ctx, gg):
-        x, g = ctx.saved_tensors
-        if ctx.approximate:  # gelu = x/2 (1 + tanh u), u = c (x + a x^3)
+    def curvature(x, approximate):
+        if approximate:  # gelu = x/2 (1 + tanh u), u = c (x + a x^3)
             a = 0.044715
             t = (_SQRT_2_OVER_PI * (x + a * x**3)).tanh()
             du = _SQRT_2_OVER_PI * (1 + 3 * a * x * x)
             sech2 = 1 - t * t
-            second = sech2 * du + 0.5 * x * sech2 * (-2 * t * du * du + _SQRT_2_OVER_PI * 6 * a * x)
-        else:  # gelu'' = phi(x) (2 - x^2)
-            second = _INV_SQRT_2PI * (-0.5 * x * x).exp() * (2 - x * x)
-        return gg * g * second, GELUBackward.apply(x, gg, approximate=ctx.approximate)
+            return sech2 * du + 0.5 * x * sech2 * (-2 * t * du * du + _SQRT_2_OVER_PI * 6 * a * x)
+        return _INV_SQRT_2PI * (-0.5 * x * x).exp() * (2 - x * x)  # gelu'' = phi(x) (2 - x^2)
 
 
-class Softplus(Function):
-    @staticmethod
-    def forward(ctx, x, beta, threshold):
-        ctx.beta, ctx.threshold = beta, threshold
-        ctx.save_inputs(0)
-        return ctx.be.softplus(x, beta, threshold)
+class Softplus(FusedOp):
+    kernel, params = "softplus", ("beta", "threshold")
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return (SoftplusBackward.apply(x, g, beta=ctx.beta, threshold=ctx.threshold),)
-
-
-class SoftplusBackward(Function):
-    @staticmethod
-    def forward(ctx, x, g, beta, threshold):
-        ctx.beta, ctx.threshold = beta, threshold
-        ctx.save_inputs(0, 1)
-        return ctx.be.softplus_backward(x, g, beta, threshold)
-
-    @staticmethod
-    def backward(ctx, gg):
+    def curvature(x, beta, threshold):
         from .arith import where
 
-        x, g = ctx.saved_tensors
-        z = x * ctx.beta
+        z = x * beta
         s = z.sigmoid()
-        curvature = where(z > ctx.threshold, as_tensor(0, x), s * (1 - s) * ctx.beta)
-        return gg * g * curvature, SoftplusBackward.apply(x, gg, beta=ctx.beta, threshold=ctx.threshold)
+        return where(z > threshold, as_tensor(0, x), s * (1 - s) * beta)
 
 
-class Softmax(Function):
-    @staticmethod
-    def forward(ctx, x, axis):
-        ctx.axis = axis
-        ctx.save_output()
-        return ctx.be.softmax(x, axis)
+class Softmax(FusedOp):
+    kernel, params, saves_output = "softmax", ("axis",), True
 
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return (SoftmaxBackward.apply(y, g, axis=ctx.axis),)
-
-
-class SoftmaxBackward(Function):
-    @staticmethod
-    def forward(ctx, y, g, axis):
-        ctx.axis = axis
-        ctx.save_inputs(0, 1)
-        return ctx.be.softmax_backward(y, g, axis)
-
-    @staticmethod
-    def backward(ctx, gg):
+    @classmethod
+    def backward_of_backward(cls, ctx, gg):
         y, g = ctx.saved_tensors  # out = y (g - sum(g y))
-        ax = ctx.axis
+        (ax,) = ctx.args
         gy = gg * (g - (g * y).sum(ax, keepdims=True)) - g * (gg * y).sum(ax, keepdims=True)
-        return gy, SoftmaxBackward.apply(y, gg, axis=ax)
+        return gy, cls.run_backward(y, gg, ctx.args)
 
 
-class LogSoftmax(Function):
-    @staticmethod
-    def forward(ctx, x, axis):
-        ctx.axis = axis
-        ctx.save_output()
-        return ctx.be.log_softmax(x, axis)
+class LogSoftmax(FusedOp):
+    kernel, params, saves_output = "log_softmax", ("axis",), True
 
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return (LogSoftmaxBackward.apply(y, g, axis=ctx.axis),)
-
-
-class LogSoftmaxBackward(Function):
-    @staticmethod
-    def forward(ctx, y, g, axis):
-        ctx.axis = axis
-        ctx.save_inputs(0, 1)
-        return ctx.be.log_softmax_backward(y, g, axis)
-
-    @staticmethod
-    def backward(ctx, gg):
+    @classmethod
+    def backward_of_backward(cls, ctx, gg):
         y, g = ctx.saved_tensors  # out = g - exp(y) sum(g)
-        ax = ctx.axis
+        (ax,) = ctx.args
         p = y.exp()
         gy = -gg * p * g.sum(ax, keepdims=True)
         gg_g = gg - (gg * p).sum(ax, keepdims=True)

@@ -2,6 +2,7 @@
 sqrt, abs, clip. Operands broadcast numpy-style; the engine reduces gradients back."""
 
 from ..autograd.function import Function, NonDifferentiable
+from ._fused import FusedOp
 from ._util import as_tensor, float_operand, promote
 
 
@@ -77,32 +78,12 @@ class Pow(Function):
         return ga, gb
 
 
-class PowScalar(Function):
-    @staticmethod
-    def forward(ctx, x, p):
-        ctx.p = p
-        ctx.save_inputs(0)
-        return ctx.be.pow_scalar(x, p)
+class PowScalar(FusedOp):
+    kernel, params = "pow_scalar", ("p",)
 
     @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return (PowScalarBackward.apply(x, g, p=ctx.p),)
-
-
-class PowScalarBackward(Function):
-    @staticmethod
-    def forward(ctx, x, g, p):
-        ctx.p = p
-        ctx.save_inputs(0, 1)
-        return ctx.be.pow_scalar_backward(x, g, p)
-
-    @staticmethod
-    def backward(ctx, gg):
-        x, g = ctx.saved_tensors
-        p = ctx.p
-        gx = None if p in (0, 1) else gg * g * (p * (p - 1)) * x ** (p - 2)
-        return gx, PowScalarBackward.apply(x, gg, p=p)
+    def curvature(x, p):  # f' = p x^(p-1)
+        return None if p in (0, 1) else (p * (p - 1)) * x ** (p - 2)
 
 
 class Neg(Function):
@@ -200,28 +181,8 @@ class Sqrt(Function):
         return (g / (y * 2),)
 
 
-class Abs(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_inputs(0)
-        return ctx.be.abs(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return (AbsBackward.apply(x, g),)
-
-
-class AbsBackward(Function):
-    @staticmethod
-    def forward(ctx, x, g):
-        ctx.save_inputs(0)
-        return ctx.be.abs_backward(x, g)
-
-    @staticmethod
-    def backward(ctx, gg):
-        (x,) = ctx.saved_tensors
-        return None, AbsBackward.apply(x, gg)
+class Abs(FusedOp):
+    kernel = "abs"  # piecewise linear: no curvature
 
 
 class Clip(Function):
