@@ -145,40 +145,19 @@ class Compare(NonDifferentiable):
         return getattr(ctx.be, op)(a, b)
 
 
-class Exp(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_output()
-        return ctx.be.exp(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return (g * y,)
+class Exp(FusedOp):
+    kernel, saves_output = "exp", True
+    curvature = staticmethod(lambda y: 1)  # f' = y
 
 
-class Log(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_inputs(0)
-        return ctx.be.log(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return (g / x,)
+class Log(FusedOp):
+    kernel = "log"
+    curvature = staticmethod(lambda x: -1 / (x * x))  # f' = 1 / x
 
 
-class Sqrt(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_output()
-        return ctx.be.sqrt(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return (g / (y * 2),)
+class Sqrt(FusedOp):
+    kernel, saves_output = "sqrt", True
+    curvature = staticmethod(lambda y: -0.5 / (y * y))  # f' = 1 / (2 y)
 
 
 class Abs(FusedOp):
