@@ -10,7 +10,8 @@
 // Batched products: when b has no batch (or all its batch axes are 1) and a's batch axes and
 // rows form one evenly spaced block of rows, the whole product is ONE gemm of
 // (batch*m, k) x (k, n) (the Linear layer's case); otherwise one gemm per batch entry, called
-// from this thread (OpenBLAS threads each call itself; never inside an OpenMP region).
+// from this thread (each gemm threads itself on the OpenMP pool; never from inside an OpenMP
+// region, where its jobs could not all run at once).
 // bias (n,) is fused: C is pre-filled with it and gemm runs with beta = 1.
 #include "common.h"
 

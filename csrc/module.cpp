@@ -70,9 +70,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("cached_bytes", &gf::buffer_cache_bytes,
         "Bytes of freed output buffers kept for reuse by the next outputs of the same size.");
   m.def("empty_cache", &gf::buffer_cache_clear, "Returns the cached output buffers to the system.");
-  // Start the BLAS with OpenMP's thread count (OMP_NUM_THREADS or the core count), so the
-  // two pools agree from the first call.
-  scipy_openblas_set_num_threads(gf::num_threads());
+  // Before any BLAS call: the BLAS runs its jobs on OpenMP's threads, as many as OpenMP has
+  // (OMP_NUM_THREADS or the core count).
+  gf::use_one_thread_pool();
   gf::bind_matmul(m);
   gf::bind_unary(m);
   gf::bind_binary(m);

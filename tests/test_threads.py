@@ -1,0 +1,78 @@
+"""Threads: OMP_NUM_THREADS is honoured, the BLAS runs its jobs on the same OpenMP pool as the
+kernels, and threaded GEMMs stay correct in every configuration of that pool (each case in a
+fresh interpreter, since OpenMP reads its environment once)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import gradflow as gf
+from gradflow import _C
+
+# Big enough that OpenBLAS splits each product into one job per thread.
+_SCRIPT = textwrap.dedent("""
+    import numpy as np, gradflow as gf
+    from gradflow import _C
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        a, b = rng.standard_normal((300, 200)).astype(dt), rng.standard_normal((200, 400)).astype(dt)
+        want = a.astype(np.float64) @ b
+        for _ in range(3):
+            got = _C.matmul(a, b)
+            assert np.allclose(got, want, rtol=1e-4, atol=1e-4), float(np.abs(got - want).max())
+        # an OpenMP kernel between GEMMs, as in a training step
+        assert np.allclose(_C.relu(_C.matmul(a, b)), np.maximum(want, 0), rtol=1e-4, atol=1e-4)
+    print(gf.get_num_threads())
+""")
+
+
+@pytest.mark.parametrize("env, threads", [
+    ({"OMP_NUM_THREADS": "1"}, 1),
+    ({"OMP_NUM_THREADS": "2"}, 2),
+    ({"OMP_NUM_THREADS": "3"}, 3),  # more threads than cores
+    # Teams that might be smaller than the BLAS's job count: the jobs run on their own threads.
+    ({"OMP_NUM_THREADS": "2", "OMP_DYNAMIC": "true"}, 2),
+    ({"OMP_NUM_THREADS": "2", "OMP_THREAD_LIMIT": "1"}, None),
+])
+def test_blas_on_the_openmp_pool(env, threads):
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if threads is not None:
+        assert int(out.stdout) == threads
+
+
+def test_concurrent_gemms_from_python_threads():
+    """matmul releases the GIL: products from several Python threads at once, each threaded
+    on its own OpenMP team, must not share OpenBLAS's job state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    pairs = [(rng.standard_normal((256, 300)).astype(np.float32),
+              rng.standard_normal((300, 200)).astype(np.float32)) for _ in range(4)]
+    wants = [a.astype(np.float64) @ b for a, b in pairs]
+
+    def work(i):
+        a, b = pairs[i % 4]
+        return all(np.allclose(_C.matmul(a, b), wants[i % 4], rtol=1e-4, atol=1e-4)
+                   for _ in range(20))
+
+    with ThreadPoolExecutor(4) as ex:
+        assert all(ex.map(work, range(8)))
+
+
+def test_set_num_threads_round_trip():
+    before = gf.get_num_threads()
+    try:
+        gf.set_num_threads(1)
+        assert gf.get_num_threads() == 1
+        a = np.ones((300, 200), np.float32)
+        np.testing.assert_array_equal(_C.matmul(a, a.T), np.full((300, 300), 200, np.float32))
+    finally:
+        gf.set_num_threads(before)
+    with pytest.raises(ValueError, match="n >= 1"):
+        gf.set_num_threads(0)
