@@ -76,3 +76,18 @@ def test_set_num_threads_round_trip():
         gf.set_num_threads(before)
     with pytest.raises(ValueError, match="n >= 1"):
         gf.set_num_threads(0)
+
+
+@pytest.mark.parametrize("user_value", [None, "20"])
+def test_openblas_settings_do_not_leak(user_value):
+    """The idle-thread setting for gradflow's OpenBLAS is read while it loads and removed again,
+    so numpy's OpenBLAS (loaded later here) and child processes keep their own defaults; a
+    user's value is left as it was."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if user_value is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user_value
+    code = "import os, gradflow, numpy; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(user_value)
