@@ -33,7 +33,7 @@ def parse(argv):
 
 
 def run(suites, found, settings, quick):
-    """All result rows; a progress bar over (case, contender) pairs."""
+    """All result rows; a progress bar over (case, contender) pairs, advanced per case."""
     plan = []
     for name in suites:
         for case in SUITES[name].cases(quick):
@@ -43,12 +43,10 @@ def run(suites, found, settings, quick):
     rows = []
     with tqdm(total=sum(len(who) for _, who in plan), unit="run", dynamic_ncols=True) as bar:
         for case, who in plan:
+            bar.set_postfix_str(f"{case.suite}: {case.name}", refresh=False)
             inputs = case.inputs()
-            reference = case.reference(*inputs)
-            for c in who:
-                bar.set_postfix_str(f"{case.suite}: {case.name} [{c.name}]", refresh=False)
-                rows.append(harness.run_case(case, c, settings, inputs, reference))
-                bar.update()
+            rows += harness.run_case(case, who, settings, inputs, case.reference(*inputs))
+            bar.update(len(who))
     return rows
 
 

@@ -5,12 +5,15 @@ family. For every contender that has one, :func:`run_case` builds the implementa
 contender's copy of the inputs, checks its first result against a float64 numpy reference, and
 only then times it: a wrong result is reported as WRONG and not timed.
 
-Timing: warm-up calls for at least ``warmup_s`` (long enough for the thread pools that the
-previous contender left spinning, e.g. OpenBLAS's, to go to sleep), then calls are batched
-(``number`` per sample) so that one sample lasts at least ``min_sample_s``; samples are taken
-until ``budget_s`` is spent (between ``min_repeats`` and ``max_repeats`` of them). Each sample is the mean time per call of its batch;
-the row reports their median, quartiles and extremes. Device contenders synchronise before the
-clock is read.
+Timing: each contender is warmed up and calibrated alone: calls are batched (``number`` per
+sample) so that one sample lasts at least ``min_sample_s``. The samples (``budget_s`` worth per
+contender, between ``min_repeats`` and ``max_repeats`` of them) are then taken in ``rounds``:
+every contender in turn takes its share, so that a burst of load on a shared machine falls on
+all contenders of a case alike instead of on whichever ran at that moment. Each turn starts
+with calls for ``settle_s``, long enough for the thread pools that the previous contender left
+spinning (OpenBLAS's spin for about 2^28 cycles) to go to sleep. Each sample is the mean time
+per call of its batch; the row reports their median, quartiles and extremes. Device contenders
+synchronise before the clock is read.
 """
 
 import time
@@ -30,10 +33,13 @@ class Settings:
     min_sample_s: float = 2e-3
     budget_s: float = 0.4
     min_repeats: int = 3
-    max_repeats: int = 25
+    max_repeats: int = 24
+    rounds: int = 3
+    settle_s: float = 0.15
 
 
-QUICK = Settings(warmup=1, warmup_s=0.02, min_sample_s=5e-4, budget_s=0.05, min_repeats=3, max_repeats=7)
+QUICK = Settings(warmup=1, warmup_s=0.02, min_sample_s=5e-4, budget_s=0.05, min_repeats=3,
+                 max_repeats=6, rounds=2, settle_s=0.005)
 
 
 @dataclass
@@ -91,33 +97,38 @@ def agreement(outs, refs, dtype):
     return worst <= 1.0, worst
 
 
-def measure(fn, sync, s: Settings, budget_scale=1.0):
-    """(seconds per call for each sample, calls per sample). fn has been called once already."""
-    calls, t0 = 0, time.perf_counter()
-    while calls < s.warmup or time.perf_counter() - t0 < s.warmup_s:
+def _call_for(fn, sync, seconds, calls=1):
+    """Calls fn at least ``calls`` times and for at least ``seconds``."""
+    n, t0 = 0, time.perf_counter()
+    while n < calls or time.perf_counter() - t0 < seconds:
         fn()
         sync()
-        calls += 1
+        n += 1
+
+
+def _calibrate(fn, sync, s: Settings):
+    """(calls per sample, seconds per sample) after the warm-up."""
+    _call_for(fn, sync, s.warmup_s, s.warmup)
     t0 = time.perf_counter()
     fn()
     sync()
     once = max(time.perf_counter() - t0, 1e-9)
     number = max(1, int(s.min_sample_s / once))
-    budget = s.budget_s * budget_scale
-    repeats = int(min(s.max_repeats, max(s.min_repeats, budget / (once * number))))
-    samples = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        sync()
-        samples.append((time.perf_counter() - t0) / number)
-    return samples, number
+    return number, once * number
 
 
-def run_case(case, contender, settings, host_inputs, reference):
-    """One result row for one contender on one case."""
+def _sample(fn, sync, number):
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / number
+
+
+def _prepare(case, contender, host_inputs, reference):
+    """(row, fn): fn (None when the first result disagrees with the reference or raises) is the
+    contender's zero-argument implementation, built on its own copy of the inputs."""
     row = {"suite": case.suite, "case": case.name, "params": case.params,
            "contender": contender.name, "family": contender.family, "device": contender.device,
            "dtype": case.dtype}
@@ -129,15 +140,51 @@ def run_case(case, contender, settings, host_inputs, reference):
         row["agreed"], row["error_vs_tolerance"] = agreement(out, reference, case.dtype)
         if not row["agreed"]:
             row["status"] = "WRONG"
-            return row
-        samples, number = measure(fn, contender.sync, settings, case.budget_scale)
+            return row, None
     except Exception as e:  # noqa: BLE001 - a crashing contender is a result, not a crash of the run
-        row.update(agreed=False, status="ERROR", error=f"{type(e).__name__}: {e}")
-        return row
-    q1, med, q3 = np.percentile(samples, [25, 50, 75])
-    row.update(status="ok", times_s=samples, number=number, median_s=float(med), q1_s=float(q1),
-               q3_s=float(q3), min_s=min(samples), max_s=max(samples))
-    if case.metric:
-        unit, amount = case.metric
-        row["metric"] = {"unit": unit, "value": float(amount / med)}
-    return row
+        _failed(row, e)
+        return row, None
+    return row, fn
+
+
+def _failed(row, e):
+    row.update(agreed=False, status="ERROR", error=f"{type(e).__name__}: {e}")
+
+
+def run_case(case, contenders, settings, host_inputs, reference):
+    """One result row per contender on one case: checked, then timed in rounds (see above)."""
+    rows, timed = [], []
+    for c in contenders:
+        row, fn = _prepare(case, c, host_inputs, reference)
+        rows.append(row)
+        if fn is not None:
+            timed.append({"row": row, "fn": fn, "sync": c.sync, "samples": []})
+    budget = settings.budget_s * case.budget_scale
+    for t in timed:
+        try:
+            t["number"], sample_s = _calibrate(t["fn"], t["sync"], settings)
+        except Exception as e:  # noqa: BLE001
+            _failed(t["row"], e)
+            continue
+        repeats = min(settings.max_repeats, max(settings.min_repeats, budget / sample_s))
+        t["per_turn"] = max(1, -(-int(repeats) // settings.rounds))  # ceil
+    timed = [t for t in timed if "per_turn" in t]
+    for _ in range(settings.rounds):
+        for t in list(timed):
+            fn, sync = t["fn"], t["sync"]
+            try:
+                if len(timed) > 1:
+                    _call_for(fn, sync, settings.settle_s)
+                t["samples"] += [_sample(fn, sync, t["number"]) for _ in range(t["per_turn"])]
+            except Exception as e:  # noqa: BLE001
+                _failed(t["row"], e)
+                timed.remove(t)
+    for t in timed:
+        samples, row = t["samples"], t["row"]
+        q1, med, q3 = np.percentile(samples, [25, 50, 75])
+        row.update(status="ok", times_s=samples, number=t["number"], median_s=float(med),
+                   q1_s=float(q1), q3_s=float(q3), min_s=min(samples), max_s=max(samples))
+        if case.metric:
+            unit, amount = case.metric
+            row["metric"] = {"unit": unit, "value": float(amount / med)}
+    return rows

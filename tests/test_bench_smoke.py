@@ -38,5 +38,6 @@ def test_quick_run(tmp_path):
 def test_wrong_result_is_reported_not_timed():
     case = harness.Case("t", "wrong", lambda: (np.ones(8, np.float32),), lambda x: 2 * x.astype(np.float64),
                         {"numpy": harness.on_arrays(lambda c, x: 2 * x + 1e-3)})
-    row = harness.run_case(case, Numpy("cpu"), harness.QUICK, case.inputs(), case.reference(*case.inputs()))
+    (row,) = harness.run_case(case, [Numpy("cpu")], harness.QUICK, case.inputs(),
+                              case.reference(*case.inputs()))
     assert row["agreed"] is False and row["status"] == "WRONG" and "median_s" not in row
