@@ -2,8 +2,10 @@
 
 #include <cblas.h>
 
+#include <pthread.h>
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -13,10 +15,25 @@
 
 namespace gf {
 
-int num_threads() { return omp_get_max_threads(); }
+// libgomp cannot start threads again in a process forked after it used them: the child's
+// first parallel region waits forever for the parent's workers. A forked child therefore runs
+// gradflow's kernels and BLAS on its one thread (as PyTorch does), which also keeps a pool of
+// forked workers from oversubscribing the cores.
+static std::atomic<bool> forked_child{false};
+
+int num_threads() { return forked_child ? 1 : omp_get_max_threads(); }
 
 void set_num_threads(int n) {
   if (n < 1) throw py::value_error("set_num_threads: need n >= 1, got " + std::to_string(n));
+  if (forked_child) {
+    if (n > 1 && PyErr_WarnEx(PyExc_RuntimeWarning,
+                              "gradflow runs single-threaded in a process forked from one that "
+                              "used its threads (OpenMP cannot restart them there); start worker "
+                              "processes with the 'spawn' method for threaded kernels",
+                              1) < 0)
+      throw py::error_already_set();
+    return;
+  }
   omp_set_num_threads(n);
   scipy_openblas_set_num_threads(n);  // how many jobs the BLAS splits an operation into
 }
@@ -32,10 +49,10 @@ void run_blas_jobs(int /*sync: OpenBLAS always waits*/, openblas_dojob_callback 
                    std::size_t jobdata_elsize, void* jobdata, int dojob_data) {
   char* data = static_cast<char*>(jobdata);
   // The jobs of one GEMM wait for each other's packed panels, so all must run at once: on an
-  // OpenMP team when one of numjobs threads is certain (not nested, no dynamic sizing), else
-  // on threads started for this call.
-  if (omp_get_level() == 0 && !omp_get_dynamic() && numjobs <= omp_get_max_threads() &&
-      numjobs <= omp_get_thread_limit()) {
+  // OpenMP team when one of numjobs threads is certain (not nested, no dynamic sizing, not a
+  // forked child), else on threads started for this call.
+  if (!forked_child && omp_get_level() == 0 && !omp_get_dynamic() &&
+      numjobs <= omp_get_max_threads() && numjobs <= omp_get_thread_limit()) {
 #pragma omp parallel for num_threads(numjobs) schedule(static, 1)
     for (int i = 0; i < numjobs; ++i) dojob(i, data + i * jobdata_elsize, dojob_data);
     return;
@@ -47,9 +64,13 @@ void run_blas_jobs(int /*sync: OpenBLAS always waits*/, openblas_dojob_callback 
 }
 }  // namespace
 
-void use_one_thread_pool() {
+void init_threads() {
   scipy_openblas_set_threads_callback_function(run_blas_jobs);
   scipy_openblas_set_num_threads(num_threads());
+  pthread_atfork(nullptr, nullptr, [] {
+    forked_child = true;
+    scipy_openblas_set_num_threads(1);  // no jobs for the callback: nothing reaches OpenMP
+  });
 }
 
 // ---- the output buffer cache ----------------------------------------------------------------

@@ -34,7 +34,8 @@ constexpr index_t kGrain = 1 << 15;
 
 int num_threads();          // threads gradflow's kernels (and the BLAS) may use
 void set_num_threads(int);  // sets both OpenMP's and OpenBLAS's count
-void use_one_thread_pool();  // runs the BLAS's threaded jobs on OpenMP's threads (at import)
+// At import: the BLAS runs its threaded jobs on OpenMP's threads; forked children run on one.
+void init_threads();
 
 // Runs f(begin, end) over [0, n) split into contiguous chunks, one per thread, or inline when
 // n is small. f must not throw (exceptions cannot cross an OpenMP region): check arguments

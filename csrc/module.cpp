@@ -27,8 +27,10 @@ static bool set_flush_denormal(bool on) {
     _MM_SET_DENORMALS_ZERO_MODE(on ? _MM_DENORMALS_ZERO_ON : _MM_DENORMALS_ZERO_OFF);
   };
   apply();
+  if (gf::num_threads() > 1) {
 #pragma omp parallel
-  apply();
+    apply();
+  }
   return true;
 #else
   (void)on;
@@ -72,7 +74,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("empty_cache", &gf::buffer_cache_clear, "Returns the cached output buffers to the system.");
   // Before any BLAS call: the BLAS runs its jobs on OpenMP's threads, as many as OpenMP has
   // (OMP_NUM_THREADS or the core count).
-  gf::use_one_thread_pool();
+  gf::init_threads();
   gf::bind_matmul(m);
   gf::bind_unary(m);
   gf::bind_binary(m);

@@ -91,3 +91,36 @@ def test_openblas_settings_do_not_leak(user_value):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(user_value)
+
+
+_FORK_SCRIPT = textwrap.dedent("""
+    import os, warnings, numpy as np, gradflow as gf
+    from gradflow import _C
+    from multiprocessing import get_context
+    x = np.ones(1 << 20, np.float32)
+    a = np.ones((300, 200), np.float32)
+    _C.relu(x), _C.matmul(a, a.T), _C.sum(x, None)  # the parent's threads are running now
+
+    def work(i):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            gf.set_num_threads(2)  # refused with a warning: OpenMP cannot restart here
+        assert gf.get_num_threads() == 1 and len(w) == 1 and "spawn" in str(w[0].message)
+        return float(_C.relu(x).sum() + _C.matmul(a, a.T)[0, 0] + _C.sum(x, None))
+
+    with get_context("fork").Pool(2) as pool:
+        print(pool.map(work, range(4)))
+    print(gf.get_num_threads())  # the parent keeps its threads
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_children_run_single_threaded():
+    """A process forked after gradflow's threads ran must not hang in its first threaded kernel
+    or GEMM (libgomp cannot restart its pool there): it runs them on one thread."""
+    out = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    results, parent_threads = out.stdout.strip().splitlines()
+    assert results == str([float((1 << 20) + 200 + (1 << 20))] * 4)
+    assert int(parent_threads) == gf.get_num_threads()

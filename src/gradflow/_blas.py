@@ -9,7 +9,7 @@ import os
 
 
 def preload() -> None:
-    # The BLAS runs its jobs on OpenMP's threads (see use_one_thread_pool in csrc/common.cpp), so
+    # The BLAS runs its jobs on OpenMP's threads (see init_threads in csrc/common.cpp), so
     # OpenBLAS's own threads, started when the library loads, never get work: 2^4 cycles of
     # spinning instead of 2^28 sends them to sleep at once. OpenBLAS reads the variable while it
     # loads; it is removed again afterwards, so that it reaches neither another OpenBLAS loaded
