@@ -330,3 +330,41 @@ def test_third_derivative_pow_and_sigmoid():
     sv = s(xv)
     expected = sv * (1 - sv) * (1 - 6 * sv + 6 * sv * sv)
     np.testing.assert_allclose(g3.numpy(), expected, rtol=1e-10)
+
+
+def _fused_ops():
+    from gradflow.ops import activation, arith  # noqa: F401 - defines the FusedOps
+    from gradflow.ops._fused import FusedOp
+
+    todo, ops = list(FusedOp.__subclasses__()), []
+    while todo:
+        op = todo.pop()
+        ops.append(op)
+        todo += op.__subclasses__()
+    return ops
+
+
+def test_fused_ops_name_kernels_every_backend_has():
+    """A FusedOp runs be.<kernel> and be.<kernel>_backward: every backend must define both (the
+    CUDA module is read as source, since it imports CuPy)."""
+    import ast
+    import pathlib
+
+    from gradflow.backend import cpu, reference
+
+    src = pathlib.Path(reference.__file__).with_name("cuda.py").read_text()
+    cuda_names = set()
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.FunctionDef):
+            cuda_names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                cuda_names |= {e.id for e in ast.walk(t) if isinstance(e, ast.Name)}
+    ops = _fused_ops()
+    assert len(ops) >= 13
+    for op in ops:
+        assert op.Backward.__name__ == op.__name__ + "Backward" and op.Backward.op is op
+        for name in (op.kernel, op.kernel + "_backward"):
+            assert callable(getattr(reference, name, None)), (op.__name__, name, "reference")
+            assert callable(getattr(cpu, name, None)), (op.__name__, name, "cpu")
+            assert name in cuda_names, (op.__name__, name, "cuda")
