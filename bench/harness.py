@@ -126,9 +126,11 @@ def _sample(fn, sync, number):
     return (time.perf_counter() - t0) / number
 
 
-def _prepare(case, contender, host_inputs, reference):
-    """(row, fn): fn (None when the first result disagrees with the reference or raises) is the
-    contender's zero-argument implementation, built on its own copy of the inputs."""
+def _prepare(case, contender, settings, host_inputs, reference):
+    """(row, timing): the contender's implementation is built on its own copy of the inputs,
+    its first result checked against the reference, then warmed up and calibrated. timing (the
+    callable, its sync, calls per sample, samples per turn) is None when the result disagrees
+    or anything raises, which the row then says."""
     row = {"suite": case.suite, "case": case.name, "params": case.params,
            "contender": contender.name, "family": contender.family, "device": contender.device,
            "dtype": case.dtype}
@@ -141,10 +143,14 @@ def _prepare(case, contender, host_inputs, reference):
         if not row["agreed"]:
             row["status"] = "WRONG"
             return row, None
+        number, sample_s = _calibrate(fn, contender.sync, settings)
     except Exception as e:  # noqa: BLE001 - a crashing contender is a result, not a crash of the run
         _failed(row, e)
         return row, None
-    return row, fn
+    budget = settings.budget_s * case.budget_scale
+    repeats = min(settings.max_repeats, max(settings.min_repeats, budget / sample_s))
+    per_turn = max(1, -(-int(repeats) // settings.rounds))  # ceil
+    return row, (fn, contender.sync, number, per_turn)
 
 
 def _failed(row, e):
@@ -155,34 +161,23 @@ def run_case(case, contenders, settings, host_inputs, reference):
     """One result row per contender on one case: checked, then timed in rounds (see above)."""
     rows, timed = [], []
     for c in contenders:
-        row, fn = _prepare(case, c, host_inputs, reference)
+        row, timing = _prepare(case, c, settings, host_inputs, reference)
         rows.append(row)
-        if fn is not None:
-            timed.append({"row": row, "fn": fn, "sync": c.sync, "samples": []})
-    budget = settings.budget_s * case.budget_scale
-    for t in timed:
-        try:
-            t["number"], sample_s = _calibrate(t["fn"], t["sync"], settings)
-        except Exception as e:  # noqa: BLE001
-            _failed(t["row"], e)
-            continue
-        repeats = min(settings.max_repeats, max(settings.min_repeats, budget / sample_s))
-        t["per_turn"] = max(1, -(-int(repeats) // settings.rounds))  # ceil
-    timed = [t for t in timed if "per_turn" in t]
+        if timing is not None:
+            timed.append((row, timing, []))
     for _ in range(settings.rounds):
-        for t in list(timed):
-            fn, sync = t["fn"], t["sync"]
+        for entry in list(timed):
+            row, (fn, sync, number, per_turn), samples = entry
             try:
                 if len(timed) > 1:
                     _call_for(fn, sync, settings.settle_s)
-                t["samples"] += [_sample(fn, sync, t["number"]) for _ in range(t["per_turn"])]
+                samples += [_sample(fn, sync, number) for _ in range(per_turn)]
             except Exception as e:  # noqa: BLE001
-                _failed(t["row"], e)
-                timed.remove(t)
-    for t in timed:
-        samples, row = t["samples"], t["row"]
+                _failed(row, e)
+                timed.remove(entry)
+    for row, (_, _, number, _), samples in timed:
         q1, med, q3 = np.percentile(samples, [25, 50, 75])
-        row.update(status="ok", times_s=samples, number=t["number"], median_s=float(med),
+        row.update(status="ok", times_s=samples, number=number, median_s=float(med),
                    q1_s=float(q1), q3_s=float(q3), min_s=min(samples), max_s=max(samples))
         if case.metric:
             unit, amount = case.metric
