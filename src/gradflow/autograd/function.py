@@ -138,9 +138,8 @@ class Function:
         if record:  # before forward, which may consult needs_input_grad
             edges = []
             meta = []  # what each input's gradient must be: (shape, dtype)
-            for t in inputs:
+            for t, a in zip(inputs, arrays):
                 edges.append(t._node or (t if t.requires_grad else None))
-                a = t.data
                 meta.append((a.shape, a.dtype))
             ctx._next = edges
             ctx._in_meta = meta
