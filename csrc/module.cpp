@@ -1,5 +1,6 @@
-// The gradflow._C extension: the CPU backend's kernels. Each kernel family lives in its own
-// file and registers itself through a bind_* function.
+// The gradflow._C extension: the CPU backend's kernels, and the autograd hot path (Tensor's
+// storage and Function.apply). Each lives in its own file and registers itself through a bind_*
+// function.
 #include <cblas.h>
 #include <omp.h>
 #if defined(__x86_64__)
@@ -16,6 +17,7 @@ void bind_binary(py::module_& m);
 void bind_reduce(py::module_& m);
 void bind_softmax(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_autograd(py::module_& m);
 
 // Flush-to-zero / denormals-are-zero on the calling thread and on every OpenMP worker (MXCSR is
 // per thread). Denormal operands slow float arithmetic, GEMMs included, by ~80x, and the
@@ -81,4 +83,5 @@ PYBIND11_MODULE(_C, m) {
   gf::bind_reduce(m);
   gf::bind_softmax(m);
   gf::bind_optim(m);
+  gf::bind_autograd(m);
 }

@@ -4,9 +4,11 @@ import numbers
 
 import numpy as np
 
+from . import _C
 from . import backend as _backend
 from . import dtypes as _dtypes
 from .autograd import engine as _engine
+from .autograd import function as _function
 from .autograd.grad_mode import state as _state
 from .ops import activation as _act
 from .ops import arith as _arith
@@ -15,15 +17,17 @@ from .ops import reduce as _reduce
 from .ops import shape as _shape
 
 
-class Tensor:
+class Tensor(_C.TensorBase):
     """An n-dimensional array that can record the ops applied to it.
 
     ``data`` is the backend array. ``grad_fn`` is the tape node that produced it (None for
     leaves). ``_vbox`` is a one-element list holding the version counter, shared with views,
-    which in-place ops bump so that stale saved tensors are detected in backward.
+    which in-place ops bump so that stale saved tensors are detected in backward. These fields
+    live in the C base (csrc/autograd.cpp), which makes each new tensor with them set to None,
+    False and a fresh version box, so that op outputs are made without running Python.
     """
 
-    __slots__ = ("data", "_be", "requires_grad", "grad", "_node", "_vbox", "_base", "__weakref__")
+    __slots__ = ()
     __array_priority__ = 1000  # numpy scalars/arrays on the left defer to Tensor's operators
 
     def __init__(self, data, be=None, node=None, *, dtype=None, device=None, requires_grad=False):
@@ -34,14 +38,11 @@ class Tensor:
             t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
             data, be, node = t.data, t._be, None
             self.requires_grad = t.requires_grad
-        else:
-            self.requires_grad = node is not None
+        elif node is not None:
+            self.requires_grad = True
+            self._node = node
         self.data = data
         self._be = be
-        self.grad = None
-        self._node = node
-        self._vbox = [0]
-        self._base = None
 
     @classmethod
     def _make(cls, data, device, node=None, vbox=None, base=None):
@@ -471,6 +472,9 @@ def _index_item(i, like):
     if isinstance(i, (list, np.ndarray)) and like._device != "cpu":
         return like._be.xp.asarray(i)
     return i
+
+
+_function.bind_tensor_type(Tensor)
 
 
 # ---- construction ---------------------------------------------------------------------------------

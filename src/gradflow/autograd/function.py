@@ -15,14 +15,12 @@ An op is a subclass with two static methods:
 edges to its inputs' producers, never the inputs' values unless asked to.
 """
 
-import itertools
 import traceback
 
+from .. import _C
 from .. import backend as _backend
 from .. import tensor as _tensor
 from .grad_mode import state
-
-_sequence = itertools.count()  # recording order: a node is always newer than its inputs' nodes
 
 
 class Function:
@@ -118,68 +116,25 @@ class Function:
         self._out_data = None
         self._released = True
 
-    @classmethod
-    def apply(cls, *inputs, **params):
-        # The hot path of every op: one pass over the inputs and one Tensor construction. (Plain
-        # loops, not comprehensions: each comprehension is a function call on Python < 3.12.)
-        be = inputs[0]._be
-        requires_grad = False
-        arrays = []
-        for t in inputs:
-            if t._be is not be:
-                raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, got "
-                                   f"{be.name} and {t._be.name}")
-            if t.requires_grad:
-                requires_grad = True
-            arrays.append(t.data)
-        ctx = cls()
-        ctx.be = be
-        record = requires_grad and state.grad_enabled and cls.differentiable
-        if record:  # before forward, which may consult needs_input_grad
-            edges = []
-            meta = []  # what each input's gradient must be: (shape, dtype)
-            for t, a in zip(inputs, arrays):
-                edges.append(t._node or (t if t.requires_grad else None))
-                meta.append((a.shape, a.dtype))
-            ctx._next = edges
-            ctx._in_meta = meta
-        prof = state.profiler
-        if prof is None:
-            out_data = cls.forward(ctx, *arrays, **params)
-        else:
-            token = prof.begin(be)
-            out_data = cls.forward(ctx, *arrays, **params)
-            prof.end(token, ctx, arrays, out_data)
-        if cls.moves_device:
-            be = _backend.get(ctx.dst)
-        out = _tensor.Tensor(out_data, be, ctx if record else None)
-        if cls.is_view and ctx.view:
-            # Shares memory with its input: writes through it must be seen as writes to the base.
-            first = inputs[0]
-            out._vbox = first._vbox
-            out._base = first if first._base is None else first._base
-        if not record:
-            return out
-        ctx._seq = next(_sequence)
-        if ctx._save_idx:
-            saved = []
-            versions = []
-            for i in ctx._save_idx:
-                t = inputs[i]
-                saved.append(t)
-                versions.append(t._vbox[0])
-            ctx._saved = saved
-            ctx._saved_versions = versions
-        if ctx._save_out:
-            ctx._out_data = out_data
-            ctx._out_vbox = out._vbox
-            ctx._out_version = out._vbox[0]
-        if state.anomaly:
-            ctx.trace = "".join(traceback.format_stack()[:-2])
-        return out
+    # Op.apply(*tensors, **params): checks that the inputs share a device; makes the node (an
+    # instance of the op class, the "ctx") and, when recording, its edges and input metadata;
+    # runs forward(ctx, *arrays, **params); wraps the result in a Tensor whose grad_fn is the
+    # node; then keeps what forward declared for backward, with the versions it had. Written in
+    # C (csrc/autograd.cpp) because it runs on every op.
+    apply = classmethod(_C.apply)
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+def _recording_trace():
+    """Where the op being recorded was called from (anomaly mode), without this frame."""
+    return "".join(traceback.format_stack()[:-1])
+
+
+def bind_tensor_type(tensor_type):
+    """Tells apply which class its outputs are; called once, by gradflow.tensor."""
+    _C.autograd_init(tensor_type, state, _backend.get, _recording_trace)
 
 
 class NonDifferentiable(Function):

@@ -1,0 +1,390 @@
+// The autograd hot path, in C: the storage of a Tensor (TensorBase, which gradflow.Tensor
+// extends with its methods) and Function.apply, the bookkeeping of running and recording one op.
+// Both run on every op, and written in Python they cost several times a small kernel. The rules
+// they follow are documented with Function in gradflow/autograd/function.py; the rare paths
+// (profiler, anomaly mode, ops that move devices) call back into Python.
+#include <Python.h>
+#include <structmember.h>
+
+#include <vector>
+
+#include "common.h"
+
+namespace gf {
+namespace {
+
+struct TensorObject {
+  PyObject_HEAD
+  PyObject* data;           // the backend array
+  PyObject* be;             // the backend module
+  PyObject* requires_grad;  // a bool
+  PyObject* grad;
+  PyObject* node;           // the Function that produced it, or None for a leaf
+  PyObject* vbox;           // [version], shared with views: bumped by in-place ops
+  PyObject* base;           // the tensor a view shares memory with, or None
+  PyObject* weakrefs;
+};
+
+PyTypeObject TensorBaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// Set once by autograd_init (gradflow.autograd.function.bind_tensor_type).
+PyTypeObject* g_tensor_type = nullptr;  // gradflow.Tensor: the class of op outputs
+PyObject* g_state = nullptr;            // gradflow.autograd.grad_mode.state
+PyObject* g_backend_get = nullptr;      // gradflow.backend.get(device) -> backend
+PyObject* g_recording_trace = nullptr;  // () -> str: the stack an op is recorded at
+unsigned long long g_sequence = 0;      // recording order (see engine.py)
+
+struct Names {
+  PyObject *be, *next, *in_meta, *forward, *differentiable, *moves_device, *is_view, *view,
+      *save_idx, *save_out, *saved, *saved_versions, *out_data, *out_vbox, *out_version, *seq,
+      *trace, *dst, *grad_enabled, *profiler, *anomaly, *name, *shape, *dtype, *begin, *end;
+} N;
+
+bool intern_names() {
+  struct { PyObject** slot; const char* s; } table[] = {
+      {&N.be, "be"}, {&N.next, "_next"}, {&N.in_meta, "_in_meta"}, {&N.forward, "forward"},
+      {&N.differentiable, "differentiable"}, {&N.moves_device, "moves_device"},
+      {&N.is_view, "is_view"}, {&N.view, "view"}, {&N.save_idx, "_save_idx"},
+      {&N.save_out, "_save_out"}, {&N.saved, "_saved"}, {&N.saved_versions, "_saved_versions"},
+      {&N.out_data, "_out_data"}, {&N.out_vbox, "_out_vbox"}, {&N.out_version, "_out_version"},
+      {&N.seq, "_seq"}, {&N.trace, "trace"}, {&N.dst, "dst"}, {&N.grad_enabled, "grad_enabled"},
+      {&N.profiler, "profiler"}, {&N.anomaly, "anomaly"}, {&N.name, "name"},
+      {&N.shape, "shape"}, {&N.dtype, "dtype"}, {&N.begin, "begin"}, {&N.end, "end"}};
+  for (auto& e : table)
+    if (!(*e.slot = PyUnicode_InternFromString(e.s))) return false;
+  return true;
+}
+
+// An owned reference, released at scope exit.
+struct Ref {
+  PyObject* p;
+  explicit Ref(PyObject* p = nullptr) : p(p) {}
+  ~Ref() { Py_XDECREF(p); }
+  Ref(const Ref&) = delete;
+  Ref& operator=(const Ref&) = delete;
+  PyObject* release() { PyObject* r = p; p = nullptr; return r; }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+// getattr(obj, name) as a truth value; -1 on error.
+int attr_true(PyObject* obj, PyObject* name) {
+  Ref v(PyObject_GetAttr(obj, name));
+  return v ? PyObject_IsTrue(v.p) : -1;
+}
+
+// ---- TensorBase ------------------------------------------------------------------------------
+PyObject* new_vbox() {
+  PyObject* box = PyList_New(1);
+  if (box) PyList_SET_ITEM(box, 0, PyLong_FromLong(0));
+  return box;
+}
+
+// Every field starts valid (None, False, a fresh version box), so a tensor made here and
+// filled in by C, or by Tensor.__init__, is never half-initialised.
+PyObject* tensor_new(PyTypeObject* type, PyObject*, PyObject*) {
+  auto* t = reinterpret_cast<TensorObject*>(type->tp_alloc(type, 0));
+  if (!t) return nullptr;
+  t->vbox = new_vbox();
+  if (!t->vbox) {
+    Py_DECREF(t);
+    return nullptr;
+  }
+  PyObject** none_fields[] = {&t->data, &t->be, &t->grad, &t->node, &t->base};
+  for (PyObject** f : none_fields) *f = Py_NewRef(Py_None);
+  t->requires_grad = Py_NewRef(Py_False);
+  return reinterpret_cast<PyObject*>(t);
+}
+
+int tensor_traverse(PyObject* o, visitproc visit, void* arg) {
+  auto* t = reinterpret_cast<TensorObject*>(o);
+  Py_VISIT(t->data);
+  Py_VISIT(t->be);
+  Py_VISIT(t->requires_grad);
+  Py_VISIT(t->grad);
+  Py_VISIT(t->node);
+  Py_VISIT(t->vbox);
+  Py_VISIT(t->base);
+  return 0;
+}
+
+int tensor_clear(PyObject* o) {
+  auto* t = reinterpret_cast<TensorObject*>(o);
+  Py_CLEAR(t->data);
+  Py_CLEAR(t->be);
+  Py_CLEAR(t->requires_grad);
+  Py_CLEAR(t->grad);
+  Py_CLEAR(t->node);
+  Py_CLEAR(t->vbox);
+  Py_CLEAR(t->base);
+  return 0;
+}
+
+void tensor_dealloc(PyObject* o) {
+  PyObject_GC_UnTrack(o);
+  if (reinterpret_cast<TensorObject*>(o)->weakrefs) PyObject_ClearWeakRefs(o);
+  tensor_clear(o);
+  Py_TYPE(o)->tp_free(o);
+}
+
+PyMemberDef tensor_members[] = {
+    {"data", T_OBJECT, offsetof(TensorObject, data), 0, "The backend array."},
+    {"_be", T_OBJECT, offsetof(TensorObject, be), 0, "The backend module."},
+    {"requires_grad", T_OBJECT, offsetof(TensorObject, requires_grad), 0,
+     "Whether gradients flow to this tensor."},
+    {"grad", T_OBJECT, offsetof(TensorObject, grad), 0, "The accumulated gradient (leaves)."},
+    {"_node", T_OBJECT, offsetof(TensorObject, node), 0, "The producing Function, or None."},
+    {"_vbox", T_OBJECT, offsetof(TensorObject, vbox), 0, "[version], shared with views."},
+    {"_base", T_OBJECT, offsetof(TensorObject, base), 0, "The tensor a view shares memory with."},
+    {nullptr, 0, 0, 0, nullptr}};
+
+// A new gradflow.Tensor around ``data`` (fields as in Tensor(data, be, node)).
+TensorObject* make_tensor(PyObject* data, PyObject* be, PyObject* node) {
+  auto* t = reinterpret_cast<TensorObject*>(tensor_new(g_tensor_type, nullptr, nullptr));
+  if (!t) return nullptr;
+  Py_SETREF(t->data, Py_NewRef(data));
+  Py_SETREF(t->be, Py_NewRef(be));
+  if (node != Py_None) {
+    Py_SETREF(t->node, Py_NewRef(node));
+    Py_SETREF(t->requires_grad, Py_NewRef(Py_True));
+  }
+  return t;
+}
+
+// ---- apply -----------------------------------------------------------------------------------
+PyObject* type_name(PyObject* cls) {
+  return PyType_Check(cls) ? PyUnicode_FromString(reinterpret_cast<PyTypeObject*>(cls)->tp_name)
+                           : PyObject_Repr(cls);
+}
+
+PyObject* device_error(PyObject* cls, PyObject* be_a, PyObject* be_b) {
+  Ref op(type_name(cls)), a(PyObject_GetAttr(be_a, N.name)), b(PyObject_GetAttr(be_b, N.name));
+  if (op && a && b)
+    PyErr_Format(PyExc_RuntimeError, "%S: expected all tensors on one device, got %S and %S",
+                 op.p, a.p, b.p);
+  return nullptr;
+}
+
+// ctx._next and ctx._in_meta: per input, the edge its gradient goes along (its producer node,
+// the leaf itself, or None) and the (shape, dtype) that gradient must have.
+bool record_edges(PyObject* ctx, TensorObject* const* in, Py_ssize_t n) {
+  Ref next(PyTuple_New(n)), meta(PyTuple_New(n));
+  if (!next || !meta) return false;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* edge = in[i]->node;
+    if (edge == Py_None) {
+      int rg = PyObject_IsTrue(in[i]->requires_grad);
+      if (rg < 0) return false;
+      edge = rg ? reinterpret_cast<PyObject*>(in[i]) : Py_None;
+    }
+    PyTuple_SET_ITEM(next.p, i, Py_NewRef(edge));
+    Ref shape(PyObject_GetAttr(in[i]->data, N.shape));
+    if (!shape) return false;
+    Ref dtype(PyObject_GetAttr(in[i]->data, N.dtype));
+    if (!dtype) return false;
+    PyObject* pair = PyTuple_Pack(2, shape.p, dtype.p);
+    if (!pair) return false;
+    PyTuple_SET_ITEM(meta.p, i, pair);
+  }
+  return PyObject_SetAttr(ctx, N.next, next.p) == 0 &&
+         PyObject_SetAttr(ctx, N.in_meta, meta.p) == 0;
+}
+
+// What forward declared with save_inputs()/save_output() (or the class declares), kept on ctx
+// with the versions it had, so that backward can detect a later in-place change.
+bool record_saved(PyObject* ctx, TensorObject* const* in, Py_ssize_t n, PyObject* out_data,
+                  TensorObject* out) {
+  Ref idx(PyObject_GetAttr(ctx, N.save_idx));
+  if (!idx) return false;
+  Ref seq(PySequence_Fast(idx.p, "_save_idx must be a sequence of input indices"));
+  if (!seq) return false;
+  Py_ssize_t k = PySequence_Fast_GET_SIZE(seq.p);
+  if (k > 0) {
+    Ref saved(PyTuple_New(k)), versions(PyTuple_New(k));
+    if (!saved || !versions) return false;
+    for (Py_ssize_t j = 0; j < k; ++j) {
+      Py_ssize_t i = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(seq.p, j), PyExc_IndexError);
+      if (i == -1 && PyErr_Occurred()) return false;
+      if (i < 0 || i >= n) {
+        PyErr_Format(PyExc_IndexError, "save_inputs: index %zd, but the op has %zd inputs", i, n);
+        return false;
+      }
+      PyTuple_SET_ITEM(saved.p, j, Py_NewRef(reinterpret_cast<PyObject*>(in[i])));
+      PyTuple_SET_ITEM(versions.p, j, Py_NewRef(PyList_GET_ITEM(in[i]->vbox, 0)));
+    }
+    if (PyObject_SetAttr(ctx, N.saved, saved.p) < 0 ||
+        PyObject_SetAttr(ctx, N.saved_versions, versions.p) < 0)
+      return false;
+  }
+  int save_out = attr_true(ctx, N.save_out);
+  if (save_out < 0) return false;
+  if (save_out &&
+      (PyObject_SetAttr(ctx, N.out_data, out_data) < 0 ||
+       PyObject_SetAttr(ctx, N.out_vbox, out->vbox) < 0 ||
+       PyObject_SetAttr(ctx, N.out_version, PyList_GET_ITEM(out->vbox, 0)) < 0))
+    return false;
+  return true;
+}
+
+// Function.apply(cls, *tensors, **params), bound to each op class as a classmethod.
+PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  if (!g_tensor_type) {
+    PyErr_SetString(PyExc_RuntimeError, "apply: gradflow.Tensor is not bound yet");
+    return nullptr;
+  }
+  if (nargs < 2) {
+    PyErr_SetString(PyExc_TypeError, "apply(cls, *tensors): an op needs at least one tensor");
+    return nullptr;
+  }
+  PyObject* cls = args[0];
+  const Py_ssize_t n = nargs - 1;
+  const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  auto* const* in = reinterpret_cast<TensorObject* const*>(args + 1);
+
+  PyObject* be = nullptr;
+  bool requires_grad = false;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!PyObject_TypeCheck(args[1 + i], &TensorBaseType)) {
+      Ref op(type_name(cls));
+      if (op)
+        PyErr_Format(PyExc_TypeError, "%S: input %zd is a %s, not a Tensor", op.p, i,
+                     Py_TYPE(args[1 + i])->tp_name);
+      return nullptr;
+    }
+    if (i == 0)
+      be = in[0]->be;
+    else if (in[i]->be != be)
+      return device_error(cls, be, in[i]->be);
+    if (!requires_grad) {
+      int rg = PyObject_IsTrue(in[i]->requires_grad);
+      if (rg < 0) return nullptr;
+      requires_grad = rg;
+    }
+  }
+
+  Ref ctx(PyObject_CallNoArgs(cls));
+  if (!ctx || PyObject_SetAttr(ctx.p, N.be, be) < 0) return nullptr;
+  bool record = false;
+  if (requires_grad) {
+    int enabled = attr_true(g_state, N.grad_enabled);
+    if (enabled < 0) return nullptr;
+    int diff = enabled ? attr_true(cls, N.differentiable) : 0;
+    if (diff < 0) return nullptr;
+    record = diff;
+  }
+  if (record && !record_edges(ctx.p, in, n)) return nullptr;  // before forward reads them
+
+  // forward(ctx, *arrays, **params): the keyword values follow the positionals in args.
+  Ref forward(PyObject_GetAttr(cls, N.forward));
+  if (!forward) return nullptr;
+  PyObject* small[16];
+  std::vector<PyObject*> large;
+  PyObject** fargs = small;
+  if (1 + n + nkw > 16) {
+    large.resize(1 + n + nkw);
+    fargs = large.data();
+  }
+  fargs[0] = ctx.p;
+  for (Py_ssize_t i = 0; i < n; ++i) fargs[1 + i] = in[i]->data;
+  for (Py_ssize_t k = 0; k < nkw; ++k) fargs[1 + n + k] = args[nargs + k];
+  Ref prof(PyObject_GetAttr(g_state, N.profiler));
+  if (!prof) return nullptr;
+  Ref token;
+  if (prof.p != Py_None && !(token.p = PyObject_CallMethodOneArg(prof.p, N.begin, be)))
+    return nullptr;
+  Ref out_data(PyObject_Vectorcall(forward.p, fargs, 1 + n, kwnames));
+  if (!out_data) return nullptr;
+  if (prof.p != Py_None) {
+    Ref arrays(PyList_New(n));
+    if (!arrays) return nullptr;
+    for (Py_ssize_t i = 0; i < n; ++i) PyList_SET_ITEM(arrays.p, i, Py_NewRef(in[i]->data));
+    Ref r(PyObject_CallMethodObjArgs(prof.p, N.end, token.p, ctx.p, arrays.p, out_data.p,
+                                     nullptr));
+    if (!r) return nullptr;
+  }
+
+  Ref out_be(Py_NewRef(be));
+  int moves = attr_true(cls, N.moves_device);
+  if (moves < 0) return nullptr;
+  if (moves) {
+    Ref dst(PyObject_GetAttr(ctx.p, N.dst));
+    if (!dst) return nullptr;
+    Py_SETREF(out_be.p, PyObject_CallOneArg(g_backend_get, dst.p));
+    if (!out_be) return nullptr;
+  }
+  Ref out(reinterpret_cast<PyObject*>(
+      make_tensor(out_data.p, out_be.p, record ? ctx.p : Py_None)));
+  if (!out) return nullptr;
+  auto* o = reinterpret_cast<TensorObject*>(out.p);
+
+  int view = attr_true(cls, N.is_view);
+  if (view > 0) view = attr_true(ctx.p, N.view);
+  if (view < 0) return nullptr;
+  if (view) {  // shares memory with its input: writes through it are writes to the base
+    Py_SETREF(o->vbox, Py_NewRef(in[0]->vbox));
+    PyObject* base = in[0]->base != Py_None ? in[0]->base : reinterpret_cast<PyObject*>(in[0]);
+    Py_SETREF(o->base, Py_NewRef(base));
+  }
+  if (!record) return out.release();
+
+  Ref seq(PyLong_FromUnsignedLongLong(g_sequence++));
+  if (!seq || PyObject_SetAttr(ctx.p, N.seq, seq.p) < 0) return nullptr;
+  if (!record_saved(ctx.p, in, n, out_data.p, o)) return nullptr;
+  int anomaly = attr_true(g_state, N.anomaly);
+  if (anomaly < 0) return nullptr;
+  if (anomaly) {
+    Ref trace(PyObject_CallNoArgs(g_recording_trace));
+    if (!trace || PyObject_SetAttr(ctx.p, N.trace, trace.p) < 0) return nullptr;
+  }
+  return out.release();
+}
+
+PyObject* autograd_init(PyObject*, PyObject* args) {
+  PyObject *tensor_type, *state, *backend_get, *recording_trace;
+  if (!PyArg_ParseTuple(args, "O!OOO", &PyType_Type, &tensor_type, &state, &backend_get,
+                        &recording_trace))
+    return nullptr;
+  if (!PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(tensor_type), &TensorBaseType)) {
+    PyErr_SetString(PyExc_TypeError, "autograd_init: the tensor type must extend TensorBase");
+    return nullptr;
+  }
+  Py_XSETREF(g_tensor_type, reinterpret_cast<PyTypeObject*>(Py_NewRef(tensor_type)));
+  Py_XSETREF(g_state, Py_NewRef(state));
+  Py_XSETREF(g_backend_get, Py_NewRef(backend_get));
+  Py_XSETREF(g_recording_trace, Py_NewRef(recording_trace));
+  Py_RETURN_NONE;
+}
+
+PyMethodDef methods[] = {
+    {"apply", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(apply)),
+     METH_FASTCALL | METH_KEYWORDS,
+     "apply(cls, *tensors, **params): run op class cls on the tensors and, when recording, "
+     "keep the instance as the output's tape node."},
+    {"autograd_init", autograd_init, METH_VARARGS,
+     "autograd_init(tensor_type, state, backend_get, recording_trace): bind the Python side."},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
+void bind_autograd(py::module_& m) {
+  if (!intern_names()) throw py::error_already_set();
+  TensorBaseType.tp_name = "gradflow._C.TensorBase";
+  TensorBaseType.tp_doc = "The storage of a gradflow Tensor; gradflow.Tensor adds the methods.";
+  TensorBaseType.tp_basicsize = sizeof(TensorObject);
+  TensorBaseType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
+  TensorBaseType.tp_new = tensor_new;
+  TensorBaseType.tp_dealloc = tensor_dealloc;
+  TensorBaseType.tp_traverse = tensor_traverse;
+  TensorBaseType.tp_clear = tensor_clear;
+  TensorBaseType.tp_members = tensor_members;
+  TensorBaseType.tp_weaklistoffset = offsetof(TensorObject, weakrefs);
+  if (PyType_Ready(&TensorBaseType) < 0) throw py::error_already_set();
+  m.add_object("TensorBase", py::reinterpret_borrow<py::object>(
+                                 reinterpret_cast<PyObject*>(&TensorBaseType)));
+  for (PyMethodDef* d = methods; d->ml_name; ++d) {
+    PyObject* f = PyCFunction_NewEx(d, nullptr, m.ptr());
+    if (!f) throw py::error_already_set();
+    m.add_object(d->ml_name, py::reinterpret_steal<py::object>(f));
+  }
+}
+
+}  // namespace gf
