@@ -6,6 +6,8 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <queue>
+#include <unordered_map>
 #include <vector>
 
 #include "common.h"
@@ -37,7 +39,8 @@ unsigned long long g_sequence = 0;      // recording order (see engine.py)
 struct Names {
   PyObject *be, *next, *in_meta, *forward, *differentiable, *moves_device, *is_view, *view,
       *save_idx, *save_out, *saved, *saved_versions, *out_data, *out_vbox, *out_version, *seq,
-      *trace, *dst, *grad_enabled, *profiler, *anomaly, *name, *shape, *dtype, *begin, *end;
+      *trace, *dst, *grad_enabled, *profiler, *anomaly, *name, *shape, *dtype, *begin, *end,
+      *add, *backward, *release;
 } N;
 
 bool intern_names() {
@@ -49,7 +52,8 @@ bool intern_names() {
       {&N.out_data, "_out_data"}, {&N.out_vbox, "_out_vbox"}, {&N.out_version, "_out_version"},
       {&N.seq, "_seq"}, {&N.trace, "trace"}, {&N.dst, "dst"}, {&N.grad_enabled, "grad_enabled"},
       {&N.profiler, "profiler"}, {&N.anomaly, "anomaly"}, {&N.name, "name"},
-      {&N.shape, "shape"}, {&N.dtype, "dtype"}, {&N.begin, "begin"}, {&N.end, "end"}};
+      {&N.shape, "shape"}, {&N.dtype, "dtype"}, {&N.begin, "begin"}, {&N.end, "end"},
+      {&N.add, "add"}, {&N.backward, "backward"}, {&N.release, "release"}};
   for (auto& e : table)
     if (!(*e.slot = PyUnicode_InternFromString(e.s))) return false;
   return true;
@@ -338,6 +342,207 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   return out.release();
 }
 
+// ---- the backward pass -----------------------------------------------------------------------
+// The loop of gradflow/autograd/engine.py's run_backward (which documents it): nodes visited
+// newest first, each given the sum of its consumers' signals; the gradients a node's backward
+// returns are reduced to their inputs' (shape, dtype) by the engine's one sum_to, then added to
+// the signal pending at each input's node, or at the leaf.
+struct Pass {
+  PyObject* leaf_grads;  // {id(leaf): [leaf, summed gradient]}, filled here
+  PyObject* allowed;     // set of the nodes to propagate to, or nullptr for all
+  PyObject* capture;     // {node: gradient} to fill for the captured non-leaves, or nullptr
+  PyObject* wanted;      // set of the nodes whose backward must run, or nullptr for all
+  PyObject* observer;    // observer(node, grad), or nullptr
+  PyObject* anomaly;     // anomaly(node, in_grads) raising on NaN/Inf, or nullptr
+  PyObject* sum_to;      // sum_to(grad, shape, dtype) -> grad
+  bool retain_graph, create_graph;
+
+  struct Entry {
+    unsigned long long seq;
+    PyObject* node;
+    bool operator<(const Entry& o) const { return seq < o.seq; }  // max-heap: newest first
+  };
+  std::priority_queue<Entry> heap;
+  std::unordered_map<PyObject*, PyObject*> pending;  // node -> signal; owns both references
+
+  ~Pass() {
+    for (auto& kv : pending) {
+      Py_DECREF(kv.first);
+      Py_DECREF(kv.second);
+    }
+  }
+
+  // a + b: recorded when create_graph, else the arrays added directly.
+  PyObject* accumulate(PyObject* a, PyObject* b) {
+    if (create_graph) return PyNumber_Add(a, b);
+    auto* ta = reinterpret_cast<TensorObject*>(a);
+    auto* tb = reinterpret_cast<TensorObject*>(b);
+    Ref sum(PyObject_CallMethodObjArgs(ta->be, N.add, ta->data, tb->data, nullptr));
+    return sum ? reinterpret_cast<PyObject*>(make_tensor(sum.p, ta->be, Py_None)) : nullptr;
+  }
+
+  // g reduced to the input's (shape, dtype); a new reference.
+  PyObject* fit(PyObject* g, PyObject* meta) {
+    if (!PyTuple_Check(meta) || PyTuple_GET_SIZE(meta) != 2) {
+      PyErr_SetString(PyExc_TypeError, "_in_meta entries must be (shape, dtype) pairs");
+      return nullptr;
+    }
+    PyObject* data = reinterpret_cast<TensorObject*>(g)->data;
+    Ref shape(PyObject_GetAttr(data, N.shape));
+    if (!shape) return nullptr;
+    Ref dtype(PyObject_GetAttr(data, N.dtype));
+    if (!dtype) return nullptr;
+    int same = PyObject_RichCompareBool(shape.p, PyTuple_GET_ITEM(meta, 0), Py_EQ);
+    if (same < 0) return nullptr;
+    if (same && dtype.p == PyTuple_GET_ITEM(meta, 1)) return Py_NewRef(g);
+    return PyObject_CallFunctionObjArgs(sum_to, g, PyTuple_GET_ITEM(meta, 0),
+                                        PyTuple_GET_ITEM(meta, 1), nullptr);
+  }
+
+  bool send_one(PyObject* edge, PyObject* g_in, PyObject* meta) {
+    Ref g(fit(g_in, meta));
+    if (!g) return false;
+    if (PyObject_TypeCheck(edge, &TensorBaseType)) {  // a leaf that requires grad
+      Ref key(PyLong_FromVoidPtr(edge));
+      if (!key) return false;
+      PyObject* slot = PyDict_GetItemWithError(leaf_grads, key.p);  // borrowed
+      if (!slot) {
+        if (PyErr_Occurred()) return false;
+        Ref fresh(PyList_New(2));
+        if (!fresh) return false;
+        PyList_SET_ITEM(fresh.p, 0, Py_NewRef(edge));
+        PyList_SET_ITEM(fresh.p, 1, g.release());
+        return PyDict_SetItem(leaf_grads, key.p, fresh.p) == 0;
+      }
+      PyObject* sum = accumulate(PyList_GET_ITEM(slot, 1), g.p);
+      return sum && PyList_SetItem(slot, 1, sum) == 0;
+    }
+    if (allowed) {
+      int ok = PySet_Contains(allowed, edge);
+      if (ok <= 0) return ok == 0;
+    }
+    auto it = pending.find(edge);
+    if (it != pending.end()) {
+      PyObject* sum = accumulate(it->second, g.p);
+      if (!sum) return false;
+      Py_SETREF(it->second, sum);
+      return true;
+    }
+    Ref seq(PyObject_GetAttr(edge, N.seq));
+    if (!seq) return false;
+    unsigned long long order = PyLong_AsUnsignedLongLong(seq.p);
+    if (order == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return false;
+    heap.push({order, edge});
+    pending.emplace(Py_NewRef(edge), g.release());
+    return true;
+  }
+
+  // Per input of a node (edges), its gradient (grads, as backward returned them) and its
+  // (shape, dtype) (metas).
+  bool send(PyObject* node, PyObject* edges, PyObject* grads, PyObject* metas) {
+    Ref e(PySequence_Fast(edges, "_next must be a sequence")),
+        g(PySequence_Fast(grads, "backward must return a sequence of gradients")),
+        m(PySequence_Fast(metas, "_in_meta must be a sequence"));
+    if (!e || !g || !m) return false;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(e.p);
+    if (PySequence_Fast_GET_SIZE(g.p) != n || PySequence_Fast_GET_SIZE(m.p) != n) {
+      Ref op(node ? type_name(reinterpret_cast<PyObject*>(Py_TYPE(node))) : PyUnicode_FromString("backward"));
+      if (op)
+        PyErr_Format(PyExc_RuntimeError, "%S.backward returned %zd gradients for %zd inputs",
+                     op.p, PySequence_Fast_GET_SIZE(g.p), n);
+      return false;
+    }
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* edge = PySequence_Fast_GET_ITEM(e.p, i);
+      PyObject* grad = PySequence_Fast_GET_ITEM(g.p, i);
+      if (edge == Py_None || grad == Py_None) continue;
+      if (!PyObject_TypeCheck(grad, &TensorBaseType)) {
+        Ref op(node ? type_name(reinterpret_cast<PyObject*>(Py_TYPE(node)))
+                    : PyUnicode_FromString("backward"));
+        if (op)
+          PyErr_Format(PyExc_TypeError, "%S.backward returned a %s for input %zd, not a Tensor",
+                       op.p, Py_TYPE(grad)->tp_name, i);
+        return false;
+      }
+      if (!send_one(edge, grad, PySequence_Fast_GET_ITEM(m.p, i))) return false;
+    }
+    return true;
+  }
+
+  bool run() {
+    while (!heap.empty()) {
+      PyObject* key = heap.top().node;
+      heap.pop();
+      auto it = pending.find(key);
+      Ref node(it->first), grad(it->second);  // ownership moves out of the map
+      pending.erase(it);
+      if (capture) {
+        int hit = PyDict_Contains(capture, node.p);
+        if (hit < 0 || (hit && PyDict_SetItem(capture, node.p, grad.p) < 0)) return false;
+      }
+      if (observer) {
+        Ref r(PyObject_CallFunctionObjArgs(observer, node.p, grad.p, nullptr));
+        if (!r) return false;
+      }
+      if (wanted) {
+        int w = PySet_Contains(wanted, node.p);
+        if (w < 0) return false;
+        if (!w) continue;  // a captured tensor whose own inputs lead to no other target
+      }
+      Ref backward(PyObject_GetAttr(reinterpret_cast<PyObject*>(Py_TYPE(node.p)), N.backward));
+      if (!backward) return false;
+      Ref in_grads(PyObject_CallFunctionObjArgs(backward.p, node.p, grad.p, nullptr));
+      if (!in_grads) return false;
+      if (anomaly) {
+        Ref r(PyObject_CallFunctionObjArgs(anomaly, node.p, in_grads.p, nullptr));
+        if (!r) return false;
+      }
+      if (!retain_graph) {
+        Ref r(PyObject_CallMethodNoArgs(node.p, N.release));
+        if (!r) return false;
+      }
+      Ref edges(PyObject_GetAttr(node.p, N.next));
+      if (!edges) return false;
+      Ref metas(PyObject_GetAttr(node.p, N.in_meta));
+      if (!metas || !send(node.p, edges.p, in_grads.p, metas.p)) return false;
+    }
+    return true;
+  }
+};
+
+PyObject* none_to_null(PyObject* o) { return o == Py_None ? nullptr : o; }
+
+PyObject* run_tape(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 12) {
+    PyErr_SetString(PyExc_TypeError, "run_tape takes 12 arguments");
+    return nullptr;
+  }
+  Pass pass;
+  pass.leaf_grads = args[3];
+  if (!PyDict_Check(pass.leaf_grads)) {
+    PyErr_SetString(PyExc_TypeError, "run_tape: leaf_grads must be a dict");
+    return nullptr;
+  }
+  int retain = PyObject_IsTrue(args[4]), create = PyObject_IsTrue(args[5]);
+  if (retain < 0 || create < 0) return nullptr;
+  pass.retain_graph = retain;
+  pass.create_graph = create;
+  pass.allowed = none_to_null(args[6]);
+  pass.capture = none_to_null(args[7]);
+  pass.wanted = none_to_null(args[8]);
+  pass.observer = none_to_null(args[9]);
+  pass.anomaly = none_to_null(args[10]);
+  pass.sum_to = args[11];
+  if ((pass.allowed && !PyAnySet_Check(pass.allowed)) ||
+      (pass.wanted && !PyAnySet_Check(pass.wanted)) ||
+      (pass.capture && !PyDict_Check(pass.capture))) {
+    PyErr_SetString(PyExc_TypeError, "run_tape: allowed and wanted must be sets, capture a dict");
+    return nullptr;
+  }
+  if (!pass.send(nullptr, args[0], args[1], args[2]) || !pass.run()) return nullptr;
+  Py_RETURN_NONE;
+}
+
 PyObject* autograd_init(PyObject*, PyObject* args) {
   PyObject *tensor_type, *state, *backend_get, *recording_trace;
   if (!PyArg_ParseTuple(args, "O!OOO", &PyType_Type, &tensor_type, &state, &backend_get,
@@ -359,6 +564,10 @@ PyMethodDef methods[] = {
      METH_FASTCALL | METH_KEYWORDS,
      "apply(cls, *tensors, **params): run op class cls on the tensors and, when recording, "
      "keep the instance as the output's tape node."},
+    {"run_tape", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(run_tape)),
+     METH_FASTCALL,
+     "run_tape(edges, grads, metas, leaf_grads, retain_graph, create_graph, allowed, capture, "
+     "wanted, observer, anomaly, sum_to): the backward pass of gradflow.autograd.engine."},
     {"autograd_init", autograd_init, METH_VARARGS,
      "autograd_init(tensor_type, state, backend_get, recording_trace): bind the Python side."},
     {nullptr, nullptr, 0, nullptr}};

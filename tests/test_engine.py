@@ -519,3 +519,76 @@ def test_gradcheck_detects_a_wrong_backward():
 
     with pytest.raises(AssertionError):
         gf.autograd.gradcheck(BadSquare.apply, (f64([1.0, 2.0]),))
+
+
+# ---- the C core's contract (csrc/autograd.cpp) ----------------------------------------------------
+def _op(backward):
+    from gradflow.autograd import Function
+
+    class Custom(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+    Custom.backward = staticmethod(lambda ctx, g: backward(g))
+    return Custom
+
+
+@pytest.mark.parametrize("grads,err,msg", [
+    (lambda g: (g,), RuntimeError, r"Custom.backward returned 1 gradients for 2 inputs"),
+    (lambda g: (g, g, g), RuntimeError, r"Custom.backward returned 3 gradients for 2 inputs"),
+    (lambda g: (g, 1.0), TypeError, r"Custom.backward returned a float for input 1"),
+], ids=["too-few", "too-many", "not-a-tensor"])
+def test_backward_returning_wrong_gradients_raises_naming_op(grads, err, msg):
+    a, b = f64([1.0]), f64([2.0])
+    y = _op(grads).apply(a, b)
+    with pytest.raises(err, match=msg):
+        y.sum().backward()
+
+
+def test_apply_rejects_non_tensor_inputs_naming_op():
+    with pytest.raises(TypeError, match=r"Custom: input 1 is a numpy.ndarray, not a Tensor"):
+        _op(lambda g: (g, g)).apply(f64([1.0]), np.ones(1))
+
+
+def test_apply_keyword_params_and_custom_op_gradients():
+    from gradflow.autograd import Function
+
+    class Scale(Function):
+        @staticmethod
+        def forward(ctx, a, *, k):
+            ctx.k = k
+            return a * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return (g * ctx.k,)
+
+    x = f64([1.0, -2.0])
+    y = Scale.apply(x, k=3.0)
+    assert y.grad_fn.name == "Scale" and y.grad_fn.next_functions == (x,)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_tensor_cycles_are_collected_and_weakrefs_cleared():
+    import weakref
+
+    t = f64([1.0])
+    y = t * 2
+    y.grad = y  # a reference cycle through the C base's fields
+    ref = weakref.ref(y)
+    del y
+    gc.collect()
+    assert ref() is None
+
+
+def test_deep_unreleased_tape_frees_without_backward():
+    """A 100,000-deep tape dropped without backward (each node's edge holds the previous node)
+    is freed without overflowing the C stack."""
+    x = f64([1.0])
+    y = x
+    for _ in range(N_CHAIN):
+        y = y * 1.0
+    del y
+    gc.collect()

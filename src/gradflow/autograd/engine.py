@@ -1,17 +1,17 @@
 """Reverse-mode traversal of the tape.
 
 Nodes are visited in reverse recording order (a max-heap on the sequence number each node got
-when recorded; every node is newer than the nodes of its inputs, so a node is only visited once
-all its consumers have added their error signal to it). Each node receives the sum of its
-children's signals, and its backward function turns that into one signal per input. Iterative,
-so a chain of 100,000 ops is no problem.
+when recorded, ``_seq``; every node is newer than the nodes of its inputs, so a node is only
+visited once all its consumers have added their error signal to it). Each node receives the sum
+of its children's signals, and its backward function turns that into one signal per input.
+Iterative, so a chain of 100,000 ops is no problem. The loop runs in C (``_C.run_tape``); this
+module prepares it and hands out the results.
 
 This is also the one place where gradients are reduced back to the shape (and dtype) of the
 operand they belong to, undoing broadcasting.
 """
 
-import heapq
-
+from .. import _C
 from .. import tensor as _tensor
 from ..ops import shape as _shape_ops
 from .function import Function
@@ -45,8 +45,6 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     of tensors), nothing is accumulated and their gradients are returned in that order.
     """
     Tensor = _tensor.Tensor
-    heap = []  # (-seq, node): the newest pending node first
-    pending = {}  # node -> summed error signal so far
     leaf_grads = {}  # id(leaf) -> [leaf, summed gradient]
     capture_nodes = {}
     wanted = None  # with capture: the nodes whose backward leads to a captured tensor
@@ -55,67 +53,19 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             if t._node is not None:
                 capture_nodes[t._node] = None
         wanted = _nodes_reaching(roots, capture_nodes, {id(t) for t in capture if t._node is None})
-
-    if create_graph:
-        def accumulate(a, b):
-            return a + b
-    else:  # no graph to record: add the arrays directly
-        def accumulate(a, b):
-            return Tensor(a._be.add(a.data, b.data), a._be)
-
     allowed = None if wanted is None else wanted | capture_nodes.keys()
-    push = heapq.heappush
 
-    def send(edges, grads, metas):
-        """Adds each gradient (reduced to its input's (shape, dtype) first) to the signal
-        pending at that input's node, or at the leaf."""
-        for edge, g, (shape, dtype) in zip(edges, grads, metas):
-            if edge is None or g is None:
-                continue
-            a = g.data
-            if a.shape != shape or a.dtype is not dtype:  # builtin dtypes are singletons
-                g = _sum_to(g, shape, dtype)
-            if isinstance(edge, Function):
-                if allowed is not None and edge not in allowed:
-                    continue
-                prev = pending.get(edge)
-                if prev is None:
-                    pending[edge] = g
-                    push(heap, (-edge._seq, edge))
-                else:
-                    pending[edge] = accumulate(prev, g)
-            else:  # a leaf that requires grad
-                slot = leaf_grads.get(id(edge))
-                if slot is None:
-                    leaf_grads[id(edge)] = [edge, g]
-                else:
-                    slot[1] = accumulate(slot[1], g)
-
-    send([t._node or (t if t.requires_grad else None) for t in roots], root_grads,
-         [(g.shape, g.dtype) for g in root_grads])
-
-    observer = state.grad_observer
-    anomaly = state.anomaly
     prev_phase = state.phase
     state.phase = "backward"
-    pop = heapq.heappop
     try:
         with set_grad_enabled(create_graph):
-            while heap:
-                node = pop(heap)[1]
-                grad = pending.pop(node)
-                if capture_nodes and node in capture_nodes:
-                    capture_nodes[node] = grad
-                if observer is not None:
-                    observer(node, grad)
-                if wanted is not None and node not in wanted:
-                    continue  # a captured tensor whose own inputs lead to no other target
-                in_grads = type(node).backward(node, grad)
-                if anomaly:
-                    _check_anomaly(node, in_grads)
-                if not retain_graph:
-                    node.release()
-                send(node._next, in_grads, node._in_meta)
+            # The loop itself runs in C (csrc/autograd.cpp, run_tape): it is the per-node cost
+            # of every backward. With create_graph, pending signals are summed with a recorded
+            # ``+``; otherwise their arrays are added directly.
+            _C.run_tape([t._node or (t if t.requires_grad else None) for t in roots], root_grads,
+                        [(g.shape, g.dtype) for g in root_grads], leaf_grads, retain_graph,
+                        create_graph, allowed, capture_nodes or None, wanted, state.grad_observer,
+                        _check_anomaly if state.anomaly else None, _sum_to)
     finally:
         state.phase = prev_phase
 

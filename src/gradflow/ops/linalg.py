@@ -48,7 +48,9 @@ class Linear(Function):
         if need[1]:
             gw = MatMul.apply(g, x, trans_a=True) if g.ndim == 2 else MatMul.apply(
                 g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1]), trans_a=True)
-        return gx, gw, g  # the engine sums g over the batch for the bias
+        if len(need) == 2:  # no bias
+            return gx, gw
+        return gx, gw, (g if need[2] else None)  # the engine sums g over the batch for the bias
 
 
 def matmul(a, b):
