@@ -40,7 +40,7 @@ struct Names {
   PyObject *be, *next, *in_meta, *forward, *differentiable, *moves_device, *is_view, *view,
       *save_idx, *save_out, *saved, *saved_versions, *out_data, *out_vbox, *out_version, *seq,
       *trace, *dst, *grad_enabled, *profiler, *anomaly, *name, *shape, *dtype, *begin, *end,
-      *add, *backward, *release;
+      *add, *backward, *released, *empty_tuple;
 } N;
 
 bool intern_names() {
@@ -53,10 +53,10 @@ bool intern_names() {
       {&N.seq, "_seq"}, {&N.trace, "trace"}, {&N.dst, "dst"}, {&N.grad_enabled, "grad_enabled"},
       {&N.profiler, "profiler"}, {&N.anomaly, "anomaly"}, {&N.name, "name"},
       {&N.shape, "shape"}, {&N.dtype, "dtype"}, {&N.begin, "begin"}, {&N.end, "end"},
-      {&N.add, "add"}, {&N.backward, "backward"}, {&N.release, "release"}};
+      {&N.add, "add"}, {&N.backward, "backward"}, {&N.released, "_released"}};
   for (auto& e : table)
     if (!(*e.slot = PyUnicode_InternFromString(e.s))) return false;
-  return true;
+  return (N.empty_tuple = PyTuple_New(0)) != nullptr;
 }
 
 // An owned reference, released at scope exit.
@@ -469,6 +469,13 @@ struct Pass {
     return true;
   }
 
+  // Frees what the node saved for backward; a later backward through it raises (saved_tensors).
+  static bool release(PyObject* node) {
+    return PyObject_SetAttr(node, N.saved, N.empty_tuple) == 0 &&
+           PyObject_SetAttr(node, N.out_data, Py_None) == 0 &&
+           PyObject_SetAttr(node, N.released, Py_True) == 0;
+  }
+
   bool run() {
     while (!heap.empty()) {
       PyObject* key = heap.top().node;
@@ -497,10 +504,7 @@ struct Pass {
         Ref r(PyObject_CallFunctionObjArgs(anomaly, node.p, in_grads.p, nullptr));
         if (!r) return false;
       }
-      if (!retain_graph) {
-        Ref r(PyObject_CallMethodNoArgs(node.p, N.release));
-        if (!r) return false;
-      }
+      if (!retain_graph && !release(node.p)) return false;
       Ref edges(PyObject_GetAttr(node.p, N.next));
       if (!edges) return false;
       Ref metas(PyObject_GetAttr(node.p, N.in_meta));
@@ -543,6 +547,18 @@ PyObject* run_tape(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
+PyObject* wrap(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "wrap(data, be, node) takes 3 arguments");
+    return nullptr;
+  }
+  if (!g_tensor_type) {
+    PyErr_SetString(PyExc_RuntimeError, "wrap: gradflow.Tensor is not bound yet");
+    return nullptr;
+  }
+  return reinterpret_cast<PyObject*>(make_tensor(args[0], args[1], args[2]));
+}
+
 PyObject* autograd_init(PyObject*, PyObject* args) {
   PyObject *tensor_type, *state, *backend_get, *recording_trace;
   if (!PyArg_ParseTuple(args, "O!OOO", &PyType_Type, &tensor_type, &state, &backend_get,
@@ -568,6 +584,9 @@ PyMethodDef methods[] = {
      METH_FASTCALL,
      "run_tape(edges, grads, metas, leaf_grads, retain_graph, create_graph, allowed, capture, "
      "wanted, observer, anomaly, sum_to): the backward pass of gradflow.autograd.engine."},
+    {"wrap", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(wrap)), METH_FASTCALL,
+     "wrap(data, be, node): a new Tensor around a backend array, as Tensor(data, be, node) "
+     "makes, without running Python."},
     {"autograd_init", autograd_init, METH_VARARGS,
      "autograd_init(tensor_type, state, backend_get, recording_trace): bind the Python side."},
     {nullptr, nullptr, 0, nullptr}};

@@ -19,7 +19,6 @@ import traceback
 
 from .. import _C
 from .. import backend as _backend
-from .. import tensor as _tensor
 from .grad_mode import state
 
 
@@ -34,12 +33,12 @@ class Function:
     view = True
     # Per-node state, as class-level defaults so that recording an op sets only what differs.
     _next = ()
-    _save_idx = ()  # set by save_inputs(), or on the class by an op whose choice never varies
+    _save_idx = ()  # set by save_inputs() (Mul sets it directly), or on the class when fixed
     _save_out = False  # set by save_output(), or likewise on the class
     _saved = ()
     _saved_versions = ()
     _out_data = None
-    _released = False
+    _released = False  # set by the engine when backward frees the saved values
 
     # ---- what forward declares ------------------------------------------------------------
     def save_inputs(self, *indices):
@@ -106,15 +105,10 @@ class Function:
             # Rebuilt from the saved array; under create_graph it is wired back to this node so
             # that the second-order gradient flows through the op again.
             node = self if state.grad_enabled else None
-            t = _tensor.Tensor(self._out_data, self.be, node)
+            t = _C.wrap(self._out_data, self.be, node)
             t._vbox = self._out_vbox
             out.append(t)
         return out
-
-    def release(self):
-        self._saved = ()
-        self._out_data = None
-        self._released = True
 
     # Op.apply(*tensors, **params): checks that the inputs share a device; makes the node (an
     # instance of the op class, the "ctx") and, when recording, its edges and input metadata;

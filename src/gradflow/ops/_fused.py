@@ -69,7 +69,8 @@ class FusedOp(Function):
     @classmethod
     def backward(cls, ctx, g):
         (s,) = ctx.saved_tensors
-        return (cls.run_backward(s, g, ctx.args),)
+        args = ctx.args  # (run_backward, inlined: this runs for every node)
+        return (cls.Backward.apply(s, g, args=args) if args else cls.Backward.apply(s, g),)
 
     @classmethod
     def backward_of_backward(cls, ctx, gg):

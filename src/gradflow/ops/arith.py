@@ -29,9 +29,9 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        if ctx._next:  # each gradient reads the other operand: save only what will be read
-            need_a, need_b = ctx._next[0] is not None, ctx._next[1] is not None
-            ctx.save_inputs(*((1, 0) if need_a and need_b else (1,) if need_a else (0,)))
+        edges = ctx._next
+        if edges:  # each gradient reads the other operand: save only what will be read
+            ctx._save_idx = (0,) if edges[0] is None else (1,) if edges[1] is None else (1, 0)
         return ctx.be.mul(a, b)
 
     @staticmethod
