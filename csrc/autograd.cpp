@@ -40,7 +40,8 @@ struct Names {
   PyObject *be, *next, *in_meta, *forward, *differentiable, *moves_device, *is_view, *view,
       *save_idx, *save_out, *saved, *saved_versions, *out_data, *out_vbox, *out_version, *seq,
       *trace, *dst, *grad_enabled, *profiler, *anomaly, *name, *shape, *dtype, *begin, *end,
-      *add, *backward, *released, *empty_tuple;
+      *add, *backward, *released, *raise_released, *raise_modified, *raise_output_modified,
+      *empty_tuple;
 } N;
 
 bool intern_names() {
@@ -53,7 +54,9 @@ bool intern_names() {
       {&N.seq, "_seq"}, {&N.trace, "trace"}, {&N.dst, "dst"}, {&N.grad_enabled, "grad_enabled"},
       {&N.profiler, "profiler"}, {&N.anomaly, "anomaly"}, {&N.name, "name"},
       {&N.shape, "shape"}, {&N.dtype, "dtype"}, {&N.begin, "begin"}, {&N.end, "end"},
-      {&N.add, "add"}, {&N.backward, "backward"}, {&N.released, "_released"}};
+      {&N.add, "add"}, {&N.backward, "backward"}, {&N.released, "_released"},
+      {&N.raise_released, "_raise_released"}, {&N.raise_modified, "_raise_modified"},
+      {&N.raise_output_modified, "_raise_output_modified"}};
   for (auto& e : table)
     if (!(*e.slot = PyUnicode_InternFromString(e.s))) return false;
   return (N.empty_tuple = PyTuple_New(0)) != nullptr;
@@ -547,6 +550,115 @@ PyObject* run_tape(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
+// ---- what backward reads ---------------------------------------------------------------------
+// Function.saved_tensors and Function.saved_input: the values forward saved, after checking
+// that backward has not freed them and that no in-place op has changed them since (the error
+// messages are Function's _raise_* methods).
+bool check_not_released(PyObject* ctx) {
+  int released = attr_true(ctx, N.released);
+  if (released < 0) return false;
+  if (released) {
+    Ref r(PyObject_CallMethodNoArgs(ctx, N.raise_released));
+    if (r) PyErr_SetString(PyExc_RuntimeError, "saved values were freed by backward");
+    return false;
+  }
+  return true;
+}
+
+// The saved tensor t if its version is still `version`; else raises.
+PyObject* checked(PyObject* ctx, PyObject* t, PyObject* version) {
+  if (!PyObject_TypeCheck(t, &TensorBaseType)) {
+    PyErr_SetString(PyExc_TypeError, "_saved must hold Tensors");
+    return nullptr;
+  }
+  PyObject* now = PyList_GET_ITEM(reinterpret_cast<TensorObject*>(t)->vbox, 0);
+  int same = now == version ? 1 : PyObject_RichCompareBool(now, version, Py_EQ);
+  if (same < 0) return nullptr;
+  if (!same) {
+    Ref r(PyObject_CallMethodObjArgs(ctx, N.raise_modified, t, version, nullptr));
+    if (r) PyErr_SetString(PyExc_RuntimeError, "a saved tensor was modified in place");
+    return nullptr;
+  }
+  return Py_NewRef(t);
+}
+
+PyObject* saved_tensors(PyObject*, PyObject* ctx) {
+  if (!check_not_released(ctx)) return nullptr;
+  Ref saved(PyObject_GetAttr(ctx, N.saved)), versions(PyObject_GetAttr(ctx, N.saved_versions));
+  if (!saved || !versions) return nullptr;
+  Ref s(PySequence_Fast(saved.p, "_saved must be a sequence")),
+      v(PySequence_Fast(versions.p, "_saved_versions must be a sequence"));
+  if (!s || !v) return nullptr;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(s.p);
+  if (PySequence_Fast_GET_SIZE(v.p) != n) {
+    PyErr_SetString(PyExc_RuntimeError, "_saved and _saved_versions differ in length");
+    return nullptr;
+  }
+  Ref out(PyList_New(0));
+  if (!out) return nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    Ref t(checked(ctx, PySequence_Fast_GET_ITEM(s.p, i), PySequence_Fast_GET_ITEM(v.p, i)));
+    if (!t || PyList_Append(out.p, t.p) < 0) return nullptr;
+  }
+  Ref out_data(PyObject_GetAttr(ctx, N.out_data));
+  if (!out_data) return nullptr;
+  if (out_data.p != Py_None) {
+    Ref vbox(PyObject_GetAttr(ctx, N.out_vbox)), version(PyObject_GetAttr(ctx, N.out_version));
+    if (!vbox || !version) return nullptr;
+    if (!PyList_Check(vbox.p) || PyList_GET_SIZE(vbox.p) != 1) {
+      PyErr_SetString(PyExc_TypeError, "_out_vbox must be a one-element list");
+      return nullptr;
+    }
+    PyObject* now = PyList_GET_ITEM(vbox.p, 0);
+    int same = now == version.p ? 1 : PyObject_RichCompareBool(now, version.p, Py_EQ);
+    if (same < 0) return nullptr;
+    if (!same) {
+      Ref r(PyObject_CallMethodNoArgs(ctx, N.raise_output_modified));
+      if (r) PyErr_SetString(PyExc_RuntimeError, "the saved output was modified in place");
+      return nullptr;
+    }
+    // Rebuilt from the saved array; under create_graph it is wired back to this node so that
+    // the second-order gradient flows through the op again.
+    int enabled = attr_true(g_state, N.grad_enabled);
+    if (enabled < 0) return nullptr;
+    Ref be(PyObject_GetAttr(ctx, N.be));
+    if (!be) return nullptr;
+    Ref t(reinterpret_cast<PyObject*>(make_tensor(out_data.p, be.p, enabled ? ctx : Py_None)));
+    if (!t) return nullptr;
+    Py_SETREF(reinterpret_cast<TensorObject*>(t.p)->vbox, vbox.release());
+    if (PyList_Append(out.p, t.p) < 0) return nullptr;
+  }
+  return out.release();
+}
+
+PyObject* saved_input(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "saved_input(i) takes one argument");
+    return nullptr;
+  }
+  PyObject* ctx = args[0];
+  if (!check_not_released(ctx)) return nullptr;
+  Ref idx(PyObject_GetAttr(ctx, N.save_idx));
+  if (!idx) return nullptr;
+  Ref s(PySequence_Fast(idx.p, "_save_idx must be a sequence"));
+  if (!s) return nullptr;
+  Py_ssize_t k = 0, n = PySequence_Fast_GET_SIZE(s.p);
+  for (; k < n; ++k) {
+    int eq = PyObject_RichCompareBool(PySequence_Fast_GET_ITEM(s.p, k), args[1], Py_EQ);
+    if (eq < 0) return nullptr;
+    if (eq) break;
+  }
+  if (k == n) {
+    PyErr_Format(PyExc_ValueError, "saved_input: input %R was not saved by forward", args[1]);
+    return nullptr;
+  }
+  Ref saved(PyObject_GetAttr(ctx, N.saved)), versions(PyObject_GetAttr(ctx, N.saved_versions));
+  if (!saved || !versions) return nullptr;
+  Ref t(PySequence_GetItem(saved.p, k)), v(PySequence_GetItem(versions.p, k));
+  if (!t || !v) return nullptr;
+  return checked(ctx, t.p, v.p);
+}
+
 PyObject* wrap(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 3) {
     PyErr_SetString(PyExc_TypeError, "wrap(data, be, node) takes 3 arguments");
@@ -587,6 +699,10 @@ PyMethodDef methods[] = {
     {"wrap", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(wrap)), METH_FASTCALL,
      "wrap(data, be, node): a new Tensor around a backend array, as Tensor(data, be, node) "
      "makes, without running Python."},
+    {"saved_tensors", saved_tensors, METH_O,
+     "saved_tensors(ctx): Function.saved_tensors (checked against release and in-place changes)."},
+    {"saved_input", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(saved_input)),
+     METH_FASTCALL, "saved_input(ctx, i): Function.saved_input."},
     {"autograd_init", autograd_init, METH_VARARGS,
      "autograd_init(tensor_type, state, backend_get, recording_trace): bind the Python side."},
     {nullptr, nullptr, 0, nullptr}};
@@ -613,6 +729,11 @@ void bind_autograd(py::module_& m) {
     if (!f) throw py::error_already_set();
     m.add_object(d->ml_name, py::reinterpret_steal<py::object>(f));
   }
+  // As a class attribute, a builtin function does not bind to the instance; an instancemethod
+  // does, so that Function can use it as its saved_input method.
+  PyObject* method = PyInstanceMethod_New(m.attr("saved_input").ptr());
+  if (!method) throw py::error_already_set();
+  m.add_object("saved_input_method", py::reinterpret_steal<py::object>(method));
 }
 
 }  // namespace gf

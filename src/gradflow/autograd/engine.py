@@ -15,7 +15,7 @@ from .. import _C
 from .. import tensor as _tensor
 from ..ops import shape as _shape_ops
 from .function import Function
-from .grad_mode import set_grad_enabled, state
+from .grad_mode import state
 
 
 def _sum_to(grad, shape, dtype):
@@ -55,19 +55,21 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         wanted = _nodes_reaching(roots, capture_nodes, {id(t) for t in capture if t._node is None})
     allowed = None if wanted is None else wanted | capture_nodes.keys()
 
-    prev_phase = state.phase
-    state.phase = "backward"
+    edges, metas = [], []
+    for t, g in zip(roots, root_grads):
+        edges.append(t._node or (t if t.requires_grad else None))
+        metas.append((g.data.shape, g.data.dtype))
+    prev = state.phase, state.grad_enabled
+    state.phase, state.grad_enabled = "backward", create_graph  # backward records only then
     try:
-        with set_grad_enabled(create_graph):
-            # The loop itself runs in C (csrc/autograd.cpp, run_tape): it is the per-node cost
-            # of every backward. With create_graph, pending signals are summed with a recorded
-            # ``+``; otherwise their arrays are added directly.
-            _C.run_tape([t._node or (t if t.requires_grad else None) for t in roots], root_grads,
-                        [(g.shape, g.dtype) for g in root_grads], leaf_grads, retain_graph,
-                        create_graph, allowed, capture_nodes or None, wanted, state.grad_observer,
-                        _check_anomaly if state.anomaly else None, _sum_to)
+        # The loop itself runs in C (csrc/autograd.cpp, run_tape): it is the per-node cost of
+        # every backward. With create_graph, pending signals are summed with a recorded ``+``;
+        # otherwise their arrays are added directly.
+        _C.run_tape(edges, root_grads, metas, leaf_grads, retain_graph, create_graph, allowed,
+                    capture_nodes or None, wanted, state.grad_observer,
+                    _check_anomaly if state.anomaly else None, _sum_to)
     finally:
-        state.phase = prev_phase
+        state.phase, state.grad_enabled = prev
 
     if capture is not None:
         out = []
@@ -79,9 +81,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 out.append(slot[1] if slot else None)
         return out
 
-    shared = {id(g.data) for g in root_grads}  # the caller's arrays: never stored as .grad
+    shared = set()  # the caller's arrays, and arrays already stored: never stored again as .grad
+    for g in root_grads:
+        shared.add(id(g.data))
     for leaf, g in leaf_grads.values():
-        if not create_graph:
+        if g.requires_grad and not create_graph:  # e.g. the caller's grad, handed straight on
             g = g.detach()
         if leaf.grad is None:
             arr = g.data
@@ -137,7 +141,7 @@ def _root_grad(g, out):
             raise RuntimeError(
                 f"grad can be implicitly created only for scalar outputs; got shape {out.shape}."
                 " Pass a gradient of that shape.")
-        return Tensor(out._be.xp.ones(out.shape, out.dtype), out._be)
+        return _C.wrap(out._be.xp.ones(out.data.shape, out.data.dtype), out._be, None)
     if not isinstance(g, Tensor):
         g = _tensor.tensor(g, dtype=out.dtype, device=out.device)
     if g.shape != out.shape:

@@ -75,40 +75,20 @@ class Function:
             f"modified by an in-place operation: a tensor of shape {t.shape} is at version "
             f"{t._vbox[0]}, expected {version}.")
 
-    def saved_input(self, i):
-        """The saved input number ``i`` (as passed to save_inputs)."""
-        if self._released:
-            self._raise_released()
-        k = self._save_idx.index(i)
-        t = self._saved[k]
-        if t._vbox[0] != self._saved_versions[k]:
-            self._raise_modified(t, self._saved_versions[k])
-        return t
+    def _raise_output_modified(self):
+        raise RuntimeError(
+            f"the output of {self.name}, needed for its gradient computation, has been "
+            f"modified by an in-place operation (version {self._out_vbox[0]}, expected "
+            f"{self._out_version}).")
 
-    @property
-    def saved_tensors(self):
-        """The Tensors forward saved, inputs first then the output; raises if released or
-        modified in place since."""
-        if self._released:
-            self._raise_released()
-        out = []
-        for t, version in zip(self._saved, self._saved_versions):
-            if t._vbox[0] != version:
-                self._raise_modified(t, version)
-            out.append(t)
-        if self._out_data is not None:
-            if self._out_vbox[0] != self._out_version:
-                raise RuntimeError(
-                    f"the output of {self.name}, needed for its gradient computation, has been "
-                    f"modified by an in-place operation (version {self._out_vbox[0]}, expected "
-                    f"{self._out_version}).")
-            # Rebuilt from the saved array; under create_graph it is wired back to this node so
-            # that the second-order gradient flows through the op again.
-            node = self if state.grad_enabled else None
-            t = _C.wrap(self._out_data, self.be, node)
-            t._vbox = self._out_vbox
-            out.append(t)
-        return out
+    # What backward reads, checked: each raises (the _raise_* messages above) if backward has
+    # freed the saved values or an in-place op has changed them since forward. In C, as they run
+    # for nearly every node of every backward.
+    # saved_input(i): the saved input number i (as passed to save_inputs).
+    saved_input = _C.saved_input_method
+    saved_tensors = property(_C.saved_tensors, doc="The Tensors forward saved, inputs first, then "
+                             "the output (rebuilt from its saved array; under create_graph, "
+                             "wired back to this node).")
 
     # Op.apply(*tensors, **params): checks that the inputs share a device; makes the node (an
     # instance of the op class, the "ctx") and, when recording, its edges and input metadata;
