@@ -345,6 +345,28 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   return out.release();
 }
 
+// Whether backend array `a` has this shape (a tuple) and dtype (an identical object, as numpy's
+// and CuPy's dtypes are singletons for the builtin types): 1, 0, or -1 on error. numpy arrays are
+// read directly (this runs for every gradient of every backward), others through attributes.
+int has_meta(PyObject* a, PyObject* shape, PyObject* dtype) {
+  if (py::detail::npy_api::get().PyArray_Check_(a)) {
+    const auto* arr = py::detail::array_proxy(a);
+    if (arr->descr != dtype) return 0;
+    if (!PyTuple_Check(shape) || PyTuple_GET_SIZE(shape) != arr->nd) return 0;
+    for (int i = 0; i < arr->nd; ++i) {
+      Py_ssize_t d = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, i));
+      if (d == -1 && PyErr_Occurred()) return -1;
+      if (d != arr->dimensions[i]) return 0;
+    }
+    return 1;
+  }
+  Ref a_dtype(PyObject_GetAttr(a, N.dtype));
+  if (!a_dtype) return -1;
+  if (a_dtype.p != dtype) return 0;
+  Ref a_shape(PyObject_GetAttr(a, N.shape));
+  return a_shape ? PyObject_RichCompareBool(a_shape.p, shape, Py_EQ) : -1;
+}
+
 // ---- the backward pass -----------------------------------------------------------------------
 // The loop of gradflow/autograd/engine.py's run_backward (which documents it): nodes visited
 // newest first, each given the sum of its consumers' signals; the gradients a node's backward
@@ -390,16 +412,11 @@ struct Pass {
       PyErr_SetString(PyExc_TypeError, "_in_meta entries must be (shape, dtype) pairs");
       return nullptr;
     }
-    PyObject* data = reinterpret_cast<TensorObject*>(g)->data;
-    Ref shape(PyObject_GetAttr(data, N.shape));
-    if (!shape) return nullptr;
-    Ref dtype(PyObject_GetAttr(data, N.dtype));
-    if (!dtype) return nullptr;
-    int same = PyObject_RichCompareBool(shape.p, PyTuple_GET_ITEM(meta, 0), Py_EQ);
+    PyObject *shape = PyTuple_GET_ITEM(meta, 0), *dtype = PyTuple_GET_ITEM(meta, 1);
+    int same = has_meta(reinterpret_cast<TensorObject*>(g)->data, shape, dtype);
     if (same < 0) return nullptr;
-    if (same && dtype.p == PyTuple_GET_ITEM(meta, 1)) return Py_NewRef(g);
-    return PyObject_CallFunctionObjArgs(sum_to, g, PyTuple_GET_ITEM(meta, 0),
-                                        PyTuple_GET_ITEM(meta, 1), nullptr);
+    if (same) return Py_NewRef(g);
+    return PyObject_CallFunctionObjArgs(sum_to, g, shape, dtype, nullptr);
   }
 
   bool send_one(PyObject* edge, PyObject* g_in, PyObject* meta) {
