@@ -278,7 +278,9 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
     if (diff < 0) return nullptr;
     record = diff;
   }
-  if (record && !record_edges(ctx.p, in, n)) return nullptr;  // before forward reads them
+  // The edges before forward runs, which may consult them (needs_input_grad).
+  if (record ? !record_edges(ctx.p, in, n) : PyObject_SetAttr(ctx.p, N.next, N.empty_tuple) < 0)
+    return nullptr;
 
   // forward(ctx, *arrays, **params): the keyword values follow the positionals in args.
   Ref forward(PyObject_GetAttr(cls, N.forward));

@@ -311,7 +311,7 @@ class Tensor(_C.TensorBase):
             if other.dtype != self.dtype:
                 other = other.to(self.dtype)
             try:
-                getattr(self._be, op)(self.data, other.data, out=self.data)
+                getattr(self._be, op)(self.data, other.data, self.data)  # (a, b, out)
             except (ValueError, TypeError) as e:
                 raise ValueError(f"in-place {op} of shape {other.shape} into {self.shape}: {e}") from None
             self._vbox[0] += 1

@@ -23,6 +23,11 @@ from .grad_mode import state
 
 
 class Function:
+    # What apply sets on every node (be; for a recorded one also its edges, input metadata and
+    # sequence number), as slots: cheaper to set than instance-dict entries. apply sets _next
+    # to () on a node it does not record.
+    __slots__ = ("be", "_next", "_in_meta", "_seq", "__dict__", "__weakref__")
+
     # Subclasses that only produce non-differentiable outputs (comparisons, argmax) set False.
     differentiable = True
     # True for the one op whose output lives on another device (ctx.dst) than its inputs.
@@ -32,7 +37,6 @@ class Function:
     is_view = False
     view = True
     # Per-node state, as class-level defaults so that recording an op sets only what differs.
-    _next = ()
     _save_idx = ()  # set by save_inputs() (Mul sets it directly), or on the class when fixed
     _save_out = False  # set by save_output(), or likewise on the class
     _saved = ()
