@@ -23,21 +23,23 @@ from ..autograd.function import Function
 
 def _kernel_forward(kernel, params):
     """The forward of a FusedOp (``params`` names its keyword parameters) or of its backward op
-    (``params`` is None: the values come packed as ``args``): ``be.<kernel>`` on the arrays and
+    (``params`` is None: the values, if any, come packed as ``args``): ``be.<kernel>`` on the arrays and
     the parameter values. Made once per class, as a closure, so that a call does no more work
     than a hand-written forward would."""
+    # A FusedOp takes one array (x); its backward op two (s, g). Named, not *arrays: cheaper.
     if params is None:
-        def forward(ctx, *arrays, args=()):
+        def forward(ctx, s, g, args=()):
             if args:
                 ctx.args = args
-            return getattr(ctx.be, kernel)(*arrays, *args)
+                return getattr(ctx.be, kernel)(s, g, *args)
+            return getattr(ctx.be, kernel)(s, g)
     elif params:
-        def forward(ctx, *arrays, **values):
+        def forward(ctx, x, **values):
             ctx.args = args = tuple([values[name] for name in params])
-            return getattr(ctx.be, kernel)(*arrays, *args)
+            return getattr(ctx.be, kernel)(x, *args)
     else:
-        def forward(ctx, *arrays):
-            return getattr(ctx.be, kernel)(*arrays)
+        def forward(ctx, x):
+            return getattr(ctx.be, kernel)(x)
     return staticmethod(forward)
 
 
@@ -61,7 +63,7 @@ class FusedOp(Function):
                    is not FusedOp.backward_of_backward.__func__)
         cls.Backward = type(f"{cls.__name__}Backward", (FusedBackward,), {
             "op": cls,
-            "forward": _kernel_forward(cls.kernel + "_backward", None if cls.params else ()),
+            "forward": _kernel_forward(cls.kernel + "_backward", None),
             "_save_idx": (0, 1) if reads_g else (0,),
             "__module__": cls.__module__,
             "__doc__": f"The backward kernel of {cls.__name__}, as an op."})
