@@ -29,9 +29,18 @@ struct TensorObject {
 
 PyTypeObject TensorBaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
+// The autograd switches (gradflow.autograd.grad_mode.state is the object that exposes them), here
+// so that every op reads them without an attribute lookup.
+struct State {
+  bool grad_enabled = true;          // record ops on the tape
+  bool anomaly = false;              // remember where each op was recorded; check backward
+  PyObject* profiler = nullptr;      // gradflow.profiler.Profile while one is active, or None
+  PyObject* phase = nullptr;         // "forward", or "backward" while the engine runs
+  PyObject* grad_observer = nullptr; // callable(node, grad) the engine calls, or None
+} S;
+
 // Set once by autograd_init (gradflow.autograd.function.bind_tensor_type).
 PyTypeObject* g_tensor_type = nullptr;  // gradflow.Tensor: the class of op outputs
-PyObject* g_state = nullptr;            // gradflow.autograd.grad_mode.state
 PyObject* g_backend_get = nullptr;      // gradflow.backend.get(device) -> backend
 PyObject* g_recording_trace = nullptr;  // () -> str: the stack an op is recorded at
 unsigned long long g_sequence = 0;      // recording order (see engine.py)
@@ -39,7 +48,7 @@ unsigned long long g_sequence = 0;      // recording order (see engine.py)
 struct Names {
   PyObject *be, *next, *in_meta, *forward, *differentiable, *moves_device, *is_view, *view,
       *save_idx, *save_out, *saved, *saved_versions, *out_data, *out_vbox, *out_version, *seq,
-      *trace, *dst, *grad_enabled, *profiler, *anomaly, *name, *shape, *dtype, *begin, *end,
+      *trace, *dst, *name, *shape, *dtype, *begin, *end,
       *add, *backward, *released, *raise_released, *raise_modified, *raise_output_modified,
       *empty_tuple;
 } N;
@@ -51,8 +60,7 @@ bool intern_names() {
       {&N.is_view, "is_view"}, {&N.view, "view"}, {&N.save_idx, "_save_idx"},
       {&N.save_out, "_save_out"}, {&N.saved, "_saved"}, {&N.saved_versions, "_saved_versions"},
       {&N.out_data, "_out_data"}, {&N.out_vbox, "_out_vbox"}, {&N.out_version, "_out_version"},
-      {&N.seq, "_seq"}, {&N.trace, "trace"}, {&N.dst, "dst"}, {&N.grad_enabled, "grad_enabled"},
-      {&N.profiler, "profiler"}, {&N.anomaly, "anomaly"}, {&N.name, "name"},
+      {&N.seq, "_seq"}, {&N.trace, "trace"}, {&N.dst, "dst"}, {&N.name, "name"},
       {&N.shape, "shape"}, {&N.dtype, "dtype"}, {&N.begin, "begin"}, {&N.end, "end"},
       {&N.add, "add"}, {&N.backward, "backward"}, {&N.released, "_released"},
       {&N.raise_released, "_raise_released"}, {&N.raise_modified, "_raise_modified"},
@@ -232,6 +240,41 @@ bool record_saved(PyObject* ctx, TensorObject* const* in, Py_ssize_t n, PyObject
   return true;
 }
 
+// What apply reads from an op class, cached per class and revalidated by the class's version
+// tag, which Python changes whenever the class or a base is modified (and never reuses).
+struct OpInfo {
+  unsigned int tag = 0;
+  PyObject* forward = nullptr;  // owned
+  bool differentiable = true, moves_device = false, is_view = false;
+};
+std::unordered_map<PyObject*, OpInfo> g_ops;
+
+const OpInfo* op_info(PyObject* cls) {
+  if (!PyType_Check(cls)) {
+    PyErr_SetString(PyExc_TypeError, "apply: the first argument must be an op class");
+    return nullptr;
+  }
+  auto* type = reinterpret_cast<PyTypeObject*>(cls);
+  auto it = g_ops.find(cls);
+  if (it != g_ops.end() && it->second.tag != 0 && it->second.tag == type->tp_version_tag)
+    return &it->second;
+  OpInfo info;
+  Ref forward(PyObject_GetAttr(cls, N.forward));
+  if (!forward) return nullptr;
+  int diff = attr_true(cls, N.differentiable), moves = attr_true(cls, N.moves_device),
+      view = attr_true(cls, N.is_view);
+  if (diff < 0 || moves < 0 || view < 0) return nullptr;
+  info.differentiable = diff;
+  info.moves_device = moves;
+  info.is_view = view;
+  info.tag = type->tp_version_tag;  // assigned by the lookups above (0: not cacheable now)
+  info.forward = forward.release();
+  OpInfo& slot = g_ops[cls];
+  Py_XDECREF(slot.forward);
+  slot = info;
+  return &slot;
+}
+
 // Function.apply(cls, *tensors, **params), bound to each op class as a classmethod.
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   if (!g_tensor_type) {
@@ -268,23 +311,19 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
     }
   }
 
+  const OpInfo* op = op_info(cls);
+  if (!op) return nullptr;
   Ref ctx(PyObject_CallNoArgs(cls));
   if (!ctx || PyObject_SetAttr(ctx.p, N.be, be) < 0) return nullptr;
   bool record = false;
   if (requires_grad) {
-    int enabled = attr_true(g_state, N.grad_enabled);
-    if (enabled < 0) return nullptr;
-    int diff = enabled ? attr_true(cls, N.differentiable) : 0;
-    if (diff < 0) return nullptr;
-    record = diff;
+    record = S.grad_enabled && op->differentiable;
   }
   // The edges before forward runs, which may consult them (needs_input_grad).
   if (record ? !record_edges(ctx.p, in, n) : PyObject_SetAttr(ctx.p, N.next, N.empty_tuple) < 0)
     return nullptr;
 
   // forward(ctx, *arrays, **params): the keyword values follow the positionals in args.
-  Ref forward(PyObject_GetAttr(cls, N.forward));
-  if (!forward) return nullptr;
   PyObject* small[16];
   std::vector<PyObject*> large;
   PyObject** fargs = small;
@@ -295,12 +334,11 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   fargs[0] = ctx.p;
   for (Py_ssize_t i = 0; i < n; ++i) fargs[1 + i] = in[i]->data;
   for (Py_ssize_t k = 0; k < nkw; ++k) fargs[1 + n + k] = args[nargs + k];
-  Ref prof(PyObject_GetAttr(g_state, N.profiler));
-  if (!prof) return nullptr;
+  Ref prof(Py_NewRef(S.profiler));  // (forward may end the profile)
   Ref token;
   if (prof.p != Py_None && !(token.p = PyObject_CallMethodOneArg(prof.p, N.begin, be)))
     return nullptr;
-  Ref out_data(PyObject_Vectorcall(forward.p, fargs, 1 + n, kwnames));
+  Ref out_data(PyObject_Vectorcall(op->forward, fargs, 1 + n, kwnames));
   if (!out_data) return nullptr;
   if (prof.p != Py_None) {
     Ref arrays(PyList_New(n));
@@ -312,9 +350,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   }
 
   Ref out_be(Py_NewRef(be));
-  int moves = attr_true(cls, N.moves_device);
-  if (moves < 0) return nullptr;
-  if (moves) {
+  if (op->moves_device) {
     Ref dst(PyObject_GetAttr(ctx.p, N.dst));
     if (!dst) return nullptr;
     Py_SETREF(out_be.p, PyObject_CallOneArg(g_backend_get, dst.p));
@@ -325,8 +361,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   if (!out) return nullptr;
   auto* o = reinterpret_cast<TensorObject*>(out.p);
 
-  int view = attr_true(cls, N.is_view);
-  if (view > 0) view = attr_true(ctx.p, N.view);
+  int view = op->is_view ? attr_true(ctx.p, N.view) : 0;
   if (view < 0) return nullptr;
   if (view) {  // shares memory with its input: writes through it are writes to the base
     Py_SETREF(o->vbox, Py_NewRef(in[0]->vbox));
@@ -338,9 +373,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   Ref seq(PyLong_FromUnsignedLongLong(g_sequence++));
   if (!seq || PyObject_SetAttr(ctx.p, N.seq, seq.p) < 0) return nullptr;
   if (!record_saved(ctx.p, in, n, out_data.p, o)) return nullptr;
-  int anomaly = attr_true(g_state, N.anomaly);
-  if (anomaly < 0) return nullptr;
-  if (anomaly) {
+  if (S.anomaly) {
     Ref trace(PyObject_CallNoArgs(g_recording_trace));
     if (!trace || PyObject_SetAttr(ctx.p, N.trace, trace.p) < 0) return nullptr;
   }
@@ -638,11 +671,10 @@ PyObject* saved_tensors(PyObject*, PyObject* ctx) {
     }
     // Rebuilt from the saved array; under create_graph it is wired back to this node so that
     // the second-order gradient flows through the op again.
-    int enabled = attr_true(g_state, N.grad_enabled);
-    if (enabled < 0) return nullptr;
     Ref be(PyObject_GetAttr(ctx, N.be));
     if (!be) return nullptr;
-    Ref t(reinterpret_cast<PyObject*>(make_tensor(out_data.p, be.p, enabled ? ctx : Py_None)));
+    Ref t(reinterpret_cast<PyObject*>(
+        make_tensor(out_data.p, be.p, S.grad_enabled ? ctx : Py_None)));
     if (!t) return nullptr;
     Py_SETREF(reinterpret_cast<TensorObject*>(t.p)->vbox, vbox.release());
     if (PyList_Append(out.p, t.p) < 0) return nullptr;
@@ -690,17 +722,53 @@ PyObject* wrap(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return reinterpret_cast<PyObject*>(make_tensor(args[0], args[1], args[2]));
 }
 
+// ---- the autograd switches -------------------------------------------------------------------
+PyObject* get_flag(PyObject*, void* flag) { return PyBool_FromLong(*static_cast<bool*>(flag)); }
+
+int set_flag(PyObject*, PyObject* v, void* flag) {
+  if (!v) {
+    PyErr_SetString(PyExc_AttributeError, "autograd switches cannot be deleted");
+    return -1;
+  }
+  int on = PyObject_IsTrue(v);
+  if (on < 0) return -1;
+  *static_cast<bool*>(flag) = on;
+  return 0;
+}
+
+PyObject* get_obj(PyObject*, void* slot) { return Py_NewRef(*static_cast<PyObject**>(slot)); }
+
+int set_obj(PyObject*, PyObject* v, void* slot) {
+  if (!v) {
+    PyErr_SetString(PyExc_AttributeError, "autograd switches cannot be deleted");
+    return -1;
+  }
+  Py_XSETREF(*static_cast<PyObject**>(slot), Py_NewRef(v));
+  return 0;
+}
+
+PyGetSetDef state_getset[] = {
+    {"grad_enabled", get_flag, set_flag, "Record ops on the tape.", &S.grad_enabled},
+    {"anomaly", get_flag, set_flag,
+     "Remember where each op was recorded; check backward for NaN/Inf.", &S.anomaly},
+    {"profiler", get_obj, set_obj, "The active gradflow.profiler.Profile, or None.", &S.profiler},
+    {"phase", get_obj, set_obj, "'forward', or 'backward' while the engine runs backward "
+     "functions.", &S.phase},
+    {"grad_observer", get_obj, set_obj, "callable(node, grad) the engine calls for each node's "
+     "error signal, or None.", &S.grad_observer},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyTypeObject StateType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
 PyObject* autograd_init(PyObject*, PyObject* args) {
-  PyObject *tensor_type, *state, *backend_get, *recording_trace;
-  if (!PyArg_ParseTuple(args, "O!OOO", &PyType_Type, &tensor_type, &state, &backend_get,
-                        &recording_trace))
+  PyObject *tensor_type, *backend_get, *recording_trace;
+  if (!PyArg_ParseTuple(args, "O!OO", &PyType_Type, &tensor_type, &backend_get, &recording_trace))
     return nullptr;
   if (!PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(tensor_type), &TensorBaseType)) {
     PyErr_SetString(PyExc_TypeError, "autograd_init: the tensor type must extend TensorBase");
     return nullptr;
   }
   Py_XSETREF(g_tensor_type, reinterpret_cast<PyTypeObject*>(Py_NewRef(tensor_type)));
-  Py_XSETREF(g_state, Py_NewRef(state));
   Py_XSETREF(g_backend_get, Py_NewRef(backend_get));
   Py_XSETREF(g_recording_trace, Py_NewRef(recording_trace));
   Py_RETURN_NONE;
@@ -723,7 +791,7 @@ PyMethodDef methods[] = {
     {"saved_input", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(saved_input)),
      METH_FASTCALL, "saved_input(ctx, i): Function.saved_input."},
     {"autograd_init", autograd_init, METH_VARARGS,
-     "autograd_init(tensor_type, state, backend_get, recording_trace): bind the Python side."},
+     "autograd_init(tensor_type, backend_get, recording_trace): bind the Python side."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
@@ -743,6 +811,18 @@ void bind_autograd(py::module_& m) {
   if (PyType_Ready(&TensorBaseType) < 0) throw py::error_already_set();
   m.add_object("TensorBase", py::reinterpret_borrow<py::object>(
                                  reinterpret_cast<PyObject*>(&TensorBaseType)));
+  S.profiler = Py_NewRef(Py_None);
+  S.grad_observer = Py_NewRef(Py_None);
+  if (!(S.phase = PyUnicode_InternFromString("forward"))) throw py::error_already_set();
+  StateType.tp_name = "gradflow._C.AutogradState";
+  StateType.tp_doc = "The autograd switches, read by every op (one instance: autograd_state).";
+  StateType.tp_basicsize = sizeof(PyObject);
+  StateType.tp_flags = Py_TPFLAGS_DEFAULT;
+  StateType.tp_getset = state_getset;
+  if (PyType_Ready(&StateType) < 0) throw py::error_already_set();
+  PyObject* state = PyObject_New(PyObject, &StateType);
+  if (!state) throw py::error_already_set();
+  m.add_object("autograd_state", py::reinterpret_steal<py::object>(state));
   for (PyMethodDef* d = methods; d->ml_name; ++d) {
     PyObject* f = PyCFunction_NewEx(d, nullptr, m.ptr());
     if (!f) throw py::error_already_set();

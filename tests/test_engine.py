@@ -592,3 +592,41 @@ def test_deep_unreleased_tape_frees_without_backward():
         y = y * 1.0
     del y
     gc.collect()
+
+
+def test_apply_sees_op_class_changes_after_first_use():
+    """apply caches what it reads from an op class; changing the class must take effect."""
+    from gradflow.autograd import Function
+
+    class Twice(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return (g * 2,)
+
+    x = f64([1.0])
+    assert Twice.apply(x).requires_grad
+    np.testing.assert_array_equal(Twice.apply(x).detach().numpy(), [2.0])
+    Twice.forward = staticmethod(lambda ctx, a: a * 3)
+    np.testing.assert_array_equal(Twice.apply(x).detach().numpy(), [3.0])
+    Function.differentiable = False  # a base class change reaches the subclass too
+    try:
+        assert not Twice.apply(x).requires_grad
+    finally:
+        Function.differentiable = True
+    assert Twice.apply(x).requires_grad
+
+
+def test_autograd_switches_round_trip():
+    from gradflow.autograd.grad_mode import state
+
+    assert state.grad_enabled is True and state.phase == "forward" and state.profiler is None
+    with gf.no_grad():
+        assert state.grad_enabled is False
+        assert not (f64([1.0]) * 2).requires_grad
+    assert state.grad_enabled is True
+    with pytest.raises(AttributeError, match="cannot be deleted"):
+        del state.grad_enabled

@@ -19,7 +19,6 @@ import traceback
 
 from .. import _C
 from .. import backend as _backend
-from .grad_mode import state
 
 
 class Function:
@@ -112,7 +111,7 @@ def _recording_trace():
 
 def bind_tensor_type(tensor_type):
     """Tells apply which class its outputs are; called once, by gradflow.tensor."""
-    _C.autograd_init(tensor_type, state, _backend.get, _recording_trace)
+    _C.autograd_init(tensor_type, _backend.get, _recording_trace)
 
 
 class NonDifferentiable(Function):

@@ -2,18 +2,14 @@
 
 import contextlib
 
+from .. import _C
 
-class _State:
-    """Read on every op, so kept as plain class attributes (one lookup each)."""
-
-    grad_enabled = True  # record ops on the tape
-    anomaly = False  # remember where each op was recorded; check backward for NaN/Inf
-    profiler = None  # gradflow.profiler.Profile while one is active
-    phase = "forward"  # "backward" while the engine runs backward functions
-    grad_observer = None  # callable(node, grad) the engine calls for each node's error signal
-
-
-state = _State
+# The switches, read by every op, live in C (csrc/autograd.cpp) so that apply reads them without
+# a lookup: grad_enabled (record ops on the tape), anomaly (remember where each op was recorded;
+# check backward for NaN/Inf), profiler (the active gradflow.profiler.Profile, or None), phase
+# ("backward" while the engine runs backward functions, else "forward"), grad_observer
+# (callable(node, grad) the engine calls for each node's error signal, or None).
+state = _C.autograd_state
 
 
 def is_grad_enabled() -> bool:
