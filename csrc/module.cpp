@@ -18,6 +18,7 @@ void bind_reduce(py::module_& m);
 void bind_softmax(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_autograd(py::module_& m);
+void bind_fallback(py::module_& m);
 
 // Flush-to-zero / denormals-are-zero on the calling thread and on every OpenMP worker (MXCSR is
 // per thread). Denormal operands slow float arithmetic, GEMMs included, by ~80x, and the
@@ -84,4 +85,5 @@ PYBIND11_MODULE(_C, m) {
   gf::bind_softmax(m);
   gf::bind_optim(m);
   gf::bind_autograd(m);
+  gf::bind_fallback(m);
 }

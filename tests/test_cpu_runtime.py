@@ -1,7 +1,8 @@
 """The CPU backend's runtime: recycled output buffers (which must never leak old values into a
-live array or be handed out twice) and the flush-denormal mode."""
+live array or be handed out twice), the flush-denormal mode, and the dtype fallback wrapper."""
 
 import numpy as np
+import pytest
 
 import gradflow as gf
 from gradflow import _C
@@ -55,3 +56,21 @@ def test_flush_denormal_mode_round_trip():
     finally:
         gf.set_flush_denormal(False)
     assert (_C.mul(tiny, np.float32(1.0)) == tiny).all()
+
+
+def test_with_fallback_runs_slow_only_on_type_error():
+    def fast(a, b=0):
+        if isinstance(a, int):
+            raise TypeError("ints go to the fallback")
+        if a is None:
+            raise ValueError("bad input")
+        return ("fast", a, b)
+
+    f = _C.with_fallback(fast, lambda a, b=0: ("slow", a, b))
+    assert f(1.5, b=2) == ("fast", 1.5, 2)
+    assert f(3, 4) == ("slow", 3, 4)
+    with pytest.raises(ValueError, match="bad input"):
+        f(None)
+    assert f.__name__ == "fast"
+    with pytest.raises(TypeError, match="callables"):
+        _C.with_fallback(fast, 3)

@@ -16,21 +16,6 @@ xp = np
 name = "cpu"
 
 
-def _with_fallback(fn_name):
-    fast = getattr(_C, fn_name)
-    slow = getattr(_ref, fn_name)
-
-    def call(*args):  # positional only: a **kwargs would cost more than a 0-d kernel's work
-        try:
-            return fast(*args)
-        except TypeError:
-            return slow(*args)
-
-    call.__name__ = fn_name
-    call.__doc__ = fast.__doc__
-    return call
-
-
 _FLOAT_ONLY = """sigmoid sigmoid_backward tanh tanh_backward relu relu_backward leaky_relu
 leaky_relu_backward gelu gelu_backward softplus softplus_backward exp exp_backward log log_backward
 sqrt sqrt_backward mean logsumexp softmax log_softmax softmax_backward log_softmax_backward
@@ -40,8 +25,8 @@ pow_scalar pow_scalar_backward sum max min argmax""".split()
 
 for _n in _FLOAT_ONLY:
     globals()[_n] = getattr(_C, _n)
-for _n in _ANY_DTYPE:
-    globals()[_n] = _with_fallback(_n)
+for _n in _ANY_DTYPE:  # the C kernel, or where it raises TypeError, the reference
+    globals()[_n] = _C.with_fallback(getattr(_C, _n), getattr(_ref, _n))
 del _n
 
 index_add = _ref.index_add

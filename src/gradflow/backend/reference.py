@@ -1,8 +1,8 @@
 """The backend interface written in plain numpy: the reference every backend is tested against.
 
 Every backend (``cpu``: the C++ kernels; ``cuda``: CuPy kernels) exposes these functions with
-the same signatures and semantics, called with positional arguments only (the binary ops take
-an optional third, ``out``). Arrays in, arrays out; nothing here records gradients.
+the same signatures and semantics (the binary ops take an optional third argument, ``out``).
+Arrays in, arrays out; nothing here records gradients.
 The formulas are the straightforward textbook ones (computed stably), so that a fast kernel
 that disagrees with them is wrong. The CPU backend also falls back to these functions for
 dtypes its kernels do not cover (integers, bools).
