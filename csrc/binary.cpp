@@ -138,7 +138,7 @@ py::array binary_typed(py::array a, py::array b, py::object out_obj, const char*
   L.collapse();
   const index_t grain = std::is_same<Op, Pow>::value ? kGrain / 8 : kGrain;
   {
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(L.size() >= kNoGilMin);
     L.for_each(grain, [](char* const* p, const index_t* s, index_t n) {
       binary_run<Op, T, R>(reinterpret_cast<R*>(p[0]), s[0] / index_t(sizeof(R)),
                            reinterpret_cast<const T*>(p[1]), s[1] / index_t(sizeof(T)),
@@ -158,7 +158,7 @@ py::array binary_flat(const py::array& a, const py::array& b) {
   const T* pb = static_cast<const T*>(b.data());
   const index_t grain = std::is_same<Op, Pow>::value ? kGrain / 8 : kGrain;
   {
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(index_t(a.size()) >= kNoGilMin);
     parallel_for(index_t(a.size()), grain, [&](index_t lo, index_t hi) {
       binary_run<Op, T, R>(o + lo, 1, pa + lo, 1, pb + lo, 1, hi - lo);
     });
@@ -201,7 +201,7 @@ py::array where_typed(py::array c, py::array a, py::array b) {
   L.set_operand(3, b);
   L.collapse();
   {
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(L.size() >= kNoGilMin);
     L.for_each(kGrain, [](char* const* p, const index_t* s, index_t n) {
       const index_t z = sizeof(T);
       where_run<T>(reinterpret_cast<T*>(p[0]), s[0] / z,

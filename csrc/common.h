@@ -57,6 +57,23 @@ void parallel_for(index_t n, index_t grain, F&& f) {
   }
 }
 
+// Releases the GIL for its scope when an op touches at least kNoGilMin elements. Releasing and
+// re-taking it costs more than a small op's whole work (the per-op overhead matters there), and
+// only a long op gains from letting other Python threads run meanwhile.
+constexpr index_t kNoGilMin = 1 << 12;
+class NoGilIf {
+ public:
+  explicit NoGilIf(bool release) : state_(release ? PyEval_SaveThread() : nullptr) {}
+  ~NoGilIf() {
+    if (state_) PyEval_RestoreThread(state_);
+  }
+  NoGilIf(const NoGilIf&) = delete;
+  NoGilIf& operator=(const NoGilIf&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
 // ---- output arrays ---------------------------------------------------------------------------
 // New C-contiguous arrays for kernel outputs. Large buffers are recycled: when such an array
 // dies, its buffer goes to a small cache that the next output of the same byte size takes, so

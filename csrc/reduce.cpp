@@ -408,7 +408,7 @@ void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array&
   const index_t rs = R.strides[0][R.ndim - 1];  // innermost reduced stride, bytes (>= 0)
   const int nt = num_threads();
 
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(nK * nR >= kNoGilMin);
   auto reduce_one = [&R](char* base, index_t b, index_t e, typename Op::State& st) {
     char* bases[1] = {base};
     R.run_range_at(bases, b, e, [&st](char* const* p, const index_t* s, index_t n) {
@@ -550,7 +550,7 @@ void arg_kernel(const py::array& x, const py::object& axis, std::int64_t* out) {
     L.set_operand(0, x);
     L.collapse();
     const index_t n = L.size();
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(n >= kNoGilMin);
     int nt = num_threads();
     int chunks = (nt > 1 && n > kGrain) ? int(std::min<index_t>(nt, n / kGrain)) : 1;
     std::vector<index_t> idx(chunks);
@@ -593,7 +593,7 @@ void arg_kernel(const py::array& x, const py::object& axis, std::int64_t* out) {
   K.set_operand(1, const_cast<void*>(x.data()), kin.data());
   K.collapse();
   const index_t n = x.shape(ax), as = x.strides(ax) / index_t(sizeof(T));
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(index_t(x.size()) >= kNoGilMin);
   K.for_each(std::max<index_t>(1, kGrain / n), [&](char* const* p, const index_t* s, index_t m) {
     for (index_t i = 0; i < m; ++i) {
       T v;

@@ -204,7 +204,7 @@ py::array softmax_typed(py::array x, int axis, bool log) {
   StridedLoop<2> L = line_loop<2>({out, x}, axis, as);
   const index_t n = x.shape(axis);
   const index_t z = sizeof(T);
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(index_t(x.size()) >= kNoGilMin);
   L.for_each(std::max<index_t>(1, (kGrain / 4) / n), [&](char* const* p, const index_t* s, index_t m) {
     T* o = reinterpret_cast<T*>(p[0]);
     const T* xi = reinterpret_cast<const T*>(p[1]);
@@ -242,7 +242,7 @@ py::array softmax_bwd_typed(py::array y, py::array g, int axis, bool log) {
   StridedLoop<3> L = line_loop<3>({out, y, g}, axis, as);
   const index_t n = y.shape(axis);
   const index_t z = sizeof(T);
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(index_t(y.size()) >= kNoGilMin);
   L.for_each(std::max<index_t>(1, (kGrain / 2) / n), [&](char* const* p, const index_t* s, index_t m) {
     T* o = reinterpret_cast<T*>(p[0]);
     const T* yi = reinterpret_cast<const T*>(p[1]);

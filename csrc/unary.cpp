@@ -144,7 +144,7 @@ py::array run_fwd(const py::array& x_in, K k, Params p, index_t grain) {
   const T* xp = static_cast<const T*>(x.data());
   T* yp = y.mutable_data();
   {
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(n >= kNoGilMin);
     parallel_for(n, grain, [&](index_t b, index_t e) { k(xp + b, yp + b, e - b, p); });
   }
   return std::move(y);
@@ -164,7 +164,7 @@ py::array run_bwd(const py::array& x_in, const py::array& g_in, K k, Params p, i
   const T* gp = static_cast<const T*>(g.data());
   T* op = out.mutable_data();
   {
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(n >= kNoGilMin);
     parallel_for(n, grain, [&](index_t b, index_t e) { k(xp + b, gp + b, op + b, e - b, p); });
   }
   return std::move(out);
