@@ -232,6 +232,13 @@ def test_backward_grad_shape_mismatch_raises():
         (x * 2).backward(gf.ones(3, dtype=gf.float64))
 
 
+def test_backward_grad_of_other_dtype_is_cast_to_the_outputs():
+    x = gf.tensor([1.0, 2.0], requires_grad=True)  # float32
+    (x * x).backward(gf.tensor([1.0, 0.5], dtype=gf.float64))
+    assert x.grad.dtype == gf.float32
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+
+
 def test_single_element_nonscalar_backward_is_allowed():
     x = f64([[2.0]])
     (x * 3).backward()

@@ -81,18 +81,17 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 out.append(slot[1] if slot else None)
         return out
 
-    shared = set()  # the caller's arrays, and arrays already stored: never stored again as .grad
-    for g in root_grads:
-        shared.add(id(g.data))
+    shared = {id(g.data) for g in root_grads}  # the caller's arrays, and those stored already
     for leaf, g in leaf_grads.values():
         if g.requires_grad and not create_graph:  # e.g. the caller's grad, handed straight on
             g = g.detach()
         if leaf.grad is None:
             arr = g.data
+            flags = arr.flags
             # .grad must be a private, writable, contiguous array: a gradient can be a
             # broadcast view, the caller's array, or one array handed to several inputs (add).
-            if (id(arr) in shared or not arr.flags.c_contiguous
-                    or not getattr(arr.flags, "writeable", True)):  # CuPy arrays lack the flag
+            if (id(arr) in shared or not flags.c_contiguous
+                    or not getattr(flags, "writeable", True)):  # CuPy arrays lack the flag
                 g = Tensor(arr.copy(), g._be, g._node)
             shared.add(id(arr))
             leaf.grad = g
@@ -134,7 +133,8 @@ def backward(tensor, grad=None, retain_graph=None, create_graph=False):
 
 
 def _root_grad(g, out):
-    """The error signal an output starts with: ``g`` checked against it, or 1 for a scalar."""
+    """The error signal an output starts with: ``g`` checked against it and in its dtype (as
+    every signal the engine passes on is), or 1 for a scalar."""
     Tensor = _tensor.Tensor
     if g is None:
         if out.size != 1:
@@ -150,7 +150,7 @@ def _root_grad(g, out):
         raise ValueError(f"grad has shape {g.shape}, but the output has shape {out.shape}")
     if g._device != out._device:
         raise RuntimeError(f"grad is on {g._device}, but the output is on {out._device}")
-    return g
+    return g if g.dtype == out.dtype else g.to(out.dtype)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

@@ -36,9 +36,10 @@ class Mul(Function):
 
     @staticmethod
     def backward(ctx, g):
+        # Mul.apply, not g * ...: g and the saved inputs already share a dtype (no promotion).
         edge_a, edge_b = ctx._next
-        return (g * ctx.saved_input(1) if edge_a is not None else None,
-                g * ctx.saved_input(0) if edge_b is not None else None)
+        return (Mul.apply(g, ctx.saved_input(1)) if edge_a is not None else None,
+                Mul.apply(g, ctx.saved_input(0)) if edge_b is not None else None)
 
 
 class Div(Function):
