@@ -179,6 +179,26 @@ PyObject* device_error(PyObject* cls, PyObject* be_a, PyObject* be_b) {
   return nullptr;
 }
 
+// (a.shape, a.dtype) of a backend array; numpy arrays are read directly (this runs for every
+// input of every recorded op), others through their attributes.
+PyObject* array_meta(PyObject* a) {
+  Ref shape, dtype;
+  if (py::detail::npy_api::get().PyArray_Check_(a)) {
+    const auto* arr = py::detail::array_proxy(a);
+    shape.p = PyTuple_New(arr->nd);
+    if (!shape) return nullptr;
+    for (int d = 0; d < arr->nd; ++d) {
+      PyObject* dim = PyLong_FromSsize_t(arr->dimensions[d]);
+      if (!dim) return nullptr;
+      PyTuple_SET_ITEM(shape.p, d, dim);
+    }
+    dtype.p = Py_NewRef(arr->descr);
+  } else if (!(shape.p = PyObject_GetAttr(a, N.shape)) || !(dtype.p = PyObject_GetAttr(a, N.dtype))) {
+    return nullptr;
+  }
+  return PyTuple_Pack(2, shape.p, dtype.p);
+}
+
 // ctx._next and ctx._in_meta: per input, the edge its gradient goes along (its producer node,
 // the leaf itself, or None) and the (shape, dtype) that gradient must have.
 bool record_edges(PyObject* ctx, TensorObject* const* in, Py_ssize_t n) {
@@ -192,11 +212,7 @@ bool record_edges(PyObject* ctx, TensorObject* const* in, Py_ssize_t n) {
       edge = rg ? reinterpret_cast<PyObject*>(in[i]) : Py_None;
     }
     PyTuple_SET_ITEM(next.p, i, Py_NewRef(edge));
-    Ref shape(PyObject_GetAttr(in[i]->data, N.shape));
-    if (!shape) return false;
-    Ref dtype(PyObject_GetAttr(in[i]->data, N.dtype));
-    if (!dtype) return false;
-    PyObject* pair = PyTuple_Pack(2, shape.p, dtype.p);
+    PyObject* pair = array_meta(in[i]->data);
     if (!pair) return false;
     PyTuple_SET_ITEM(meta.p, i, pair);
   }
