@@ -1,10 +1,10 @@
 // The autograd hot path, in C: the storage of a Tensor (TensorBase, which gradflow.Tensor
-// extends with its methods) and Function.apply, the bookkeeping of running and recording one op.
-// Both run on every op, and written in Python they cost several times a small kernel. The rules
-// they follow are documented with Function in gradflow/autograd/function.py; the rare paths
-// (profiler, anomaly mode, ops that move devices) call back into Python.
+// extends with its methods), Function.apply (running and recording one op), the backward loop
+// (run_tape), the checked reads of saved tensors and the grad-mode switches. They run on every
+// op and every node, and written in Python they cost several times a small kernel. The rules
+// they follow are documented in gradflow/autograd/function.py and engine.py; the rare paths
+// (profiler, anomaly mode, ops that move devices, un-broadcasting) call back into Python.
 #include <Python.h>
-#include <structmember.h>
 
 #include <queue>
 #include <unordered_map>
@@ -141,16 +141,41 @@ void tensor_dealloc(PyObject* o) {
   Py_TYPE(o)->tp_free(o);
 }
 
-PyMemberDef tensor_members[] = {
-    {"data", T_OBJECT, offsetof(TensorObject, data), 0, "The backend array."},
-    {"_be", T_OBJECT, offsetof(TensorObject, be), 0, "The backend module."},
-    {"requires_grad", T_OBJECT, offsetof(TensorObject, requires_grad), 0,
-     "Whether gradients flow to this tensor."},
-    {"grad", T_OBJECT, offsetof(TensorObject, grad), 0, "The accumulated gradient (leaves)."},
-    {"_node", T_OBJECT, offsetof(TensorObject, node), 0, "The producing Function, or None."},
-    {"_vbox", T_OBJECT, offsetof(TensorObject, vbox), 0, "[version], shared with views."},
-    {"_base", T_OBJECT, offsetof(TensorObject, base), 0, "The tensor a view shares memory with."},
-    {nullptr, 0, 0, 0, nullptr}};
+// The fields as attributes. C reads them without checks on every op, so Python may replace
+// them but not delete them, and the version box must stay a one-element list.
+template <std::size_t Offset>
+PyObject* field_get(PyObject* o, void*) {
+  return Py_NewRef(*reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + Offset));
+}
+
+template <std::size_t Offset>
+int field_set(PyObject* o, PyObject* v, void* name) {
+  if (!v) {
+    PyErr_Format(PyExc_AttributeError, "a Tensor's %s cannot be deleted",
+                 static_cast<const char*>(name));
+    return -1;
+  }
+  if (Offset == offsetof(TensorObject, vbox) && !(PyList_CheckExact(v) && PyList_GET_SIZE(v) == 1)) {
+    PyErr_SetString(PyExc_TypeError, "_vbox must be a one-element list (the version counter)");
+    return -1;
+  }
+  Py_SETREF(*reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + Offset), Py_NewRef(v));
+  return 0;
+}
+
+#define GF_FIELD(NAME, MEMBER, DOC)                                                          \
+  {NAME, field_get<offsetof(TensorObject, MEMBER)>, field_set<offsetof(TensorObject, MEMBER)>, \
+   DOC, const_cast<char*>(NAME)}
+PyGetSetDef tensor_getset[] = {
+    GF_FIELD("data", data, "The backend array."),
+    GF_FIELD("_be", be, "The backend module."),
+    GF_FIELD("requires_grad", requires_grad, "Whether gradients flow to this tensor."),
+    GF_FIELD("grad", grad, "The accumulated gradient (leaves)."),
+    GF_FIELD("_node", node, "The producing Function, or None."),
+    GF_FIELD("_vbox", vbox, "[version], shared with views."),
+    GF_FIELD("_base", base, "The tensor a view shares memory with, or None."),
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+#undef GF_FIELD
 
 // A new gradflow.Tensor around ``data`` (fields as in Tensor(data, be, node)).
 TensorObject* make_tensor(PyObject* data, PyObject* be, PyObject* node) {
@@ -822,7 +847,7 @@ void bind_autograd(py::module_& m) {
   TensorBaseType.tp_dealloc = tensor_dealloc;
   TensorBaseType.tp_traverse = tensor_traverse;
   TensorBaseType.tp_clear = tensor_clear;
-  TensorBaseType.tp_members = tensor_members;
+  TensorBaseType.tp_getset = tensor_getset;
   TensorBaseType.tp_weaklistoffset = offsetof(TensorObject, weakrefs);
   if (PyType_Ready(&TensorBaseType) < 0) throw py::error_already_set();
   m.add_object("TensorBase", py::reinterpret_borrow<py::object>(

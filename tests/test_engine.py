@@ -637,3 +637,18 @@ def test_autograd_switches_round_trip():
     assert state.grad_enabled is True
     with pytest.raises(AttributeError, match="cannot be deleted"):
         del state.grad_enabled
+
+
+def test_tensor_fields_cannot_be_deleted_or_corrupted():
+    """The C core reads a Tensor's fields without checks: Python may not delete them or give
+    the version counter another shape (either would crash the interpreter, not raise)."""
+    t = f64([1.0])
+    for name in ("data", "_be", "requires_grad", "grad", "_node", "_vbox", "_base"):
+        with pytest.raises(AttributeError, match="cannot be deleted"):
+            delattr(t, name)
+    for bad in (3, [], [0, 1], (0,)):
+        with pytest.raises(TypeError, match="one-element list"):
+            t._vbox = bad
+    y = t * 2
+    y.sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), [2.0])
