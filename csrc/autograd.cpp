@@ -492,7 +492,12 @@ struct Pass {
     int same = has_meta(reinterpret_cast<TensorObject*>(g)->data, shape, dtype);
     if (same < 0) return nullptr;
     if (same) return Py_NewRef(g);
-    return PyObject_CallFunctionObjArgs(sum_to, g, shape, dtype, nullptr);
+    PyObject* r = PyObject_CallFunctionObjArgs(sum_to, g, shape, dtype, nullptr);
+    if (r && !PyObject_TypeCheck(r, &TensorBaseType)) {
+      PyErr_Format(PyExc_TypeError, "sum_to returned a %s, not a Tensor", Py_TYPE(r)->tp_name);
+      Py_CLEAR(r);
+    }
+    return r;
   }
 
   bool send_one(PyObject* edge, PyObject* g_in, PyObject* meta) {
