@@ -460,3 +460,42 @@ def test_elementwise_values_match_numpy(rng):
                      (ta.var(0), a.var(0)), (ta.var(1, ddof=1), a.var(1, ddof=1)),
                      (ta.logsumexp(1), np.log(np.exp(a).sum(1))), (ta @ tb, a @ b)]:
         np.testing.assert_allclose(got.numpy(), exp, rtol=1e-12)
+
+
+# ---- pickle and copy ------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_leaf_tensor_copies_values_requires_grad_and_grad(how):
+    import copy
+    import pickle
+
+    dup = {"copy": copy.copy, "deepcopy": copy.deepcopy,
+           "pickle": lambda t: pickle.loads(pickle.dumps(t))}[how]
+    t = gf.tensor([[1.0, 2.0]], dtype=gf.float64, requires_grad=True)
+    (t * t).sum().backward()
+    c = dup(t)
+    assert type(c) is gf.Tensor and c.dtype == gf.float64 and c.requires_grad and c.is_leaf
+    np.testing.assert_array_equal(c.detach().numpy(), [[1.0, 2.0]])
+    np.testing.assert_array_equal(c.grad.numpy(), [[2.0, 4.0]])
+    with gf.no_grad():
+        c += 1  # its own memory
+    np.testing.assert_array_equal(t.detach().numpy(), [[1.0, 2.0]])
+
+
+def test_deepcopy_of_module_gives_independent_parameters():
+    import copy
+
+    m = gf.nn.Linear(3, 2)
+    m2 = copy.deepcopy(m)
+    assert isinstance(m2.weight, gf.nn.Parameter) and m2.weight is not m.weight
+    np.testing.assert_array_equal(m2.weight.detach().numpy(), m.weight.detach().numpy())
+    x = gf.ones(1, 3)
+    m2(x).sum().backward()
+    assert m2.weight.grad is not None and m.weight.grad is None
+
+
+def test_non_leaf_tensor_refuses_to_be_copied():
+    import copy
+
+    y = gf.tensor([1.0], requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="only leaf tensors.*Mul.*detach"):
+        copy.deepcopy(y)

@@ -155,6 +155,17 @@ class Tensor(_C.TensorBase):
     def __dlpack_device__(self):
         return self.data.__dlpack_device__()
 
+    def __reduce_ex__(self, protocol):
+        """pickle, copy.copy and copy.deepcopy: a leaf's values (copied), device, requires_grad
+        and grad, and a subclass's own attributes (Parameter). A tensor made by a recorded op
+        refuses, as its graph cannot come along."""
+        if self._node is not None:
+            raise RuntimeError("only leaf tensors can be pickled or copied; this one was made by "
+                               f"{self._node.name}: call .detach() first")
+        state = getattr(self, "__dict__", None) or None
+        return (_rebuild, (type(self), self._host().copy(), self._device, self.requires_grad,
+                           self.grad), state)
+
     # ---- autograd ---------------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=None, create_graph=False):
         _engine.backward(self, grad, retain_graph, create_graph)
@@ -475,6 +486,15 @@ def _index_item(i, like):
 
 
 _function.bind_tensor_type(Tensor)
+
+
+def _rebuild(cls, host, device, requires_grad, grad):
+    """The inverse of Tensor.__reduce_ex__."""
+    t = cls.__new__(cls)
+    Tensor.__init__(t, _backend.get(device).to_device_array(host), _backend.get(device))
+    t.requires_grad = requires_grad
+    t.grad = grad
+    return t
 
 
 # ---- construction ---------------------------------------------------------------------------------
