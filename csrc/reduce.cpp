@@ -89,6 +89,66 @@ GF_DISPATCH double sum_line(const T* p, index_t n, index_t s) {
   return acc[0] + t;
 }
 
+// ---- four unit-stride lines at once ------------------------------------------------------------
+// One core streams memory faster from several places at once than from one (more prefetches in
+// flight: 7.8 -> 11 GB/s for four streams on the 2-core AVX-512 machine), so long contiguous
+// reductions walk four lines in lockstep: the four quarters of one range (a full reduction), or
+// four rows (a reduction over the last axis). Two vectors of lanes per line; float32 sums take
+// blocks of kSumBlock4 so that no float lane adds more than 32 elements, as sum_block_f32.
+constexpr int kStreams = 4;
+constexpr index_t kSumBlock4 = 1024;
+constexpr index_t kLockstepMin = 1 << 14;  // elements per quarter for a range to be split
+
+template <class T>
+GF_DISPATCH void sum_x4(const T* const* p, index_t n, double* out) {
+  constexpr int L = 128 / int(sizeof(T));
+  T a0[L] = {}, a1[L] = {}, a2[L] = {}, a3[L] = {};
+  const T *q0 = p[0], *q1 = p[1], *q2 = p[2], *q3 = p[3];
+  index_t i = 0;
+  for (; i + L <= n; i += L) {
+#pragma omp simd
+    for (int j = 0; j < L; ++j) {
+      a0[j] += q0[i + j];
+      a1[j] += q1[i + j];
+      a2[j] += q2[i + j];
+      a3[j] += q3[i + j];
+    }
+  }
+  const T* acc[kStreams] = {a0, a1, a2, a3};
+  for (int k = 0; k < kStreams; ++k) {
+    double s = 0;
+    for (int j = 0; j < L; ++j) s += double(acc[k][j]);
+    for (index_t t = i; t < n; ++t) s += double(p[k][t]);
+    out[k] = s;
+  }
+}
+
+template <class T, bool Max>
+GF_DISPATCH void extreme_x4(const T* const* p, index_t n, T* out) {
+  constexpr int L = 128 / int(sizeof(T));
+  const T init = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  T a0[L], a1[L], a2[L], a3[L];
+  for (int j = 0; j < L; ++j) a0[j] = a1[j] = a2[j] = a3[j] = init;
+  const T *q0 = p[0], *q1 = p[1], *q2 = p[2], *q3 = p[3];
+  index_t i = 0;
+  for (; i + L <= n; i += L) {
+#pragma omp simd
+    for (int j = 0; j < L; ++j) {
+      a0[j] = Max ? nanmax(a0[j], q0[i + j]) : nanmin(a0[j], q0[i + j]);
+      a1[j] = Max ? nanmax(a1[j], q1[i + j]) : nanmin(a1[j], q1[i + j]);
+      a2[j] = Max ? nanmax(a2[j], q2[i + j]) : nanmin(a2[j], q2[i + j]);
+      a3[j] = Max ? nanmax(a3[j], q3[i + j]) : nanmin(a3[j], q3[i + j]);
+    }
+  }
+  const T* acc[kStreams] = {a0, a1, a2, a3};
+  for (int k = 0; k < kStreams; ++k) {
+    T m = init;
+    for (int j = 0; j < L; ++j) m = Max ? nanmax(m, acc[k][j]) : nanmin(m, acc[k][j]);
+    for (index_t t = i; t < n; ++t) m = Max ? nanmax(m, p[k][t]) : nanmin(m, p[k][t]);
+    out[k] = m;
+  }
+}
+
 // ---- column kernels: update W accumulators (column stride cs) from rows ------------------------
 template <class T>
 GF_DISPATCH void sum_cols(double* acc, const T* const* rows, int nr, index_t W, index_t cs) {
@@ -187,6 +247,11 @@ struct SumOp {
   };
   static void add(State& st, double v) {  // Neumaier
     double t = st.s + v;
+    // Once the sum is infinite (or NaN) it stays so; the correction would turn it into NaN.
+    if (!is_finite(t)) {
+      st.s = t;
+      return;
+    }
     if (std::abs(st.s) >= std::abs(v)) st.c += (st.s - t) + v;
     else st.c += (v - t) + st.s;
     st.s = t;
@@ -194,6 +259,14 @@ struct SumOp {
   static void run(State& st, const T* p, index_t n, index_t s) {
     for (index_t b = 0; b < n; b += kSumBlock)
       add(st, sum_line<T>(p + b * s, std::min(kSumBlock, n - b), s));
+  }
+  static void run4(State* st, const T* const* p, index_t n) {
+    for (index_t b = 0; b < n; b += kSumBlock4) {
+      const T* q[kStreams] = {p[0] + b, p[1] + b, p[2] + b, p[3] + b};
+      double sums[kStreams];
+      sum_x4<T>(q, std::min(kSumBlock4, n - b), sums);
+      for (int k = 0; k < kStreams; ++k) add(st[k], sums[k]);
+    }
   }
   static void combine(State& a, const State& b) {
     add(a, b.s);
@@ -237,6 +310,11 @@ struct ExtremeOp {
   static void run(State& st, const T* p, index_t n, index_t s) {
     T v = extreme_line<T, Max>(p, n, s);
     st.m = Max ? nanmax(st.m, v) : nanmin(st.m, v);
+  }
+  static void run4(State* st, const T* const* p, index_t n) {
+    T m[kStreams];
+    extreme_x4<T, Max>(p, n, m);
+    for (int k = 0; k < kStreams; ++k) st[k].m = Max ? nanmax(st[k].m, m[k]) : nanmin(st[k].m, m[k]);
   }
   static void combine(State& a, const State& b) { a.m = Max ? nanmax(a.m, b.m) : nanmin(a.m, b.m); }
   static T finish(const State& st, index_t) { return st.m; }
@@ -285,6 +363,9 @@ struct LseOp {
       const T* q = p + b * s;
       if (update(st, extreme_line<T, true>(q, len, s))) st.s += sumexp_line<T>(q, len, s, st.m);
     }
+  }
+  static void run4(State* st, const T* const* p, index_t n) {  // exp-bound: no gain from lockstep
+    for (int k = 0; k < kStreams; ++k) run(st[k], p[k], n, 1);
   }
   static void combine(State& a, const State& b) {
     if (b.m == -std::numeric_limits<T>::infinity() && b.m == b.m) return;
@@ -409,7 +490,20 @@ void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array&
   const int nt = num_threads();
 
   NoGilIf nogil(nK * nR >= kNoGilMin);
-  auto reduce_one = [&R](char* base, index_t b, index_t e, typename Op::State& st) {
+  // A long contiguous range goes as four quarters in lockstep (see sum_x4).
+  const bool unit = R.ndim == 1 && R.strides[0][0] == index_t(sizeof(T));
+  auto reduce_one = [&R, unit](char* base, index_t b, index_t e, typename Op::State& st) {
+    if (unit && e - b >= kStreams * kLockstepMin) {
+      const index_t q = (e - b) / kStreams;
+      const T* first = reinterpret_cast<const T*>(base) + b;
+      const T* p[kStreams] = {first, first + q, first + 2 * q, first + 3 * q};
+      typename Op::State part[kStreams];
+      Op::run4(part, p, q);
+      if (e - b > kStreams * q) Op::run(part[kStreams - 1], first + kStreams * q, e - b - kStreams * q, 1);
+      st = part[0];
+      for (int k = 1; k < kStreams; ++k) Op::combine(st, part[k]);
+      return;
+    }
     char* bases[1] = {base};
     R.run_range_at(bases, b, e, [&st](char* const* p, const index_t* s, index_t n) {
       Op::run(st, reinterpret_cast<const T*>(p[0]), n, s[0] / index_t(sizeof(T)));
@@ -462,7 +556,16 @@ void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array&
       }
       return;
     }
-    for (index_t i = 0; i < n; ++i) {
+    index_t i = 0;
+    if (unit && nR >= kLockstepMin / 16)  // rows long enough: four rows in lockstep
+      for (; i + kStreams <= n; i += kStreams) {
+        typename Op::State st[kStreams];
+        const T* rows[kStreams];
+        for (int k = 0; k < kStreams; ++k) rows[k] = reinterpret_cast<const T*>(p[1] + (i + k) * cs);
+        Op::run4(st, rows, nR);
+        for (int k = 0; k < kStreams; ++k) o[(i + k) * os] = Op::finish(st[k], nR);
+      }
+    for (; i < n; ++i) {
       typename Op::State st;
       reduce_one(p[1] + i * cs, 0, nR, st);
       o[i * os] = Op::finish(st, nR);

@@ -109,6 +109,43 @@ def test_threaded(name, dtype):
     check(name, rng.standard_normal((1 << 17,)).astype(dtype), None)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_lockstep_lines(name, dtype):
+    """Long contiguous ranges are reduced as four quarters in lockstep, and rows of the last
+    axis four at a time: odd lengths (a remainder after the quarters, lane tails), row counts
+    that leave rows over, NaN and infinities in one quarter or row only."""
+    for shape, axis in [((65536 * 4 + 7,), None), ((9, 1031), (1,)), ((4, 5000), (1,)),
+                        ((2, 3, 70003), (2,)), ((262147,), (0,))]:
+        x = rng.standard_normal(shape).astype(dtype)
+        check(name, x, axis)
+        rtol, atol = tol(x.dtype, name, x, axis)  # the finite entries' tolerance
+        y = x.copy().reshape(-1)
+        y[y.size * 3 // 4 + 5] = np.inf  # last quarter / a late row
+        y[7] = -np.inf
+        for _ in range(2):
+            y = y.reshape(shape)
+            got = getattr(_C, name)(y, axis, False).astype(np.float64)
+            with np.errstate(all="ignore"):
+                want = np.asarray(REF[name](y, axis, False))
+            finite = np.isfinite(want)
+            np.testing.assert_array_equal(got[~finite], want[~finite])  # inf, -inf, NaN exactly
+            np.testing.assert_allclose(got[finite], want[finite], rtol=rtol, atol=atol)
+            y = y.reshape(-1)
+            y[y.size // 2 + 1] = np.nan
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_of_infinities(dtype):
+    """An infinite element makes the sum infinite, not NaN (the compensation term must not
+    compute inf - inf); opposite infinities give NaN, as in numpy."""
+    inf = np.inf
+    for x, want in [([1.0, -inf, 2.0], -inf), ([inf, 1.0, inf], inf), ([inf, -inf, 1.0], np.nan)]:
+        a = np.array(x, dtype)
+        for f in (_C.sum, _C.mean):
+            np.testing.assert_array_equal(f(a), np.array(want, dtype))
+
+
 def test_sum_accuracy_large():
     x = rng.random(1 << 22) + 0.5
     got = _C.sum(x)
