@@ -110,27 +110,24 @@ PyObject* tensor_new(PyTypeObject* type, PyObject*, PyObject*) {
   return reinterpret_cast<PyObject*>(t);
 }
 
+// The object fields, for the GC and the attribute accessors.
+constexpr std::size_t kFields[] = {
+    offsetof(TensorObject, data),          offsetof(TensorObject, be),
+    offsetof(TensorObject, requires_grad), offsetof(TensorObject, grad),
+    offsetof(TensorObject, node),          offsetof(TensorObject, vbox),
+    offsetof(TensorObject, base)};
+
+PyObject*& field(PyObject* o, std::size_t offset) {
+  return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + offset);
+}
+
 int tensor_traverse(PyObject* o, visitproc visit, void* arg) {
-  auto* t = reinterpret_cast<TensorObject*>(o);
-  Py_VISIT(t->data);
-  Py_VISIT(t->be);
-  Py_VISIT(t->requires_grad);
-  Py_VISIT(t->grad);
-  Py_VISIT(t->node);
-  Py_VISIT(t->vbox);
-  Py_VISIT(t->base);
+  for (std::size_t f : kFields) Py_VISIT(field(o, f));
   return 0;
 }
 
 int tensor_clear(PyObject* o) {
-  auto* t = reinterpret_cast<TensorObject*>(o);
-  Py_CLEAR(t->data);
-  Py_CLEAR(t->be);
-  Py_CLEAR(t->requires_grad);
-  Py_CLEAR(t->grad);
-  Py_CLEAR(t->node);
-  Py_CLEAR(t->vbox);
-  Py_CLEAR(t->base);
+  for (std::size_t f : kFields) Py_CLEAR(field(o, f));
   return 0;
 }
 
@@ -145,7 +142,7 @@ void tensor_dealloc(PyObject* o) {
 // them but not delete them, and the version box must stay a one-element list.
 template <std::size_t Offset>
 PyObject* field_get(PyObject* o, void*) {
-  return Py_NewRef(*reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + Offset));
+  return Py_NewRef(field(o, Offset));
 }
 
 template <std::size_t Offset>
@@ -159,7 +156,7 @@ int field_set(PyObject* o, PyObject* v, void* name) {
     PyErr_SetString(PyExc_TypeError, "_vbox must be a one-element list (the version counter)");
     return -1;
   }
-  Py_SETREF(*reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + Offset), Py_NewRef(v));
+  Py_SETREF(field(o, Offset), Py_NewRef(v));
   return 0;
 }
 
@@ -546,8 +543,13 @@ struct Pass {
         m(PySequence_Fast(metas, "_in_meta must be a sequence"));
     if (!e || !g || !m) return false;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(e.p);
+    // The op's name, for errors (the roots have no node).
+    auto op_name = [node] {
+      return node ? type_name(reinterpret_cast<PyObject*>(Py_TYPE(node)))
+                  : PyUnicode_FromString("backward");
+    };
     if (PySequence_Fast_GET_SIZE(g.p) != n || PySequence_Fast_GET_SIZE(m.p) != n) {
-      Ref op(node ? type_name(reinterpret_cast<PyObject*>(Py_TYPE(node))) : PyUnicode_FromString("backward"));
+      Ref op(op_name());
       if (op)
         PyErr_Format(PyExc_RuntimeError, "%S.backward returned %zd gradients for %zd inputs",
                      op.p, PySequence_Fast_GET_SIZE(g.p), n);
@@ -558,8 +560,7 @@ struct Pass {
       PyObject* grad = PySequence_Fast_GET_ITEM(g.p, i);
       if (edge == Py_None || grad == Py_None) continue;
       if (!PyObject_TypeCheck(grad, &TensorBaseType)) {
-        Ref op(node ? type_name(reinterpret_cast<PyObject*>(Py_TYPE(node)))
-                    : PyUnicode_FromString("backward"));
+        Ref op(op_name());
         if (op)
           PyErr_Format(PyExc_TypeError, "%S.backward returned a %s for input %zd, not a Tensor",
                        op.p, Py_TYPE(grad)->tp_name, i);

@@ -490,8 +490,9 @@ _function.bind_tensor_type(Tensor)
 
 def _rebuild(cls, host, device, requires_grad, grad):
     """The inverse of Tensor.__reduce_ex__."""
+    be = _backend.get(device)
     t = cls.__new__(cls)
-    Tensor.__init__(t, _backend.get(device).to_device_array(host), _backend.get(device))
+    Tensor.__init__(t, be.to_device_array(host), be)
     t.requires_grad = requires_grad
     t.grad = grad
     return t
