@@ -99,53 +99,47 @@ constexpr int kStreams = 4;
 constexpr index_t kSumBlock4 = 1024;
 constexpr index_t kLockstepMin = 1 << 14;  // elements per quarter for a range to be split
 
+// What the four lines fold with: each lane's step, and the fold of the lanes and the tail into
+// one result per line (a float32 sum folds in double).
 template <class T>
-GF_DISPATCH void sum_x4(const T* const* p, index_t n, double* out) {
-  constexpr int L = 128 / int(sizeof(T));
-  T a0[L] = {}, a1[L] = {}, a2[L] = {}, a3[L] = {};
-  const T *q0 = p[0], *q1 = p[1], *q2 = p[2], *q3 = p[3];
-  index_t i = 0;
-  for (; i + L <= n; i += L) {
-#pragma omp simd
-    for (int j = 0; j < L; ++j) {
-      a0[j] += q0[i + j];
-      a1[j] += q1[i + j];
-      a2[j] += q2[i + j];
-      a3[j] += q3[i + j];
-    }
-  }
-  const T* acc[kStreams] = {a0, a1, a2, a3};
-  for (int k = 0; k < kStreams; ++k) {
-    double s = 0;
-    for (int j = 0; j < L; ++j) s += double(acc[k][j]);
-    for (index_t t = i; t < n; ++t) s += double(p[k][t]);
-    out[k] = s;
-  }
-}
-
+struct SumLanes {
+  using Out = double;
+  static T init() { return T(0); }
+  static T step(T a, T x) { return a + x; }
+  static double fold(double s, T v) { return s + double(v); }
+};
 template <class T, bool Max>
-GF_DISPATCH void extreme_x4(const T* const* p, index_t n, T* out) {
+struct ExtremeLanes {
+  using Out = T;
+  static T init() {
+    return Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  }
+  static T step(T a, T x) { return Max ? nanmax(a, x) : nanmin(a, x); }
+  static T fold(T m, T v) { return step(m, v); }
+};
+
+template <class T, class F>
+GF_DISPATCH void lockstep_x4(const T* const* p, index_t n, typename F::Out* out) {
   constexpr int L = 128 / int(sizeof(T));
-  const T init = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
   T a0[L], a1[L], a2[L], a3[L];
-  for (int j = 0; j < L; ++j) a0[j] = a1[j] = a2[j] = a3[j] = init;
+  for (int j = 0; j < L; ++j) a0[j] = a1[j] = a2[j] = a3[j] = F::init();
   const T *q0 = p[0], *q1 = p[1], *q2 = p[2], *q3 = p[3];
   index_t i = 0;
   for (; i + L <= n; i += L) {
 #pragma omp simd
     for (int j = 0; j < L; ++j) {
-      a0[j] = Max ? nanmax(a0[j], q0[i + j]) : nanmin(a0[j], q0[i + j]);
-      a1[j] = Max ? nanmax(a1[j], q1[i + j]) : nanmin(a1[j], q1[i + j]);
-      a2[j] = Max ? nanmax(a2[j], q2[i + j]) : nanmin(a2[j], q2[i + j]);
-      a3[j] = Max ? nanmax(a3[j], q3[i + j]) : nanmin(a3[j], q3[i + j]);
+      a0[j] = F::step(a0[j], q0[i + j]);
+      a1[j] = F::step(a1[j], q1[i + j]);
+      a2[j] = F::step(a2[j], q2[i + j]);
+      a3[j] = F::step(a3[j], q3[i + j]);
     }
   }
   const T* acc[kStreams] = {a0, a1, a2, a3};
   for (int k = 0; k < kStreams; ++k) {
-    T m = init;
-    for (int j = 0; j < L; ++j) m = Max ? nanmax(m, acc[k][j]) : nanmin(m, acc[k][j]);
-    for (index_t t = i; t < n; ++t) m = Max ? nanmax(m, p[k][t]) : nanmin(m, p[k][t]);
-    out[k] = m;
+    typename F::Out r = F::init();
+    for (int j = 0; j < L; ++j) r = F::fold(r, acc[k][j]);
+    for (index_t t = i; t < n; ++t) r = F::fold(r, p[k][t]);
+    out[k] = r;
   }
 }
 
@@ -264,7 +258,7 @@ struct SumOp {
     for (index_t b = 0; b < n; b += kSumBlock4) {
       const T* q[kStreams] = {p[0] + b, p[1] + b, p[2] + b, p[3] + b};
       double sums[kStreams];
-      sum_x4<T>(q, std::min(kSumBlock4, n - b), sums);
+      lockstep_x4<T, SumLanes<T>>(q, std::min(kSumBlock4, n - b), sums);
       for (int k = 0; k < kStreams; ++k) add(st[k], sums[k]);
     }
   }
@@ -313,7 +307,7 @@ struct ExtremeOp {
   }
   static void run4(State* st, const T* const* p, index_t n) {
     T m[kStreams];
-    extreme_x4<T, Max>(p, n, m);
+    lockstep_x4<T, ExtremeLanes<T, Max>>(p, n, m);
     for (int k = 0; k < kStreams; ++k) st[k].m = Max ? nanmax(st[k].m, m[k]) : nanmin(st[k].m, m[k]);
   }
   static void combine(State& a, const State& b) { a.m = Max ? nanmax(a.m, b.m) : nanmin(a.m, b.m); }
@@ -490,7 +484,7 @@ void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array&
   const int nt = num_threads();
 
   NoGilIf nogil(nK * nR >= kNoGilMin);
-  // A long contiguous range goes as four quarters in lockstep (see sum_x4).
+  // A long contiguous range goes as four quarters in lockstep (see lockstep_x4).
   const bool unit = R.ndim == 1 && R.strides[0][0] == index_t(sizeof(T));
   auto reduce_one = [&R, unit](char* base, index_t b, index_t e, typename Op::State& st) {
     if (unit && e - b >= kStreams * kLockstepMin) {
