@@ -2,11 +2,27 @@
 
 ``device`` runs a test on "cpu" and on "cuda"; the CUDA case is skipped, with the reason shown in
 the pytest summary (``-rs``), when ``gradflow.cuda`` is missing or no GPU is usable.
+
+GRADFLOW_TEST_FAKE_CUDA=N runs the CUDA cases on ``tests/fakecupy``, a numpy-backed stand-in
+for CuPy with N fake devices that compiles the CUDA kernels' source for the host. It is put on
+the import path only when no real CuPy is importable: it never shadows one.
 """
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-import gradflow as gf
+FAKE_CUDA = int(os.environ.get("GRADFLOW_TEST_FAKE_CUDA", "0") or 0)
+if FAKE_CUDA:
+    if importlib.util.find_spec("cupy") is not None:
+        raise pytest.UsageError("GRADFLOW_TEST_FAKE_CUDA is set but a real CuPy is importable; "
+                                "the stand-in never replaces it (unset the variable)")
+    sys.path.insert(0, str(Path(__file__).with_name("fakecupy")))
+
+import gradflow as gf  # noqa: E402
 
 
 def cuda_skip_reason():
