@@ -1,43 +1,15 @@
-"""The CUDA backend's fused kernels, checked without a GPU: nvcc compiles every one of them
-(in every dtype it runs in), and the kernel table agrees with the backend interface."""
-
-import shutil
-import subprocess
+"""The CUDA backend's kernel table, checked without a GPU: it agrees with the backend interface,
+the activation kernels paste gf_math.h, and the one non-textbook formula (the online
+log-sum-exp merge) is right. Compiling and running the kernels: test_cuda_nvrtc.py (CuPy's code
+generator and NVRTC) and the CUDA tests on the CuPy stand-in (GRADFLOW_TEST_FAKE_CUDA)."""
 
 import numpy as np
 import pytest
 
 from gradflow.backend import reference
-from gradflow.backend.cuda_kernels import KERNELS, USES, Elementwise, standalone
+from gradflow.backend.cuda_kernels import KERNELS, USES
 from gradflow.backend.cuda_kernels.defs import preamble_source
 from gradflow.backend.cuda_kernels.header import gf_math_h
-
-NVCC = shutil.which("nvcc")
-
-
-@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed: the CUDA kernels are not compile-checked")
-def test_every_kernel_compiles_with_nvcc(tmp_path):
-    source, names = standalone.translation_unit()
-    cu = tmp_path / "gradflow_kernels.cu"
-    cu.write_text(source)
-    r = subprocess.run([NVCC, "-c", "-std=c++17", "--gpu-architecture=sm_90",
-                        "-o", str(tmp_path / "k.o"), str(cu)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-4000:]
-    assert len(names) >= 2 * len(KERNELS)  # float and double of each
-
-
-def test_a_broken_kernel_fails_to_compile(tmp_path):
-    """The check above can fail: a typo in a kernel body is a compile error."""
-    if NVCC is None:
-        pytest.skip("nvcc is not installed")
-    bad = Elementwise("gf_bad", "T x", "T y", "y = gf::math::no_such_function(x)", ("math",))
-    source, _ = standalone.translation_unit([bad])
-    cu = tmp_path / "bad.cu"
-    cu.write_text(source)
-    r = subprocess.run([NVCC, "-c", "-std=c++17", "--gpu-architecture=sm_90", "-o", str(tmp_path / "k.o"),
-                        str(cu)], capture_output=True, text=True)
-    assert r.returncode != 0 and "no_such_function" in r.stderr
-
 
 def test_kernel_table_covers_the_interface():
     interface = {n for n in dir(reference) if not n.startswith("_") and callable(getattr(reference, n))}
@@ -61,10 +33,9 @@ def test_activation_kernels_paste_gf_math_h_verbatim():
 
 
 def test_scalar_parameters_are_declared_parameters():
-    for name, scalars in standalone.SCALARS.items():
-        k = KERNELS[name]
-        declared = {n for _, _, n in standalone.parse_params(k.in_params)}
-        assert set(scalars) <= declared, name
+    for name, k in KERNELS.items():
+        declared = {p.split()[-1] for p in k.in_params.split(",") if p.strip() and "raw" not in p}
+        assert set(k.scalars) <= declared, name
 
 
 # ---- the one non-textbook formula, the online log-sum-exp merge, replayed in numpy -------------

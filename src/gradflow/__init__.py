@@ -28,12 +28,19 @@ from .tensor import (Tensor, arange, eye, from_dlpack, from_numpy, full, ones, o
 get_num_threads = _C.get_num_threads
 set_num_threads = _C.set_num_threads
 set_flush_denormal = _C.set_flush_denormal  # as torch.set_flush_denormal
-empty_cache = _C.empty_cache  # hands the CPU backend's recycled output buffers back to the system
 
 __version__ = "0.1.0"
 
 from . import profiler, viz  # noqa: E402
 from . import cuda  # noqa: E402  (gf.cuda; imports CuPy only when used)
+
+
+def empty_cache():
+    """Return cached memory: the CPU backend's recycled output buffers, and the blocks CuPy's
+    memory pool keeps where a GPU has been used."""
+    _C.empty_cache()
+    cuda.empty_cache()
+
 from . import optim  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import data  # noqa: E402

@@ -1,5 +1,8 @@
-"""gf.cuda: is a GPU usable, how many, and the TF32 switch. CuPy is imported only when one of
-these functions is called, never by ``import gradflow``."""
+"""gf.cuda: is a GPU usable, how many, the TF32 switch, the label check of cross-entropy and
+memory statistics. CuPy is imported only when one of these functions is called, never by
+``import gradflow``."""
+
+import sys
 
 
 def _backend():
@@ -34,6 +37,47 @@ def allow_tf32(flag: bool = True) -> None:
     says. This is CuPy's process-wide float32 GEMM compute type, so it also applies to the
     caller's own cupy.matmul/dot."""
     _backend().set_tf32(flag)
+
+
+def check_labels(flag: bool = True) -> None:
+    """Make cross-entropy on the GPU check its integer labels and raise IndexError for one out
+    of range, as on the CPU. Off by default: the check reads the labels on the host (a
+    synchronisation per loss), and an out-of-range label then gives NaN in its row's loss
+    and gradient instead."""
+    _backend().set_check_labels(flag)
+
+
+def _index(device):
+    from .backend import canonical_device
+
+    if device is None:
+        import cupy
+
+        return cupy.cuda.Device().id
+    return int(canonical_device(device)[5:])
+
+
+def memory_allocated(device=None) -> int:
+    """Bytes of GPU memory held by live arrays on ``device`` (default: the current one), as
+    CuPy's memory pool counts them (each allocation rounded up to 512 bytes)."""
+    return _backend().memory_allocated(_index(device))
+
+
+def max_memory_allocated(device=None) -> int:
+    """The most bytes memory_allocated() has reached on ``device`` since the first use of the
+    GPU or reset_peak_memory_stats()."""
+    return _backend().max_memory_allocated(_index(device))
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    _backend().reset_peak_memory_stats(_index(device))
+
+
+def empty_cache() -> None:
+    """Hand the blocks CuPy's memory pool keeps for reuse back to the driver (on every GPU);
+    nothing to do where no GPU has been used."""
+    if "gradflow.backend.cuda" in sys.modules:
+        _backend().empty_cache()
 
 
 def synchronize(device=None) -> None:

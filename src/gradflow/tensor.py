@@ -303,7 +303,7 @@ class Tensor(_C.TensorBase):
             result = _shape.SetItem.apply(self._snapshot(), value, index=index)
             self._commit_inplace(result)
         else:
-            self.data[index] = value.data
+            self._be.setitem(self.data, index, value.data)
             self._vbox[0] += 1
 
     def _inplace(self, op, other):
@@ -339,10 +339,10 @@ class Tensor(_C.TensorBase):
 
     def _snapshot(self):
         # The pre-op value, as its own tensor, for backward functions that need it.
-        return Tensor._make(self.data.copy(), self._device, self._node)
+        return Tensor._make(self._be.copy(self.data), self._device, self._node)
 
     def _commit_inplace(self, result):
-        self.data[...] = result.data
+        self._be.setitem(self.data, Ellipsis, result.data)
         self._node = result._node
         self.requires_grad = result.requires_grad
         self._vbox[0] += 1
@@ -508,6 +508,12 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     dt = _dtypes.as_dtype(dtype)
     if isinstance(data, Tensor):
         data = data._host() if dev == "cpu" or data._device == "cpu" else data.data
+    src = _backend.device_of_array(data) if hasattr(data, "__cuda_array_interface__") else "cpu"
+    if src != "cpu" and src != dev:
+        # Another device's array: a host copy for the CPU, else a device-to-device copy (a
+        # memcpy, needing no peer access; CuPy's array() would run a kernel across devices).
+        src_be = _backend.get(src)
+        data = src_be.to_numpy(data) if dev == "cpu" else _backend.get(dev).to_device_array(data)
     if dt is None:
         if isinstance(data, (np.ndarray, np.generic)) or hasattr(data, "__cuda_array_interface__"):
             dt = data.dtype

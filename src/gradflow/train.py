@@ -197,18 +197,23 @@ def main(argv=None):
     gf.set_flush_denormal(True)
     try:
         for epoch in range(1, args.epochs + 1):
-            start, total, seen = time.perf_counter(), 0.0, 0
+            start, seen = time.perf_counter(), 0
+            total, shown = None, start  # total: the summed loss, kept on the loss's device
             bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", leave=False)
             for x, y in bar:
                 loss = loss_fn(model(x), y)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * len(y)
+                step_total = loss.detach() * len(y)
+                total = step_total if total is None else total + step_total
                 seen += len(y)
-                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)  # drawn at tqdm's pace
+                # Read on the host (a GPU sync) only as often as tqdm redraws the bar.
+                if time.perf_counter() - shown >= bar.mininterval:
+                    shown = time.perf_counter()
+                    bar.set_postfix(loss=f"{total.item() / seen:.4f}", refresh=False)
             history["seconds"].append(time.perf_counter() - start)
-            history["loss"].append(total / seen)
+            history["loss"].append(total.item() / seen)
             history["train_accuracy"].append(accuracy(model, x_train, y_train))
             history["test_accuracy"].append(accuracy(model, x_test, y_test))
             tqdm.write(f"epoch {epoch:3d}/{args.epochs}  loss {history['loss'][-1]:.4f}  "

@@ -33,7 +33,7 @@ _STYLE = {
 
 
 def _norm(array, be):
-    return float(be.xp.linalg.norm(array.reshape(-1)))
+    return float(be.xp.linalg.norm(be.reshape(array, -1)))
 
 
 class record_grads:

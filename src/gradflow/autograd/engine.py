@@ -30,8 +30,8 @@ def _check_anomaly(node, grads):
     for g in grads:
         if g is None:
             continue
-        bad = ~node.be.xp.isfinite(g.data)
-        if bool(bad.any()):
+        xp = node.be.xp
+        if not bool(xp.all(xp.isfinite(g.data))):
             where = getattr(node, "trace", "(recorded outside detect_anomaly)")
             raise RuntimeError(
                 f"detect_anomaly: backward of {node.name} produced NaN/Inf in a gradient of shape "
@@ -92,13 +92,14 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             # broadcast view, the caller's array, or one array handed to several inputs (add).
             if (id(arr) in shared or not flags.c_contiguous
                     or not getattr(flags, "writeable", True)):  # CuPy arrays lack the flag
-                g = Tensor(arr.copy(), g._be, g._node)
+                g = Tensor(g._be.copy(arr), g._be, g._node)
             shared.add(id(arr))
             leaf.grad = g
         elif create_graph or leaf.grad.requires_grad:
             leaf.grad = leaf.grad + g
         else:
-            leaf.grad.data += g.data  # accumulate in place, as .grad is private
+            be = leaf.grad._be  # accumulate in place, as .grad is private
+            be.add(leaf.grad.data, g.data, leaf.grad.data)
     return None
 
 
@@ -141,8 +142,9 @@ def _root_grad(g, out):
             raise RuntimeError(
                 f"grad can be implicitly created only for scalar outputs; got shape {out.shape}."
                 " Pass a gradient of that shape.")
-        one = out._be.xp.empty(out.data.shape, out.data.dtype)
-        one.fill(1)  # (numpy's ones() costs several times this on a small array)
+        be = out._be
+        one = be.xp.empty(out.data.shape, out.data.dtype)
+        be.setitem(one, Ellipsis, 1)  # (numpy's ones() costs several times this on a small array)
         return _C.wrap(one, out._be, None)
     if not isinstance(g, Tensor):
         g = _tensor.tensor(g, dtype=out.dtype, device=out.device)

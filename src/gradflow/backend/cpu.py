@@ -7,6 +7,8 @@ masks) fall back to the numpy reference when a kernel rejects the dtype with Typ
 costs nothing on the float path.
 """
 
+import operator
+
 import numpy as np
 
 from .. import _C
@@ -30,6 +32,10 @@ for _n in _ANY_DTYPE:  # the C kernel, or where it raises TypeError, the referen
 del _n
 
 index_add = _ref.index_add
+dropout_mask = _ref.dropout_mask
 scalar = _ref.scalar
+# The array methods themselves (C callables: no Python frame on the op path).
+reshape, astype, copy = np.ndarray.reshape, np.ndarray.astype, np.ndarray.copy
+getitem, setitem = operator.getitem, operator.setitem
 to_numpy = _ref.to_numpy
 to_device_array = _ref.to_device_array

@@ -8,7 +8,9 @@ from CuPy's pool. Importing this module imports CuPy and raises RuntimeError say
 missing when CuPy is not installed; a missing driver or GPU is reported by ``for_device``.
 """
 
+import builtins
 import math
+import types
 
 import numpy as np
 
@@ -214,9 +216,25 @@ def log_softmax_backward(y, g, axis):
     return _k("gf_log_softmax_backward_apply")(y, g, cp.sum(g, axis=axis, keepdims=True))
 
 
+# Whether cross_entropy checks its labels on the host (gf.cuda.check_labels): off, an
+# out-of-range label gives NaN in its row (and its gradient row), with no synchronisation.
+_check_labels = False
+
+
+def set_check_labels(flag: bool) -> None:
+    global _check_labels
+    _check_labels = bool(flag)
+
+
 def cross_entropy(logits, labels):
-    """(loss, lse) per row. An out-of-range label gives NaN in its row instead of the CPU's
-    IndexError: checking would read device memory from the host (a synchronisation)."""
+    """(loss, lse) per row. An out-of-range label gives NaN in its row, or with
+    gf.cuda.check_labels(True) the CPU's IndexError (a read of device memory: a sync)."""
+    c = logits.shape[1]
+    if _check_labels and labels.size:
+        bad = (labels < 0) | (labels >= c)
+        if bool(bad.any()):
+            raise IndexError(f"cross_entropy: label {int(labels[bad][0])} is out of range for "
+                             f"{c} classes")
     logits = cp.ascontiguousarray(logits)  # the pick indexes rows of the raw array
     lse = _k("gf_logsumexp")(logits, axis=1)
     return _k("gf_cross_entropy_pick")(lse, labels, logits, logits.shape[1]), lse
@@ -229,10 +247,14 @@ def cross_entropy_backward(logits, labels, lse, g):
 
 # ---- matmul and optimizer updates ----------------------------------------------------------------
 def matmul(a, b, trans_a=False, trans_b=False, bias=None):
-    """op(a) @ op(b) (+ bias) on cuBLAS. Transposes are strided views, which cuBLAS takes as
-    its transpose flags; a batched a times a 2-D b is one GEMM over the folded batch rows. The
-    bias is added in place into the GEMM's output (no temporary); every GEMM goes through
-    cupy.matmul so that one setting (allow_tf32) governs them all."""
+    """op(a) @ op(b) (+ bias) on cuBLAS through cupy.matmul. 2-D products (and a batched a
+    times a 2-D b, folded into one 2-D GEMM over the batch rows) take transposed views as
+    cuBLAS's transpose flags, without copies, and honour allow_tf32 (CuPy's gemmEx with its
+    float32 compute type). Any other batched product (3-D @ 3-D, 2-D @ 3-D) is CuPy's batched
+    path: it copies each operand that is not C-contiguous (a transposed view included) and
+    runs gemmStridedBatchedEx, or a pointer-array gemmBatched where a batch axis broadcasts,
+    with the compute type equal to the data type, so TF32 is never used there. The bias is
+    added in place into the GEMM's output (no temporary)."""
     if trans_a:
         a = cp.swapaxes(a, -1, -2)
     if trans_b:
@@ -246,7 +268,22 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None):
     return out
 
 
+def _check_update(op, param, *others):
+    """The CPU kernels' checks: an ElementwiseKernel would broadcast a (1, n) gradient into an
+    (m, n) parameter, or write a non-contiguous parameter through a copy."""
+    for name, a in zip(("grad", "state"), others):
+        if a is None:
+            continue
+        if a.shape != param.shape or a.dtype != param.dtype:
+            raise ValueError(f"{op}: {name} of shape {a.shape} and dtype {a.dtype} does not match "
+                             f"the parameter's shape {param.shape} and dtype {param.dtype}")
+    for a in (param,) + others:
+        if a is not None and not a.flags.c_contiguous:
+            raise ValueError(f"{op}: arrays must be C-contiguous (shape {a.shape}, strides {a.strides})")
+
+
 def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
+    _check_update("sgd_step", param, grad, buf if momentum else None)
     if momentum:
         _k("gf_sgd_momentum")(grad, lr, momentum, 1 - dampening, weight_decay, bool(nesterov),
                               bool(first_step), param, buf)
@@ -255,6 +292,7 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    _check_update("adam_step", param, grad, exp_avg, exp_avg_sq)
     bc1, bc2 = 1 - beta1**step, 1 - beta2**step
     _k("gf_adam")(grad, beta1, 1 - beta1, beta2, 1 - beta2, lr / bc1, math.sqrt(bc2), eps,
                   weight_decay, 1 - lr * weight_decay, bool(decoupled), param, exp_avg, exp_avg_sq)
@@ -277,8 +315,81 @@ def to_numpy(a):
 
 
 def to_device_array(a):
-    # ndarray.copy() copies onto the *current* device, also from another GPU.
+    # ndarray.copy() copies onto the *current* device, also from another GPU (a memcpy: no
+    # peer access needed).
     return a.copy() if isinstance(a, cp.ndarray) else cp.asarray(a)
+
+
+# Array methods launch kernels and allocate on the current device, so they are interface
+# functions too: bound to the backend's device like every other.
+def reshape(a, shape):
+    return a.reshape(shape)
+
+
+def astype(a, dtype):
+    return a.astype(dtype)
+
+
+def copy(a):
+    return a.copy()
+
+
+def getitem(a, index):
+    return a[index]
+
+
+def setitem(a, index, value):
+    a[index] = value
+
+
+def dropout_mask(shape, p, dtype, seed):
+    """0 with probability p, else 1 / (1 - p): one kernel on the device, from a 64-bit seed
+    the host draws (no host-to-device copy of the mask)."""
+    out = cp.empty(shape, dtype)
+    _k("gf_dropout_mask")(seed, p, 1.0 / (1.0 - p), out)
+    return out
+
+
+# ---- memory: CuPy's pool, with the peak that PyTorch reports -------------------------------------
+_pool = cp.get_default_memory_pool()
+_peak = {}  # device index -> the most bytes in use at once
+
+
+def _tracking_malloc(nbytes):
+    # Bytes in use only grow at an allocation, so checking here sees every peak.
+    mem = _pool.malloc(nbytes)
+    used = _pool.used_bytes()  # of the current device, which mem was allocated on
+    if used > _peak.get(mem.device_id, 0):
+        _peak[mem.device_id] = used
+    return mem
+
+
+def _install_allocator():
+    # Only over CuPy's default (the pool's malloc): a caller's own allocator is left alone.
+    if cp.cuda.get_allocator() == _pool.malloc:
+        cp.cuda.set_allocator(_tracking_malloc)
+
+
+def memory_allocated(index):
+    with cp.cuda.Device(index):
+        return _pool.used_bytes()
+
+
+def max_memory_allocated(index):
+    with cp.cuda.Device(index):
+        return builtins.max(_peak.get(index, 0), _pool.used_bytes())
+
+
+def reset_peak_memory_stats(index):
+    with cp.cuda.Device(index):
+        _peak[index] = _pool.used_bytes()
+
+
+def empty_cache():
+    """Hands the pool's free blocks on every device back to the driver."""
+    for index in range(device_count()):
+        with cp.cuda.Device(index):
+            _pool.free_all_blocks()
 
 
 # ---- one backend object per device ---------------------------------------------------------------
@@ -287,15 +398,19 @@ INTERFACE = tuple(n for n in dir(_ref) if not n.startswith("_") and callable(get
 
 
 class _OnDevice:
-    """cupy, seen from one device: each function runs with that device current. Attributes
-    that are not plain functions (dtypes, ndarray, submodules) are cupy's own."""
+    """cupy (or one of its submodules: xp.linalg, xp.random, xp.cuda), seen from one device:
+    each function runs with that device current. Attributes that are types or constants
+    (dtypes, ndarray, Device) are cupy's own."""
 
-    def __init__(self, device):
+    def __init__(self, device, module=cp):
         self._device = device
+        self._module = module
 
     def __getattr__(self, name):
-        attr = getattr(cp, name)
-        if callable(attr) and not isinstance(attr, type):
+        attr = getattr(self._module, name)
+        if isinstance(attr, types.ModuleType):
+            attr = _OnDevice(self._device, attr)
+        elif callable(attr) and not isinstance(attr, type):
             attr = _bind(self._device, attr)
         setattr(self, name, attr)  # cache: the next lookup is a plain attribute read
         return attr
@@ -331,6 +446,7 @@ def for_device(index: int) -> Backend:
         raise RuntimeError(f"cuda:{index} was requested but only {n} CUDA device(s) are visible")
     if index not in _backends:
         _apply_tf32()
+        _install_allocator()
         _backends[index] = Backend(index)
     return _backends[index]
 

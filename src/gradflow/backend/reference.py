@@ -248,6 +248,40 @@ def scalar(value, dtype):
     return np.asarray(value, dtype=dtype)
 
 
+def dropout_mask(shape, p, dtype, seed):
+    """0 with probability p, else 1 / (1 - p), per element: element i keeps its value when
+    the splitmix64 hash of (seed, i + 1), as a 53-bit fraction, is >= p (the CUDA kernel's
+    formula, so both give the same mask for the same seed)."""
+    i = np.arange(1, int(np.prod(shape)) + 1, dtype=np.uint64)
+    z = np.uint64(seed) + i * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    keep = (z >> np.uint64(11)).astype(np.float64) * 2.0**-53 >= p
+    return np.where(keep, dtype.type(1.0 / (1.0 - p)), dtype.type(0)).reshape(shape)
+
+
+# ---- array methods, as functions (a GPU backend runs them on its own device) -----------------------
+def reshape(a, shape):
+    return a.reshape(shape)
+
+
+def astype(a, dtype):
+    return a.astype(dtype)
+
+
+def copy(a):
+    return a.copy()
+
+
+def getitem(a, index):
+    return a[index]
+
+
+def setitem(a, index, value):
+    a[index] = value
+
+
 def to_numpy(a):
     """A host (numpy) array with the values of a backend array."""
     return np.asarray(a)

@@ -44,8 +44,9 @@ class DataLoader:
     def _batch(self, index):
         if isinstance(self.dataset, TensorDataset):
             # One gather per tensor, on the tensor's device; batches are data, never on a tape.
-            batch = tuple(Tensor._make(t.data[index if t.device == "cpu" else t._be.to_device_array(index)],
-                                       t.device) for t in self.dataset.tensors)
+            batch = tuple(Tensor._make(t._be.getitem(t.data, index if t.device == "cpu"
+                                                     else t._be.to_device_array(index)), t.device)
+                          for t in self.dataset.tensors)
         else:
             batch = _collate([self.dataset[int(i)] for i in index])
         if self.device is not None:

@@ -51,7 +51,10 @@ def cross_entropy(logits, target, reduction="mean"):
                              f"of shape {logits.shape} (expected ({logits.shape[0]},))")
         if target.requires_grad:
             raise TypeError("cross_entropy: integer labels cannot require grad")
-        labels = target.data if target.dtype == "int64" else target.data.astype("int64")
+        if target._device != logits._device:
+            raise RuntimeError(f"cross_entropy: the labels are on {target._device} but the logits "
+                               f"are on {logits._device}")
+        labels = target.data if target.dtype == "int64" else target._be.astype(target.data, "int64")
         loss = cross_entropy_rows(logits if logits.dtype.kind == "f" else logits.float(), labels)
     elif target.dtype.kind == "f":
         _same_shape("cross_entropy", logits, target)

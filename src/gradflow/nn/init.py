@@ -9,7 +9,8 @@ from ..autograd.grad_mode import no_grad
 
 def _assign(tensor, host):
     with no_grad():
-        tensor.data[...] = tensor._be.to_device_array(host.astype(tensor.dtype, copy=False))
+        be = tensor._be
+        be.setitem(tensor.data, Ellipsis, be.to_device_array(host.astype(tensor.dtype, copy=False)))
         tensor._vbox[0] += 1
     return tensor
 
@@ -65,7 +66,7 @@ def ones_(tensor):
 
 def constant_(tensor, value):
     with no_grad():
-        tensor.data[...] = value
+        tensor._be.setitem(tensor.data, Ellipsis, value)
         tensor._vbox[0] += 1
     return tensor
 

@@ -76,9 +76,13 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        keep = _random.generator().random(x.shape) >= self.p
-        mask = (keep / (1 - self.p)).astype(x.dtype)
-        return x * Tensor._make(x._be.to_device_array(mask), x._device)
+        if x._device == "cpu":
+            keep = _random.generator().random(x.shape) >= self.p
+            mask = (keep / (1 - self.p)).astype(x.dtype)
+        else:  # drawn on the device from a seed: no mask copied from the host every step
+            seed = int(_random.generator().integers(0, 2**63))
+            mask = x._be.dropout_mask(x.shape, self.p, x.dtype, seed)
+        return x * Tensor._make(mask, x._device)
 
     def extra_repr(self):
         return f"p={self.p}"

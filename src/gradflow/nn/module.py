@@ -99,7 +99,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad._be.setitem(p.grad.data, Ellipsis, 0)
 
     def to(self, device):
         """Moves every parameter (and its gradient) to ``device`` in place: the Parameter objects
@@ -153,7 +153,8 @@ class Module:
                 if k in state_dict:
                     v = state_dict[k]
                     host = v._host() if isinstance(v, Tensor) else v
-                    p.data[...] = p._be.to_device_array(host).astype(p.dtype, copy=False)
+                    be = p._be
+                    be.setitem(p.data, Ellipsis, be.astype(be.to_device_array(host), p.dtype))
                     p._vbox[0] += 1
         return IncompatibleKeys(missing, unexpected)
 

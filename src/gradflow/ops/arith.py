@@ -239,7 +239,7 @@ def where(cond, a, b):
         cond = as_tensor(cond, a)
     if cond._device != a._device:
         raise RuntimeError(f"where: cond is on {cond._device} but the operands are on {a._device}")
-    c = cond.data if cond.dtype.kind == "b" else cond.data.astype(bool)
+    c = cond.data if cond.dtype.kind == "b" else cond._be.astype(cond.data, bool)
     return Where.apply(a, b, cond=c)
 
 

@@ -16,7 +16,7 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return x.reshape(shape)
+        return ctx.be.reshape(x, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -58,7 +58,7 @@ class SumTo(Function):
         axes = tuple(range(lead)) + tuple(
             lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
         out = ctx.be.sum(x, axes, True) if axes else x
-        return out.reshape(shape)
+        return ctx.be.reshape(out, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -68,7 +68,7 @@ class SumTo(Function):
 class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
-        return x.astype(dtype)
+        return ctx.be.astype(x, dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -95,7 +95,7 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, index):
         ctx.index, ctx.in_shape = index, x.shape
-        out = x[index]
+        out = ctx.be.getitem(x, index)
         if isinstance(out, np.generic):  # numpy gives a scalar for a full integer index
             out = np.asarray(out)
             ctx.view = False
@@ -116,7 +116,7 @@ class IndexAdd(Function):
         ctx.index = index
         if _is_basic(index):  # no repeats possible: plain assignment
             out = ctx.be.xp.zeros(shape, g.dtype)
-            out[index] = g
+            ctx.be.setitem(out, index, g)
             return out
         return ctx.be.index_add(shape, g.dtype, index, g)
 
@@ -132,8 +132,8 @@ class SetItem(Function):
     @staticmethod
     def forward(ctx, x, v, index):
         ctx.index = index
-        out = x.copy()
-        out[index] = v
+        out = ctx.be.copy(x)
+        ctx.be.setitem(out, index, v)
         return out
 
     @staticmethod
@@ -145,7 +145,7 @@ def _mask_out(like, index):
     from ..tensor import Tensor
 
     m = like._be.xp.ones(like.shape, like.dtype)
-    m[index] = 0
+    like._be.setitem(m, index, 0)
     return Tensor._make(m, like._device)
 
 

@@ -44,7 +44,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad._be.setitem(p.grad.data, Ellipsis, 0)
 
     def step(self):
         with no_grad():
@@ -65,7 +65,7 @@ class Optimizer:
                     else:
                         work = xp.ascontiguousarray(p.data)
                         self._update(work, grad, group, state, p._be)
-                        p.data[...] = work
+                        p._be.setitem(p.data, Ellipsis, work)
                     p._vbox[0] += 1
 
     def _update(self, param, grad, group, state, be):

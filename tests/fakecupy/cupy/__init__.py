@@ -327,6 +327,8 @@ class ufunc:  # noqa: N801
         self.nin, self.nout = np_ufunc.nin, np_ufunc.nout
 
     def __call__(self, *args, out=None, dtype=None, casting="same_kind"):
+        if len(args) > self.nin:  # outputs given positionally
+            args, out = args[:self.nin], args[self.nin]
         a = _unwrap(args)
         kw = {} if dtype is None else {"dtype": dtype}
         with np.errstate(all="ignore"):
