@@ -17,10 +17,12 @@ import pytest
 
 FAKE_CUDA = int(os.environ.get("GRADFLOW_TEST_FAKE_CUDA", "0") or 0)
 if FAKE_CUDA:
-    if importlib.util.find_spec("cupy") is not None:
+    _fake = Path(__file__).with_name("fakecupy")
+    _spec = importlib.util.find_spec("cupy")
+    if _spec is not None and Path(_spec.origin).parents[1] != _fake:
         raise pytest.UsageError("GRADFLOW_TEST_FAKE_CUDA is set but a real CuPy is importable; "
                                 "the stand-in never replaces it (unset the variable)")
-    sys.path.insert(0, str(Path(__file__).with_name("fakecupy")))
+    sys.path.insert(0, str(_fake))
 
 import gradflow as gf  # noqa: E402
 
