@@ -179,3 +179,20 @@ def test_gelu_tanh_backward_float32_within_4_ulp():
     got = be.to_numpy(be.gelu_backward(be.to_device_array(x), be.to_device_array(g), True))
     want = ref.gelu_backward(x.astype(np.float64), g.astype(np.float64), True)
     np.testing.assert_allclose(got, want.astype(np.float32), rtol=4 * EPS32, atol=0)
+
+
+@gpu
+def test_inplace_on_a_recorded_tensor_and_a_device_that_is_not_there():
+    x = gf.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    y = x * 3
+    y += x  # recorded in place: the old value is kept (a device copy)
+    y.sum().backward()
+    assert x.grad.tolist() == [4.0, 4.0]
+    from gradflow.backend import get
+
+    be = get("cuda:0")
+    g = be.pow_scalar_backward(be.to_device_array(np.array([2, 3])), be.to_device_array(np.array([1, 1])), 2)
+    assert be.to_numpy(g).tolist() == [4, 6]  # integer powers: no fused kernel
+    n = gf.cuda.device_count()
+    with pytest.raises(RuntimeError, match=f"cuda:{n} was requested but only {n}"):
+        gf.zeros(1, device=f"cuda:{n}")
