@@ -5,10 +5,12 @@
 # CuPy and torch), run the whole test suite with the CUDA cases enabled, then the GPU
 # benchmarks. A package the interpreter lacks (typically scipy-openblas32 alone) comes as a
 # wheel from .whl/, fetched beforehand with `python3 -m pip download --only-binary=:all:
-# --python-version 3.12 --platform manylinux2014_x86_64 -d .whl scipy-openblas32`.
+# --python-version 3.12 --platform manylinux2014_x86_64 -d .whl scipy-openblas32` (a few MB;
+# .whl/ is git-ignored, so it must be named among the paths carried to the machine).
 #
 # Results in $OUT (else bench/results/): gpu_tests.xml (junit) and gpu_bench.json. Exit status:
-# the test suite's (the benchmarks run either way). Budget: under 5 minutes.
+# the test suite's (the benchmarks run either way). Budget: under 5 minutes (the tests are
+# stopped after GF_GPU_TEST_TIMEOUT seconds, 200 by default).
 #
 # CI dry-runs the whole script on the CuPy stand-in: GRADFLOW_TEST_FAKE_CUDA=N puts
 # tests/fakecupy on the path, and the benchmarks run with --quick.
@@ -33,6 +35,11 @@ for pkg in scipy_openblas32:scipy-openblas32 pybind11:pybind11 scikit_build_core
     "$PY" -m pip -q --disable-pip-version-check install --no-index --find-links .whl --no-deps \
         --target "$SITE" "${pkg#*:}" || { echo "missing ${pkg#*:} (and no wheel in .whl/)"; exit 2; }
 done
+if ! command -v cmake >/dev/null; then  # the build's one tool outside Python
+    "$PY" -m pip -q --disable-pip-version-check install --no-index --find-links .whl --no-deps \
+        --target "$SITE" cmake || { echo "cmake is missing (and no wheel in .whl/)"; exit 2; }
+    export PATH="$SITE/bin:$PATH"
+fi
 # Built against the interpreter's own packages; the build folder is the project's usual one,
 # so a second run only relinks.
 CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$PY" -m pip -q --disable-pip-version-check install \
@@ -45,7 +52,7 @@ assert gf.cuda.is_available(), gf.cuda.unavailable_reason()
 print("gradflow", gf.__version__, "from", gf.__file__, "on", gf.cuda.device_count(), "GPU(s)")
 PYEOF
 
-timeout 200 "$PY" -m pytest -q -rs -p no:cacheprovider --rootdir "$REPO" "$REPO/tests" \
+timeout "${GF_GPU_TEST_TIMEOUT:-200}" "$PY" -m pytest -q -rs -p no:cacheprovider --rootdir "$REPO" "$REPO/tests" \
     --junitxml="$RESULTS/gpu_tests.xml" 2>&1 | tail -40
 status=${PIPESTATUS[0]}
 echo "test suite exit status: $status"
