@@ -13,6 +13,8 @@ import pytest
 import gradflow as gf
 from gradflow.backend import reference as ref
 
+import test_kernels_unary as U
+
 REASON = gf.cuda.unavailable_reason()
 gpu = pytest.mark.skipif(REASON is not None, reason=f"no usable CUDA GPU: {REASON}")
 DTYPES = [np.float32, np.float64]
@@ -92,6 +94,33 @@ def test_backward(be, fn, first, params, dtype):
     x = data((17, 129), dtype, seed=1)
     a = {"x": x, "pos": np.abs(x) + 0.1, "y": ref.sigmoid(x)}[first]
     check(be, fn, [a, data((17, 129), dtype, seed=2), *params], dtype)
+
+
+# The CPU kernel tests' cases (test_kernels_unary): the same formulas run on the GPU, so the
+# same float32 ulp targets apply, case by case, forward and backward.
+def _gpu_call(name):
+    """The backend function and parameters of a test_kernels_unary case."""
+    fixed = {"leaky_relu": ("leaky_relu", (0.1,)), "gelu": ("gelu", (False,)),
+             "gelu_tanh": ("gelu", (True,)), "softplus": ("softplus", (1.0, 20.0)),
+             "softplus_beta2": ("softplus", (2.0, 5.0))}
+    if name.startswith("pow_"):
+        return "pow_scalar", (float(name[4:]),)
+    return fixed.get(name, (name, ()))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", U.CASES, ids=U.CASE_IDS)
+def test_activations_meet_the_cpu_kernels_ulp_targets(be, case, dtype):
+    fn, params = _gpu_call(case.name)
+    x = U.inputs(case, (4099,), dtype)
+    y = be.to_numpy(getattr(be, fn)(be.to_device_array(x), *params))
+    U.check_fwd(case, x, y)
+    if case.bwd is not None:
+        s = y if case.saved == "y" else x
+        g = data((4099,), dtype, seed=7, scale=1.0)
+        got = be.to_numpy(getattr(be, fn + "_backward")(be.to_device_array(s), be.to_device_array(g), *params))
+        U.check_bwd(case, s, g, got)
 
 
 @gpu
