@@ -2,8 +2,9 @@
 
 Each entry is what CuPy's ``ElementwiseKernel`` / ``ReductionKernel`` is constructed from; CI
 without a GPU compiles every one through CuPy's own code generator and NVRTC
-(tests/test_cuda_nvrtc.py) and runs it on the host (the CuPy stand-in in tests/fakecupy). Type placeholders follow CuPy: ``T`` is the float type of the arrays,
-``S`` an integer label type. ``preamble`` names the pieces of preamble a kernel needs:
+(tests/test_cuda_nvrtc.py) and runs it on the host (the CuPy stand-in in tests/fakecupy).
+Type placeholders follow CuPy: ``T`` is the float type of the arrays, ``S`` an integer label
+type. ``preamble`` names the pieces of preamble a kernel needs:
 ``"math"`` is csrc/gf_math.h verbatim (the formulas the CPU kernels are tested with), ``"lse"``
 the running (max, sum-of-exp) pair below. Each kernel is one pass over its inputs.
 
