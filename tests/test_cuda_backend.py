@@ -4,8 +4,10 @@ GPU cases are skipped, with the reason, when no GPU is usable; the tests at the 
 everywhere (no CuPy import at ``import gradflow``, helpful errors, is_available() False).
 """
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,7 +302,9 @@ def test_without_cupy_the_error_says_how_to_install(tmp_path):
     (tmp_path / "cupy" / "__init__.py").write_text("raise ImportError('No module named cupy')")
     code = ("import gradflow as gf\nassert gf.cuda.is_available() is False\n"
             "try:\n    gf.zeros(2, device='cuda:0')\nexcept RuntimeError as e:\n    print(e)\n")
+    # gradflow from wherever this run imports it (a folder on PYTHONPATH on the GPU machine)
+    where = Path(gf.__file__).resolve().parents[1]
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+                       env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{where}", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert 'pip install "gradflow[cuda12]"' in r.stdout and "cuda13" in r.stdout
