@@ -90,7 +90,7 @@ def test_unary_positive(be, fn, dtype):
 
 
 @gpu
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", [np.float64])  # float32: at the CPU kernels' ulp targets, below
 @pytest.mark.parametrize("fn,first,params", BACKWARD)
 def test_backward(be, fn, first, params, dtype):
     x = data((17, 129), dtype, seed=1)
