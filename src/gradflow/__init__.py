@@ -37,3 +37,4 @@ from . import cuda  # noqa: E402  (gf.cuda; imports CuPy only when used)
 from . import optim  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import data  # noqa: E402
+from . import distributed  # noqa: E402  (imports mpi4py only when a group starts)
