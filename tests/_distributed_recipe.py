@@ -43,11 +43,14 @@ def global_batches(n, batch, steps):
 
 
 def train(comm=None, dtype="float64", steps=20, batch=50, n=130, optimizer="sgd",
-          reduction="sum", bucket_cap_mb=25, unused=False, accumulate=1, views=False):
+          reduction="sum", bucket_cap_mb=25, unused=False, accumulate=1, views=False,
+          first_step=0, resume=None, save=None):
     """Parameters (numpy arrays) after ``steps`` optimizer steps. ``comm=None``: one process.
     With ``accumulate`` > 1 each step sums that many backward passes, all but the last in
     ``no_sync()``. ``reduction="sum"`` takes each rank's loss as sum / global batch; "avg"
-    the mean over its own part (PyTorch's recipe; the parts must then be equal)."""
+    the mean over its own part (PyTorch's recipe; the parts must then be equal). ``resume``:
+    a checkpoint to start from (every rank reads it), at step ``first_step``; ``save``: where
+    rank 0 writes one at the end (the others wait for it)."""
     rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
     gf.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
     model = Net(dtype, extra=unused)
@@ -60,9 +63,13 @@ def train(comm=None, dtype="float64", steps=20, batch=50, n=130, optimizer="sgd"
         opt = gf.optim.SGD(params, lr=0.1, momentum=0.9)
     else:
         opt = gf.optim.Adam(params, lr=0.01)
+    if resume is not None:
+        state = gf.load(resume)
+        (model.module if comm is not None else model).load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
     x, y = data(n, dtype)
-    batches = global_batches(n, batch, steps * accumulate)
-    for step in range(steps):
+    batches = global_batches(n, batch, (first_step + steps) * accumulate)
+    for step in range(first_step, first_step + steps):
         opt.zero_grad()
         for k in range(accumulate):
             idx = batches[step * accumulate + k]
@@ -78,6 +85,12 @@ def train(comm=None, dtype="float64", steps=20, batch=50, n=130, optimizer="sgd"
                     loss = nn.functional.cross_entropy(logits, target) / accumulate
                 loss.backward()
         opt.step()
+    if save is not None:
+        if rank == 0:
+            gf.save({"model": (model.module if comm is not None else model).state_dict(),
+                     "optimizer": opt.state_dict()}, save)
+        if comm is not None:
+            comm.barrier().wait()
     return [p.detach().numpy().copy() for p in params]
 
 

@@ -38,6 +38,7 @@ def init_process_group(backend="mpi", comm=None):
     global _group, _backend_name
     if _group is not None:
         raise RuntimeError("init_process_group: the default process group is already initialised")
+    threads_chosen = "OMP_NUM_THREADS" in os.environ
     if backend == "mpi":
         from .mpi import MpiCommunicator
         group = MpiCommunicator(comm)
@@ -46,7 +47,7 @@ def init_process_group(backend="mpi", comm=None):
         group = init_nccl(comm)
     else:
         raise ValueError(f"init_process_group: unknown backend {backend!r}; use 'mpi' or 'nccl'")
-    if "OMP_NUM_THREADS" not in os.environ:
+    if not threads_chosen:
         from .. import set_num_threads
         set_num_threads(1)
     _install_abort_on_error(group)

@@ -35,12 +35,11 @@ def ranks_on_this_machine(env):
 
 
 def mpi_defaults(local_ranks, cores=None):
-    """The environment defaults for ``local_ranks`` ranks on a machine with ``cores`` cores."""
+    """MPICH's settings for ``local_ranks`` ranks on a machine with ``cores`` cores."""
     cores = cores or os.cpu_count() or 1
-    defaults = {"OMP_NUM_THREADS": "1"}
     if local_ranks is not None and local_ranks > cores:
-        defaults["MPIR_CVAR_CH4_PROGRESS_THROTTLE"] = "1"
-    return defaults
+        return {"MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1"}
+    return {}
 
 
 def apply_mpi_defaults(env):
@@ -70,6 +69,7 @@ def environment(nprocs, timeout=None, hostfile=None, env=None):
     """A copy of ``env`` (default os.environ) with the defaults for ``nprocs`` ranks (all on
     this machine unless a hostfile spreads them) and MPIEXEC_TIMEOUT."""
     env = dict(os.environ if env is None else env)
+    env.setdefault("OMP_NUM_THREADS", "1")
     for name, value in mpi_defaults(None if hostfile else nprocs).items():
         env.setdefault(name, value)
     if timeout is not None:

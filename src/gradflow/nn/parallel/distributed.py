@@ -204,11 +204,14 @@ class DistributedDataParallel(Module):
                 b.request.test()  # MPI moves data only inside its calls
 
     def _launch(self, bucket):
-        if isinstance(self._comm, _debug.CheckedCommunicator):
+        checked = isinstance(self._comm, _debug.CheckedCommunicator)
+        if checked:
             _debug.context = f"DistributedDataParallel step {self._steps} bucket {bucket.index}"
         bucket.request = self._comm.allreduce(bucket.flat, "sum")
         if self._used is not None and bucket.index == len(self._buckets) - 1:
             self._used_request = self._comm.allreduce(self._used, "sum")
+        if checked:
+            _debug.context = ""
 
     def _finish(self):
         """Waits for every bucket and puts the reduced gradients into ``.grad``."""
