@@ -215,3 +215,14 @@ def test_sampler_epochs_and_global_batches():
         gf.data.DataLoader(data, sampler=samplers[0], shuffle=True)
     with pytest.raises(ValueError, match="rank 3"):
         gf.data.DistributedSampler(data, 3, 3)
+
+
+def test_train_distributed_without_a_launcher_says_how_to_launch(capsys, monkeypatch):
+    for name in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "MPI_LOCALNRANKS",
+                 "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    from gradflow import train
+    with pytest.raises(SystemExit) as e:
+        train.main(["--distributed"])
+    assert e.value.code == 2
+    assert "mpiexec -n 2 python -m mpi4py -m gradflow.train --distributed" in capsys.readouterr().err

@@ -91,3 +91,26 @@ def test_mpich_throttles_its_polling_only_when_oversubscribed():
     assert mpi_defaults(4, cores=2) == {"MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1"}
     assert mpi_defaults(2, cores=2) == {}
     assert mpi_defaults(None, cores=2) == {}
+
+
+def test_the_training_command_distributed_matches_one_process(tmp_path):
+    """mpiexec -n 2 python -m mpi4py -m gradflow.train --distributed: the same test accuracy
+    and, up to float32 rounding, the same checkpoint as one process on the same batches."""
+    import numpy as np
+
+    import gradflow as gf
+
+    common = ["--epochs", "2", "--hidden", "64,32"]
+    one = subprocess.run([sys.executable, "-m", "gradflow.train", *common, "--out",
+                          str(tmp_path / "one.npz")], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = mpirun(2, "-m", "gradflow.train", "--distributed", *common, "--out",
+                 str(tmp_path / "two.npz"))
+    assert two.returncode == 0, two.stderr
+    assert "2 ranks" in two.stdout and two.stdout.count("test accuracy") == 1  # rank 0 prints
+    a, b = gf.load(str(tmp_path / "one.npz")), gf.load(str(tmp_path / "two.npz"))
+    assert a["test_accuracy"] == b["test_accuracy"]
+    for name, p in a["model"].items():
+        p, q = p.numpy(), b["model"][name].numpy()
+        assert np.max(np.abs(p - q)) <= 1e-4 * np.max(np.abs(p)), name
