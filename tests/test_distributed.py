@@ -7,6 +7,7 @@ import pytest
 import gradflow as gf
 from gradflow import distributed as dist
 from gradflow.distributed.debug import CheckedCommunicator
+from gradflow.distributed.launch import mpi_defaults
 from gradflow.nn.parallel import DistributedDataParallel
 
 from _distributed_recipe import Net, compare, train
@@ -226,3 +227,9 @@ def test_train_distributed_without_a_launcher_says_how_to_launch(capsys, monkeyp
         train.main(["--distributed"])
     assert e.value.code == 2
     assert "mpiexec -n 2 python -m mpi4py -m gradflow.train --distributed" in capsys.readouterr().err
+
+
+def test_mpich_throttles_its_polling_only_when_oversubscribed():
+    assert mpi_defaults(4, cores=2) == {"MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1"}
+    assert mpi_defaults(2, cores=2) == {}
+    assert mpi_defaults(None, cores=2) == {}

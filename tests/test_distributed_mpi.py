@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from gradflow.distributed import is_available
-from gradflow.distributed.launch import command, find_mpiexec, mpi_defaults
+from gradflow.distributed.launch import command, find_mpiexec
 
 pytestmark = pytest.mark.skipif(
     not is_available() or find_mpiexec() is None,
@@ -85,12 +85,6 @@ def test_launcher_sets_one_thread_per_rank_and_leaves_the_users_settings():
                     MPIR_CVAR_CH4_PROGRESS_THROTTLE="0")
     ok(result, 1)
     assert "ENV [('2', '0')]" in result.stdout
-
-
-def test_mpich_throttles_its_polling_only_when_oversubscribed():
-    assert mpi_defaults(4, cores=2) == {"MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1"}
-    assert mpi_defaults(2, cores=2) == {}
-    assert mpi_defaults(None, cores=2) == {}
 
 
 def test_the_training_command_distributed_matches_one_process(tmp_path):
