@@ -3,7 +3,7 @@ MPICH) against torch.distributed's gloo, each rank on one thread.
 
 Every figure comes from a small job started with mpiexec (``python -m mpi4py -m
 bench.distributed WORKER``); torch's ranks find each other through gloo's file rendezvous,
-taking rank and size from MPICH's launcher. Per job, on rank 0, after a barrier:
+taking rank and size from MPICH's launcher (MPI itself is not started there). Per job, on rank 0, after a barrier:
 
 - all-reduce latency and bandwidth of float32 buffers: 4 B, 64 KiB and the 2.55 MiB of
   gradients of the 784-512-512-10 MLP (median time of a call; "bus" bandwidth counts the
@@ -159,10 +159,13 @@ def _torch_worker(quick, rendezvous):
 
 # ---- the driver -------------------------------------------------------------------------------------
 def _job(n, args, timeout=300):
-    from gradflow.distributed.launch import command, environment
+    from gradflow.distributed.launch import command, environment, find_mpiexec
     env = environment(n, timeout=timeout)
-    result = subprocess.run(command(n, ["-m", "bench.distributed", *args]), env=env,
-                            capture_output=True, text=True, timeout=timeout + 30)
+    if args[0] == "torch":  # gloo alone: MPI is only the launcher there
+        cmd = [find_mpiexec(), "-n", str(n), sys.executable, "-m", "bench.distributed", *args]
+    else:
+        cmd = command(n, ["-m", "bench.distributed", *args])
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout + 30)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} on {n} ranks failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -90,7 +90,7 @@ def train(comm=None, dtype="float64", steps=20, batch=50, n=130, optimizer="sgd"
             gf.save({"model": (model.module if comm is not None else model).state_dict(),
                      "optimizer": opt.state_dict()}, save)
         if comm is not None:
-            comm.barrier().wait()
+            comm.barrier(wait=True)
     return [p.detach().numpy().copy() for p in params]
 
 

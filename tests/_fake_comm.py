@@ -113,42 +113,45 @@ class FakeCommunicator:
         self.namespace, self.count = namespace, 0
         self.log = []  # (kind, dtype, size) of each collective started, in order
 
-    def _start(self, kind, part, combine, array=None):
+    def _start(self, kind, part, combine, array=None, wait=False):
         self.count += 1
         if array is not None:
             self.log.append((kind, str(array.dtype), array.size))
         slot = self.group.post((self.namespace, self.count), self.rank, kind, part, combine)
-        return FakeRequest(self.group, slot)
+        request = FakeRequest(self.group, slot)
+        if wait:
+            request.wait()
+        return request
 
-    def allreduce(self, array, op):
+    def allreduce(self, array, op, wait=False):
         def combine(arrays):
             total = reduce_in_rank_order(arrays, op)
             for a in arrays:
                 a[...] = total
-        return self._start(f"allreduce {op}", array, combine, array)
+        return self._start(f"allreduce {op}", array, combine, array, wait)
 
-    def broadcast(self, array, src):
+    def broadcast(self, array, src, wait=False):
         def combine(arrays):
             for a in arrays:
                 a[...] = arrays[src]
-        return self._start(f"broadcast {src}", array, combine, array)
+        return self._start(f"broadcast {src}", array, combine, array, wait)
 
-    def allgather(self, send, recv):
+    def allgather(self, send, recv, wait=False):
         def combine(pairs):
             for _, r in pairs:
                 for i, (s, _) in enumerate(pairs):
                     r[i] = s
-        return self._start("allgather", (send, recv), combine, send)
+        return self._start("allgather", (send, recv), combine, send, wait)
 
-    def reduce_scatter(self, send, recv, op):
+    def reduce_scatter(self, send, recv, op, wait=False):
         def combine(pairs):
             total = reduce_in_rank_order([s for s, _ in pairs], op)
             for i, (_, r) in enumerate(pairs):
                 r[...] = total[i]
-        return self._start(f"reduce_scatter {op}", (send, recv), combine, send)
+        return self._start(f"reduce_scatter {op}", (send, recv), combine, send, wait)
 
-    def barrier(self):
-        return self._start("barrier", None, lambda parts: None)
+    def barrier(self, wait=False):
+        return self._start("barrier", None, lambda parts: None, wait=wait)
 
     def allgather_object(self, obj):
         req = self._start("allgather_object", obj, list)

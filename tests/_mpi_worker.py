@@ -1,5 +1,6 @@
 """What tests/test_distributed_mpi.py runs on every rank: python -m mpi4py _mpi_worker.py CASE."""
 
+import json
 import os
 import sys
 
@@ -84,9 +85,10 @@ def checkpoint():
 
 def launcher_env():
     throttle = os.environ.get("MPIR_CVAR_CH4_PROGRESS_THROTTLE")
-    seen = group().allgather_object((os.environ.get("OMP_NUM_THREADS"), throttle))
+    seen = group().allgather_object([os.environ.get("OMP_NUM_THREADS"), throttle])
     if dist.get_rank() == 0:
-        print("ENV", seen)
+        with open(sys.argv[2], "w") as f:
+            json.dump(seen, f)
 
 
 CASES = {f.__name__: f for f in (exact, collectives, fail, skip_step, other_model, checkpoint,

@@ -11,6 +11,7 @@ import atexit
 import os
 import sys
 
+from ..tensor import Tensor
 from . import debug as _debug
 from .work import ReduceOp, Work, reduce_op
 
@@ -111,7 +112,6 @@ def destroy_process_group():
 
 # ---- collectives on tensors -----------------------------------------------------------------------
 def _check(tensor, what):
-    from ..tensor import Tensor
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a gradflow Tensor, got {type(tensor).__name__}")
 
@@ -134,10 +134,11 @@ def _modified(tensor):
 
 
 def _run(request, finish, async_op):
-    work = Work(request, finish)
+    """A Work for ``request``, or (the collective having run blocking) None once finished."""
     if async_op:
-        return work
-    work.wait()
+        return Work(request, finish)
+    if finish is not None:
+        finish()
     return None
 
 
@@ -153,7 +154,8 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
         if op == ReduceOp.AVG:
             buf[...] /= comm.size
         put_back()
-    return _run(comm.allreduce(buf, "sum" if op == ReduceOp.AVG else op), finish, async_op)
+    return _run(comm.allreduce(buf, "sum" if op == ReduceOp.AVG else op, not async_op), finish,
+                async_op)
 
 
 def broadcast(tensor, src, group=None, async_op=False):
@@ -163,7 +165,7 @@ def broadcast(tensor, src, group=None, async_op=False):
     if not 0 <= src < comm.size:
         raise ValueError(f"broadcast: src {src} is not a rank of a group of {comm.size}")
     buf, put_back = _buffer(tensor)
-    return _run(comm.broadcast(buf, src), put_back, async_op)
+    return _run(comm.broadcast(buf, src, not async_op), put_back, async_op)
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):
@@ -179,7 +181,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
         for r, out in enumerate(tensor_list):
             out.data[...] = recv[r]
             _modified(out)
-    return _run(comm.allgather(send, recv), finish, async_op)
+    return _run(comm.allgather(send, recv, not async_op), finish, async_op)
 
 
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
@@ -196,8 +198,8 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
             recv[...] /= comm.size
         output.data[...] = recv
         _modified(output)
-    return _run(comm.reduce_scatter(send, recv, "sum" if op == ReduceOp.AVG else op), finish,
-                async_op)
+    return _run(comm.reduce_scatter(send, recv, "sum" if op == ReduceOp.AVG else op,
+                                    not async_op), finish, async_op)
 
 
 def _check_list(tensors, like, size, what):
@@ -213,5 +215,5 @@ def _check_list(tensors, like, size, what):
 
 def barrier(group=None, async_op=False):
     """Returns once every rank has called it."""
-    return _run(_default(group).barrier(), None, async_op)
+    return _run(_default(group).barrier(not async_op), None, async_op)
 

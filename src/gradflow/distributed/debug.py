@@ -36,25 +36,25 @@ class CheckedCommunicator:
             raise RuntimeError("GRADFLOW_DISTRIBUTED_DEBUG: the ranks started different "
                                f"collectives:\n{lines}")
 
-    def allreduce(self, array, op):
+    def allreduce(self, array, op, wait=False):
         self.check("allreduce", array, op)
-        return self.inner.allreduce(array, op)
+        return self.inner.allreduce(array, op, wait)
 
-    def broadcast(self, array, src):
+    def broadcast(self, array, src, wait=False):
         self.check("broadcast", array, f"src {src}")
-        return self.inner.broadcast(array, src)
+        return self.inner.broadcast(array, src, wait)
 
-    def allgather(self, send, recv):
+    def allgather(self, send, recv, wait=False):
         self.check("allgather", send)
-        return self.inner.allgather(send, recv)
+        return self.inner.allgather(send, recv, wait)
 
-    def reduce_scatter(self, send, recv, op):
+    def reduce_scatter(self, send, recv, op, wait=False):
         self.check("reduce_scatter", send, op)
-        return self.inner.reduce_scatter(send, recv, op)
+        return self.inner.reduce_scatter(send, recv, op, wait)
 
-    def barrier(self):
+    def barrier(self, wait=False):
         self.check("barrier")
-        return self.inner.barrier()
+        return self.inner.barrier(wait)
 
     def allgather_object(self, obj):
         self.check("allgather_object")

@@ -38,6 +38,21 @@ class _Request:
         self._req.Wait()
 
 
+class _Done:
+    """The request of a collective that ran blocking."""
+
+    __slots__ = ()
+
+    def test(self):
+        return True
+
+    def wait(self):
+        pass
+
+
+DONE = _Done()
+
+
 class MpiCommunicator:
     """Collectives on numpy arrays over a duplicate of ``comm`` (default COMM_WORLD), so that
     gradflow's traffic never matches a user's messages on the same communicator."""
@@ -51,19 +66,34 @@ class MpiCommunicator:
         if _OPS is None:
             _OPS = {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
 
-    def allreduce(self, array, op):
+    def allreduce(self, array, op, wait=False):
+        if wait:
+            self.comm.Allreduce(self.MPI.IN_PLACE, array, op=_OPS[op])
+            return DONE
         return _Request(self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=_OPS[op]))
 
-    def broadcast(self, array, src):
+    def broadcast(self, array, src, wait=False):
+        if wait:
+            self.comm.Bcast(array, root=src)
+            return DONE
         return _Request(self.comm.Ibcast(array, root=src))
 
-    def allgather(self, send, recv):
+    def allgather(self, send, recv, wait=False):
+        if wait:
+            self.comm.Allgather(send, recv)
+            return DONE
         return _Request(self.comm.Iallgather(send, recv))
 
-    def reduce_scatter(self, send, recv, op):
+    def reduce_scatter(self, send, recv, op, wait=False):
+        if wait:
+            self.comm.Reduce_scatter_block(send, recv, op=_OPS[op])
+            return DONE
         return _Request(self.comm.Ireduce_scatter_block(send, recv, op=_OPS[op]))
 
-    def barrier(self):
+    def barrier(self, wait=False):
+        if wait:
+            self.comm.Barrier()
+            return DONE
         return _Request(self.comm.Ibarrier())
 
     def allgather_object(self, obj):

@@ -45,15 +45,19 @@ class NcclCommunicator:
         self.comm = nccl.NcclCommunicator(self.size, uid, self.rank)
         self.stream = cuda.Stream(non_blocking=True)
 
-    def _launch(self, call):
-        """Runs ``call(stream_ptr)`` on the collective stream after the current stream's work."""
+    def _launch(self, call, wait):
+        """Runs ``call(stream_ptr)`` on the collective stream after the current stream's work
+        (with ``wait``, the current stream then waits for it)."""
         ready = self.cuda.Event()
         ready.record(self.cuda.get_current_stream())
         self.stream.wait_event(ready)
         call(self.stream.ptr)
         done = self.cuda.Event()
         done.record(self.stream)
-        return _Request(done, self.cuda)
+        request = _Request(done, self.cuda)
+        if wait:
+            request.wait()
+        return request
 
     def _dtype(self, array):
         name = _DTYPES.get(str(array.dtype))
@@ -61,26 +65,26 @@ class NcclCommunicator:
             raise TypeError(f"NCCL cannot reduce {array.dtype} arrays")
         return getattr(self.nccl, name)
 
-    def allreduce(self, array, op):
+    def allreduce(self, array, op, wait=False):
         p, n, t, o = self.pointer(array), array.size, self._dtype(array), getattr(self.nccl, _OPS[op])
-        return self._launch(lambda s: self.comm.allReduce(p, p, n, t, o, s))
+        return self._launch(lambda s: self.comm.allReduce(p, p, n, t, o, s), wait)
 
-    def broadcast(self, array, src):
+    def broadcast(self, array, src, wait=False):
         p, n, t = self.pointer(array), array.size, self._dtype(array)
-        return self._launch(lambda s: self.comm.bcast(p, n, t, src, s))
+        return self._launch(lambda s: self.comm.bcast(p, n, t, src, s), wait)
 
-    def allgather(self, send, recv):
+    def allgather(self, send, recv, wait=False):
         ps, pr, n, t = self.pointer(send), self.pointer(recv), send.size, self._dtype(send)
-        return self._launch(lambda s: self.comm.allGather(ps, pr, n, t, s))
+        return self._launch(lambda s: self.comm.allGather(ps, pr, n, t, s), wait)
 
-    def reduce_scatter(self, send, recv, op):
+    def reduce_scatter(self, send, recv, op, wait=False):
         ps, pr, n, t = self.pointer(send), self.pointer(recv), recv.size, self._dtype(send)
         o = getattr(self.nccl, _OPS[op])
-        return self._launch(lambda s: self.comm.reduceScatter(ps, pr, n, t, o, s))
+        return self._launch(lambda s: self.comm.reduceScatter(ps, pr, n, t, o, s), wait)
 
-    def barrier(self):
+    def barrier(self, wait=False):
         self.cuda.get_current_stream().synchronize()
-        return self.bootstrap.barrier()
+        return self.bootstrap.barrier(wait)
 
     def allgather_object(self, obj):
         return self.bootstrap.allgather_object(obj)
@@ -108,9 +112,10 @@ def init_nccl(comm=None):
     except ImportError as e:
         raise ImportError(f'the "nccl" backend needs CuPy with NCCL ({e}): pip install '
                           '"gradflow[cuda12,mpi]" (or cuda13)') from e
-    if not nccl.available:
-        raise RuntimeError("the \"nccl\" backend: this CuPy was built without NCCL; install "
-                           "NCCL (pip install nvidia-nccl-cu12) or use backend='mpi'")
+    if not getattr(nccl, "available", True):
+        raise RuntimeError("the \"nccl\" backend: CuPy cannot load NCCL; install it (python -m "
+                           "cupyx.tools.install_library --library nccl --cuda 12.x) or use "
+                           "backend='mpi'")
     bootstrap = MpiCommunicator(comm)
     cupy.cuda.Device(bootstrap.local_rank() % cupy.cuda.runtime.getDeviceCount()).use()
     return NcclCommunicator(bootstrap, nccl, cupy.cuda)
