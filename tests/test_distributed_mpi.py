@@ -64,6 +64,18 @@ def test_an_exception_on_one_rank_ends_the_job_with_its_traceback():
     assert "Traceback" in out and "TIMED OUT" not in out.upper()
 
 
+def test_without_python_m_mpi4py_an_exception_still_ends_the_job():
+    # init_process_group's excepthook aborts the job after printing the traceback
+    from gradflow.distributed.launch import find_mpiexec
+
+    result = subprocess.run([find_mpiexec(), "-n", "2", sys.executable, WORKER, "fail"],
+                            env={**os.environ, "MPIEXEC_TIMEOUT": str(TIMEOUT)},
+                            capture_output=True, text=True, timeout=TIMEOUT + 30)
+    assert result.returncode != 0
+    assert "ValueError: rank 1 fails on purpose at step 2" in result.stderr
+    assert "TIMED OUT" not in (result.stdout + result.stderr).upper()
+
+
 def test_different_models_are_named():
     result = worker(2, "other_model")
     assert result.returncode != 0
@@ -128,3 +140,21 @@ def test_bench_suite_distributed_quick(tmp_path):
         run = figures["gradflow"][n]
         assert all(s > 0 for s in run["allreduce_s"].values())
         assert run["weak_ddp_s"] > 0 and run["strong_ddp_s"] > 0
+
+
+def test_readme_example_runs_on_two_ranks(tmp_path):
+    import pathlib
+
+    import gradflow as gf
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = re.findall(r"^```py\n(.*?)^```$", readme, re.S | re.M)
+    (tmp_path / "train.py").write_text(code)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(gf.__file__)))  # (run elsewhere)
+    path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(command(2, ["train.py"]), cwd=tmp_path, capture_output=True,
+                            text=True, timeout=TIMEOUT + 30,
+                            env={**os.environ, "MPIEXEC_TIMEOUT": str(TIMEOUT), "PYTHONPATH": path})
+    assert result.returncode == 0, result.stderr
+    state = gf.load(str(tmp_path / "model.npz"))
+    assert set(state) == {"0.weight", "0.bias", "2.weight", "2.bias"}
