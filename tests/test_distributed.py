@@ -233,3 +233,19 @@ def test_mpich_throttles_its_polling_only_when_oversubscribed():
     assert mpi_defaults(4, cores=2) == {"MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1"}
     assert mpi_defaults(2, cores=2) == {}
     assert mpi_defaults(None, cores=2) == {}
+
+
+def test_a_discarded_wrapper_unhooks_its_parameters():
+    import gc
+
+    from gradflow.autograd import hooks
+
+    def body(comm):
+        net = Net("float64")
+        before = len(hooks.post_accumulate)
+        DistributedDataParallel(net, process_group=comm)
+        gc.collect()
+        return before, len(hooks.post_accumulate)
+
+    (before, after), = FakeGroup(1).run(body)
+    assert after == before

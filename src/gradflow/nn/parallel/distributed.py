@@ -17,6 +17,7 @@ backward computation itself. With NCCL the collectives run on their own CUDA str
 """
 
 import contextlib
+import weakref
 
 from ... import distributed as _dist
 from ...autograd.function import Function
@@ -73,19 +74,30 @@ class DistributedDataParallel(Module):
                              f"{bucket_cap_mb}")
         self.module = module
         comm = process_group if process_group is not None else _dist._default(None)
-        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        everything = list(module.named_parameters())
+        named = [(n, p) for n, p in everything if p.requires_grad]
         self._comm, self._reduction = comm, reduction
         self._find_unused, self._as_view = bool(find_unused_parameters), bool(gradient_as_bucket_view)
-        self._check_same_model(named)
-        self._broadcast_state(named, broadcast_buffers)
+        self._check_same_model(everything)
+        self._broadcast_state(everything, broadcast_buffers)
         self._names = {id(p): n for n, p in named}
         self._buckets, self._where = self._make_buckets([p for _, p in named],
                                                         int(bucket_cap_mb * 2 ** 20))
-        self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for _, p in named]
+        me = weakref.ref(self)  # the hooks must not keep a discarded wrapper alive
+
+        def grad_ready(param):
+            ddp = me()
+            if ddp is not None:
+                ddp._grad_ready(param)
+        self._hooks = [p.register_post_accumulate_grad_hook(grad_ready) for _, p in named]
         self._no_sync = False
         self._armed = False  # a forward in grad mode outside no_sync: its backward reduces
         self._steps = 0
         self._reset()
+
+    def __del__(self):
+        for handle in getattr(self, "_hooks", ()):
+            handle.remove()
 
     # ---- construction -----------------------------------------------------------------------------
     def _check_same_model(self, named):
