@@ -46,6 +46,7 @@ def collectives():
     dist.broadcast(b, n - 1)
     assert b.item() == n - 1
     dist.barrier()
+    assert dist.get_backend() == "mpi"
     assert gf.get_num_threads() == 1  # one compute thread per rank by default
 
 

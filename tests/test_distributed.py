@@ -249,3 +249,13 @@ def test_a_discarded_wrapper_unhooks_its_parameters():
 
     (before, after), = FakeGroup(1).run(body)
     assert after == before
+
+
+def test_debug_setting_is_checked(monkeypatch):
+    from gradflow.distributed import debug
+
+    monkeypatch.setenv("GRADFLOW_DISTRIBUTED_DEBUG", "detail")
+    assert debug.enabled()
+    monkeypatch.setenv("GRADFLOW_DISTRIBUTED_DEBUG", "LOUD")
+    with pytest.raises(ValueError, match="OFF or DETAIL"):
+        debug.enabled()

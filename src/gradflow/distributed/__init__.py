@@ -20,7 +20,6 @@ __all__ = ["init_process_group", "is_initialized", "is_available", "get_rank", "
            "destroy_process_group", "ReduceOp", "Work"]
 
 _group = None  # the default communicator
-_backend_name = None
 
 
 def is_available():
@@ -36,7 +35,7 @@ def init_process_group(backend="mpi", comm=None):
     """Joins the job the MPI launcher started: afterwards ``get_rank()``/``get_world_size()``
     are MPI's. ``comm``: an mpi4py communicator to use instead of COMM_WORLD. Unless
     OMP_NUM_THREADS is set, each rank computes on one thread (``gf.set_num_threads(1)``)."""
-    global _group, _backend_name
+    global _group
     if _group is not None:
         raise RuntimeError("init_process_group: the default process group is already initialised")
     threads_chosen = "OMP_NUM_THREADS" in os.environ
@@ -53,7 +52,6 @@ def init_process_group(backend="mpi", comm=None):
         set_num_threads(1)
     _install_abort_on_error(group)
     _group = _debug.CheckedCommunicator(group) if _debug.enabled() else group
-    _backend_name = backend
     atexit.register(destroy_process_group)
 
 
@@ -95,16 +93,15 @@ def get_world_size(group=None):
 
 
 def get_backend(group=None):
-    _default(group)
-    return _backend_name if group is None else type(group).__name__
+    return _default(group).backend
 
 
 def destroy_process_group():
     """Leaves the default group (registered at exit too; a second call does nothing)."""
-    global _group, _backend_name
+    global _group
     if _group is None:
         return
-    group, _group, _backend_name = _group, None, None
+    group, _group = _group, None
     if isinstance(group, _debug.CheckedCommunicator):
         group.check("destroy_process_group")  # a rank still inside a collective hears of it
     group.close()

@@ -12,8 +12,8 @@ context = ""  # what is starting the next collectives (set by DistributedDataPar
 
 def enabled():
     level = os.environ.get("GRADFLOW_DISTRIBUTED_DEBUG", "OFF").upper()
-    if level not in ("OFF", "INFO", "DETAIL"):
-        raise ValueError(f"GRADFLOW_DISTRIBUTED_DEBUG must be OFF, INFO or DETAIL, not {level!r}")
+    if level not in ("OFF", "DETAIL"):
+        raise ValueError(f"GRADFLOW_DISTRIBUTED_DEBUG must be OFF or DETAIL, not {level!r}")
     return level == "DETAIL"
 
 
@@ -64,7 +64,7 @@ class CheckedCommunicator:
         self.check("broadcast_object", detail=f"src {src}")
         return self.inner.broadcast_object(obj, src)
 
-    def __getattr__(self, name):  # local_rank, abort, close: the wrapped communicator's
+    def __getattr__(self, name):  # backend, local_rank, abort, close: the wrapped one's
         return getattr(self.inner, name)
 
 

@@ -6,13 +6,14 @@ nonblocking collective advances when its request is tested or waited on.
 """
 
 import os
+import sys
 
 _OPS = None  # "sum" -> MPI.SUM, ..., filled on first use
 
 
 def import_mpi():
     """mpi4py's MPI module (initialising MPI), or ImportError saying how to install it."""
-    if "mpi4py.MPI" not in __import__("sys").modules:
+    if "mpi4py.MPI" not in sys.modules:
         from .launch import apply_mpi_defaults
         apply_mpi_defaults(os.environ)  # before MPI_Init reads them
     try:
@@ -56,6 +57,8 @@ DONE = _Done()
 class MpiCommunicator:
     """Collectives on numpy arrays over a duplicate of ``comm`` (default COMM_WORLD), so that
     gradflow's traffic never matches a user's messages on the same communicator."""
+
+    backend = "mpi"
 
     def __init__(self, comm=None):
         global _OPS
@@ -111,7 +114,7 @@ class MpiCommunicator:
             shared.Free()
 
     def abort(self, code=1):
-        self.comm.Abort(code)
+        self.MPI.COMM_WORLD.Abort(code)  # (still there once this communicator is freed)
 
     def close(self):
         if not self.MPI.Is_finalized():

@@ -32,6 +32,8 @@ class NcclCommunicator:
     this one's. ``nccl`` and ``cuda``: the modules ``cupy.cuda.nccl`` and ``cupy.cuda`` (or
     stand-ins); ``pointer(array)``: an array's device address."""
 
+    backend = "nccl"
+
     def __init__(self, bootstrap, nccl=None, cuda=None, pointer=None):
         if nccl is None or cuda is None:
             import cupy.cuda

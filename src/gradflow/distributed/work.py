@@ -1,7 +1,7 @@
 """What every communicator shares: the reduction names, the request protocol and ``Work``.
 
 A communicator (``mpi.MpiCommunicator``, ``nccl.NcclCommunicator``, or a test's stand-in) has
-``rank`` and ``size`` and starts collectives on contiguous arrays, each returning a request
+``rank``, ``size`` and ``backend`` (its name) and starts collectives on contiguous arrays, each returning a request
 with ``test()`` (True once complete; it also drives progress) and ``wait()``:
 
 - ``allreduce(array, op)`` in place, op one of "sum", "max", "min";
