@@ -52,6 +52,7 @@ def init_process_group(backend="mpi", comm=None):
         set_num_threads(1)
     _install_abort_on_error(group)
     _group = _debug.CheckedCommunicator(group) if _debug.enabled() else group
+    atexit.unregister(destroy_process_group)  # (once, however often a group is started)
     atexit.register(destroy_process_group)
 
 
@@ -59,7 +60,7 @@ def _install_abort_on_error(group):
     """An uncaught exception on one rank ends the whole job (after printing its traceback)
     instead of leaving the others waiting in a collective; ``python -m mpi4py`` does the same
     for the main script."""
-    if group.size == 1:
+    if group.size == 1 or getattr(sys.excepthook, "aborts_the_job", False):
         return
     previous = sys.excepthook
 
@@ -68,6 +69,7 @@ def _install_abort_on_error(group):
         sys.stderr.flush()
         group.abort(1)
 
+    abort.aborts_the_job = True
     sys.excepthook = abort
 
 

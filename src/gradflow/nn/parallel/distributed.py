@@ -140,7 +140,7 @@ class DistributedDataParallel(Module):
         out = self.module(*args, **kwargs)
         if self._armed:
             self._steps += 1
-            if self._find_unused:
+            if self._find_unused and self._buckets:
                 self._mark_unused(out)
         return out
 
