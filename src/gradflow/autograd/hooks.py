@@ -6,6 +6,7 @@ engine only looks here when the map is non-empty, so an unhooked backward pays o
 A weak reference drops a tensor's entry when the tensor goes away.
 """
 
+import functools
 import itertools
 import weakref
 
@@ -42,17 +43,18 @@ def register_post_accumulate_grad(tensor, hook):
     key = id(tensor)
     entry = post_accumulate.get(key)
     if entry is None or entry[0]() is not tensor:  # (a dead tensor's id can be reused)
-        entry = (weakref.ref(tensor, lambda _, key=key: _forget(key)), {})
+        entry = (weakref.ref(tensor, functools.partial(_forget, key, post_accumulate)), {})
         post_accumulate[key] = entry
     hook_id = next(_ids)
     entry[1][hook_id] = hook
     return RemovableHandle(key, hook_id)
 
 
-def _forget(key):
-    entry = post_accumulate.get(key)
-    if entry is not None and entry[0]() is None:
-        del post_accumulate[key]
+def _forget(key, registry, ref):
+    # (the registry is bound in: at interpreter exit this module's globals may be gone)
+    entry = registry.get(key)
+    if entry is not None and entry[0] is ref:
+        del registry[key]
 
 
 def fire_post_accumulate(leaf):
