@@ -108,7 +108,7 @@ def reduce_in_rank_order(arrays, op):
 class FakeCommunicator:
     """The communicator protocol of gradflow.distributed (see distributed/work.py)."""
 
-    backend = "fake"
+    backend, device = "fake", "cpu"
 
     def __init__(self, group, rank, namespace="comm"):
         self.group, self.rank, self.size = group, rank, group.size

@@ -259,3 +259,14 @@ def test_debug_setting_is_checked(monkeypatch):
     monkeypatch.setenv("GRADFLOW_DISTRIBUTED_DEBUG", "LOUD")
     with pytest.raises(ValueError, match="OFF or DETAIL"):
         debug.enabled()
+
+
+def test_a_tensor_on_a_device_the_backend_does_not_reach_is_an_error():
+    class Gpu:  # the attributes check_device reads, as the nccl backend has them
+        backend, device = "nccl", "cuda"
+
+    with pytest.raises(RuntimeError, match=r"nccl backend communicates cuda tensors, this one "
+                                           r"is on cpu; .*init_process_group\('mpi'\)"):
+        dist.all_reduce(gf.zeros(2), group=Gpu())
+    with pytest.raises(RuntimeError, match=r"DistributedDataParallel: parameter fc1\.weight"):
+        DistributedDataParallel(Net("float64"), process_group=Gpu())

@@ -19,7 +19,8 @@ def nccl_group(size):
     nccl = FakeNccl(group, cuda)
 
     def make(bootstrap):
-        return NcclCommunicator(bootstrap, nccl, cuda, pointer=lambda a: a.ctypes.data)
+        return NcclCommunicator(bootstrap, nccl, cuda, pointer=lambda a: a.ctypes.data,
+                                device="cpu")  # host arrays stand in for device memory
     return group, nccl, cuda, make
 
 

@@ -246,7 +246,7 @@ def main(argv=None):
                 seen += len(y) if not dist else hi - lo
                 bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", refresh=False)  # at tqdm's pace
             if dist:
-                sums = gf.tensor([total, seen], dtype=gf.float64)
+                sums = gf.tensor([total, seen], dtype=gf.float64, device=device)
                 dist.all_reduce(sums)
                 total, seen = sums.tolist()
             history["seconds"].append(time.perf_counter() - start)

@@ -110,9 +110,20 @@ def destroy_process_group():
 
 
 # ---- collectives on tensors -----------------------------------------------------------------------
-def _check(tensor, what):
+def _check(tensor, what, comm):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a gradflow Tensor, got {type(tensor).__name__}")
+    check_device(comm, tensor.device, what)
+
+
+def check_device(comm, device, what):
+    """A clear error for a tensor on a device the group's communicator does not reach."""
+    wanted = getattr(comm, "device", None)  # "cpu" or "cuda"; None: any
+    if wanted is not None and device.split(":")[0] != wanted:
+        other = "init_process_group('nccl')" if wanted == "cpu" else "init_process_group('mpi')"
+        raise RuntimeError(f"{what}: the {comm.backend} backend communicates {wanted} tensors, "
+                           f"this one is on {device}; move it with .to('{wanted}') or start "
+                           f"the group with {other}")
 
 
 def _buffer(tensor):
@@ -143,8 +154,8 @@ def _run(request, finish, async_op):
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Replaces ``tensor`` on every rank by the reduction (sum, avg, max, min) over ranks."""
-    _check(tensor, "all_reduce")
     comm, op = _default(group), reduce_op(op)
+    _check(tensor, "all_reduce", comm)
     if op == ReduceOp.AVG and tensor.dtype.kind != "f":
         raise TypeError(f"all_reduce: op='avg' needs a floating-point tensor, got {tensor.dtype}")
     buf, put_back = _buffer(tensor)
@@ -159,8 +170,8 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
 
 def broadcast(tensor, src, group=None, async_op=False):
     """Replaces ``tensor`` on every rank by rank ``src``'s."""
-    _check(tensor, "broadcast")
     comm = _default(group)
+    _check(tensor, "broadcast", comm)
     if not 0 <= src < comm.size:
         raise ValueError(f"broadcast: src {src} is not a rank of a group of {comm.size}")
     buf, put_back = _buffer(tensor)
@@ -169,8 +180,8 @@ def broadcast(tensor, src, group=None, async_op=False):
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):
     """``tensor_list[r]`` receives rank r's ``tensor`` (same shape and dtype on every rank)."""
-    _check(tensor, "all_gather")
     comm = _default(group)
+    _check(tensor, "all_gather", comm)
     _check_list(tensor_list, tensor, comm.size, "all_gather")
     xp = tensor._be.xp
     send = xp.ascontiguousarray(tensor.data)
@@ -185,8 +196,8 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
 
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
     """``output`` on rank r receives the reduction over ranks of their ``input_list[r]``."""
-    _check(output, "reduce_scatter")
     comm, op = _default(group), reduce_op(op)
+    _check(output, "reduce_scatter", comm)
     _check_list(input_list, output, comm.size, "reduce_scatter")
     xp = output._be.xp
     send = xp.stack([t.data for t in input_list])
@@ -206,7 +217,7 @@ def _check_list(tensors, like, size, what):
         raise ValueError(f"{what}: expected a list of {size} tensors (one per rank), got "
                          f"{len(tensors)}")
     for i, t in enumerate(tensors):
-        _check(t, what)
+        _check(t, what, None)
         if t.shape != like.shape or t.dtype != like.dtype or t.device != like.device:
             raise ValueError(f"{what}: tensor {i} is {t.dtype}{list(t.shape)} on {t.device}, "
                              f"expected {like.dtype}{list(like.shape)} on {like.device}")

@@ -58,7 +58,7 @@ class MpiCommunicator:
     """Collectives on numpy arrays over a duplicate of ``comm`` (default COMM_WORLD), so that
     gradflow's traffic never matches a user's messages on the same communicator."""
 
-    backend = "mpi"
+    backend, device = "mpi", "cpu"
 
     def __init__(self, comm=None):
         global _OPS

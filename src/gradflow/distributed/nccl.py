@@ -30,11 +30,12 @@ class _Request:
 class NcclCommunicator:
     """``bootstrap``: a communicator for objects (``mpi.MpiCommunicator``) whose ranks are
     this one's. ``nccl`` and ``cuda``: the modules ``cupy.cuda.nccl`` and ``cupy.cuda`` (or
-    stand-ins); ``pointer(array)``: an array's device address."""
+    stand-ins); ``pointer(array)``: an array's device address, on ``device``."""
 
     backend = "nccl"
 
-    def __init__(self, bootstrap, nccl=None, cuda=None, pointer=None):
+    def __init__(self, bootstrap, nccl=None, cuda=None, pointer=None, device="cuda"):
+        self.device = device
         if nccl is None or cuda is None:
             import cupy.cuda
             from cupy.cuda import nccl as cupy_nccl

@@ -1,7 +1,8 @@
 """What every communicator shares: the reduction names, the request protocol and ``Work``.
 
 A communicator (``mpi.MpiCommunicator``, ``nccl.NcclCommunicator``, or a test's stand-in) has
-``rank``, ``size`` and ``backend`` (its name) and starts collectives on contiguous arrays, each returning a request
+``rank``, ``size``, ``backend`` (its name) and ``device`` (the kind of device its arrays are
+on: "cpu" or "cuda") and starts collectives on contiguous arrays, each returning a request
 with ``test()`` (True once complete; it also drives progress) and ``wait()``:
 
 - ``allreduce(array, op)`` in place, op one of "sum", "max", "min";

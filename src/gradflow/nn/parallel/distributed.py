@@ -75,6 +75,8 @@ class DistributedDataParallel(Module):
         self.module = module
         comm = process_group if process_group is not None else _dist._default(None)
         everything = list(module.named_parameters())
+        for n, p in everything:
+            _dist.check_device(comm, p.device, f"DistributedDataParallel: parameter {n}")
         named = [(n, p) for n, p in everything if p.requires_grad]
         self._comm, self._reduction = comm, reduction
         self._find_unused, self._as_view = bool(find_unused_parameters), bool(gradient_as_bucket_view)
