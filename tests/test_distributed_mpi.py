@@ -124,24 +124,6 @@ def test_the_training_command_distributed_matches_one_process(tmp_path):
         assert np.max(np.abs(p - q)) <= 1e-4 * np.max(np.abs(p)), name
 
 
-def test_bench_suite_distributed_quick(tmp_path):
-    import json
-    import pathlib
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--suite", "distributed",
-                           "--json", str(out)], cwd=root, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "scaling efficiency" in proc.stdout
-    figures = json.loads(out.read_text())["analysis"]["distributed"]
-    for n in ("1", "2"):
-        run = figures["gradflow"][n]
-        assert all(s > 0 for s in run["allreduce_s"].values())
-        assert run["weak_ddp_s"] > 0 and run["strong_ddp_s"] > 0
-
-
 def test_readme_example_runs_on_two_ranks(tmp_path):
     import pathlib
 
