@@ -3,7 +3,8 @@ MPICH) against torch.distributed's gloo, each rank on one thread.
 
 Every figure comes from a small job started with mpiexec (``python -m mpi4py -m
 bench.distributed WORKER``); torch's ranks find each other through gloo's file rendezvous,
-taking rank and size from MPICH's launcher (MPI itself is not started there). Per job, on rank 0, after a barrier:
+taking rank and size from MPICH's launcher (MPI itself is not started there). Per job, on
+rank 0, after a barrier:
 
 - all-reduce latency and bandwidth of float32 buffers: 4 B, 64 KiB and the 2.55 MiB of
   gradients of the 784-512-512-10 MLP (median time of a call; "bus" bandwidth counts the
@@ -102,8 +103,8 @@ def _gradflow_worker(quick):
         plain = nn.Sequential(*layers[:-1])
         x, y = (gf.tensor(a) for a in _mlp_numpy(per_rank, seed=rank))
         ddp = nn.parallel.DistributedDataParallel(plain)
-        out[f"{name}_plain_s"] = timer(step_fn(plain, gf.optim.SGD(plain.parameters(), lr=0.05), x, y))
-        out[f"{name}_ddp_s"] = timer(step_fn(ddp, gf.optim.SGD(ddp.parameters(), lr=0.05), x, y))
+        for key, model in ((f"{name}_plain_s", plain), (f"{name}_ddp_s", ddp)):
+            out[key] = timer(step_fn(model, gf.optim.SGD(model.parameters(), lr=0.05), x, y))
     return rank, out
 
 
@@ -151,8 +152,8 @@ def _torch_worker(quick, rendezvous):
         xa, ya = _mlp_numpy(per_rank, seed=rank)
         x, y = torch.from_numpy(xa), torch.from_numpy(ya)
         ddp = nn.parallel.DistributedDataParallel(plain)
-        out[f"{name}_plain_s"] = timer(step_fn(plain, torch.optim.SGD(plain.parameters(), lr=0.05), x, y))
-        out[f"{name}_ddp_s"] = timer(step_fn(ddp, torch.optim.SGD(ddp.parameters(), lr=0.05), x, y))
+        for key, model in ((f"{name}_plain_s", plain), (f"{name}_ddp_s", ddp)):
+            out[key] = timer(step_fn(model, torch.optim.SGD(model.parameters(), lr=0.05), x, y))
     tdist.destroy_process_group()
     return rank, out
 
@@ -189,7 +190,8 @@ def measure(quick):
 
     result = {"gradflow": {}, "torch": {}, "startup_s": {}, "skipped": []}
     if not is_available() or find_mpiexec() is None:
-        result["skipped"].append('distributed: needs mpi4py and mpiexec (pip install "gradflow[mpi]")')
+        result["skipped"].append("distributed: needs mpi4py and mpiexec "
+                                 '(pip install "gradflow[mpi]")')
         return result
     mode = "quick" if quick else "full"
     try:
@@ -234,12 +236,15 @@ def table(result):
                              f"  scaling efficiency {eff:5.1%}")
     if result["startup_s"]:
         lines.append("mpiexec start-up: " + ", ".join(
-            f"{n} rank{'s' if int(n) > 1 else ''} {s:.2f} s" for n, s in result["startup_s"].items()))
+            f"{n} rank{'s' if int(n) > 1 else ''} {s:.2f} s"
+            for n, s in result["startup_s"].items()))
     return "\n".join(lines)
 
 
 def _bytes(b):
-    return f"{b / 2 ** 20:.2f} MiB" if b >= 2 ** 20 else f"{b / 2 ** 10:.0f} KiB" if b >= 2 ** 10 else f"{b} B"
+    if b >= 2 ** 20:
+        return f"{b / 2 ** 20:.2f} MiB"
+    return f"{b / 2 ** 10:.0f} KiB" if b >= 2 ** 10 else f"{b} B"
 
 
 if __name__ == "__main__":

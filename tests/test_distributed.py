@@ -226,7 +226,8 @@ def test_train_distributed_without_a_launcher_says_how_to_launch(capsys, monkeyp
     with pytest.raises(SystemExit) as e:
         train.main(["--distributed"])
     assert e.value.code == 2
-    assert "mpiexec -n 2 python -m mpi4py -m gradflow.train --distributed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "mpiexec -n 2 python -m mpi4py -m gradflow.train --distributed" in err
 
 
 def test_mpich_throttles_its_polling_only_when_oversubscribed():

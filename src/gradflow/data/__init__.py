@@ -16,5 +16,6 @@ from .mnist import load_mnist
 from .split import train_test_split
 from .toy import make_moons, make_regression_1d, make_spirals, make_xor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "DistributedSampler", "load_digits", "load_mnist",
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "DistributedSampler",
+           "load_digits", "load_mnist",
            "train_test_split", "make_xor", "make_moons", "make_spirals", "make_regression_1d"]

@@ -31,7 +31,8 @@ class DistributedSampler:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"DistributedSampler: rank {rank} is outside [0, {num_replicas})")
         self.dataset, self.num_replicas, self.rank = dataset, int(num_replicas), int(rank)
-        self.shuffle, self.seed, self.drop_last, self.epoch = bool(shuffle), int(seed), bool(drop_last), 0
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.epoch = 0
         n = len(dataset)
         if self.drop_last:
             self.num_samples = n // self.num_replicas

@@ -70,5 +70,5 @@ class CheckedCommunicator:
 
 def _describe(fp):
     kind, dtype, shape, detail = fp
-    parts = [kind] + ([f"{dtype}{list(shape)}"] if dtype else []) + ([str(detail)] if detail else [])
-    return " ".join(parts)
+    parts = [kind, f"{dtype}{list(shape)}" if dtype else "", str(detail) if detail else ""]
+    return " ".join(p for p in parts if p)

@@ -69,7 +69,8 @@ class NcclCommunicator:
         return getattr(self.nccl, name)
 
     def allreduce(self, array, op, wait=False):
-        p, n, t, o = self.pointer(array), array.size, self._dtype(array), getattr(self.nccl, _OPS[op])
+        p, n, t = self.pointer(array), array.size, self._dtype(array)
+        o = getattr(self.nccl, _OPS[op])
         return self._launch(lambda s: self.comm.allReduce(p, p, n, t, o, s), wait)
 
     def broadcast(self, array, src, wait=False):

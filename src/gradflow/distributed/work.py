@@ -12,9 +12,9 @@ with ``test()`` (True once complete; it also drives progress) and ``wait()``:
 - ``barrier()``;
 
 each with ``wait=True`` returning only once complete (MPI's blocking call, cheaper than a
-nonblocking one waited on); and exchanges small Python objects, blocking: ``allgather_object(obj)`` (a list, one per rank)
-and ``broadcast_object(obj, src)``. Every rank must start the same collectives in the same
-order, as MPI requires.
+nonblocking one waited on); and exchanges small Python objects, blocking:
+``allgather_object(obj)`` (a list, one per rank) and ``broadcast_object(obj, src)``. Every rank
+must start the same collectives in the same order, as MPI requires.
 """
 
 

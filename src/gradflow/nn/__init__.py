@@ -6,6 +6,6 @@ from .layers import (GELU, BCEWithLogitsLoss, CrossEntropyLoss, Dropout, LeakyRe
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["functional", "init", "parallel", "Module", "Parameter", "Linear", "Sequential", "Dropout",
-           "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU", "Softplus", "MSELoss",
+__all__ = ["functional", "init", "parallel", "Module", "Parameter", "Linear", "Sequential",
+           "Dropout", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU", "Softplus", "MSELoss",
            "CrossEntropyLoss", "BCEWithLogitsLoss"]

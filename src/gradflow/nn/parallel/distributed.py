@@ -79,7 +79,8 @@ class DistributedDataParallel(Module):
             _dist.check_device(comm, p.device, f"DistributedDataParallel: parameter {n}")
         named = [(n, p) for n, p in everything if p.requires_grad]
         self._comm, self._reduction = comm, reduction
-        self._find_unused, self._as_view = bool(find_unused_parameters), bool(gradient_as_bucket_view)
+        self._find_unused = bool(find_unused_parameters)
+        self._as_view = bool(gradient_as_bucket_view)
         self._check_same_model(everything)
         self._broadcast_state(everything, broadcast_buffers)
         self._names = {id(p): n for n, p in named}
