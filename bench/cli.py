@@ -8,10 +8,11 @@ import time
 
 from tqdm import tqdm
 
-from . import backprop_cost, contenders, elementwise, gemm, harness, machine, mlp, overhead, reduce, report
+from . import (backprop_cost, contenders, distributed, elementwise, gemm, harness, machine, mlp,
+               overhead, reduce, report)
 
 SUITES = {"gemm": gemm, "elementwise": elementwise, "reduce": reduce, "overhead": overhead,
-          "mlp": mlp, "backprop-cost": backprop_cost}
+          "mlp": mlp, "backprop-cost": backprop_cost, "distributed": distributed}
 DEVICES = {"cpu": ("cpu",), "cuda": ("cuda",), "all": ("cpu", "cuda")}
 
 
@@ -65,6 +66,8 @@ def main(argv=None):
     load = machine.background_load(ticks, machine.cpu_ticks(), time.perf_counter() - start)
     analysis = {s: SUITES[s].analyse([r for r in rows if r["suite"] == s])
                 for s in args.suites if hasattr(SUITES[s], "analyse")}
+    if "distributed" in args.suites:  # its own mpiexec jobs, not in-process cases
+        analysis["distributed"] = distributed.measure(args.quick)
     report.add_ratios(rows)
     wall = time.perf_counter() - start
 
@@ -78,6 +81,8 @@ def main(argv=None):
     print(report.table(rows))
     if analysis.get("backprop-cost"):
         print("\nbackprop-cost\n" + report.backprop_table(analysis["backprop-cost"]))
+    if "distributed" in analysis:
+        print("\ndistributed\n" + distributed.table(analysis["distributed"]))
     for suite, key in (("gemm", "peak"), ("elementwise", "copy_bw")):
         if analysis.get(suite, {}).get(key):
             print(f"\n{suite} {key} ({analysis[suite][key + '_definition']}): {analysis[suite][key]}")

@@ -44,3 +44,4 @@ def empty_cache():
 from . import optim  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import data  # noqa: E402
+from . import distributed  # noqa: E402  (imports mpi4py only when a group starts)

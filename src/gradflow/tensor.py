@@ -9,6 +9,7 @@ from . import backend as _backend
 from . import dtypes as _dtypes
 from .autograd import engine as _engine
 from .autograd import function as _function
+from .autograd import hooks as _hooks
 from .autograd.grad_mode import state as _state
 from .ops import activation as _act
 from .ops import arith as _arith
@@ -184,6 +185,12 @@ class Tensor(_C.TensorBase):
 
     def zero_grad(self):
         self.grad = None
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Calls ``hook(self)`` once this leaf's ``.grad`` is complete for a backward pass
+        (after accumulation), as PyTorch's hook of that name. Returns a handle; ``.remove()``
+        unregisters it."""
+        return _hooks.register_post_accumulate_grad(self, hook)
 
     # ---- devices and dtypes -------------------------------------------------------------------------
     def to(self, device_or_dtype=None, dtype=None, device=None):

@@ -3,11 +3,18 @@
     python -m gradflow.train                      # digits, defaults: >= 97% test accuracy
     python -m gradflow.train --hidden 128,64 --activation gelu --optimizer adam --lr 1e-3
     python -m gradflow.train --dataset mnist --data-dir ~/mnist --epochs 10
+    mpiexec -n 2 python -m mpi4py -m gradflow.train --distributed   # data-parallel, 2 ranks
 
 Prints a progress bar with the running loss per epoch, then train/test accuracy; at the end
 the test accuracy, seconds per epoch and the checkpoint path. The checkpoint (gf.save) holds
 the model's state_dict, the architecture and the input standardisation, so ``load_model``
 rebuilds the trained classifier. A fixed --seed gives the same numbers on every run.
+
+With --distributed each rank of the MPI job takes its share (np.array_split) of every global
+batch of --batch-size samples, computes ``sum(losses) / global batch size`` over it, and
+DistributedDataParallel sums the gradients over ranks: the gradient of the one-process mean
+loss, whatever the number of ranks, so the run reaches the same model as one process up to
+rounding. Rank 0 prints and writes the checkpoint.
 """
 
 import argparse
@@ -106,7 +113,29 @@ def make_parser():
     p.add_argument("--out", help="checkpoint path (default: checkpoints/<dataset>_mlp.npz)")
     p.add_argument("--plot", metavar="PATH", help="save loss/accuracy curves as a PNG (needs matplotlib)")
     p.add_argument("--threads", type=_number(int, 1, False), help="CPU threads (gf.set_num_threads)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of an MPI job (mpi for CPU, nccl for CUDA "
+                        "tensors): mpiexec -n 2 python -m mpi4py -m gradflow.train --distributed")
     return p
+
+
+LAUNCH_HINT = ("start it with an MPI launcher, e.g. mpiexec -n 2 python -m mpi4py -m "
+               "gradflow.train --distributed (or python -m gradflow.distributed.launch -n 2 -- "
+               "-m gradflow.train --distributed)")
+
+
+def _init_distributed(parser, args):
+    """The gradflow.distributed module, initialised, or a usage error saying how to launch."""
+    from . import distributed
+    from .distributed.launch import ranks_on_this_machine
+    if not distributed.is_available():
+        parser.error('--distributed needs mpi4py: pip install "gradflow[mpi]"; then ' + LAUNCH_HINT)
+    if ranks_on_this_machine(os.environ) is None and not any(
+            v in os.environ for v in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")):
+        parser.error("--distributed: this process was not started by an MPI launcher; "
+                     + LAUNCH_HINT)
+    distributed.init_process_group("nccl" if args.device == "cuda" else "mpi")
+    return distributed
 
 
 def _check_environment(parser, args):
@@ -168,6 +197,8 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     _check_environment(parser, args)
+    dist = _init_distributed(parser, args) if args.distributed else None
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
     if args.threads:
         gf.set_num_threads(args.threads)
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
@@ -181,6 +212,7 @@ def main(argv=None):
 
     gf.manual_seed(args.seed)
     model = build_model(x_train.shape[1], args.hidden, classes, args.activation).to(device)
+    step_model = nn.parallel.DistributedDataParallel(model, reduction="sum") if dist else model
     if args.optimizer == "sgd":
         optimizer = gf.optim.SGD(model.parameters(), lr=lr, momentum=args.momentum,
                                     weight_decay=args.weight_decay)
@@ -199,43 +231,67 @@ def main(argv=None):
         for epoch in range(1, args.epochs + 1):
             start, seen = time.perf_counter(), 0
             total, shown = None, start  # total: the summed loss, kept on the loss's device
-            bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", leave=False)
+            bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", leave=False,
+                       disable=rank != 0)
             for x, y in bar:
-                loss = loss_fn(model(x), y)
+                if dist:  # this rank's share of the global batch; the loss sums over it
+                    lo, hi = _share(len(y), rank, world)
+                    loss = nn.functional.cross_entropy(step_model(x[lo:hi]), y[lo:hi],
+                                                       reduction="sum") / len(y)
+                else:
+                    loss = loss_fn(model(x), y)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 step_total = loss.detach() * len(y)
                 total = step_total if total is None else total + step_total
-                seen += len(y)
+                seen += len(y) if not dist else hi - lo
                 # Read on the host (a GPU sync) only as often as tqdm redraws the bar.
                 if time.perf_counter() - shown >= bar.mininterval:
                     shown = time.perf_counter()
                     bar.set_postfix(loss=f"{total.item() / seen:.4f}", refresh=False)
+            total = total.item()
+            if dist:
+                sums = gf.tensor([total, seen], dtype=gf.float64, device=device)
+                dist.all_reduce(sums)
+                total, seen = sums.tolist()
             history["seconds"].append(time.perf_counter() - start)
-            history["loss"].append(total.item() / seen)
+            history["loss"].append(total / seen)
             history["train_accuracy"].append(accuracy(model, x_train, y_train))
             history["test_accuracy"].append(accuracy(model, x_test, y_test))
-            tqdm.write(f"epoch {epoch:3d}/{args.epochs}  loss {history['loss'][-1]:.4f}  "
-                       f"train acc {history['train_accuracy'][-1]:.4f}  "
-                       f"test acc {history['test_accuracy'][-1]:.4f}")
+            if rank == 0:
+                tqdm.write(f"epoch {epoch:3d}/{args.epochs}  loss {history['loss'][-1]:.4f}  "
+                           f"train acc {history['train_accuracy'][-1]:.4f}  "
+                           f"test acc {history['test_accuracy'][-1]:.4f}")
     finally:
         gf.set_flush_denormal(False)
 
     config = {"in_features": x_train.shape[1], "hidden": args.hidden, "classes": classes,
               "activation": args.activation, "dataset": args.dataset}
-    gf.save({"model": model.state_dict(), "config": config, "mean": mean, "std": std,
-             "test_accuracy": history["test_accuracy"][-1]}, out)
-    if args.plot:
-        _plot(args.plot, history)
+    if rank == 0:
+        gf.save({"model": model.state_dict(), "config": config, "mean": mean, "std": std,
+                 "test_accuracy": history["test_accuracy"][-1]}, out)
+        if args.plot:
+            _plot(args.plot, history)
+    if dist:
+        dist.barrier()  # the checkpoint is written when any rank returns
     result = {"test_accuracy": history["test_accuracy"][-1],
               "train_accuracy": history["train_accuracy"][-1],
               "seconds_per_epoch": float(np.mean(history["seconds"])),
               "history": history, "checkpoint": out}
-    print(f"test accuracy {result['test_accuracy']:.4f}  "
-          f"({result['seconds_per_epoch']:.3f} s per epoch, {args.epochs} epochs)")
-    print(f"checkpoint: {out}" + (f"  curves: {args.plot}" if args.plot else ""))
+    if rank == 0:
+        print(f"test accuracy {result['test_accuracy']:.4f}  "
+              f"({result['seconds_per_epoch']:.3f} s per epoch, {args.epochs} epochs"
+              + (f", {world} ranks" if dist else "") + ")")
+        print(f"checkpoint: {out}" + (f"  curves: {args.plot}" if args.plot else ""))
     return result
+
+
+def _share(n, rank, world):
+    """[lo, hi) of rank ``rank``'s part of a batch of n, as np.array_split cuts it."""
+    base, extra = divmod(n, world)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from .. import tensor as _tensor
 from ..ops import shape as _shape_ops
 from .function import Function
 from .grad_mode import state
+from .hooks import fire_post_accumulate, post_accumulate
 
 
 def _sum_to(grad, shape, dtype):
@@ -100,6 +101,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         else:
             be = leaf.grad._be  # accumulate in place, as .grad is private
             be.add(leaf.grad.data, g.data, leaf.grad.data)
+        if post_accumulate:  # this leaf's .grad is final for this backward
+            fire_post_accumulate(leaf)
     return None
 
 

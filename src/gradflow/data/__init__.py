@@ -1,5 +1,5 @@
 """Datasets and minibatches: Dataset, TensorDataset, DataLoader, a deterministic
-train_test_split, toy problems, and two digit sets.
+train_test_split, toy problems, two digit sets, and DistributedSampler (a rank's share).
 
 ``load_digits()`` reads the UCI "Optical Recognition of Handwritten Digits" test set (1,797 8x8
 images, 10 classes; E. Alpaydin and C. Kaynak, UCI Machine Learning Repository,
@@ -10,10 +10,12 @@ uint8 labels. ``load_mnist(path)`` reads MNIST from IDX files you have downloade
 
 from .dataset import Dataset, TensorDataset
 from .digits import load_digits
+from .distributed import DistributedSampler
 from .loader import DataLoader
 from .mnist import load_mnist
 from .split import train_test_split
 from .toy import make_moons, make_regression_1d, make_spirals, make_xor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "load_digits", "load_mnist",
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "DistributedSampler",
+           "load_digits", "load_mnist",
            "train_test_split", "make_xor", "make_moons", "make_spirals", "make_regression_1d"]

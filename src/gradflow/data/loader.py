@@ -16,25 +16,32 @@ class DataLoader:
     shuffle: a new order every epoch, from ``np.random.default_rng(seed)`` when a seed is
     given (so the sequence of epochs is reproducible on its own), else from gradflow's
     generator (gf.manual_seed). drop_last: skip the last, smaller batch. device: where the
-    batches go (by default, where the dataset's tensors are).
+    batches go (by default, where the dataset's tensors are). sampler: an iterable of indices
+    with a length (e.g. DistributedSampler) that gives the order instead (no shuffle then).
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 device=None):
+                 device=None, sampler=None):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the "
+                             "sampler decides the order)")
+        self.sampler = sampler
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         self.device = None if device is None else _backend.canonical_device(device)
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self):
         n = len(self.dataset)
-        if self.shuffle:
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        elif self.shuffle:
             order = (self._rng or _random.generator()).permutation(n)
         else:
             order = np.arange(n)
