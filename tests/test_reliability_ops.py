@@ -67,24 +67,28 @@ def test_grad_never_aliases_an_array_a_custom_backward_keeps():
 
 def test_zero_grad_without_set_to_none_then_sgd_matches_torch():
     w0 = np.arange(6.0).reshape(2, 3) / 7
-    x0 = np.linspace(-1, 1, 12).reshape(4, 3)
+    x0 = np.linspace(-1, 1, 8).reshape(4, 2)
+    g0 = np.linspace(0.5, 1, 6)
 
     def train(lib):
-        mk = (lambda a: t64(a)) if lib is torch else (lambda a: f64(a))
+        mk = t64 if lib is torch else f64
         w, b = mk(w0), mk(w0[0])
+        x, g = mk(x0, False), mk(g0, False)  # g: one gradient tensor, reused every step
         opt = (torch.optim.SGD if lib is torch else gf.optim.SGD)([w, b], lr=0.1, momentum=0.9)
         for _ in range(4):
             opt.zero_grad(set_to_none=False)
-            x = mk(x0) if lib is torch else f64(x0, requires_grad=False)
-            if lib is torch:
-                x = x.detach()
-            h = x @ w.reshape(3, 2) + b.reshape(3)[:2]  # gradients arrive through views
+            # Backward through a view hands w a view of g as its first gradient. (PyTorch keeps
+            # that view as .grad and then writes into g, so it gets a copy of g.)
+            w.reshape(6).backward(g.clone() if lib is torch else g)
+            h = x @ w + b.reshape(1, 3)
             (h * h).sum().backward()
             opt.step()
-        return w.detach().numpy().copy(), b.detach().numpy().copy()
+        return w.detach().numpy().copy(), b.detach().numpy().copy(), g.numpy().copy()
 
-    for got, want in zip(train(gf), train(torch)):
-        np.testing.assert_allclose(got, want, rtol=1e-12)
+    got, want = train(gf), train(torch)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_array_equal(got[2], g0)
 
 
 # ---- concurrent backward passes ----------------------------------------------------------------
