@@ -193,3 +193,150 @@ def test_grad_with_mismatched_grad_outputs_raises():
         gf.grad([y, z], [x], grad_outputs=[gf.ones(2, dtype=gf.float64)])
     with pytest.raises(ValueError, match="2 grad_outputs for 1 outputs"):
         gf.grad([y], [x], grad_outputs=[gf.ones(2, dtype=gf.float64)] * 2)
+
+
+# ---- casts ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype, torch_dtype", [
+    (gf.int64, torch.int64), (gf.int32, torch.int32), (gf.bool_, torch.bool)])
+def test_casting_to_an_integer_or_bool_dtype_cuts_the_graph(dtype, torch_dtype):
+    y = f64([0.5, 1.5, -2.0]).to(dtype)
+    assert y.requires_grad is t64([0.5, 1.5, -2.0]).to(torch_dtype).requires_grad is False
+    assert y.grad_fn is None
+    assert f64([1.0]).to(gf.float32).requires_grad  # a float cast stays differentiable
+
+
+# ---- pow at zero ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("b", [0.0, 0.5, 1.0, 2.0, -1.0])
+def test_pow_gradients_at_a_zero_base_match_torch(b):
+    a0, b0 = [0.0, 0.0, 2.0], [b, b, b]
+    a, e = f64(a0), f64(b0)
+    (a ** e).sum().backward()
+    ta, te = t64(a0), t64(b0)
+    (ta ** te).sum().backward()
+    np.testing.assert_array_equal(grad_of(a), grad_of(ta))
+    np.testing.assert_array_equal(grad_of(e), grad_of(te))
+
+
+# ---- complex input --------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda: gf.tensor(np.array([1 + 2j, 3.0])),
+    lambda: gf.tensor([1.0, 2.0], dtype=np.complex128),
+    lambda: gf.from_numpy(np.array([1j], np.complex64)),
+    lambda: gf.from_dlpack(np.array([1j])),
+    lambda: gf.tensor([1.0, 2.0]) + np.array([1j, 2.0]),
+    lambda: gf.tensor([1.0, 2.0]) * 1j,
+    lambda: gf.tensor([1.0, 2.0]).to(np.complex64),
+], ids=["tensor", "tensor-dtype", "from_numpy", "from_dlpack", "array-operand", "number-operand",
+        "to"])
+def test_complex_input_is_rejected(make):
+    with pytest.raises(TypeError, match="complex"):
+        make()
+
+
+def test_complex_arrays_in_a_checkpoint_are_rejected(tmp_path):
+    import json
+
+    path = tmp_path / "c.npz"
+    structure = {"format": "gradflow-checkpoint", "version": 1,
+                 "state": {"__tensor__": 0, "device": "cpu", "requires_grad": False}}
+    np.savez(path, __structure__=np.frombuffer(json.dumps(structure).encode(), np.uint8),
+             a0=np.array([1j, 2.0]))
+    with pytest.raises(ValueError, match="complex"):
+        gf.load(path)
+
+
+# ---- clear errors for odd arguments -----------------------------------------------------------------
+def test_unknown_device_says_unknown_device(tmp_path):
+    x = gf.tensor([1.0])
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        x.to("tpu")
+    assert x.to("float64").dtype == gf.float64  # a dtype name still works
+    gf.save({"x": x}, tmp_path / "a.npz")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        gf.load(tmp_path / "a.npz", map_location="tpu")
+
+
+def test_a_checkpoint_naming_an_unknown_device_says_unknown_device(tmp_path):
+    import json
+
+    path = tmp_path / "d.npz"
+    structure = {"format": "gradflow-checkpoint", "version": 1,
+                 "state": {"__tensor__": 0, "device": "tpu", "requires_grad": False}}
+    np.savez(path, __structure__=np.frombuffer(json.dumps(structure).encode(), np.uint8),
+             a0=np.ones(2))
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        gf.load(path)
+
+
+def test_concatenate_and_split_of_zero_dimensional_tensors_raise():
+    with pytest.raises(RuntimeError):
+        torch.cat([torch.tensor(1.0), torch.tensor(2.0)])
+    with pytest.raises(RuntimeError, match="zero-dimensional tensor .* cannot be concatenated"):
+        gf.concatenate([gf.tensor(1.0), gf.tensor(2.0)])
+    with pytest.raises(RuntimeError, match="1-dimensional"):
+        gf.split(gf.tensor(1.0), 1)
+
+
+@pytest.mark.parametrize("sizes", [[3, -1], [-1, 3], [0, 2, 0]])
+def test_split_sizes(sizes):
+    x = gf.arange(2.0)
+    if min(sizes) < 0:
+        with pytest.raises(ValueError, match="non-negative"):
+            gf.split(x, sizes)
+    else:  # empty pieces are allowed, as in PyTorch
+        assert [p.shape for p in gf.split(x, sizes)] == [(0,), (2,), (0,)]
+
+
+@pytest.mark.parametrize("shape", [(2.5, 2), (2, 2.0), ((2.0, 2),), (True, 4)])
+def test_reshape_with_a_non_integer_size_raises_naming_it(shape):
+    x = gf.zeros(4)
+    with pytest.raises(TypeError, match="reshape: the shape must be ints"):
+        x.reshape(*shape)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "logsumexp", "var", "argmax"])
+@pytest.mark.parametrize("axis", [True, 1.0, (0, 1.5), "0"])
+def test_reductions_reject_bool_and_float_axes(op, axis):
+    x = gf.ones(2, 3)
+    with pytest.raises(TypeError, match=f"{op}: dim must be an int"):
+        getattr(x, op)(axis=axis)
+
+
+def test_normalize_dims():
+    from gradflow.ops._util import normalize_dims
+
+    assert normalize_dims(None, 3, "f") == (0, 1, 2)
+    assert normalize_dims(-1, 3, "f") == (2,)
+    assert normalize_dims((2, np.int64(0)), 3, "f") == (0, 2)
+    with pytest.raises(IndexError, match="f: dim 3 is out of range"):
+        normalize_dims(3, 3, "f")
+    with pytest.raises(ValueError, match="repeated"):
+        normalize_dims((0, -3), 3, "f")
+    with pytest.raises(TypeError, match="f: dim must be an int"):
+        normalize_dims(False, 3, "f")
+
+
+def test_save_rejects_self_referencing_and_deeply_nested_states(tmp_path):
+    loop = {"a": []}
+    loop["a"].append(loop)
+    with pytest.raises(ValueError, match="contains itself"):
+        gf.save(loop, tmp_path / "a.npz")
+    deep = inner = []
+    for _ in range(10_000):
+        inner.append([])
+        inner = inner[0]
+    with pytest.raises(ValueError, match="nested more than"):
+        gf.save(deep, tmp_path / "b.npz")
+    shared = [1.0]  # the same container twice, not inside itself, is fine
+    gf.save({"p": shared, "q": shared}, tmp_path / "c.npz")
+    assert gf.load(tmp_path / "c.npz") == {"p": [1.0], "q": [1.0]}
+
+
+@pytest.mark.parametrize("depth", [150, 100_000])
+def test_load_rejects_deeply_nested_structures(tmp_path, depth):
+    path = tmp_path / "deep.npz"
+    text = ('{"format": "gradflow-checkpoint", "version": 1, "state": '
+            + "[" * depth + "]" * depth + "}")
+    np.savez(path, __structure__=np.frombuffer(text.encode(), np.uint8))
+    with pytest.raises(ValueError, match="not a readable gradflow checkpoint"):
+        gf.load(path)

@@ -193,10 +193,12 @@ class Tensor(_C.TensorBase):
             try:
                 target_device = _backend.canonical_device(device_or_dtype)
             except ValueError:
+                if isinstance(device_or_dtype, str) and not _dtypes.is_dtype_name(device_or_dtype):
+                    raise  # neither: "unknown device"
                 target_dtype = _dtypes.as_dtype(device_or_dtype)
         out = self
         if target_dtype is not None and _dtypes.as_dtype(target_dtype) != self.dtype:
-            out = _shape.Cast.apply(out, dtype=_dtypes.as_dtype(target_dtype))
+            out = _shape.cast(out, _dtypes.check_supported(_dtypes.as_dtype(target_dtype), "to"))
         if target_device is not None:
             target_device = _backend.canonical_device(target_device)
             if target_device != out._device:
@@ -521,6 +523,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
                 dt = _dtypes.bool_
             else:
                 raise TypeError(f"cannot make a tensor from {type(data).__name__} of dtype {probe.dtype}")
+    _dtypes.check_supported(np.dtype(dt), "tensor")
     be = _backend.get(dev)
     arr = be.xp.array(data, dtype=dt, copy=True) if dev != "cpu" else np.array(data, dtype=dt)
     t = Tensor._make(arr, dev)
@@ -533,6 +536,7 @@ def from_numpy(a):
     """A CPU tensor sharing memory with the numpy array ``a``."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy array, got {type(a).__name__}")
+    _dtypes.check_supported(a.dtype, "from_numpy")
     return Tensor._make(a, "cpu")
 
 
@@ -540,10 +544,12 @@ def from_dlpack(x):
     """A tensor sharing memory with any DLPack producer (CuPy, PyTorch, numpy arrays)."""
     device_type, device_id = x.__dlpack_device__()
     if int(device_type) == 1:  # kDLCPU
-        return Tensor._make(np.from_dlpack(x), "cpu")
-    dev = f"cuda:{int(device_id)}"
-    be = _backend.get(dev)
-    return Tensor._make(be.xp.from_dlpack(x), dev)
+        dev, arr = "cpu", np.from_dlpack(x)
+    else:
+        dev = f"cuda:{int(device_id)}"
+        arr = _backend.get(dev).xp.from_dlpack(x)
+    _dtypes.check_supported(arr.dtype, "from_dlpack")
+    return Tensor._make(arr, dev)
 
 
 def _shape_args(shape):

@@ -70,7 +70,9 @@ class Pow(Function):
     def backward(ctx, g):
         a, b, out = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        ga = g * b * a ** (b - 1) if need_a else None
+        ga = None
+        if need_a:  # d/da a^b = b a^(b-1); taken as 0 where b == 0 (0 * 0^-1 would be NaN)
+            ga = where(b == 0, as_tensor(0, g), g * b * a ** (b - 1))
         gb = None
         if need_b:  # d/db a^b = a^b log a; taken as 0 where a == 0 (and b >= 0), as PyTorch does
             zero = (a == 0) & (b >= 0)

@@ -6,8 +6,8 @@ import numbers
 
 import numpy as np
 
-from ..autograd.function import Function
-from ._util import normalize_axis
+from ..autograd.function import Function, NonDifferentiable
+from ._util import normalize_axis, normalize_dims
 
 
 class Reshape(Function):
@@ -73,6 +73,16 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, g):
         return (g,)  # the engine casts it back to the input's dtype
+
+
+class DiscreteCast(NonDifferentiable):
+    """A cast to an integer or bool dtype: it cuts the graph, as in PyTorch."""
+
+    forward = Cast.forward
+
+
+def cast(x, dtype):
+    return (Cast if dtype.kind == "f" else DiscreteCast).apply(x, dtype=dtype)
 
 
 class Concatenate(Function):
@@ -179,6 +189,10 @@ def _resolve_shape(shape, size, from_shape):
 
 def reshape(x, *shape):
     shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape
+    for s in shape:
+        if not isinstance(s, numbers.Integral) or isinstance(s, bool):
+            raise TypeError(f"reshape: the shape must be ints, got {s!r} ({type(s).__name__}) "
+                            f"in {tuple(shape)!r}")
     shape = _resolve_shape(tuple(int(s) for s in shape), x.size, x.shape)
     if shape == x.shape:
         return x
@@ -228,9 +242,7 @@ def squeeze(x, axis=None):
     if axis is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
-        from ._util import normalize_axes
-
-        axes = normalize_axes(axis, x.ndim, "squeeze")
+        axes = normalize_dims(axis, x.ndim, "squeeze")
         for a in axes:
             if x.shape[a] != 1:
                 raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1")
@@ -248,6 +260,10 @@ def concatenate(tensors, axis=0):
     if not tensors:
         raise ValueError("concatenate: need at least one tensor")
     first = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"concatenate: zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated")
     dt = np.result_type(*[t.dtype for t in tensors])
     tensors = [t if t.dtype == dt else t.to(dt) for t in tensors]
     ax = normalize_axis(axis, first.ndim, "concatenate")
@@ -273,6 +289,8 @@ def stack(tensors, axis=0):
 def split(x, split_size_or_sections, axis=0):
     """PyTorch's split: an int is the size of each piece (the last may be smaller); a list gives
     each piece's size."""
+    if x.ndim == 0:
+        raise RuntimeError("split: expects at least a 1-dimensional tensor, got a 0-d one")
     ax = normalize_axis(axis, x.ndim, "split")
     n = x.shape[ax]
     if isinstance(split_size_or_sections, numbers.Integral):
@@ -282,6 +300,8 @@ def split(x, split_size_or_sections, axis=0):
         sizes = [min(step, n - i) for i in range(0, n, step)]
     else:
         sizes = [int(s) for s in split_size_or_sections]
+        if any(s < 0 for s in sizes):
+            raise ValueError(f"split: section sizes must be non-negative, got {sizes}")
         if sum(sizes) != n:
             raise ValueError(f"split: sizes {sizes} do not add up to {n}, the size of axis {ax}")
     out, start = [], 0
