@@ -395,8 +395,8 @@ class Tensor(_C.TensorBase):
     sqrt = _arith.sqrt
     abs = _arith.abs
 
-    def clip(self, lo=None, hi=None):
-        return _arith.clip(self, lo, hi)
+    def clip(self, min=None, max=None):  # noqa: A002
+        return _arith.clip(self, min, max)
 
     clamp = clip
 
@@ -469,7 +469,9 @@ def _logical(a, b, fn):
 
 
 def _index_arrays(index, like):
-    """Tensors inside an index become backend arrays on the indexed tensor's device."""
+    """Tensors inside an index become backend arrays on the indexed tensor's device. Arrays are
+    copies: the index is kept for backward, and a later change to the caller's index tensor,
+    array or list must not change the gradient."""
     if isinstance(index, tuple):
         return tuple(_index_item(i, like) for i in index)
     return _index_item(index, like)
@@ -481,9 +483,9 @@ def _index_item(i, like):
             raise RuntimeError(f"indexing a tensor on {like._device} with an index on {i._device}")
         if i.dtype.kind not in "iub":
             raise IndexError(f"tensors used as indices must be integer or bool, not {i.dtype}")
-        return i.data
-    if isinstance(i, (list, np.ndarray)) and like._device != "cpu":
-        return like._be.xp.asarray(i)
+        return i.data.copy()
+    if isinstance(i, (list, np.ndarray)):
+        return np.array(i) if like._device == "cpu" else like._be.xp.asarray(i)
     return i
 
 

@@ -91,7 +91,7 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, labels):
         loss, ctx.lse = ctx.be.cross_entropy(logits, labels)
-        ctx.labels = labels
+        ctx.labels = labels.copy()  # backward reads them: a later change must not reach it
         ctx.save_inputs(0)
         return loss
 
