@@ -9,6 +9,7 @@ from . import backend as _backend
 from . import dtypes as _dtypes
 from .autograd import engine as _engine
 from .autograd import function as _function
+from .autograd import views as _views
 from .autograd.grad_mode import state as _state
 from .ops import activation as _act
 from .ops import arith as _arith
@@ -292,7 +293,7 @@ class Tensor(_C.TensorBase):
         return Tensor._make(self._be.xp.logical_not(self.data), self._device)
 
     def __getitem__(self, index):
-        return _shape.GetItem.apply(self, index=_index_arrays(index, self))
+        return _shape.getitem(self, _index_arrays(index, self))
 
     # ---- in place ---------------------------------------------------------------------------------
     def __setitem__(self, index, value):
@@ -335,9 +336,11 @@ class Tensor(_C.TensorBase):
             raise RuntimeError(
                 f"{op}: a leaf tensor that requires grad is being modified in place; "
                 "wrap the update in `with gf.no_grad():`")
-        if self._base is not None and self._base.requires_grad:
-            raise RuntimeError(f"{op}: in-place modification of a view of a tensor that requires "
-                               "grad is not supported; apply the op out of place")
+        if self._base is not None:
+            raise RuntimeError(
+                f"{op}: in-place modification of a view (of a tensor of shape "
+                f"{self._base.shape}) is not supported while gradients are recorded; apply the op "
+                "out of place, or to the base tensor itself")
 
     def _snapshot(self):
         # The pre-op value, as its own tensor, for backward functions that need it.
@@ -353,6 +356,7 @@ class Tensor(_C.TensorBase):
             self._node._out_data = self.data
             self._node._out_vbox = self._vbox
             self._node._out_version = self._vbox[0]
+        _views.rebase(self)  # the views of self now read its new value
 
     def __iadd__(self, o):
         return self._inplace("add", o)

@@ -6,7 +6,9 @@ import numbers
 
 import numpy as np
 
+from ..autograd import views as _views
 from ..autograd.function import Function, NonDifferentiable
+from ..autograd.grad_mode import state as _state
 from ._util import normalize_axis, normalize_dims
 
 
@@ -165,6 +167,19 @@ def _is_basic(index):
 
 
 # ---- functional forms -------------------------------------------------------------------------
+def _view(op, x, **params):
+    """``op.apply(x, **params)`` for a view op; a view it makes is tracked (see autograd.views)
+    so that an in-place change to its base rebases it."""
+    out = op.apply(x, **params)
+    if out._base is not None and _state.grad_enabled:
+        _views.track(out, x, op, params)
+    return out
+
+
+def getitem(x, index):
+    return _view(GetItem, x, index=index)
+
+
 def sum_to(x, shape):
     return SumTo.apply(x, shape=tuple(shape))
 
@@ -196,7 +211,7 @@ def reshape(x, *shape):
     shape = _resolve_shape(tuple(int(s) for s in shape), x.size, x.shape)
     if shape == x.shape:
         return x
-    return Reshape.apply(x, shape=shape)
+    return _view(Reshape, x, shape=shape)
 
 
 def transpose(x, *axes):
@@ -206,14 +221,14 @@ def transpose(x, *axes):
         axes = tuple(axes[0])
     if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of a {x.ndim}-d tensor's axes")
-    return Transpose.apply(x, axes=tuple(a % x.ndim for a in axes))
+    return _view(Transpose, x, axes=tuple(a % x.ndim for a in axes))
 
 
 def swapaxes(x, a, b):
     axes = list(range(x.ndim))
     a, b = normalize_axis(a, x.ndim, "swapaxes"), normalize_axis(b, x.ndim, "swapaxes")
     axes[a], axes[b] = axes[b], axes[a]
-    return Transpose.apply(x, axes=tuple(axes))
+    return _view(Transpose, x, axes=tuple(axes))
 
 
 def broadcast_to(x, shape):
@@ -226,7 +241,7 @@ def broadcast_to(x, shape):
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
     if shape == x.shape:
         return x
-    return BroadcastTo.apply(x, shape=shape)
+    return _view(BroadcastTo, x, shape=shape)
 
 
 def flatten(x, start_axis=0, end_axis=-1):
