@@ -575,3 +575,20 @@ def test_writes_through_a_view_without_recording_reach_the_base():
     x.sum().backward()
     np.testing.assert_array_equal(x.detach().numpy(), [[2.0, 3.0], [3.0, 4.0]])
     np.testing.assert_array_equal(leaf.grad.numpy(), np.ones((2, 2)))
+
+
+def test_a_view_made_without_grad_of_a_base_changed_in_place_raises_in_backward():
+    leaf = f64([[1.0, 2.0], [3.0, 4.0]])
+    for x in (leaf * 1, gf.zeros(2, 2, dtype=gf.float64)):
+        with gf.no_grad():
+            v = x[0]
+            r = v.reshape(1, 2)  # a view of that view
+        x.mul_(leaf)
+        for view in (v, r):
+            with pytest.raises(RuntimeError, match="grad mode off"):
+                (view * view).sum().backward()
+    with gf.no_grad():  # both inside no_grad: nothing recorded, nothing to raise
+        x = leaf * 1
+        v = x[0]
+        x.mul_(2)
+    np.testing.assert_array_equal(v.numpy(), [2.0, 4.0])

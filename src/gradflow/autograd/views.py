@@ -6,43 +6,76 @@ reads the base's old value) no longer says how they were computed. As in PyTorch
 then rebased: it gets the node of the same view ops replayed on the base's new value, so that a
 later use of the view differentiates through the in-place op.
 
-For that, every view made while grad mode is on is remembered (weakly) with the ops that lead
-from its base to it (its *steps*). Writes through a view into its base while recording are not
-supported (Tensor._check_inplace raises); without recording they need nothing from here.
+For that, every view is remembered (weakly) with the ops that lead from its base to it (its
+*steps*). A view made with grad mode off has no steps: after such a change to its base, a
+gradient through it raises, as PyTorch forbids that use as ambiguous. Views of a leaf that
+requires grad are not tracked: a recorded in-place op on such a leaf raises anyway. Writes
+through a view into its base while recording are not supported (Tensor._check_inplace raises);
+without recording they need nothing from here.
 """
 
 import weakref
 
-# id(base) -> (weak reference to the base, {id(view): (weak reference to the view, steps)}).
-# Keyed by id, not by the tensors: Tensor's == is elementwise, which dict keys cannot use.
+from .function import Function
+
+# id(base) -> [weak reference to the base, {id(view): (weak reference to the view, steps)},
+# the size at which dead views are next pruned]. Keyed by id, not by the tensors: Tensor's ==
+# is elementwise, which dict keys cannot use. Views are pruned in bulk, not by a callback each:
+# tracking runs for every view op.
 _views = {}
 
 
-def track(view, source, op, params):
-    """Remembers that ``view`` is ``op.apply(source, **params)``, a view of ``view._base``.
-    A view of an untracked view (made with grad mode off, or by detach()) is not tracked: its
-    path from the base is unknown, and it does not follow the base's graph."""
-    base = view._base
-    if source is base:
-        steps = ((op, params),)
-    else:
-        entry = _views.get(id(base))
-        known = entry and entry[1].get(id(source))
-        if not known or known[0]() is not source:
-            return
-        steps = known[1] + ((op, params),)
-    entry = _views.get(id(base))
+def _entry(base):
+    key = id(base)
+    entry = _views.get(key)
     if entry is None or entry[0]() is not base:
-        key = id(base)
-        entry = _views[key] = (weakref.ref(base, lambda _, key=key: _views.pop(key, None)), {})
+        entry = _views[key] = [weakref.ref(base, lambda _: _views.pop(key, None)), {}, 16]
+    return entry
+
+
+def track(view, source, op, params, grad_enabled):
+    """Remembers that ``view`` is ``op.apply(source, **params)``, a view of ``view._base``
+    (without steps if grad mode is off). A view of an untracked view (one made by detach()) is
+    not tracked: it does not follow the base's graph."""
+    base = view._base
+    if base._node is None and base.requires_grad:
+        return
+    entry = _entry(base)
     members = entry[1]
-    key = id(view)
-    members[key] = (weakref.ref(view, lambda _, key=key: members.pop(key, None)), steps)
+    if source is base:
+        steps = ((op, params),) if grad_enabled else None
+    else:
+        known = members.get(id(source))
+        if known is None or known[0]() is not source:
+            return
+        steps = known[1] + ((op, params),) if grad_enabled and known[1] is not None else None
+    members[id(view)] = (weakref.ref(view), steps)
+    if len(members) >= entry[2]:
+        for key in [k for k, (ref, _) in members.items() if ref() is None]:
+            del members[key]
+        entry[2] = max(16, 2 * len(members))
+
+
+class NoGradViewOfModifiedBase(Function):
+    """The node of a view made with grad mode off whose base then changed in place while
+    recording: its gradient is ambiguous, so backward through it raises."""
+
+    @staticmethod
+    def forward(ctx, base):
+        return base
+
+    @staticmethod
+    def backward(ctx, g):
+        raise RuntimeError(
+            "a view was made with grad mode off and its base (or another view of it) was then "
+            "modified in place with grad mode on; its gradient is ambiguous. Make the view and "
+            "the in-place op both inside the no_grad block or both outside it.")
 
 
 def rebase(base):
     """After a recorded in-place op on ``base``: every live view of it gets the node of its
-    steps replayed on the base's new value (and requires grad as that result does)."""
+    steps replayed on the base's new value (and requires grad as that result does); a view
+    made with grad mode off gets a node that raises in backward."""
     entry = _views.get(id(base))
     if entry is None or entry[0]() is not base:
         return
@@ -51,7 +84,7 @@ def rebase(base):
         if view is None:
             continue
         t = base
-        for op, params in steps:
+        for op, params in steps or ((NoGradViewOfModifiedBase, {}),):
             t = op.apply(t, **params)
         view._node = t._node
         view.requires_grad = t.requires_grad

@@ -167,17 +167,13 @@ def _is_basic(index):
 
 
 # ---- functional forms -------------------------------------------------------------------------
-def _view(op, x, **params):
-    """``op.apply(x, **params)`` for a view op; a view it makes is tracked (see autograd.views)
-    so that an in-place change to its base rebases it."""
-    out = op.apply(x, **params)
-    if out._base is not None and _state.grad_enabled:
-        _views.track(out, x, op, params)
-    return out
-
-
+# Every view op's functional form tracks the views it makes (see autograd.views), so that an
+# in-place change to their base rebases them.
 def getitem(x, index):
-    return _view(GetItem, x, index=index)
+    out = GetItem.apply(x, index=index)
+    if out._base is not None:
+        _views.track(out, x, GetItem, {"index": index}, _state.grad_enabled)
+    return out
 
 
 def sum_to(x, shape):
@@ -205,13 +201,16 @@ def _resolve_shape(shape, size, from_shape):
 def reshape(x, *shape):
     shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape
     for s in shape:
-        if not isinstance(s, numbers.Integral) or isinstance(s, bool):
+        if s.__class__ is not int and (not isinstance(s, numbers.Integral) or isinstance(s, bool)):
             raise TypeError(f"reshape: the shape must be ints, got {s!r} ({type(s).__name__}) "
                             f"in {tuple(shape)!r}")
     shape = _resolve_shape(tuple(int(s) for s in shape), x.size, x.shape)
     if shape == x.shape:
         return x
-    return _view(Reshape, x, shape=shape)
+    out = Reshape.apply(x, shape=shape)
+    if out._base is not None:
+        _views.track(out, x, Reshape, {"shape": shape}, _state.grad_enabled)
+    return out
 
 
 def transpose(x, *axes):
@@ -221,14 +220,21 @@ def transpose(x, *axes):
         axes = tuple(axes[0])
     if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of a {x.ndim}-d tensor's axes")
-    return _view(Transpose, x, axes=tuple(a % x.ndim for a in axes))
+    return _transpose(x, tuple(a % x.ndim for a in axes))
+
+
+def _transpose(x, axes):
+    out = Transpose.apply(x, axes=axes)
+    if out._base is not None:
+        _views.track(out, x, Transpose, {"axes": axes}, _state.grad_enabled)
+    return out
 
 
 def swapaxes(x, a, b):
     axes = list(range(x.ndim))
     a, b = normalize_axis(a, x.ndim, "swapaxes"), normalize_axis(b, x.ndim, "swapaxes")
     axes[a], axes[b] = axes[b], axes[a]
-    return _view(Transpose, x, axes=tuple(axes))
+    return _transpose(x, tuple(axes))
 
 
 def broadcast_to(x, shape):
@@ -241,7 +247,10 @@ def broadcast_to(x, shape):
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
     if shape == x.shape:
         return x
-    return _view(BroadcastTo, x, shape=shape)
+    out = BroadcastTo.apply(x, shape=shape)
+    if out._base is not None:
+        _views.track(out, x, BroadcastTo, {"shape": shape}, _state.grad_enabled)
+    return out
 
 
 def flatten(x, start_axis=0, end_axis=-1):
