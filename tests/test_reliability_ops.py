@@ -93,26 +93,31 @@ def test_zero_grad_without_set_to_none_then_sgd_matches_torch():
 
 # ---- concurrent backward passes ----------------------------------------------------------------
 def test_concurrent_backwards_into_one_leaf_lose_no_update():
+    from gradflow.autograd.grad_mode import state
+
     n_threads, n_backwards = 8, 60
     w = f64(np.zeros((256, 256)))
-    with gf.enable_grad():  # (backward switches the grad mode while it runs)
-        graphs = [[(w * 1.0).sum() for _ in range(n_backwards)] for _ in range(n_threads)]
-        barrier = threading.Barrier(n_threads)
-        errors = []
+    graphs = [[(w * 1.0).sum() for _ in range(n_backwards)] for _ in range(n_threads)]
+    barrier = threading.Barrier(n_threads)
+    errors = []
 
-        def work(ys):
-            try:
-                barrier.wait()
-                for y in ys:
-                    y.backward()
-            except Exception as e:  # reported below: a thread's exception would be lost
-                errors.append(e)
+    def work(ys):
+        try:
+            barrier.wait()
+            for y in ys:
+                y.backward()
+        except Exception as e:  # reported below: a thread's exception would be lost
+            errors.append(e)
 
-        threads = [threading.Thread(target=work, args=(ys,)) for ys in graphs]
+    modes = state.phase, state.grad_enabled  # (each backward switches them while it runs)
+    threads = [threading.Thread(target=work, args=(ys,)) for ys in graphs]
+    try:
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+    finally:
+        state.phase, state.grad_enabled = modes
     assert not errors
     np.testing.assert_array_equal(w.grad.numpy(), np.full((256, 256), n_threads * n_backwards))
 
