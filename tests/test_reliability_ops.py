@@ -231,8 +231,11 @@ def test_pow_gradients_at_a_zero_base_match_torch(b):
     lambda: gf.tensor([1.0, 2.0]) + np.array([1j, 2.0]),
     lambda: gf.tensor([1.0, 2.0]) * 1j,
     lambda: gf.tensor([1.0, 2.0]).to(np.complex64),
+    lambda: gf.zeros(2, dtype=np.complex64),
+    lambda: gf.eye(2, dtype=np.complex128),
+    lambda: gf.randn(2, dtype=np.complex64),
 ], ids=["tensor", "tensor-dtype", "from_numpy", "from_dlpack", "array-operand", "number-operand",
-        "to"])
+        "to", "zeros", "eye", "randn"])
 def test_complex_input_is_rejected(make):
     with pytest.raises(TypeError, match="complex"):
         make()

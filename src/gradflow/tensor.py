@@ -566,7 +566,7 @@ def _shape_args(shape):
 
 def _filled(fill, shape, dtype, device, requires_grad):
     dev = _backend.canonical_device(device)
-    dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
+    dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "full")
     be = _backend.get(dev)
     t = Tensor._make(be.xp.full(shape, fill, dtype=dt), dev)
     return t.requires_grad_(True) if requires_grad else t
@@ -611,5 +611,6 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     dev = _backend.canonical_device(device)
     be = _backend.get(dev)
-    t = Tensor._make(be.xp.eye(n, m, dtype=_dtypes.as_dtype(dtype) or _dtypes.default_float), dev)
+    dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "eye")
+    t = Tensor._make(be.xp.eye(n, m, dtype=dt), dev)
     return t.requires_grad_(True) if requires_grad else t

@@ -14,6 +14,8 @@ operand they belong to, undoing broadcasting.
 import sys
 import threading
 
+import numpy as np
+
 from .. import _C
 from .. import tensor as _tensor
 from ..ops import shape as _shape_ops
@@ -32,7 +34,7 @@ def _sum_to(grad, shape, dtype, node):
     and its dtype is of the input's kind (float for a float input)."""
     if grad.shape != shape:
         try:
-            valid = _broadcast_shapes(shape, grad.shape) == grad.shape
+            valid = np.broadcast_shapes(shape, grad.shape) == grad.shape
         except ValueError:
             valid = False
         if not valid:
@@ -42,19 +44,13 @@ def _sum_to(grad, shape, dtype, node):
                 f"shape {shape}")
         grad = _shape_ops.sum_to(grad, shape)
     if grad.dtype != dtype:
-        if grad.dtype.kind != dtype.kind and (dtype.kind == "f" or grad.dtype.kind not in "fiub"):
+        if grad.dtype.kind != dtype.kind:  # (the inputs that get gradients are float)
             where = node.name if node is not None else "backward"
             raise TypeError(
                 f"{where}.backward returned a gradient of dtype {grad.dtype} for an input of "
                 f"dtype {dtype}")
         grad = grad.to(dtype)
     return grad
-
-
-def _broadcast_shapes(a, b):
-    import numpy as np
-
-    return np.broadcast_shapes(a, b)
 
 
 def _check_anomaly(node, grads):
