@@ -547,32 +547,93 @@ def test_inplace_on_a_base_with_live_views_matches_torch(program):
     np.testing.assert_array_equal(grad_of(leaf), grad_of(tleaf))
 
 
-def _view_add(x, v, w):
-    v.add_(1)
+def _write_add_then_base(leaf, w):
+    x = _clone(leaf)
+    x[0].add_(1)
+    return (x * x).sum()
 
 
-def _view_mul_by_tensor(x, v, w):
-    v.mul_(w)
+def _write_mul_then_view(leaf, w):
+    x = _clone(leaf)
+    v = x[0]
+    v.mul_(3)
+    return (v * v).sum()
 
 
-def _view_setitem(x, v, w):
-    v[0] = w[0]
+def _write_mul_by_tensor(leaf, w):
+    x = _clone(leaf)
+    x[0].mul_(w)
+    return (x * x).sum()
 
 
-def _detached_add(x, v, w):
-    x.detach().add_(w)
+def _write_setitem_through_view(leaf, w):
+    x = _clone(leaf)
+    v = x[1]
+    v[0] = w[1]
+    return (x * x).sum() + (v * 3).sum()
 
 
-@pytest.mark.parametrize("write", [_view_add, _view_mul_by_tensor, _view_setitem, _detached_add],
-                         ids=lambda f: f.__name__.strip("_"))
-@pytest.mark.parametrize("base_grad", [True, False])
-def test_writes_through_a_view_while_recording_raise(write, base_grad):
+def _write_into_a_base_without_grad(leaf, w):
+    x = leaf.detach() * 0
+    x[:, 1].add_(w)
+    return (x * x * leaf).sum()
+
+
+def _write_view_of_view_reshape_transpose(leaf, w):
+    x = _clone(leaf)
+    x[1][1:].mul_(2)
+    x.reshape(4)[1:3].mul_(w)
+    x.T[0].add_(w)
+    r = x.reshape(4)
+    return (r * r * leaf.reshape(4)).sum()
+
+
+@pytest.mark.parametrize("program", [
+    _write_add_then_base, _write_mul_then_view, _write_mul_by_tensor, _write_setitem_through_view,
+    _write_into_a_base_without_grad, _write_view_of_view_reshape_transpose,
+], ids=lambda f: f.__name__.strip("_"))
+def test_writes_through_a_view_match_torch(program):
+    a, b = [[1.0, 2.0], [3.0, 4.0]], [5.0, 6.0]
+    leaf, w, tleaf, tw = f64(a), f64(b), t64(a), t64(b)
+    program(leaf, w).backward()
+    program(tleaf, tw).backward()
+    for mine, theirs in ((leaf, tleaf), (w, tw)):
+        assert (mine.grad is None) == (theirs.grad is None)
+        if theirs.grad is not None:
+            np.testing.assert_array_equal(grad_of(mine), grad_of(theirs))
+
+
+def test_writes_through_a_view_second_order_matches_torch():
+    def run(mk, lib):
+        leaf = mk([[1.0, 2.0], [3.0, 4.0]])
+        x = _clone(leaf)
+        x[0].mul_(leaf[1])
+        y = (x * x * x).sum()
+        (g,) = lib.autograd.grad(y, leaf, create_graph=True) if lib is torch else gf.grad(
+            y, leaf, create_graph=True)
+        (g * g).sum().backward()
+        return grad_of(leaf)
+
+    np.testing.assert_allclose(run(f64, gf), run(t64, torch), rtol=1e-12)
+
+
+@pytest.mark.parametrize("write, match", [
+    (lambda leaf, w: leaf[0].add_(1), "view of a leaf tensor that requires grad"),
+    (lambda leaf, w: (leaf * 1).detach()[0].add_(w), "detach"),
+    (lambda leaf, w: (leaf * 1).broadcast_to((3, 2, 2))[0].add_(w), "broadcast"),
+], ids=["view-of-leaf", "detached", "broadcast"])
+def test_unsupported_writes_through_a_view_raise(write, match):
     leaf, w = f64([[1.0, 2.0], [3.0, 4.0]]), f64([5.0, 6.0])
-    x = leaf * 1 if base_grad else gf.zeros(2, 2, dtype=gf.float64)
-    if write is _view_add and not base_grad:
-        pytest.skip("nothing requires grad: not recorded")
-    with pytest.raises(RuntimeError, match="in-place modification of a view"):
-        write(x, x[0], w)
+    with pytest.raises(RuntimeError, match=match):
+        write(leaf, w)
+
+
+def test_a_write_through_a_view_made_without_grad_raises():
+    x, w = gf.zeros(2, 2, dtype=gf.float64), f64([5.0, 6.0])
+    with gf.no_grad():
+        v = x[0]
+    with pytest.raises(RuntimeError, match="grad mode off"):
+        v.mul_(w)
 
 
 def test_writes_through_a_view_without_recording_reach_the_base():

@@ -304,7 +304,7 @@ class Tensor(_C.TensorBase):
         if _state.grad_enabled and (self.requires_grad or value.requires_grad):
             self._check_inplace("__setitem__")
             result = _shape.SetItem.apply(self._snapshot(), value, index=index)
-            self._commit_inplace(result)
+            self._write(result, "__setitem__")
         else:
             self.data[index] = value.data
             self._vbox[0] += 1
@@ -320,7 +320,7 @@ class Tensor(_C.TensorBase):
                 raise ValueError(
                     f"in-place {op}: the result's shape {result.shape} differs from the tensor's "
                     f"shape {self.shape}")
-            self._commit_inplace(result.to(self.dtype))
+            self._write(result.to(self.dtype), op)
         else:
             if other.dtype != self.dtype:
                 other = other.to(self.dtype)
@@ -336,15 +336,18 @@ class Tensor(_C.TensorBase):
             raise RuntimeError(
                 f"{op}: a leaf tensor that requires grad is being modified in place; "
                 "wrap the update in `with gf.no_grad():`")
-        if self._base is not None:
-            raise RuntimeError(
-                f"{op}: in-place modification of a view (of a tensor of shape "
-                f"{self._base.shape}) is not supported while gradients are recorded; apply the op "
-                "out of place, or to the base tensor itself")
 
     def _snapshot(self):
         # The pre-op value, as its own tensor, for backward functions that need it.
         return Tensor._make(self.data.copy(), self._device, self._node)
+
+    def _write(self, result, op):
+        """Makes ``result`` (recorded) the new value of self, or of the region of its base
+        that self views."""
+        if self._base is None:
+            self._commit_inplace(result)
+        else:
+            _views.write_through(self, result, op)
 
     def _commit_inplace(self, result):
         self.data[...] = result.data

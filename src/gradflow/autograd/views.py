@@ -9,11 +9,15 @@ later use of the view differentiates through the in-place op.
 For that, every view is remembered (weakly) with the ops that lead from its base to it (its
 *steps*). A view made with grad mode off has no steps: after such a change to its base, a
 gradient through it raises, as PyTorch forbids that use as ambiguous. Views of a leaf that
-requires grad are not tracked: a recorded in-place op on such a leaf raises anyway. Writes
-through a view into its base while recording are not supported (Tensor._check_inplace raises);
-without recording they need nothing from here.
+requires grad are not tracked: a recorded in-place op on such a leaf, or on a view of it,
+raises anyway.
+
+A recorded in-place op on a view is a write into its base: the base's new value is its old
+one with the viewed region replaced (``WriteThrough``, PyTorch's CopySlices), which the base
+then takes on as any in-place result, rebasing its views, the written one included.
 """
 
+import types
 import weakref
 
 from .function import Function
@@ -70,6 +74,71 @@ class NoGradViewOfModifiedBase(Function):
             "a view was made with grad mode off and its base (or another view of it) was then "
             "modified in place with grad mode on; its gradient is ambiguous. Make the view and "
             "the in-place op both inside the no_grad block or both outside it.")
+
+
+def _steps(view):
+    """The steps from ``view``'s base to it, or None when unknown (untracked, or made with grad
+    mode off)."""
+    entry = _views.get(id(view._base))
+    known = entry and entry[0]() is view._base and entry[1].get(id(view))
+    return known[1] if known and known[0]() is view else None
+
+
+def _assign(arr, steps, value, be):
+    """Writes ``value`` into the region of backend array ``arr`` that ``steps`` view."""
+    ctx = types.SimpleNamespace(be=be)  # what the view ops' forward reads and writes
+    *lead, (last, params) = steps
+    for op, p in lead:
+        sub = op.forward(ctx, arr, **p)
+        if sub.base is None:  # (a copy, where the original op gave a view: layouts differ)
+            raise RuntimeError("write through a view: its region of the base cannot be "
+                               "addressed as a view of a copy of the base")
+        arr = sub
+    try:
+        if "index" in params:  # an indexing step: assign through its parent
+            arr[params["index"]] = value
+        else:
+            last.forward(ctx, arr, **params)[...] = value
+    except ValueError as e:  # read-only: a broadcast view
+        raise RuntimeError(f"in-place write through a broadcast view: {e}") from None
+
+
+class WriteThrough(Function):
+    """``base`` with the region that ``steps`` view replaced by ``value``; backward: the
+    gradient outside that region goes to base, the region's to value."""
+
+    @staticmethod
+    def forward(ctx, base, value, steps):
+        ctx.steps = steps
+        out = base.copy(order="K")  # the base's layout, so the steps view it as they did
+        _assign(out, steps, value, ctx.be)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        from ..tensor import Tensor
+
+        mask = g._be.xp.ones(g.shape, g.dtype)
+        _assign(mask, ctx.steps, 0, g._be)
+        region = g
+        for op, params in ctx.steps:
+            region = op.apply(region, **params)
+        return g * Tensor._make(mask, g._device), region
+
+
+def write_through(view, value, op):
+    """A recorded in-place ``op`` on ``view`` whose new value is ``value``: written into the
+    base, which takes it on as an in-place result (and so rebases its views)."""
+    base = view._base
+    if base._node is None and base.requires_grad:
+        raise RuntimeError(f"{op}: a view of a leaf tensor that requires grad is being used in "
+                           "an in-place operation; wrap the update in `with gf.no_grad():`")
+    steps = _steps(view)
+    if steps is None:
+        raise RuntimeError(
+            f"{op}: in-place modification of a view made with grad mode off or from detach() "
+            "is not supported while gradients are recorded; apply the op out of place")
+    base._commit_inplace(WriteThrough.apply(base._snapshot(), value, steps=steps))
 
 
 def rebase(base):
