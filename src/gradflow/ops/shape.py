@@ -18,7 +18,10 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return x.reshape(shape)
+        out = x.reshape(shape)
+        # A view unless the layout forced a copy (then its base is that copy, not x's memory).
+        ctx.view = out.base is not None and (out.base is x or out.base is x.base)
+        return out
 
     @staticmethod
     def backward(ctx, g):
