@@ -721,3 +721,18 @@ def test_random_programs_of_views_and_inplace_ops_match_torch(seed):
             assert (a is None) == (b is None)
             if b is not None:
                 np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_the_views_of_a_base_are_remembered_only_while_they_live():
+    import gc
+
+    from gradflow.autograd import views
+
+    x = gf.zeros(4, 4)
+    for i in range(2000):
+        x[i % 4].sum()
+    assert len(views._views[id(x)][1]) < 64
+    key = id(x)
+    del x
+    gc.collect()
+    assert key not in views._views

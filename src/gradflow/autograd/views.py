@@ -55,8 +55,9 @@ def track(view, source, op, params, grad_enabled):
         steps = known[1] + ((op, params),) if grad_enabled and known[1] is not None else None
     members[id(view)] = (weakref.ref(view), steps)
     if len(members) >= entry[2]:
-        for key in [k for k, (ref, _) in members.items() if ref() is None]:
-            del members[key]
+        for key, (ref, _) in list(members.items()):  # (list(): one step, safe with threads)
+            if ref() is None:
+                members.pop(key, None)
         entry[2] = max(16, 2 * len(members))
 
 
