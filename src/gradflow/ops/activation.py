@@ -91,7 +91,8 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, labels):
         loss, ctx.lse = ctx.be.cross_entropy(logits, labels)
-        ctx.labels = labels.copy()  # backward reads them: a later change must not reach it
+        if ctx._next:  # recorded: backward reads them, and a later change must not reach it
+            ctx.labels = labels.copy()
         ctx.save_inputs(0)
         return loss
 

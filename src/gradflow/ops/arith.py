@@ -132,7 +132,8 @@ class Minimum(_MaxMin):
 class Where(Function):
     @staticmethod
     def forward(ctx, a, b, cond):
-        ctx.cond = cond
+        if ctx._next:  # recorded: backward reads it, and a later change to it must not reach it
+            ctx.cond = cond.copy()
         return ctx.be.where(cond, a, b)
 
     @staticmethod
@@ -276,8 +277,7 @@ def where(cond, a, b):
         cond = as_tensor(cond, a)
     if cond._device != a._device:
         raise RuntimeError(f"where: cond is on {cond._device} but the operands are on {a._device}")
-    # A copy: backward reads it, and a later change to the caller's cond must not reach it.
-    c = cond.data.copy() if cond.dtype.kind == "b" else cond.data.astype(bool)
+    c = cond.data if cond.dtype.kind == "b" else cond.data.astype(bool)
     return Where.apply(a, b, cond=c)
 
 
