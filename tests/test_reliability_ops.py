@@ -220,6 +220,10 @@ def test_pow_gradients_at_a_zero_base_match_torch(b):
     (ta ** te).sum().backward()
     np.testing.assert_array_equal(grad_of(a), grad_of(ta))
     np.testing.assert_array_equal(grad_of(e), grad_of(te))
+    a, ta = f64(a0), t64(a0)  # a number exponent: the fused kernel
+    (a ** b).sum().backward()
+    (ta ** b).sum().backward()
+    np.testing.assert_allclose(grad_of(a), grad_of(ta), rtol=1e-15)  # (away from 0: within 1 ulp)
 
 
 # ---- complex input --------------------------------------------------------------------------------
