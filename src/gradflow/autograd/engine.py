@@ -139,7 +139,10 @@ def _private_grad(g, shared, create_graph):
                and sys.getrefcount(g) <= _PRIVATE_TENSOR_REFS
                and sys.getrefcount(arr) <= _PRIVATE_ARRAY_REFS)
     shared.add(id(arr))
-    return _C.wrap(arr if private else arr.copy(), g._be, g._node if create_graph else None)
+    node = g._node if create_graph else None
+    if private and g._node is node:
+        return g
+    return _C.wrap(arr if private else arr.copy(), g._be, node)
 
 
 def _nodes_reaching(roots, target_nodes, target_leaves):

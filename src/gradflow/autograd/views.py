@@ -21,6 +21,7 @@ import types
 import weakref
 
 from .function import Function
+from .grad_mode import state
 
 # id(base) -> [weak reference to the base, {id(view): (weak reference to the view, steps)},
 # the size at which dead views are next pruned]. Keyed by id, not by the tensors: Tensor's ==
@@ -37,12 +38,15 @@ def _entry(base):
     return entry
 
 
-def track(view, source, op, params, grad_enabled):
+def track(view, source, op, params):
     """Remembers that ``view`` is ``op.apply(source, **params)``, a view of ``view._base``
     (without steps if grad mode is off). A view of an untracked view (one made by detach()) is
-    not tracked: it does not follow the base's graph."""
+    not tracked: it does not follow the base's graph; nor are the views a backward pass makes
+    of gradients while it records nothing."""
     base = view._base
-    if base._node is None and base.requires_grad:
+    grad_enabled = state.grad_enabled
+    if (base._node is None and base.requires_grad) or (
+            not grad_enabled and state.phase == "backward"):
         return
     entry = _entry(base)
     members = entry[1]

@@ -16,7 +16,7 @@ def as_tensor(x, like):
     if isinstance(x, Tensor):
         return x
     if isinstance(x, bool) or isinstance(x, numbers.Number):
-        if isinstance(x, numbers.Complex) and not isinstance(x, numbers.Real):
+        if isinstance(x, (complex, np.complexfloating)):
             raise TypeError(f"complex number {x!r} as an operand: complex numbers are not "
                             "supported (tensors hold bool, integer or float data)")
         if like.dtype.kind == "f":

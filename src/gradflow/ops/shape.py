@@ -8,7 +8,6 @@ import numpy as np
 
 from ..autograd import views as _views
 from ..autograd.function import Function, NonDifferentiable
-from ..autograd.grad_mode import state as _state
 from ._util import normalize_axis, normalize_dims
 
 
@@ -175,7 +174,7 @@ def _is_basic(index):
 def getitem(x, index):
     out = GetItem.apply(x, index=index)
     if out._base is not None:
-        _views.track(out, x, GetItem, {"index": index}, _state.grad_enabled)
+        _views.track(out, x, GetItem, {"index": index})
     return out
 
 
@@ -212,7 +211,7 @@ def reshape(x, *shape):
         return x
     out = Reshape.apply(x, shape=shape)
     if out._base is not None:
-        _views.track(out, x, Reshape, {"shape": shape}, _state.grad_enabled)
+        _views.track(out, x, Reshape, {"shape": shape})
     return out
 
 
@@ -229,7 +228,7 @@ def transpose(x, *axes):
 def _transpose(x, axes):
     out = Transpose.apply(x, axes=axes)
     if out._base is not None:
-        _views.track(out, x, Transpose, {"axes": axes}, _state.grad_enabled)
+        _views.track(out, x, Transpose, {"axes": axes})
     return out
 
 
@@ -252,7 +251,7 @@ def broadcast_to(x, shape):
         return x
     out = BroadcastTo.apply(x, shape=shape)
     if out._base is not None:
-        _views.track(out, x, BroadcastTo, {"shape": shape}, _state.grad_enabled)
+        _views.track(out, x, BroadcastTo, {"shape": shape})
     return out
 
 
