@@ -169,13 +169,17 @@ def _is_basic(index):
 
 
 # ---- functional forms -------------------------------------------------------------------------
-# Every view op's functional form tracks the views it makes (see autograd.views), so that an
-# in-place change to their base rebases them.
-def getitem(x, index):
-    out = GetItem.apply(x, index=index)
+def _tracked(out, x, op, params):
+    """``out``, made by ``op.apply(x, **params)``: every view op's functional form passes its
+    result through here, so that a view is tracked (see autograd.views) and an in-place change
+    to its base rebases it."""
     if out._base is not None:
-        _views.track(out, x, GetItem, {"index": index})
+        _views.track(out, x, op, params)
     return out
+
+
+def getitem(x, index):
+    return _tracked(GetItem.apply(x, index=index), x, GetItem, {"index": index})
 
 
 def sum_to(x, shape):
@@ -209,10 +213,7 @@ def reshape(x, *shape):
     shape = _resolve_shape(tuple(int(s) for s in shape), x.size, x.shape)
     if shape == x.shape:
         return x
-    out = Reshape.apply(x, shape=shape)
-    if out._base is not None:
-        _views.track(out, x, Reshape, {"shape": shape})
-    return out
+    return _tracked(Reshape.apply(x, shape=shape), x, Reshape, {"shape": shape})
 
 
 def transpose(x, *axes):
@@ -226,10 +227,7 @@ def transpose(x, *axes):
 
 
 def _transpose(x, axes):
-    out = Transpose.apply(x, axes=axes)
-    if out._base is not None:
-        _views.track(out, x, Transpose, {"axes": axes})
-    return out
+    return _tracked(Transpose.apply(x, axes=axes), x, Transpose, {"axes": axes})
 
 
 def swapaxes(x, a, b):
@@ -249,10 +247,7 @@ def broadcast_to(x, shape):
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
     if shape == x.shape:
         return x
-    out = BroadcastTo.apply(x, shape=shape)
-    if out._base is not None:
-        _views.track(out, x, BroadcastTo, {"shape": shape})
-    return out
+    return _tracked(BroadcastTo.apply(x, shape=shape), x, BroadcastTo, {"shape": shape})
 
 
 def flatten(x, start_axis=0, end_axis=-1):
