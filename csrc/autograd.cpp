@@ -378,6 +378,16 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
     return nullptr;
   Ref out_data(PyObject_Vectorcall(op->forward, fargs, 1 + n, kwnames));
   if (!out_data) return nullptr;
+  if (!py::detail::npy_api::get().PyArray_Check_(out_data.p)) {  // (a CuPy array has a dtype)
+    if (!PyObject_HasAttr(out_data.p, N.dtype) || PyList_Check(out_data.p) ||
+        PyTuple_Check(out_data.p)) {
+      Ref op_name(type_name(cls));
+      if (op_name)
+        PyErr_Format(PyExc_TypeError, "%S.forward returned a %s, not an array", op_name.p,
+                     Py_TYPE(out_data.p)->tp_name);
+      return nullptr;
+    }
+  }
   if (prof.p != Py_None) {
     Ref arrays(PyList_New(n));
     if (!arrays) return nullptr;
@@ -479,8 +489,9 @@ struct Pass {
     return sum ? reinterpret_cast<PyObject*>(make_tensor(sum.p, ta->be, Py_None)) : nullptr;
   }
 
-  // g reduced to the input's (shape, dtype); a new reference.
-  PyObject* fit(PyObject* g, PyObject* meta) {
+  // g (from node's backward; nullptr for the roots) reduced to the input's (shape, dtype); a
+  // new reference.
+  PyObject* fit(PyObject* g, PyObject* meta, PyObject* node) {
     if (!PyTuple_Check(meta) || PyTuple_GET_SIZE(meta) != 2) {
       PyErr_SetString(PyExc_TypeError, "_in_meta entries must be (shape, dtype) pairs");
       return nullptr;
@@ -489,7 +500,8 @@ struct Pass {
     int same = has_meta(reinterpret_cast<TensorObject*>(g)->data, shape, dtype);
     if (same < 0) return nullptr;
     if (same) return Py_NewRef(g);
-    PyObject* r = PyObject_CallFunctionObjArgs(sum_to, g, shape, dtype, nullptr);
+    PyObject* r =
+        PyObject_CallFunctionObjArgs(sum_to, g, shape, dtype, node ? node : Py_None, nullptr);
     if (r && !PyObject_TypeCheck(r, &TensorBaseType)) {
       PyErr_Format(PyExc_TypeError, "sum_to returned a %s, not a Tensor", Py_TYPE(r)->tp_name);
       Py_CLEAR(r);
@@ -497,8 +509,8 @@ struct Pass {
     return r;
   }
 
-  bool send_one(PyObject* edge, PyObject* g_in, PyObject* meta) {
-    Ref g(fit(g_in, meta));
+  bool send_one(PyObject* edge, PyObject* g_in, PyObject* meta, PyObject* node) {
+    Ref g(fit(g_in, meta, node));
     if (!g) return false;
     if (PyObject_TypeCheck(edge, &TensorBaseType)) {  // a leaf that requires grad
       Ref key(PyLong_FromVoidPtr(edge));
@@ -538,16 +550,38 @@ struct Pass {
   // Per input of a node (edges), its gradient (grads, as backward returned them) and its
   // (shape, dtype) (metas).
   bool send(PyObject* node, PyObject* edges, PyObject* grads, PyObject* metas) {
-    Ref e(PySequence_Fast(edges, "_next must be a sequence")),
-        g(PySequence_Fast(grads, "backward must return a sequence of gradients")),
-        m(PySequence_Fast(metas, "_in_meta must be a sequence"));
-    if (!e || !g || !m) return false;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(e.p);
     // The op's name, for errors (the roots have no node).
     auto op_name = [node] {
       return node ? type_name(reinterpret_cast<PyObject*>(Py_TYPE(node)))
                   : PyUnicode_FromString("backward");
     };
+    Ref e(PySequence_Fast(edges, "_next must be a sequence"));
+    if (!e) return false;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(e.p);
+    Ref g;
+    if (PyObject_TypeCheck(grads, &TensorBaseType)) {  // a bare Tensor: one input's gradient
+      if (n != 1) {
+        Ref op(op_name());
+        if (op)
+          PyErr_Format(PyExc_TypeError, "%S.backward returned a single Tensor for %zd inputs; "
+                       "return a tuple with one gradient (or None) per input", op.p, n);
+        return false;
+      }
+      g.p = PyTuple_Pack(1, grads);
+    } else if (PyList_Check(grads) || PyTuple_Check(grads)) {
+      g.p = PySequence_Fast(grads, "");
+    } else {
+      Ref op(op_name());
+      if (op)
+        PyErr_Format(PyExc_TypeError, "%S.backward returned a %s; expected a tuple with one "
+                     "gradient (or None) per input", op.p, Py_TYPE(grads)->tp_name);
+      return false;
+    }
+    Ref m(PySequence_Fast(metas, "_in_meta must be a sequence"));
+    if (!g || !m) return false;
+    // The device the gradients must be on: the node's inputs' (every input of an op is on one).
+    Ref be(node ? PyObject_GetAttr(node, N.be) : nullptr);
+    if (node && !be) return false;
     if (PySequence_Fast_GET_SIZE(g.p) != n || PySequence_Fast_GET_SIZE(m.p) != n) {
       Ref op(op_name());
       if (op)
@@ -566,7 +600,15 @@ struct Pass {
                        op.p, Py_TYPE(grad)->tp_name, i);
         return false;
       }
-      if (!send_one(edge, grad, PySequence_Fast_GET_ITEM(m.p, i))) return false;
+      if (be && reinterpret_cast<TensorObject*>(grad)->be != be.p) {
+        Ref op(op_name()), want(PyObject_GetAttr(be.p, N.name)),
+            got(PyObject_GetAttr(reinterpret_cast<TensorObject*>(grad)->be, N.name));
+        if (op && want && got)
+          PyErr_Format(PyExc_RuntimeError, "%S.backward returned a gradient on %S for input "
+                       "%zd, which is on %S", op.p, got.p, i, want.p);
+        return false;
+      }
+      if (!send_one(edge, grad, PySequence_Fast_GET_ITEM(m.p, i), node)) return false;
     }
     return true;
   }

@@ -20,5 +20,22 @@ def as_dtype(dtype):
         raise TypeError(f"unknown dtype {dtype!r}") from None
 
 
+def is_dtype_name(name: str) -> bool:
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
+
+
+def check_supported(dtype, where):
+    """``dtype`` if tensors can hold it (bool, integers, floats); a TypeError naming ``where``
+    otherwise: complex data would lose its imaginary part in the real kernels."""
+    if dtype.kind not in "biuf":
+        what = "complex numbers are" if dtype.kind == "c" else f"dtype {dtype} is"
+        raise TypeError(f"{where}: {what} not supported (tensors hold bool, integer or float data)")
+    return dtype
+
+
 def is_float(dtype) -> bool:
     return dtype.kind == "f"

@@ -15,13 +15,18 @@ import zipfile
 import numpy as np
 
 from . import backend as _backend
+from . import dtypes as _dtypes
 from .tensor import Tensor
 
 _FORMAT = "gradflow-checkpoint"
 _VERSION = 1
+# How deeply containers may nest: far beyond any state, well within Python's recursion limit.
+_MAX_DEPTH = 100
 
 
-def _encode(obj, arrays):
+def _encode(obj, arrays, path=()):
+    """``obj`` as JSON-able structure; ``path`` holds the ids of the containers it is inside
+    (a container inside itself cannot be stored)."""
     if isinstance(obj, Tensor):
         arrays.append(obj._host())
         return {"__tensor__": len(arrays) - 1, "device": obj.device, "requires_grad": obj.requires_grad}
@@ -30,13 +35,20 @@ def _encode(obj, arrays):
             raise TypeError("save: arrays of Python objects cannot be stored without pickle")
         arrays.append(obj)
         return {"__array__": len(arrays) - 1}
+    if isinstance(obj, (dict, list, tuple)):
+        if id(obj) in path:
+            raise ValueError(f"save: the state contains itself (a {type(obj).__name__} inside "
+                             "itself cannot be stored)")
+        if len(path) >= _MAX_DEPTH:
+            raise ValueError(f"save: containers nested more than {_MAX_DEPTH} deep")
+        path += (id(obj),)
     if isinstance(obj, dict):
         for k in obj:
             if not isinstance(k, (str, int)):
                 raise TypeError(f"save: dict keys must be str or int, got {type(k).__name__}")
-        return {"__dict__": [[k, _encode(v, arrays)] for k, v in obj.items()]}
+        return {"__dict__": [[k, _encode(v, arrays, path)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
-        items = [_encode(v, arrays) for v in obj]
+        items = [_encode(v, arrays, path) for v in obj]
         return {"__tuple__": items} if isinstance(obj, tuple) else items
     if isinstance(obj, np.generic):
         return obj.item()
@@ -46,20 +58,25 @@ def _encode(obj, arrays):
                     "strings, None and dicts/lists/tuples of them)")
 
 
-def _decode(obj, arrays, map_location):
+def _decode(obj, arrays, map_location, depth=0):
+    if isinstance(obj, (list, dict)) and depth > _MAX_DEPTH + 1:  # (+1: a tensor's own entry)
+        raise ValueError(f"containers nested more than {_MAX_DEPTH} deep")
+    depth += 1
     if isinstance(obj, list):
-        return [_decode(v, arrays, map_location) for v in obj]
+        return [_decode(v, arrays, map_location, depth) for v in obj]
     if not isinstance(obj, dict):
         return obj
     if "__tensor__" in obj:
         device = map_location or obj["device"]
-        t = Tensor._make(np.array(arrays[obj["__tensor__"]]), "cpu").to(device)
+        host = np.array(arrays[obj["__tensor__"]])
+        _dtypes.check_supported(host.dtype, "load")
+        t = Tensor._make(host, "cpu").to(device)
         return t.requires_grad_(True) if obj["requires_grad"] else t
     if "__array__" in obj:
         return np.array(arrays[obj["__array__"]])
     if "__tuple__" in obj:
-        return tuple(_decode(v, arrays, map_location) for v in obj["__tuple__"])
-    return {k: _decode(v, arrays, map_location) for k, v in obj["__dict__"]}
+        return tuple(_decode(v, arrays, map_location, depth) for v in obj["__tuple__"])
+    return {k: _decode(v, arrays, map_location, depth) for k, v in obj["__dict__"]}
 
 
 def save(state, path):
@@ -109,5 +126,5 @@ def load(path, map_location=None):
     except FileNotFoundError:
         raise
     except (ValueError, OSError, EOFError, KeyError, IndexError, TypeError, zipfile.BadZipFile,
-            json.JSONDecodeError, UnicodeDecodeError) as e:
+            json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not a readable gradflow checkpoint ({type(e).__name__}: {e})") from None

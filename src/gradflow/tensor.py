@@ -10,6 +10,7 @@ from . import dtypes as _dtypes
 from .autograd import engine as _engine
 from .autograd import function as _function
 from .autograd import hooks as _hooks
+from .autograd import views as _views
 from .autograd.grad_mode import state as _state
 from .ops import activation as _act
 from .ops import arith as _arith
@@ -200,10 +201,12 @@ class Tensor(_C.TensorBase):
             try:
                 target_device = _backend.canonical_device(device_or_dtype)
             except ValueError:
+                if isinstance(device_or_dtype, str) and not _dtypes.is_dtype_name(device_or_dtype):
+                    raise  # neither: "unknown device"
                 target_dtype = _dtypes.as_dtype(device_or_dtype)
         out = self
         if target_dtype is not None and _dtypes.as_dtype(target_dtype) != self.dtype:
-            out = _shape.Cast.apply(out, dtype=_dtypes.as_dtype(target_dtype))
+            out = _shape.cast(out, _dtypes.check_supported(_dtypes.as_dtype(target_dtype), "to"))
         if target_device is not None:
             target_device = _backend.canonical_device(target_device)
             if target_device != out._device:
@@ -297,7 +300,7 @@ class Tensor(_C.TensorBase):
         return Tensor._make(self._be.xp.logical_not(self.data), self._device)
 
     def __getitem__(self, index):
-        return _shape.GetItem.apply(self, index=_index_arrays(index, self))
+        return _shape.getitem(self, _index_arrays(index, self))
 
     # ---- in place ---------------------------------------------------------------------------------
     def __setitem__(self, index, value):
@@ -308,7 +311,7 @@ class Tensor(_C.TensorBase):
         if _state.grad_enabled and (self.requires_grad or value.requires_grad):
             self._check_inplace("__setitem__")
             result = _shape.SetItem.apply(self._snapshot(), value, index=index)
-            self._commit_inplace(result)
+            self._write(result, "__setitem__")
         else:
             self._be.setitem(self.data, index, value.data)
             self._vbox[0] += 1
@@ -324,7 +327,7 @@ class Tensor(_C.TensorBase):
                 raise ValueError(
                     f"in-place {op}: the result's shape {result.shape} differs from the tensor's "
                     f"shape {self.shape}")
-            self._commit_inplace(result.to(self.dtype))
+            self._write(result.to(self.dtype), op)
         else:
             if other.dtype != self.dtype:
                 other = other.to(self.dtype)
@@ -340,13 +343,18 @@ class Tensor(_C.TensorBase):
             raise RuntimeError(
                 f"{op}: a leaf tensor that requires grad is being modified in place; "
                 "wrap the update in `with gf.no_grad():`")
-        if self._base is not None and self._base.requires_grad:
-            raise RuntimeError(f"{op}: in-place modification of a view of a tensor that requires "
-                               "grad is not supported; apply the op out of place")
 
     def _snapshot(self):
         # The pre-op value, as its own tensor, for backward functions that need it.
         return Tensor._make(self._be.copy(self.data), self._device, self._node)
+
+    def _write(self, result, op):
+        """Makes ``result`` (recorded) the new value of self, or of the region of its base
+        that self views."""
+        if self._base is None:
+            self._commit_inplace(result)
+        else:
+            _views.write_through(self, result, op)
 
     def _commit_inplace(self, result):
         self._be.setitem(self.data, Ellipsis, result.data)
@@ -358,6 +366,7 @@ class Tensor(_C.TensorBase):
             self._node._out_data = self.data
             self._node._out_vbox = self._vbox
             self._node._out_version = self._vbox[0]
+        _views.rebase(self)  # the views of self now read its new value
 
     def __iadd__(self, o):
         return self._inplace("add", o)
@@ -400,8 +409,8 @@ class Tensor(_C.TensorBase):
     sqrt = _arith.sqrt
     abs = _arith.abs
 
-    def clip(self, lo=None, hi=None):
-        return _arith.clip(self, lo, hi)
+    def clip(self, min=None, max=None):  # noqa: A002
+        return _arith.clip(self, min, max)
 
     clamp = clip
 
@@ -474,7 +483,9 @@ def _logical(a, b, fn):
 
 
 def _index_arrays(index, like):
-    """Tensors inside an index become backend arrays on the indexed tensor's device."""
+    """Tensors inside an index become backend arrays on the indexed tensor's device. Arrays are
+    copies: the index is kept for backward, and a later change to the caller's index tensor,
+    array or list must not change the gradient."""
     if isinstance(index, tuple):
         return tuple(_index_item(i, like) for i in index)
     return _index_item(index, like)
@@ -486,9 +497,9 @@ def _index_item(i, like):
             raise RuntimeError(f"indexing a tensor on {like._device} with an index on {i._device}")
         if i.dtype.kind not in "iub":
             raise IndexError(f"tensors used as indices must be integer or bool, not {i.dtype}")
-        return i.data
-    if isinstance(i, (list, np.ndarray)) and like._device != "cpu":
-        return like._be.xp.asarray(i)
+        return i.data.copy()
+    if isinstance(i, (list, np.ndarray)):
+        return np.array(i) if like._device == "cpu" else like._be.xp.asarray(i)
     return i
 
 
@@ -534,6 +545,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
                 dt = _dtypes.bool_
             else:
                 raise TypeError(f"cannot make a tensor from {type(data).__name__} of dtype {probe.dtype}")
+    _dtypes.check_supported(np.dtype(dt), "tensor")
     be = _backend.get(dev)
     arr = be.xp.array(data, dtype=dt, copy=True) if dev != "cpu" else np.array(data, dtype=dt)
     t = Tensor._make(arr, dev)
@@ -546,6 +558,7 @@ def from_numpy(a):
     """A CPU tensor sharing memory with the numpy array ``a``."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy array, got {type(a).__name__}")
+    _dtypes.check_supported(a.dtype, "from_numpy")
     return Tensor._make(a, "cpu")
 
 
@@ -553,10 +566,12 @@ def from_dlpack(x):
     """A tensor sharing memory with any DLPack producer (CuPy, PyTorch, numpy arrays)."""
     device_type, device_id = x.__dlpack_device__()
     if int(device_type) == 1:  # kDLCPU
-        return Tensor._make(np.from_dlpack(x), "cpu")
-    dev = f"cuda:{int(device_id)}"
-    be = _backend.get(dev)
-    return Tensor._make(be.xp.from_dlpack(x), dev)
+        dev, arr = "cpu", np.from_dlpack(x)
+    else:
+        dev = f"cuda:{int(device_id)}"
+        arr = _backend.get(dev).xp.from_dlpack(x)
+    _dtypes.check_supported(arr.dtype, "from_dlpack")
+    return Tensor._make(arr, dev)
 
 
 def _shape_args(shape):
@@ -567,7 +582,7 @@ def _shape_args(shape):
 
 def _filled(fill, shape, dtype, device, requires_grad):
     dev = _backend.canonical_device(device)
-    dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
+    dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "full")
     be = _backend.get(dev)
     t = Tensor._make(be.xp.full(shape, fill, dtype=dt), dev)
     return t.requires_grad_(True) if requires_grad else t
@@ -612,5 +627,6 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     dev = _backend.canonical_device(device)
     be = _backend.get(dev)
-    t = Tensor._make(be.xp.eye(n, m, dtype=_dtypes.as_dtype(dtype) or _dtypes.default_float), dev)
+    dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "eye")
+    t = Tensor._make(be.xp.eye(n, m, dtype=dt), dev)
     return t.requires_grad_(True) if requires_grad else t

@@ -11,6 +11,11 @@ This is also the one place where gradients are reduced back to the shape (and dt
 operand they belong to, undoing broadcasting.
 """
 
+import sys
+import threading
+
+import numpy as np
+
 from .. import _C
 from .. import tensor as _tensor
 from ..ops import shape as _shape_ops
@@ -19,10 +24,32 @@ from .grad_mode import state
 from .hooks import fire_post_accumulate, post_accumulate
 
 
-def _sum_to(grad, shape, dtype):
+# Accumulation into .grad is a read-modify-write of shared state (an in-place add may release
+# the GIL): backward passes in several threads take turns at it.
+_accumulate_lock = threading.Lock()
+
+
+def _sum_to(grad, shape, dtype, node):
+    """``grad`` (from ``node``'s backward, None for the roots) reduced to its input's shape and
+    dtype. Runs only when they differ; a gradient is valid if the input broadcasts to its shape
+    and its dtype is of the input's kind (float for a float input)."""
     if grad.shape != shape:
+        try:
+            valid = np.broadcast_shapes(shape, grad.shape) == grad.shape
+        except ValueError:
+            valid = False
+        if not valid:
+            where = node.name if node is not None else "backward"
+            raise RuntimeError(
+                f"{where}.backward returned a gradient of shape {grad.shape} for an input of "
+                f"shape {shape}")
         grad = _shape_ops.sum_to(grad, shape)
     if grad.dtype != dtype:
+        if grad.dtype.kind != dtype.kind:  # (the inputs that get gradients are float)
+            where = node.name if node is not None else "backward"
+            raise TypeError(
+                f"{where}.backward returned a gradient of dtype {grad.dtype} for an input of "
+                f"dtype {dtype}")
         grad = grad.to(dtype)
     return grad
 
@@ -45,7 +72,6 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     Without ``capture``, leaf gradients are accumulated into ``.grad``. With ``capture`` (a list
     of tensors), nothing is accumulated and their gradients are returned in that order.
     """
-    Tensor = _tensor.Tensor
     leaf_grads = {}  # id(leaf) -> [leaf, summed gradient]
     capture_nodes = {}
     wanted = None  # with capture: the nodes whose backward leads to a captured tensor
@@ -83,27 +109,44 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         return out
 
     shared = {id(g.data) for g in root_grads}  # the caller's arrays, and those stored already
-    for leaf, g in leaf_grads.values():
-        if g.requires_grad and not create_graph:  # e.g. the caller's grad, handed straight on
-            g = g.detach()
-        if leaf.grad is None:
-            arr = g.data
-            flags = arr.flags
-            # .grad must be a private, writable, contiguous array: a gradient can be a
-            # broadcast view, the caller's array, or one array handed to several inputs (add).
-            if (id(arr) in shared or not flags.c_contiguous
-                    or not getattr(flags, "writeable", True)):  # CuPy arrays lack the flag
-                g = Tensor(g._be.copy(arr), g._be, g._node)
-            shared.add(id(arr))
-            leaf.grad = g
-        elif create_graph or leaf.grad.requires_grad:
-            leaf.grad = leaf.grad + g
-        else:
-            be = leaf.grad._be  # accumulate in place, as .grad is private
-            be.add(leaf.grad.data, g.data, leaf.grad.data)
-        if post_accumulate:  # this leaf's .grad is final for this backward
-            fire_post_accumulate(leaf)
+    with _accumulate_lock:
+        for leaf, g in leaf_grads.values():
+            if leaf.grad is None:
+                leaf.grad = _private_grad(g, shared, create_graph)
+            elif create_graph or leaf.grad.requires_grad:
+                leaf.grad = leaf.grad + g
+            else:
+                be = leaf.grad._be  # accumulate in place, as .grad is private
+                be.add(leaf.grad.data, g.data, leaf.grad.data)
+            if post_accumulate:  # this leaf's .grad is final for this backward
+                fire_post_accumulate(leaf)
     return None
+
+
+# The references to a gradient held by nothing but the engine (as PyTorch, which steals a
+# gradient only when its use count shows no other owner): the Tensor's, from leaf_grads, the
+# loop in run_backward, _private_grad's argument and getrefcount's; its array's, from the
+# Tensor, _private_grad's local, its flags object and getrefcount's.
+_PRIVATE_TENSOR_REFS, _PRIVATE_ARRAY_REFS = 4, 4
+
+
+def _private_grad(g, shared, create_graph):
+    """``g`` as a new ``.grad``: a tensor whose array belongs to it alone. The array is kept
+    when it provably does (it owns its memory, no other object refers to it, and it is not
+    handed to another leaf of this pass); otherwise copied. A gradient may be the caller's
+    array, a view of it (reshape's backward), a broadcast view, one array sent to several
+    inputs (add), or an array a custom backward also keeps."""
+    arr = g.data
+    flags = arr.flags
+    private = (id(arr) not in shared and flags.owndata and flags.c_contiguous
+               and getattr(flags, "writeable", True)  # CuPy arrays lack the flag
+               and sys.getrefcount(g) <= _PRIVATE_TENSOR_REFS
+               and sys.getrefcount(arr) <= _PRIVATE_ARRAY_REFS)
+    shared.add(id(arr))
+    node = g._node if create_graph else None
+    if private and g._node is node:
+        return g
+    return _C.wrap(arr if private else g._be.copy(arr), g._be, node)
 
 
 def _nodes_reaching(roots, target_nodes, target_leaves):
@@ -174,6 +217,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not t.requires_grad:
             raise RuntimeError("grad: one of the inputs does not require grad")
     roots, root_grads = [], []
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
     for out, g in zip(outputs, grad_outputs):
         if not out.requires_grad:
             raise RuntimeError("grad: one of the outputs does not require grad")

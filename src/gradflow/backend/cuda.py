@@ -330,8 +330,8 @@ def astype(a, dtype):
     return a.astype(dtype)
 
 
-def copy(a):
-    return a.copy()
+def copy(a, order="C"):
+    return a.copy(order)
 
 
 def getitem(a, index):

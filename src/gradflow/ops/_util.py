@@ -16,6 +16,9 @@ def as_tensor(x, like):
     if isinstance(x, Tensor):
         return x
     if isinstance(x, bool) or isinstance(x, numbers.Number):
+        if isinstance(x, (complex, np.complexfloating)):
+            raise TypeError(f"complex number {x!r} as an operand: complex numbers are not "
+                            "supported (tensors hold bool, integer or float data)")
         if like.dtype.kind == "f":
             dt = like.dtype
         elif isinstance(x, bool):
@@ -57,23 +60,33 @@ def float_operand(x):
     return x if x.data.dtype.kind == "f" else x.to(dtypes.default_float)
 
 
-def normalize_axes(axis, ndim, op):
-    """None -> all axes; int or tuple (negatives allowed) -> sorted tuple of distinct axes."""
-    if axis is None:
+def normalize_dims(dims, ndim, op_name):
+    """The dim/axis argument of ``op_name`` on a tensor of ``ndim`` dimensions: None -> all
+    axes; an int or a sequence of ints (negatives count from the end) -> the sorted tuple of
+    distinct axes. A bool or a float is a TypeError (True is not axis 1), an axis out of range
+    an IndexError, a repeated one a ValueError."""
+    if dims is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    if isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
+        axes = (dims,)
+    elif isinstance(dims, (bool, numbers.Number, str)) or not hasattr(dims, "__iter__"):
+        raise TypeError(f"{op_name}: dim must be an int or a tuple of ints, got {dims!r}")
+    else:
+        axes = tuple(dims)
     out = []
     for a in axes:
-        if not isinstance(a, numbers.Integral):
-            raise TypeError(f"{op}: axis must be an int or tuple of ints, got {axis!r}")
+        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+            raise TypeError(f"{op_name}: dim must be an int or a tuple of ints, got {dims!r}")
         if a < -ndim or a >= ndim:
-            raise IndexError(f"{op}: axis {a} is out of range for a tensor of {ndim} dimensions")
+            raise IndexError(f"{op_name}: dim {a} is out of range for a tensor of {ndim} "
+                             "dimensions")
         out.append(a % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis!r}")
+        raise ValueError(f"{op_name}: repeated dim in {dims!r}")
     return tuple(sorted(out))
 
 
+
 def normalize_axis(axis, ndim, op):
-    return normalize_axes(axis, ndim, op)[0] if ndim else 0
+    return normalize_dims(axis, ndim, op)[0] if ndim else 0
 

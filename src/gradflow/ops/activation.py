@@ -91,7 +91,8 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, labels):
         loss, ctx.lse = ctx.be.cross_entropy(logits, labels)
-        ctx.labels = labels
+        if ctx._next:  # recorded: backward reads them, and a later change must not reach it
+            ctx.labels = ctx.be.copy(labels)
         ctx.save_inputs(0)
         return loss
 

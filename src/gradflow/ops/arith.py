@@ -1,6 +1,8 @@
 """Elementwise arithmetic and math: + - * / **, maximum/minimum, where, comparisons, exp, log,
 sqrt, abs, clip. Operands broadcast numpy-style; the engine reduces gradients back."""
 
+import numpy as np
+
 from ..autograd.function import Function, NonDifferentiable
 from ._fused import FusedOp
 from ._util import as_tensor, float_operand, promote
@@ -70,7 +72,9 @@ class Pow(Function):
     def backward(ctx, g):
         a, b, out = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        ga = g * b * a ** (b - 1) if need_a else None
+        ga = None
+        if need_a:  # d/da a^b = b a^(b-1); taken as 0 where b == 0 (0 * 0^-1 would be NaN)
+            ga = where(b == 0, as_tensor(0, g), g * b * a ** (b - 1))
         gb = None
         if need_b:  # d/db a^b = a^b log a; taken as 0 where a == 0 (and b >= 0), as PyTorch does
             zero = (a == 0) & (b >= 0)
@@ -128,7 +132,8 @@ class Minimum(_MaxMin):
 class Where(Function):
     @staticmethod
     def forward(ctx, a, b, cond):
-        ctx.cond = cond
+        if ctx._next:  # recorded: backward reads it, and a later change to it must not reach it
+            ctx.cond = ctx.be.copy(cond)
         return ctx.be.where(cond, a, b)
 
     @staticmethod
@@ -166,7 +171,8 @@ class Abs(FusedOp):
 
 
 class Clip(Function):
-    """clip(x, lo, hi); the gradient passes where lo <= x <= hi (either bound may be None)."""
+    """clip(x, lo, hi) with number bounds; the gradient passes where lo <= x <= hi (either
+    bound may be None)."""
 
     @staticmethod
     def forward(ctx, x, lo, hi):
@@ -183,6 +189,38 @@ class Clip(Function):
         if ctx.hi is not None:
             keep = (x <= ctx.hi) if keep is None else keep & (x <= ctx.hi)
         return (g * keep.to(g.dtype),)
+
+
+class ClipTensor(Function):
+    """clip(x, lo, hi) with tensor bounds (broadcasting), differentiable in all three, with
+    PyTorch's rule: x gets the gradient where lo <= x <= hi (ties included), lo where x < lo
+    and hi where x > hi; where lo > hi the result is hi, and only hi gets it. The inputs are
+    (x, lo, hi), or (x, lo) or (x, hi) as ``has_lo``/``has_hi`` say."""
+
+    @staticmethod
+    def forward(ctx, x, *bounds, has_lo, has_hi):
+        ctx.has_lo, ctx.has_hi = has_lo, has_hi
+        ctx.save_inputs(*range(1 + len(bounds)))
+        lo = bounds[0] if has_lo else None
+        hi = bounds[-1] if has_hi else None
+        return ctx.be.xp.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        saved = ctx.saved_tensors
+        x = saved[0]
+        lo = saved[1] if ctx.has_lo else None
+        hi = saved[-1] if ctx.has_hi else None
+        zero = as_tensor(0, g)
+        if lo is not None and hi is not None:
+            keep, to_lo, to_hi = (x >= lo) & (x <= hi), (x < lo) & (lo < hi), (x > hi) | (hi < lo)
+        elif lo is not None:
+            keep, to_lo, to_hi = x >= lo, x < lo, None
+        else:
+            keep, to_lo, to_hi = x <= hi, None, x > hi
+        grads = [where(keep, g, zero)]
+        grads += [where(m, g, zero) for m in (to_lo, to_hi) if m is not None]
+        return tuple(grads)
 
 
 # ---- functional forms -------------------------------------------------------------------------
@@ -263,7 +301,17 @@ def abs(x):  # noqa: A001
     return Abs.apply(x)
 
 
-def clip(x, lo=None, hi=None):
+def clip(x, min=None, max=None):  # noqa: A002  (PyTorch's names)
+    """x limited to [min, max]; either bound may be None, a number or a tensor (broadcasting,
+    and then differentiable in the bound). Where min > max the result is max, as in PyTorch."""
+    from ..tensor import Tensor
+
+    lo, hi = min, max
     if lo is None and hi is None:
-        raise ValueError("clip: give at least one of lo and hi")
-    return Clip.apply(x, lo=lo, hi=hi)
+        raise ValueError("clip: give at least one of min and max")
+    if not any(isinstance(b, Tensor) or hasattr(b, "shape") for b in (lo, hi)):
+        return Clip.apply(x, lo=lo, hi=hi)  # number bounds: one kernel, nothing saved but x
+    tensors = [x] + [as_tensor(b, x) for b in (lo, hi) if b is not None]
+    dt = np.result_type(*[t.dtype for t in tensors])  # (a number bound took x's dtype)
+    tensors = [t if t.dtype == dt else t.to(dt) for t in tensors]
+    return ClipTensor.apply(*tensors, has_lo=lo is not None, has_hi=hi is not None)

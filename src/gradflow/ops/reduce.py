@@ -3,7 +3,7 @@
 import builtins
 
 from ..autograd.function import Function, NonDifferentiable
-from ._util import float_operand, normalize_axes
+from ._util import float_operand, normalize_dims
 
 
 def _count(shape, axes):
@@ -98,32 +98,32 @@ class ArgMax(NonDifferentiable):
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
-    return Sum.apply(x, axes=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
+    return Sum.apply(x, axes=normalize_dims(axis, x.ndim, "sum"), keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
     x = float_operand(x)
-    return Mean.apply(x, axes=normalize_axes(axis, x.ndim, "mean"), keepdims=keepdims)
+    return Mean.apply(x, axes=normalize_dims(axis, x.ndim, "mean"), keepdims=keepdims)
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001
-    return Max.apply(x, axes=normalize_axes(axis, x.ndim, "max"), keepdims=keepdims)
+    return Max.apply(x, axes=normalize_dims(axis, x.ndim, "max"), keepdims=keepdims)
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001
-    return Min.apply(x, axes=normalize_axes(axis, x.ndim, "min"), keepdims=keepdims)
+    return Min.apply(x, axes=normalize_dims(axis, x.ndim, "min"), keepdims=keepdims)
 
 
 def logsumexp(x, axis=None, keepdims=False):
     x = float_operand(x)
-    return LogSumExp.apply(x, axes=normalize_axes(axis, x.ndim, "logsumexp"), keepdims=keepdims)
+    return LogSumExp.apply(x, axes=normalize_dims(axis, x.ndim, "logsumexp"), keepdims=keepdims)
 
 
 def var(x, axis=None, keepdims=False, ddof=0):
     """Variance with numpy's convention (ddof=0 divides by N; pass ddof=1 for the unbiased
     estimate PyTorch's var() gives by default)."""
     x = float_operand(x)
-    axes = normalize_axes(axis, x.ndim, "var")
+    axes = normalize_dims(axis, x.ndim, "var")
     count = _count(x.shape, axes)
     d = x - mean(x, axes, keepdims=True)
     return sum(d * d, axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
@@ -131,6 +131,6 @@ def var(x, axis=None, keepdims=False, ddof=0):
 
 def argmax(x, axis=None, keepdims=False):
     if axis is not None:
-        axis = normalize_axes(axis, x.ndim, "argmax")[0]
+        axis = normalize_dims(axis, x.ndim, "argmax")[0]
     return ArgMax.apply(x, axis=axis, keepdims=keepdims)
 

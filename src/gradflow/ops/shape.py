@@ -6,8 +6,9 @@ import numbers
 
 import numpy as np
 
-from ..autograd.function import Function
-from ._util import normalize_axis
+from ..autograd import views as _views
+from ..autograd.function import Function, NonDifferentiable
+from ._util import normalize_axis, normalize_dims
 
 
 class Reshape(Function):
@@ -16,7 +17,10 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return ctx.be.reshape(x, shape)
+        out = ctx.be.reshape(x, shape)
+        # A view unless the layout forced a copy (then its base is that copy, not x's memory).
+        ctx.view = out.base is not None and (out.base is x or out.base is x.base)
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -73,6 +77,16 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, g):
         return (g,)  # the engine casts it back to the input's dtype
+
+
+class DiscreteCast(NonDifferentiable):
+    """A cast to an integer or bool dtype: it cuts the graph, as in PyTorch."""
+
+    forward = Cast.forward
+
+
+def cast(x, dtype):
+    return (Cast if dtype.kind == "f" else DiscreteCast).apply(x, dtype=dtype)
 
 
 class Concatenate(Function):
@@ -155,6 +169,19 @@ def _is_basic(index):
 
 
 # ---- functional forms -------------------------------------------------------------------------
+def _tracked(out, x, op, params):
+    """``out``, made by ``op.apply(x, **params)``: every view op's functional form passes its
+    result through here, so that a view is tracked (see autograd.views) and an in-place change
+    to its base rebases it."""
+    if out._base is not None:
+        _views.track(out, x, op, params)
+    return out
+
+
+def getitem(x, index):
+    return _tracked(GetItem.apply(x, index=index), x, GetItem, {"index": index})
+
+
 def sum_to(x, shape):
     return SumTo.apply(x, shape=tuple(shape))
 
@@ -179,10 +206,14 @@ def _resolve_shape(shape, size, from_shape):
 
 def reshape(x, *shape):
     shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape
+    for s in shape:
+        if s.__class__ is not int and (not isinstance(s, numbers.Integral) or isinstance(s, bool)):
+            raise TypeError(f"reshape: the shape must be ints, got {s!r} ({type(s).__name__}) "
+                            f"in {tuple(shape)!r}")
     shape = _resolve_shape(tuple(int(s) for s in shape), x.size, x.shape)
     if shape == x.shape:
         return x
-    return Reshape.apply(x, shape=shape)
+    return _tracked(Reshape.apply(x, shape=shape), x, Reshape, {"shape": shape})
 
 
 def transpose(x, *axes):
@@ -192,14 +223,18 @@ def transpose(x, *axes):
         axes = tuple(axes[0])
     if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of a {x.ndim}-d tensor's axes")
-    return Transpose.apply(x, axes=tuple(a % x.ndim for a in axes))
+    return _transpose(x, tuple(a % x.ndim for a in axes))
+
+
+def _transpose(x, axes):
+    return _tracked(Transpose.apply(x, axes=axes), x, Transpose, {"axes": axes})
 
 
 def swapaxes(x, a, b):
     axes = list(range(x.ndim))
     a, b = normalize_axis(a, x.ndim, "swapaxes"), normalize_axis(b, x.ndim, "swapaxes")
     axes[a], axes[b] = axes[b], axes[a]
-    return Transpose.apply(x, axes=tuple(axes))
+    return _transpose(x, tuple(axes))
 
 
 def broadcast_to(x, shape):
@@ -212,7 +247,7 @@ def broadcast_to(x, shape):
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
     if shape == x.shape:
         return x
-    return BroadcastTo.apply(x, shape=shape)
+    return _tracked(BroadcastTo.apply(x, shape=shape), x, BroadcastTo, {"shape": shape})
 
 
 def flatten(x, start_axis=0, end_axis=-1):
@@ -228,9 +263,7 @@ def squeeze(x, axis=None):
     if axis is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
-        from ._util import normalize_axes
-
-        axes = normalize_axes(axis, x.ndim, "squeeze")
+        axes = normalize_dims(axis, x.ndim, "squeeze")
         for a in axes:
             if x.shape[a] != 1:
                 raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1")
@@ -248,6 +281,10 @@ def concatenate(tensors, axis=0):
     if not tensors:
         raise ValueError("concatenate: need at least one tensor")
     first = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"concatenate: zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated")
     dt = np.result_type(*[t.dtype for t in tensors])
     tensors = [t if t.dtype == dt else t.to(dt) for t in tensors]
     ax = normalize_axis(axis, first.ndim, "concatenate")
@@ -273,6 +310,8 @@ def stack(tensors, axis=0):
 def split(x, split_size_or_sections, axis=0):
     """PyTorch's split: an int is the size of each piece (the last may be smaller); a list gives
     each piece's size."""
+    if x.ndim == 0:
+        raise RuntimeError("split: expects at least a 1-dimensional tensor, got a 0-d one")
     ax = normalize_axis(axis, x.ndim, "split")
     n = x.shape[ax]
     if isinstance(split_size_or_sections, numbers.Integral):
@@ -282,6 +321,8 @@ def split(x, split_size_or_sections, axis=0):
         sizes = [min(step, n - i) for i in range(0, n, step)]
     else:
         sizes = [int(s) for s in split_size_or_sections]
+        if any(s < 0 for s in sizes):
+            raise ValueError(f"split: section sizes must be non-negative, got {sizes}")
         if sum(sizes) != n:
             raise ValueError(f"split: sizes {sizes} do not add up to {n}, the size of axis {ax}")
     out, start = [], 0
