@@ -36,13 +36,15 @@ class Tensor(_C.TensorBase):
         (the op path: one call, every slot set once)."""
         if be is None:
             t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
-            data, be, node = t.data, t._be, None
-            self.requires_grad = t.requires_grad
-        elif node is not None:
-            self.requires_grad = True
-            self._node = node
-        self.data = data
+            data, be, node, requires_grad = t.data, t._be, None, t.requires_grad
+        else:
+            requires_grad = node is not None
+        self.data = data  # first: the requires_grad setter checks the data's dtype
         self._be = be
+        if node is not None:
+            self._node = node
+        if requires_grad:
+            self.requires_grad = True
 
     @classmethod
     def _make(cls, data, device, node=None, vbox=None, base=None):
