@@ -63,6 +63,8 @@ PYBIND11_MODULE(_C, m) {
   py::detail::npy_api::get();
   m.def("get_num_threads", &gf::num_threads, "Threads used by gradflow's CPU kernels and BLAS.");
   m.def("set_num_threads", &gf::set_num_threads, py::arg("n"));
+  m.def("blas_num_threads", []() { return scipy_openblas_get_num_threads(); },
+        "Threads OpenBLAS splits an operation into (as set by set_num_threads).");
   m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
         "OpenBLAS's build configuration string.");
   m.def("blas_corename", []() { return std::string(scipy_openblas_get_corename()); },

@@ -336,3 +336,259 @@ def test_op_class_modified_after_first_use():
     assert Op.apply(x).item() == 2.0
     Op.forward = staticmethod(lambda ctx, a: a * 5)
     assert Op.apply(x).item() == 5.0
+
+
+# ---- grad mode is per thread ------------------------------------------------------------------
+def _in_thread(fn):
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # reported in the calling thread
+            out["error"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def test_grad_mode_is_per_thread():
+    inside, other = threading.Event(), threading.Event()
+
+    def infer():
+        with gf.no_grad():
+            inside.set()
+            other.wait(10)
+            return gf.is_grad_enabled()
+    t_result = {}
+    t = threading.Thread(target=lambda: t_result.setdefault("v", infer()))
+    t.start()
+    inside.wait(10)
+    try:
+        x = gf.tensor([1.0, 2.0], requires_grad=True)
+        y = (x * x).sum()  # this thread still records
+        assert gf.is_grad_enabled() and y.requires_grad
+        y.backward()
+        np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
+    finally:
+        other.set()
+        t.join()
+    assert t_result["v"] is False
+
+
+def test_new_thread_starts_with_grad_enabled_and_forward_phase():
+    with gf.no_grad():
+        assert _in_thread(gf.is_grad_enabled) is True
+        assert _in_thread(lambda: gf.autograd.grad_mode.state.phase) == "forward"
+    assert gf.is_grad_enabled()
+
+
+def test_backward_in_one_thread_leaves_the_others_mode():
+    from gradflow.autograd.function import Function
+    seen = {}
+    release = threading.Event()
+    entered = threading.Event()
+
+    class Slow(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            entered.set()
+            release.wait(10)
+            return (g,)
+
+    x = gf.tensor([1.0], requires_grad=True)
+    y = Slow.apply(x).sum()
+    t = threading.Thread(target=y.backward)
+    t.start()
+    entered.wait(10)
+    try:
+        seen["enabled"] = gf.is_grad_enabled()
+        seen["phase"] = gf.autograd.grad_mode.state.phase
+        z = x * 2
+        seen["records"] = z.requires_grad
+    finally:
+        release.set()
+        t.join()
+    assert seen == {"enabled": True, "phase": "forward", "records": True}
+
+
+def test_set_grad_enabled_as_call_context_and_decorator():
+    gf.set_grad_enabled(False)
+    try:
+        assert not gf.is_grad_enabled()
+    finally:
+        gf.set_grad_enabled(True)
+    assert gf.is_grad_enabled()
+    with gf.set_grad_enabled(False):
+        assert not gf.is_grad_enabled()
+    assert gf.is_grad_enabled()
+
+    @gf.set_grad_enabled(False)
+    def f():
+        return gf.is_grad_enabled()
+    assert gf.is_grad_enabled()  # decorating changes nothing
+    assert f() is False and gf.is_grad_enabled()
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "enable_grad", "inference_mode"])
+def test_grad_mode_decorators(mode):
+    manager = getattr(gf, mode)
+    expect = mode == "enable_grad"
+
+    @manager()
+    def f():
+        return gf.is_grad_enabled()
+
+    @manager()
+    def gen():
+        yield gf.is_grad_enabled()
+        yield gf.is_grad_enabled()
+
+    with gf.set_grad_enabled(not expect):
+        assert f() is expect
+        it = gen()
+        assert next(it) is expect
+        assert gf.is_grad_enabled() is (not expect)  # between steps: the caller's mode
+        assert next(it) is expect
+
+
+def test_inference_mode():
+    x = gf.tensor([1.0], requires_grad=True)
+    assert not gf.is_inference_mode_enabled()
+    with gf.inference_mode():
+        assert gf.is_inference_mode_enabled() and not gf.is_grad_enabled()
+        assert not (x * 2).requires_grad
+    with gf.inference_mode(False):
+        assert not gf.is_inference_mode_enabled() and gf.is_grad_enabled()
+    assert not gf.is_inference_mode_enabled() and gf.is_grad_enabled()
+
+
+# ---- the thread count -------------------------------------------------------------------------
+def test_set_num_threads_from_a_worker_thread_is_process_wide():
+    p = run_py("""
+import os, threading, numpy as np, gradflow as gf
+from gradflow import _C
+def threads():
+    return len(os.listdir("/proc/self/task"))
+x = np.ones(1 << 22, np.float32)
+_C.exp(x)
+t = threading.Thread(target=gf.set_num_threads, args=(3,))
+t.start(); t.join()
+before = threads()  # (the BLAS may start threads of its own meanwhile)
+_C.exp(x)  # this thread's OpenMP team grows to the new count
+print(gf.get_num_threads(), _C.blas_num_threads(), threads() - before)
+""", env={"OMP_NUM_THREADS": "1"})
+    assert_ok(p)
+    assert p.stdout.split() == ["3", "3", "2"]
+
+
+# ---- byte order ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("dt", [">f4", ">f8"])
+def test_byte_swapped_arrays_are_never_misread(dt, tmp_path):
+    a = np.array([[1.5, -2.0], [3.0, 0.25]], dtype=dt)
+    want = np.exp(a.astype(a.dtype.newbyteorder("=")))
+    for t in (gf.tensor(a), gf.Tensor(a), gf.tensor(a.tolist(), dtype=a.dtype)):
+        assert t.dtype.byteorder in "=|"
+        np.testing.assert_allclose(t.exp().numpy(), want, rtol=1e-6)
+    with pytest.raises(ValueError, match="byte order"):
+        gf.from_numpy(a)
+    # A checkpoint whose arrays were written byte-swapped (on another machine, say).
+    path = str(tmp_path / "s.npz")
+    gf.save({"w": gf.tensor(a)}, path)
+    with np.load(path) as f:
+        entries = {k: (f[k] if k == "__structure__" else f[k].astype(dt)) for k in f.files}
+    np.savez(path, **entries)
+    np.testing.assert_allclose(gf.load(path)["w"].exp().numpy(), want, rtol=1e-6)
+    t = gf.tensor([0.0, 0.0])
+    with pytest.raises(TypeError, match="byte order"):
+        t.data = a[0]
+    # The kernels themselves: a clear TypeError, or (ops integers also use) numpy's answer.
+    with pytest.raises(TypeError, match="byte order"):
+        _C.exp(a)
+    with pytest.raises(TypeError, match="byte order"):
+        _C.matmul(a, a)
+    np.testing.assert_array_equal(gf.backend.cpu.add(a, a), 2 * a)
+
+
+# ---- field assignment -----------------------------------------------------------------------
+def test_grad_assignment_is_checked():
+    x = gf.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"shape \(3,\).*shape \(2,\)"):
+        x.grad = gf.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(TypeError, match="float64.*float32"):
+        x.grad = gf.tensor([1.0, 2.0], dtype=gf.float64)
+    with pytest.raises(TypeError, match="Tensor or None, got list"):
+        x.grad = [1.0, 2.0]
+    x.grad = gf.tensor([3.0, 4.0])
+    x.grad = None
+    (x * x).sum().backward()  # the engine's own assignment passes
+    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
+
+
+def test_requires_grad_assignment_is_checked():
+    x = gf.tensor([1.0])
+    with pytest.raises(TypeError, match="bool"):
+        x.requires_grad = 1
+    i = gf.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype"):
+        i.requires_grad = True
+    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype"):
+        gf.tensor([1, 2], requires_grad=True)
+    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype"):
+        gf.zeros(2, dtype=gf.int64, requires_grad=True)
+
+
+def test_data_assignment():
+    x = gf.tensor([1.0, 2.0])
+    with pytest.raises(TypeError, match="Tensor or a backend array, got list"):
+        x.data = [1.0, 2.0]
+    other = gf.tensor([5.0, 6.0])
+    x.data = other
+    assert x.data is other.data
+    x.data = np.array([7.0], np.float32)
+    assert x.tolist() == [7.0]
+
+
+# ---- matmul strides the BLAS cannot take --------------------------------------------------
+def _huge_strided(shape, strides_elems):
+    """A float32 view with huge strides over reserved (never touched) address space."""
+    import mmap
+    span = sum((n - 1) * s for n, s in zip(shape, strides_elems)) + 1
+    mm = mmap.mmap(-1, span * 4, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                   | getattr(mmap, "MAP_NORESERVE", 0x4000))  # (Linux's value)
+    base = np.frombuffer(mm, np.float32)
+    v = np.lib.stride_tricks.as_strided(base, shape, [s * 4 for s in strides_elems])
+    v[...] = np.arange(v.size, dtype=np.float32).reshape(shape)
+    return v
+
+
+@pytest.mark.parametrize("shape,strides", [
+    ((2, 3), (2**31 + 5, 1)),      # lda > INT_MAX
+    ((2, 1, 3), (2**31 + 5, 3, 1)),  # batch rows that collapse into one gemm: lda > INT_MAX
+])
+def test_matmul_leading_dimension_beyond_int(shape, strides):
+    a = _huge_strided(shape, strides)
+    b = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_allclose(_C.matmul(a, b), np.matmul(np.array(a), b))
+
+
+def test_matmul_odd_strides_copy():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 8)).astype(np.float32)
+    b = rng.standard_normal((8, 5)).astype(np.float32)
+    for av in (a[::-1], a[:, ::2], a[::2, ::-2], np.broadcast_to(a[:1], (6, 8))):
+        bv = b[: av.shape[1]]
+        np.testing.assert_allclose(_C.matmul(av, bv), np.array(av) @ bv, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_dims_beyond_int_raise_before_allocating():
+    a = np.broadcast_to(np.ones((1, 1), np.float32), (2**31, 1))
+    with pytest.raises(ValueError, match="32-bit"):
+        _C.matmul(a, np.ones((1, 1), np.float32))

@@ -177,8 +177,7 @@ class Tensor(_C.TensorBase):
         return Tensor._make(self.data, self._device, None, self._vbox, self)
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require grad, not {self.dtype}")
+        # (the setter checks the value: a bool, True only for floating point)
         if not requires_grad and self._node is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
         self.requires_grad = requires_grad
@@ -523,6 +522,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
                 dt = _dtypes.bool_
             else:
                 raise TypeError(f"cannot make a tensor from {type(data).__name__} of dtype {probe.dtype}")
+    if not dt.isnative:  # '>f4' on x86: the kernels read memory in the machine's byte order
+        dt = dt.newbyteorder("=")
     be = _backend.get(dev)
     arr = be.xp.array(data, dtype=dt, copy=True) if dev != "cpu" else np.array(data, dtype=dt)
     t = Tensor._make(arr, dev)
@@ -535,6 +536,9 @@ def from_numpy(a):
     """A CPU tensor sharing memory with the numpy array ``a``."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy array, got {type(a).__name__}")
+    if not a.dtype.isnative:  # shared memory cannot be converted (PyTorch raises too)
+        raise ValueError(f"from_numpy: the array's byte order ({a.dtype.str}) is not the machine's;"
+                         " convert it first: a.astype(a.dtype.newbyteorder('='))")
     return Tensor._make(a, "cpu")
 
 
