@@ -71,7 +71,16 @@ void run_blas_jobs(int /*sync: OpenBLAS always waits*/, openblas_dojob_callback 
 }
 }  // namespace
 
+// At the end of Py_Finalize, before the C library's exit handlers free what kernels use: a
+// daemon thread still inside a kernel finishes it (then waits, see reacquire_gil). Bounded, in
+// case a kernel never returns.
+static void wait_for_kernels() {
+  for (int i = 0; i < 10000 && kernels_without_gil.load(std::memory_order_acquire) > 0; ++i)
+    usleep(1000);
+}
+
 void init_threads() {
+  Py_AtExit(wait_for_kernels);
   thread_count.store(std::max(1, omp_get_max_threads()), std::memory_order_relaxed);
   scipy_openblas_set_threads_callback_function(run_blas_jobs);
   scipy_openblas_set_num_threads(num_threads());
@@ -96,7 +105,10 @@ bool finalizing() {
 }
 }  // namespace
 
+std::atomic<int> kernels_without_gil{0};
+
 void reacquire_gil(PyThreadState* state) noexcept {
+  kernels_without_gil.fetch_sub(1, std::memory_order_release);
   if (finalizing()) wait_for_exit();
   // Finalization can also begin while this thread waits for the GIL: CPython then ends it from
   // inside PyEval_RestoreThread (a forced unwind, which must not leave the catch block: it is

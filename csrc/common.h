@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -70,11 +71,19 @@ constexpr index_t kNoGilMin = 1 << 12;
 // (std::terminate). Such a thread waits here instead until the process exits, never touching
 // Python again, as CPython 3.14 makes such threads do.
 void reacquire_gil(PyThreadState* state) noexcept;
+// Kernels running without the GIL now: the process's exit waits for them (see init_threads),
+// so that no kernel is still reading the BLAS's or the allocator's state as it is torn down.
+extern std::atomic<int> kernels_without_gil;
 
 // Every kernel releases the GIL through this guard (never through py::gil_scoped_release).
 class NoGilIf {
  public:
-  explicit NoGilIf(bool release) : state_(release ? PyEval_SaveThread() : nullptr) {}
+  explicit NoGilIf(bool release) : state_(nullptr) {
+    if (release) {
+      kernels_without_gil.fetch_add(1, std::memory_order_relaxed);
+      state_ = PyEval_SaveThread();
+    }
+  }
   ~NoGilIf() {
     if (state_) reacquire_gil(state_);
   }
