@@ -457,6 +457,7 @@ def test_grad_mode_decorators(mode):
         assert next(it) is expect
         assert gf.is_grad_enabled() is (not expect)  # between steps: the caller's mode
         assert next(it) is expect
+        assert list(gen()) == [expect, expect]
 
 
 def test_inference_mode():

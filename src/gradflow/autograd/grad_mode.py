@@ -55,21 +55,24 @@ class _GradMode:
             @functools.wraps(fn)
             def gen(*args, **kwargs):
                 it = fn(*args, **kwargs)
-                with self.clone():
-                    sent = it.send(None)
-                while True:
-                    try:
-                        value = yield sent
-                    except GeneratorExit:
-                        with self.clone():
-                            it.close()
-                        raise
-                    except BaseException as e:  # thrown in: passed on under the mode
-                        with self.clone():
-                            sent = it.throw(e)
-                    else:
-                        with self.clone():
-                            sent = it.send(value)
+                try:
+                    with self.clone():
+                        sent = it.send(None)
+                    while True:
+                        try:
+                            value = yield sent
+                        except GeneratorExit:
+                            with self.clone():
+                                it.close()
+                            raise
+                        except BaseException as e:  # thrown in: passed on under the mode
+                            with self.clone():
+                                sent = it.throw(e)
+                        else:
+                            with self.clone():
+                                sent = it.send(value)
+                except StopIteration as stop:
+                    return stop.value
             return gen
 
         @functools.wraps(fn)
@@ -130,7 +133,6 @@ class inference_mode(_GradMode):
 
     def __init__(self, mode: bool = True):
         self.enabled = bool(mode)
-        self.mode = False if self.enabled else None
 
     def __enter__(self):
         self.prev = state.grad_enabled
