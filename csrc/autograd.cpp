@@ -297,7 +297,7 @@ bool check_requires_grad(TensorObject* t, PyObject* v) {
   return true;
 }
 
-// t.data = v: a Tensor (its array, as PyTorch's p.data = other) or a backend array: a numpy
+// t.data = v: a Tensor (its array; its device too) or a backend array: a numpy
 // array in the machine's byte order (the C kernels read raw memory) or another array type
 // (CuPy's). Returns the array to store (new reference), or nullptr with TypeError.
 PyObject* data_to_store(PyObject* v) {
@@ -366,6 +366,8 @@ int field_set(PyObject* o, PyObject* v, void* name) {
   } else if constexpr (Offset == offsetof(TensorObject, data)) {
     Py_DECREF(value);
     if (!(value = data_to_store(v))) return -1;
+    if (PyObject_TypeCheck(v, &TensorBaseType))  // and its device, as PyTorch's p.data = other
+      Py_SETREF(t->be, Py_NewRef(reinterpret_cast<TensorObject*>(v)->be));
   }
   Py_SETREF(field(o, Offset), value);
   return 0;
