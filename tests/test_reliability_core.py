@@ -17,6 +17,7 @@ import pytest
 import gradflow as gf
 from gradflow import _C
 
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc, Linux's mmap flags")
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(gf.__file__)))
 
 
@@ -62,6 +63,7 @@ _C.exp(np.ones((1 << 16,), np.float32))  # the thread pool exists before the lim
 """
 
 
+@linux_only
 @pytest.mark.parametrize("case", [
     "_C.exp(big)", "_C.gelu(big)", "_C.tanh_backward(big, big)", "_C.sigmoid_backward(big_t, big)",
     "_C.pow_scalar(big, 3.0)", "gf.from_numpy(big).exp()",
@@ -76,6 +78,7 @@ expect_memory_error(lambda: {case})
     assert_ok(p, "MemoryError")
 
 
+@linux_only
 def test_matmul_operand_copy_out_of_memory_raises():
     p = run_py(_LIMIT + """
 a = np.broadcast_to(np.ones((1, 1), np.float32), (1, 1 << 28))  # 1 GiB as a copy
@@ -86,6 +89,7 @@ expect_memory_error(_C.matmul, a, b)
     assert_ok(p, "MemoryError")
 
 
+@linux_only
 def test_matmul_bias_copy_out_of_memory_raises():
     # The output (256 MiB) fits, the contiguous copy of the broadcast bias does not.
     p = run_py(_LIMIT + """
@@ -472,6 +476,7 @@ def test_inference_mode():
 
 
 # ---- the thread count -------------------------------------------------------------------------
+@linux_only
 def test_set_num_threads_from_a_worker_thread_is_process_wide():
     p = run_py("""
 import os, threading, numpy as np, gradflow as gf
@@ -571,6 +576,7 @@ def _huge_strided(shape, strides_elems):
     return v
 
 
+@linux_only
 @pytest.mark.parametrize("shape,strides", [
     ((2, 3), (2**31 + 5, 1)),      # lda > INT_MAX
     ((2, 1, 3), (2**31 + 5, 3, 1)),  # batch rows that collapse into one gemm: lda > INT_MAX
