@@ -30,14 +30,16 @@ struct TensorObject {
 PyTypeObject TensorBaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 // The autograd switches (gradflow.autograd.grad_mode.state is the object that exposes them), here
-// so that every op reads them without an attribute lookup.
+// so that every op reads them without an attribute lookup. Process-wide:
 struct State {
-  bool grad_enabled = true;          // record ops on the tape
   bool anomaly = false;              // remember where each op was recorded; check backward
   PyObject* profiler = nullptr;      // gradflow.profiler.Profile while one is active, or None
-  PyObject* phase = nullptr;         // "forward", or "backward" while the engine runs
   PyObject* grad_observer = nullptr; // callable(node, grad) the engine calls, or None
 } S;
+// Per thread, as in PyTorch: no_grad in one thread, or a backward pass running there, leaves
+// the other threads recording. A new thread starts with recording on, in the forward phase.
+thread_local bool t_grad_enabled = true;  // record ops on the tape
+thread_local bool t_backward = false;     // phase: "backward" while the engine runs, else "forward"
 
 // Set once by autograd_init (gradflow.autograd.function.bind_tensor_type).
 PyTypeObject* g_tensor_type = nullptr;  // gradflow.Tensor: the class of op outputs
@@ -50,6 +52,7 @@ struct Names {
       *save_idx, *save_out, *saved, *saved_versions, *out_data, *out_vbox, *out_version, *seq,
       *trace, *dst, *name, *shape, *dtype, *begin, *end,
       *add, *backward, *released, *raise_released, *raise_modified, *raise_output_modified,
+      *op_cache, *forward_phase, *backward_phase, *dtype_kind, *cuda_array, *array_interface,
       *empty_tuple;
 } N;
 
@@ -64,7 +67,9 @@ bool intern_names() {
       {&N.shape, "shape"}, {&N.dtype, "dtype"}, {&N.begin, "begin"}, {&N.end, "end"},
       {&N.add, "add"}, {&N.backward, "backward"}, {&N.released, "_released"},
       {&N.raise_released, "_raise_released"}, {&N.raise_modified, "_raise_modified"},
-      {&N.raise_output_modified, "_raise_output_modified"}};
+      {&N.raise_output_modified, "_raise_output_modified"}, {&N.op_cache, "_op_cache"},
+      {&N.forward_phase, "forward"}, {&N.backward_phase, "backward"}, {&N.dtype_kind, "kind"},
+      {&N.cuda_array, "__cuda_array_interface__"}, {&N.array_interface, "__array_interface__"}};
   for (auto& e : table)
     if (!(*e.slot = PyUnicode_InternFromString(e.s))) return false;
   return (N.empty_tuple = PyTuple_New(0)) != nullptr;
@@ -87,10 +92,49 @@ int attr_true(PyObject* obj, PyObject* name) {
   return v ? PyObject_IsTrue(v.p) : -1;
 }
 
+// hasattr(obj, name): 1, 0, or -1 on an error other than AttributeError.
+int has_attr(PyObject* obj, PyObject* name) {
+  PyObject* r = PyObject_GetAttr(obj, name);
+  if (r) {
+    Py_DECREF(r);
+    return 1;
+  }
+  if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+  PyErr_Clear();
+  return 0;
+}
+
+// A tuple of the sequence's items (the tuple itself when it is one): a snapshot that Python code
+// run while it is read (a backend's add, a sum_to, an __index__) cannot shrink, as it could a
+// list, under the reader.
+PyObject* as_tuple(PyObject* seq, const char* what) {
+  if (PyTuple_CheckExact(seq)) return Py_NewRef(seq);
+  PyObject* t = PySequence_Tuple(seq);
+  if (!t && PyErr_ExceptionMatches(PyExc_TypeError)) {
+    PyErr_Clear();
+    PyErr_SetString(PyExc_TypeError, what);
+  }
+  return t;
+}
+
+// The version counter in a version box (borrowed), or nullptr with RuntimeError when Python code
+// has emptied or grown the box (the setter checks it only when it is assigned).
+PyObject* version_of(PyObject* vbox) {
+  if (PyList_Check(vbox) && PyList_GET_SIZE(vbox) == 1) return PyList_GET_ITEM(vbox, 0);
+  PyErr_SetString(PyExc_RuntimeError,
+                  "a Tensor's version box (_vbox) must stay a one-element list: [version]");
+  return nullptr;
+}
+
 // ---- TensorBase ------------------------------------------------------------------------------
 PyObject* new_vbox() {
+  PyObject* zero = PyLong_FromLong(0);
+  if (!zero) return nullptr;
   PyObject* box = PyList_New(1);
-  if (box) PyList_SET_ITEM(box, 0, PyLong_FromLong(0));
+  if (box)
+    PyList_SET_ITEM(box, 0, zero);
+  else
+    Py_DECREF(zero);
   return box;
 }
 
@@ -131,15 +175,164 @@ int tensor_clear(PyObject* o) {
   return 0;
 }
 
+// Freeing a tensor frees what only it holds (its node, whose saved tensors free their nodes,
+// ...): the trashcan turns a long chain's recursion into a loop, as in CPython's containers.
 void tensor_dealloc(PyObject* o) {
   PyObject_GC_UnTrack(o);
+  Py_TRASHCAN_BEGIN(o, tensor_dealloc)
   if (reinterpret_cast<TensorObject*>(o)->weakrefs) PyObject_ClearWeakRefs(o);
   tensor_clear(o);
   Py_TYPE(o)->tp_free(o);
+  Py_TRASHCAN_END
+}
+
+// ---- field assignment -------------------------------------------------------------------------
+PyObject* numpy_array_or_null(PyObject* a) {
+  return py::detail::npy_api::get().PyArray_Check_(a) ? a : nullptr;
+}
+
+// A backend array's dtype and shape (new references), numpy's read directly.
+bool array_dtype_shape(PyObject* a, Ref& dtype, Ref& shape) {
+  if (numpy_array_or_null(a)) {
+    const auto* arr = py::detail::array_proxy(a);
+    dtype.p = Py_NewRef(arr->descr);
+    shape.p = PyTuple_New(arr->nd);
+    if (!shape) return false;
+    for (int d = 0; d < arr->nd; ++d) {
+      PyObject* dim = PyLong_FromSsize_t(arr->dimensions[d]);
+      if (!dim) return false;
+      PyTuple_SET_ITEM(shape.p, d, dim);
+    }
+    return true;
+  }
+  return (dtype.p = PyObject_GetAttr(a, N.dtype)) && (shape.p = PyObject_GetAttr(a, N.shape));
+}
+
+// The device a backend serves ("cpu", "cuda:0"): its name.
+PyObject* device_name(PyObject* be) {
+  return be == Py_None ? PyUnicode_FromString("no device") : PyObject_GetAttr(be, N.name);
+}
+
+// t.grad = g: None, or a Tensor of t's shape, dtype and device (as PyTorch requires). Only a
+// tensor that has its data yet is checked (Tensor.__init__ fills the fields one by one).
+bool check_grad(TensorObject* t, PyObject* g) {
+  if (g == Py_None) return true;
+  if (!PyObject_TypeCheck(g, &TensorBaseType)) {
+    PyErr_Format(PyExc_TypeError, "assigned grad must be a Tensor or None, got %s",
+                 Py_TYPE(g)->tp_name);
+    return false;
+  }
+  auto* gt = reinterpret_cast<TensorObject*>(g);
+  if (t->data == Py_None) return true;
+  PyObject *a = numpy_array_or_null(t->data), *b = numpy_array_or_null(gt->data);
+  if (a && b && gt->be == t->be) {  // the engine's case: every check on the structs
+    const auto *pa = py::detail::array_proxy(a), *pb = py::detail::array_proxy(b);
+    bool same = pa->nd == pb->nd && (pa->descr == pb->descr ||
+                                     py::detail::npy_api::get().PyArray_EquivTypes_(pa->descr, pb->descr));
+    for (int d = 0; same && d < pa->nd; ++d) same = pa->dimensions[d] == pb->dimensions[d];
+    if (same) return true;
+  }
+  Ref td, ts, gd, gs;
+  if (!array_dtype_shape(t->data, td, ts) || !array_dtype_shape(gt->data, gd, gs)) return false;
+  int same = PyObject_RichCompareBool(gs.p, ts.p, Py_EQ);
+  if (same < 0) return false;
+  if (!same) {
+    PyErr_Format(PyExc_ValueError, "assigned grad has shape %S, but the tensor has shape %S",
+                 gs.p, ts.p);
+    return false;
+  }
+  same = PyObject_RichCompareBool(gd.p, td.p, Py_EQ);
+  if (same < 0) return false;
+  if (!same) {
+    PyErr_Format(PyExc_TypeError, "assigned grad has dtype %S, but the tensor has dtype %S",
+                 gd.p, td.p);
+    return false;
+  }
+  if (gt->be != t->be) {
+    Ref gn(device_name(gt->be)), tn(device_name(t->be));
+    if (!gn || !tn) return false;
+    same = PyObject_RichCompareBool(gn.p, tn.p, Py_EQ);
+    if (same < 0) return false;
+    if (!same) {
+      PyErr_Format(PyExc_RuntimeError, "assigned grad is on %S, but the tensor is on %S", gn.p,
+                   tn.p);
+      return false;
+    }
+  }
+  return true;
+}
+
+// The kind of a backend array's dtype ('f', 'i', 'b', ...), or 0 with an error set.
+char dtype_kind(PyObject* a) {
+  if (numpy_array_or_null(a))
+    return py::detail::array_descriptor_proxy(py::detail::array_proxy(a)->descr)->kind;
+  Ref dtype(PyObject_GetAttr(a, N.dtype));
+  if (!dtype) return 0;
+  Ref kind(PyObject_GetAttr(dtype.p, N.dtype_kind));
+  if (!kind) return 0;
+  const char* k = PyUnicode_Check(kind.p) ? PyUnicode_AsUTF8(kind.p) : nullptr;
+  if (!k || !*k) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "dtype.kind must be a string");
+    return 0;
+  }
+  return k[0];
+}
+
+// t.requires_grad = v: a bool, and True only for floating-point data (as PyTorch).
+bool check_requires_grad(TensorObject* t, PyObject* v) {
+  if (!PyBool_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "requires_grad must be a bool, got %s", Py_TYPE(v)->tp_name);
+    return false;
+  }
+  if (v == Py_False || t->data == Py_None) return true;
+  char kind = dtype_kind(t->data);
+  if (!kind) return false;
+  if (kind != 'f') {
+    Ref dtype(PyObject_GetAttr(t->data, N.dtype));
+    PyErr_Format(PyExc_RuntimeError,
+                 "only Tensors of floating point dtype can require gradients, got dtype %S",
+                 dtype ? dtype.p : Py_None);
+    return false;
+  }
+  return true;
+}
+
+// t.data = v: a Tensor (its array; its device too) or a backend array: a numpy
+// array in the machine's byte order (the C kernels read raw memory) or another array type
+// (CuPy's). Returns the array to store (new reference), or nullptr with TypeError.
+PyObject* data_to_store(PyObject* v) {
+  if (PyObject_TypeCheck(v, &TensorBaseType)) v = reinterpret_cast<TensorObject*>(v)->data;
+  if (numpy_array_or_null(v)) {
+    PyObject* descr = py::detail::array_proxy(v)->descr;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    constexpr char kSwapped = '>';
+#else
+    constexpr char kSwapped = '<';
+#endif
+    if (py::detail::array_descriptor_proxy(descr)->byteorder == kSwapped) {
+      PyErr_Format(PyExc_TypeError,
+                   "Tensor.data must be in the machine's byte order, got a byte-swapped %R array "
+                   "(convert it with a.astype(a.dtype.newbyteorder('=')))",
+                   descr);
+      return nullptr;
+    }
+    return Py_NewRef(v);
+  }
+  // (looked up on the type: an instance's __cuda_array_interface__ builds a dict)
+  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(v));
+  int ok = has_attr(type, N.cuda_array);
+  if (ok == 0) ok = has_attr(type, N.array_interface);  // numpy scalars
+  if (ok < 0) return nullptr;
+  if (!ok) {
+    PyErr_Format(PyExc_TypeError, "Tensor.data must be a Tensor or a backend array, got %s",
+                 Py_TYPE(v)->tp_name);
+    return nullptr;
+  }
+  return Py_NewRef(v);
 }
 
 // The fields as attributes. C reads them without checks on every op, so Python may replace
-// them but not delete them, and the version box must stay a one-element list.
+// them (with values of the right kind) but not delete them.
 template <std::size_t Offset>
 PyObject* field_get(PyObject* o, void*) {
   return Py_NewRef(field(o, Offset));
@@ -152,11 +345,31 @@ int field_set(PyObject* o, PyObject* v, void* name) {
                  static_cast<const char*>(name));
     return -1;
   }
-  if (Offset == offsetof(TensorObject, vbox) && !(PyList_CheckExact(v) && PyList_GET_SIZE(v) == 1)) {
-    PyErr_SetString(PyExc_TypeError, "_vbox must be a one-element list (the version counter)");
-    return -1;
+  auto* t = reinterpret_cast<TensorObject*>(o);
+  PyObject* value = Py_NewRef(v);
+  if constexpr (Offset == offsetof(TensorObject, vbox)) {
+    if (!(PyList_CheckExact(v) && PyList_GET_SIZE(v) == 1)) {
+      PyErr_SetString(PyExc_TypeError, "_vbox must be a one-element list (the version counter)");
+      Py_DECREF(value);
+      return -1;
+    }
+  } else if constexpr (Offset == offsetof(TensorObject, grad)) {
+    if (!check_grad(t, v)) {
+      Py_DECREF(value);
+      return -1;
+    }
+  } else if constexpr (Offset == offsetof(TensorObject, requires_grad)) {
+    if (!check_requires_grad(t, v)) {
+      Py_DECREF(value);
+      return -1;
+    }
+  } else if constexpr (Offset == offsetof(TensorObject, data)) {
+    Py_DECREF(value);
+    if (!(value = data_to_store(v))) return -1;
+    if (PyObject_TypeCheck(v, &TensorBaseType))  // and its device, as PyTorch's p.data = other
+      Py_SETREF(t->be, Py_NewRef(reinterpret_cast<TensorObject*>(v)->be));
   }
-  Py_SETREF(field(o, Offset), Py_NewRef(v));
+  Py_SETREF(field(o, Offset), value);
   return 0;
 }
 
@@ -228,11 +441,8 @@ bool record_edges(PyObject* ctx, TensorObject* const* in, Py_ssize_t n) {
   if (!next || !meta) return false;
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* edge = in[i]->node;
-    if (edge == Py_None) {
-      int rg = PyObject_IsTrue(in[i]->requires_grad);
-      if (rg < 0) return false;
-      edge = rg ? reinterpret_cast<PyObject*>(in[i]) : Py_None;
-    }
+    if (edge == Py_None)  // (requires_grad is a bool: its setter takes nothing else)
+      edge = in[i]->requires_grad == Py_True ? reinterpret_cast<PyObject*>(in[i]) : Py_None;
     PyTuple_SET_ITEM(next.p, i, Py_NewRef(edge));
     PyObject* pair = array_meta(in[i]->data);
     if (!pair) return false;
@@ -248,69 +458,106 @@ bool record_saved(PyObject* ctx, TensorObject* const* in, Py_ssize_t n, PyObject
                   TensorObject* out) {
   Ref idx(PyObject_GetAttr(ctx, N.save_idx));
   if (!idx) return false;
-  Ref seq(PySequence_Fast(idx.p, "_save_idx must be a sequence of input indices"));
+  Ref seq(as_tuple(idx.p, "_save_idx must be a sequence of input indices"));
   if (!seq) return false;
-  Py_ssize_t k = PySequence_Fast_GET_SIZE(seq.p);
+  Py_ssize_t k = PyTuple_GET_SIZE(seq.p);
   if (k > 0) {
     Ref saved(PyTuple_New(k)), versions(PyTuple_New(k));
     if (!saved || !versions) return false;
     for (Py_ssize_t j = 0; j < k; ++j) {
-      Py_ssize_t i = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(seq.p, j), PyExc_IndexError);
+      Py_ssize_t i = PyNumber_AsSsize_t(PyTuple_GET_ITEM(seq.p, j), PyExc_IndexError);
       if (i == -1 && PyErr_Occurred()) return false;
       if (i < 0 || i >= n) {
         PyErr_Format(PyExc_IndexError, "save_inputs: index %zd, but the op has %zd inputs", i, n);
         return false;
       }
+      PyObject* version = version_of(in[i]->vbox);
+      if (!version) return false;
       PyTuple_SET_ITEM(saved.p, j, Py_NewRef(reinterpret_cast<PyObject*>(in[i])));
-      PyTuple_SET_ITEM(versions.p, j, Py_NewRef(PyList_GET_ITEM(in[i]->vbox, 0)));
+      PyTuple_SET_ITEM(versions.p, j, Py_NewRef(version));
     }
     if (PyObject_SetAttr(ctx, N.saved, saved.p) < 0 ||
         PyObject_SetAttr(ctx, N.saved_versions, versions.p) < 0)
       return false;
   }
   int save_out = attr_true(ctx, N.save_out);
-  if (save_out < 0) return false;
-  if (save_out &&
-      (PyObject_SetAttr(ctx, N.out_data, out_data) < 0 ||
-       PyObject_SetAttr(ctx, N.out_vbox, out->vbox) < 0 ||
-       PyObject_SetAttr(ctx, N.out_version, PyList_GET_ITEM(out->vbox, 0)) < 0))
-    return false;
-  return true;
+  if (save_out <= 0) return save_out == 0;
+  Ref vbox(Py_NewRef(out->vbox));
+  PyObject* version = version_of(vbox.p);
+  if (!version) return false;
+  Ref v(Py_NewRef(version));
+  return PyObject_SetAttr(ctx, N.out_data, out_data) == 0 &&
+         PyObject_SetAttr(ctx, N.out_vbox, vbox.p) == 0 &&
+         PyObject_SetAttr(ctx, N.out_version, v.p) == 0;
 }
 
-// What apply reads from an op class, cached per class and revalidated by the class's version
-// tag, which Python changes whenever the class or a base is modified (and never reuses).
+// What apply reads from an op class, cached in the class's own __dict__ (as _op_cache) and
+// revalidated by the class's version tag, which Python changes whenever the class or a base is
+// modified (and never reuses). Kept there, it lives and dies with the class: a cache of its own
+// would keep every op class made at run time, its forward and their closures alive.
 struct OpInfo {
-  unsigned int tag = 0;
-  PyObject* forward = nullptr;  // owned
-  bool differentiable = true, moves_device = false, is_view = false;
+  PyObject_HEAD
+  unsigned int tag;     // 0: not valid
+  PyObject* forward;
+  bool differentiable, moves_device, is_view;
 };
-std::unordered_map<PyObject*, OpInfo> g_ops;
 
-const OpInfo* op_info(PyObject* cls) {
+int opinfo_traverse(PyObject* o, visitproc visit, void* arg) {
+  Py_VISIT(reinterpret_cast<OpInfo*>(o)->forward);
+  return 0;
+}
+
+int opinfo_clear(PyObject* o) {
+  Py_CLEAR(reinterpret_cast<OpInfo*>(o)->forward);
+  return 0;
+}
+
+void opinfo_dealloc(PyObject* o) {
+  PyObject_GC_UnTrack(o);
+  opinfo_clear(o);
+  PyObject_GC_Del(o);
+}
+
+PyTypeObject OpInfoType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// The cached lookups of op class cls (a new reference), refreshed when the class changed.
+OpInfo* op_info(PyObject* cls) {
   if (!PyType_Check(cls)) {
     PyErr_SetString(PyExc_TypeError, "apply: the first argument must be an op class");
     return nullptr;
   }
   auto* type = reinterpret_cast<PyTypeObject*>(cls);
-  auto it = g_ops.find(cls);
-  if (it != g_ops.end() && it->second.tag != 0 && it->second.tag == type->tp_version_tag)
-    return &it->second;
-  OpInfo info;
-  Ref forward(PyObject_GetAttr(cls, N.forward));
-  if (!forward) return nullptr;
+  const bool heap = type->tp_flags & Py_TPFLAGS_HEAPTYPE;
+  if (heap) {
+    PyObject* hit = PyDict_GetItemWithError(type->tp_dict, N.op_cache);  // borrowed
+    if (hit && Py_IS_TYPE(hit, &OpInfoType)) {
+      auto* info = reinterpret_cast<OpInfo*>(hit);
+      if (info->tag != 0 && info->tag == type->tp_version_tag) return reinterpret_cast<OpInfo*>(Py_NewRef(hit));
+    } else if (!hit && PyErr_Occurred()) {
+      return nullptr;
+    }
+  }
+  Ref fresh(reinterpret_cast<PyObject*>(PyObject_GC_New(OpInfo, &OpInfoType)));
+  if (!fresh) return nullptr;
+  auto* info = reinterpret_cast<OpInfo*>(fresh.p);
+  info->tag = 0;
+  info->forward = nullptr;
+  PyObject_GC_Track(fresh.p);
+  // Stored first (storing modifies the class), then filled: the lookups give the class its
+  // new version tag. A class that cannot store it (a static type) is looked up every time.
+  if (heap && PyObject_SetAttr(cls, N.op_cache, fresh.p) < 0) return nullptr;
+  info->forward = PyObject_GetAttr(cls, N.forward);
+  if (!info->forward) return nullptr;
+  const unsigned int tag = type->tp_version_tag;  // assigned by that lookup (0: not cacheable)
   int diff = attr_true(cls, N.differentiable), moves = attr_true(cls, N.moves_device),
       view = attr_true(cls, N.is_view);
   if (diff < 0 || moves < 0 || view < 0) return nullptr;
-  info.differentiable = diff;
-  info.moves_device = moves;
-  info.is_view = view;
-  info.tag = type->tp_version_tag;  // assigned by the lookups above (0: not cacheable now)
-  info.forward = forward.release();
-  OpInfo& slot = g_ops[cls];
-  Py_XDECREF(slot.forward);
-  slot = info;
-  return &slot;
+  info->differentiable = diff;
+  info->moves_device = moves;
+  info->is_view = view;
+  // (valid only if nothing those lookups ran, a metaclass's __getattr__, say, changed the class)
+  info->tag = heap && type->tp_version_tag == tag ? tag : 0;
+  return reinterpret_cast<OpInfo*>(fresh.release());
 }
 
 // Function.apply(cls, *tensors, **params), bound to each op class as a classmethod.
@@ -328,6 +575,9 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
   auto* const* in = reinterpret_cast<TensorObject* const*>(args + 1);
 
+  // Every field read here is held (a new reference) before anything runs Python: the op's
+  // constructor, forward or a profiler may reassign the input tensors' fields meanwhile.
+  Ref be_ref;
   PyObject* be = nullptr;
   bool requires_grad = false;
   for (Py_ssize_t i = 0; i < n; ++i) {
@@ -342,21 +592,19 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
       be = in[0]->be;
     else if (in[i]->be != be)
       return device_error(cls, be, in[i]->be);
-    if (!requires_grad) {
-      int rg = PyObject_IsTrue(in[i]->requires_grad);
-      if (rg < 0) return nullptr;
-      requires_grad = rg;
-    }
+    requires_grad = requires_grad || in[i]->requires_grad == Py_True;  // (a bool: see its setter)
   }
+  be_ref.p = Py_NewRef(be);
 
-  const OpInfo* op = op_info(cls);
-  if (!op) return nullptr;
+  Ref op_ref(reinterpret_cast<PyObject*>(op_info(cls)));
+  if (!op_ref) return nullptr;
+  const OpInfo* op = reinterpret_cast<OpInfo*>(op_ref.p);
+  Ref forward(Py_NewRef(op->forward));
+  const bool differentiable = op->differentiable, moves_device = op->moves_device,
+             is_view = op->is_view;
+  const bool record = requires_grad && t_grad_enabled && differentiable;
   Ref ctx(PyObject_CallNoArgs(cls));
   if (!ctx || PyObject_SetAttr(ctx.p, N.be, be) < 0) return nullptr;
-  bool record = false;
-  if (requires_grad) {
-    record = S.grad_enabled && op->differentiable;
-  }
   // The edges before forward runs, which may consult them (needs_input_grad).
   if (record ? !record_edges(ctx.p, in, n) : PyObject_SetAttr(ctx.p, N.next, N.empty_tuple) < 0)
     return nullptr;
@@ -370,13 +618,21 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
     fargs = large.data();
   }
   fargs[0] = ctx.p;
-  for (Py_ssize_t i = 0; i < n; ++i) fargs[1 + i] = in[i]->data;
   for (Py_ssize_t k = 0; k < nkw; ++k) fargs[1 + n + k] = args[nargs + k];
+  // The input arrays, held while forward runs.
+  struct Held {
+    PyObject** p;
+    Py_ssize_t n;
+    ~Held() {
+      for (Py_ssize_t i = 0; i < n; ++i) Py_DECREF(p[i]);
+    }
+  } held{fargs + 1, 0};
+  for (Py_ssize_t i = 0; i < n; ++i, ++held.n) fargs[1 + i] = Py_NewRef(in[i]->data);
   Ref prof(Py_NewRef(S.profiler));  // (forward may end the profile)
   Ref token;
   if (prof.p != Py_None && !(token.p = PyObject_CallMethodOneArg(prof.p, N.begin, be)))
     return nullptr;
-  Ref out_data(PyObject_Vectorcall(op->forward, fargs, 1 + n, kwnames));
+  Ref out_data(PyObject_Vectorcall(forward.p, fargs, 1 + n, kwnames));
   if (!out_data) return nullptr;
   if (!py::detail::npy_api::get().PyArray_Check_(out_data.p)) {  // (a CuPy array has a dtype)
     if (!PyObject_HasAttr(out_data.p, N.dtype) || PyList_Check(out_data.p) ||
@@ -391,14 +647,14 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   if (prof.p != Py_None) {
     Ref arrays(PyList_New(n));
     if (!arrays) return nullptr;
-    for (Py_ssize_t i = 0; i < n; ++i) PyList_SET_ITEM(arrays.p, i, Py_NewRef(in[i]->data));
+    for (Py_ssize_t i = 0; i < n; ++i) PyList_SET_ITEM(arrays.p, i, Py_NewRef(fargs[1 + i]));
     Ref r(PyObject_CallMethodObjArgs(prof.p, N.end, token.p, ctx.p, arrays.p, out_data.p,
                                      nullptr));
     if (!r) return nullptr;
   }
 
   Ref out_be(Py_NewRef(be));
-  if (op->moves_device) {
+  if (moves_device) {
     Ref dst(PyObject_GetAttr(ctx.p, N.dst));
     if (!dst) return nullptr;
     Py_SETREF(out_be.p, PyObject_CallOneArg(g_backend_get, dst.p));
@@ -409,7 +665,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   if (!out) return nullptr;
   auto* o = reinterpret_cast<TensorObject*>(out.p);
 
-  int view = op->is_view ? attr_true(ctx.p, N.view) : 0;
+  int view = is_view ? attr_true(ctx.p, N.view) : 0;
   if (view < 0) return nullptr;
   if (view) {  // shares memory with its input: writes through it are writes to the base
     Py_SETREF(o->vbox, Py_NewRef(in[0]->vbox));
@@ -485,8 +741,9 @@ struct Pass {
     if (create_graph) return PyNumber_Add(a, b);
     auto* ta = reinterpret_cast<TensorObject*>(a);
     auto* tb = reinterpret_cast<TensorObject*>(b);
-    Ref sum(PyObject_CallMethodObjArgs(ta->be, N.add, ta->data, tb->data, nullptr));
-    return sum ? reinterpret_cast<PyObject*>(make_tensor(sum.p, ta->be, Py_None)) : nullptr;
+    Ref be(Py_NewRef(ta->be)), da(Py_NewRef(ta->data)), db(Py_NewRef(tb->data));
+    Ref sum(PyObject_CallMethodObjArgs(be.p, N.add, da.p, db.p, nullptr));
+    return sum ? reinterpret_cast<PyObject*>(make_tensor(sum.p, be.p, Py_None)) : nullptr;
   }
 
   // g (from node's backward; nullptr for the roots) reduced to the input's (shape, dtype); a
@@ -497,7 +754,8 @@ struct Pass {
       return nullptr;
     }
     PyObject *shape = PyTuple_GET_ITEM(meta, 0), *dtype = PyTuple_GET_ITEM(meta, 1);
-    int same = has_meta(reinterpret_cast<TensorObject*>(g)->data, shape, dtype);
+    Ref data(Py_NewRef(reinterpret_cast<TensorObject*>(g)->data));
+    int same = has_meta(data.p, shape, dtype);
     if (same < 0) return nullptr;
     if (same) return Py_NewRef(g);
     PyObject* r =
@@ -515,8 +773,8 @@ struct Pass {
     if (PyObject_TypeCheck(edge, &TensorBaseType)) {  // a leaf that requires grad
       Ref key(PyLong_FromVoidPtr(edge));
       if (!key) return false;
-      PyObject* slot = PyDict_GetItemWithError(leaf_grads, key.p);  // borrowed
-      if (!slot) {
+      PyObject* found = PyDict_GetItemWithError(leaf_grads, key.p);  // borrowed
+      if (!found) {
         if (PyErr_Occurred()) return false;
         Ref fresh(PyList_New(2));
         if (!fresh) return false;
@@ -524,8 +782,20 @@ struct Pass {
         PyList_SET_ITEM(fresh.p, 1, g.release());
         return PyDict_SetItem(leaf_grads, key.p, fresh.p) == 0;
       }
-      PyObject* sum = accumulate(PyList_GET_ITEM(slot, 1), g.p);
-      return sum && PyList_SetItem(slot, 1, sum) == 0;
+      if (!PyList_CheckExact(found) || PyList_GET_SIZE(found) != 2) {
+        PyErr_SetString(PyExc_TypeError, "run_tape: leaf_grads values must be [leaf, gradient]");
+        return false;
+      }
+      // (held: the backend's add may be Python code)
+      Ref slot(Py_NewRef(found)), before(Py_NewRef(PyList_GET_ITEM(found, 1)));
+      PyObject* sum = accumulate(before.p, g.p);
+      if (!sum) return false;
+      if (PyList_GET_SIZE(slot.p) != 2) {
+        Py_DECREF(sum);
+        PyErr_SetString(PyExc_RuntimeError, "run_tape: leaf_grads changed during backward");
+        return false;
+      }
+      return PyList_SetItem(slot.p, 1, sum) == 0;
     }
     if (allowed) {
       int ok = PySet_Contains(allowed, edge);
@@ -555,9 +825,9 @@ struct Pass {
       return node ? type_name(reinterpret_cast<PyObject*>(Py_TYPE(node)))
                   : PyUnicode_FromString("backward");
     };
-    Ref e(PySequence_Fast(edges, "_next must be a sequence"));
+    Ref e(as_tuple(edges, "_next must be a sequence"));
     if (!e) return false;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(e.p);
+    Py_ssize_t n = PyTuple_GET_SIZE(e.p);
     Ref g;
     if (PyObject_TypeCheck(grads, &TensorBaseType)) {  // a bare Tensor: one input's gradient
       if (n != 1) {
@@ -569,7 +839,7 @@ struct Pass {
       }
       g.p = PyTuple_Pack(1, grads);
     } else if (PyList_Check(grads) || PyTuple_Check(grads)) {
-      g.p = PySequence_Fast(grads, "");
+      g.p = as_tuple(grads, "");
     } else {
       Ref op(op_name());
       if (op)
@@ -577,21 +847,21 @@ struct Pass {
                      "gradient (or None) per input", op.p, Py_TYPE(grads)->tp_name);
       return false;
     }
-    Ref m(PySequence_Fast(metas, "_in_meta must be a sequence"));
+    Ref m(as_tuple(metas, "_in_meta must be a sequence"));
     if (!g || !m) return false;
     // The device the gradients must be on: the node's inputs' (every input of an op is on one).
     Ref be(node ? PyObject_GetAttr(node, N.be) : nullptr);
     if (node && !be) return false;
-    if (PySequence_Fast_GET_SIZE(g.p) != n || PySequence_Fast_GET_SIZE(m.p) != n) {
+    if (PyTuple_GET_SIZE(g.p) != n || PyTuple_GET_SIZE(m.p) != n) {
       Ref op(op_name());
       if (op)
         PyErr_Format(PyExc_RuntimeError, "%S.backward returned %zd gradients for %zd inputs",
-                     op.p, PySequence_Fast_GET_SIZE(g.p), n);
+                     op.p, PyTuple_GET_SIZE(g.p), n);
       return false;
     }
     for (Py_ssize_t i = 0; i < n; ++i) {
-      PyObject* edge = PySequence_Fast_GET_ITEM(e.p, i);
-      PyObject* grad = PySequence_Fast_GET_ITEM(g.p, i);
+      PyObject* edge = PyTuple_GET_ITEM(e.p, i);
+      PyObject* grad = PyTuple_GET_ITEM(g.p, i);
       if (edge == Py_None || grad == Py_None) continue;
       if (!PyObject_TypeCheck(grad, &TensorBaseType)) {
         Ref op(op_name());
@@ -608,7 +878,7 @@ struct Pass {
                        "%zd, which is on %S", op.p, got.p, i, want.p);
         return false;
       }
-      if (!send_one(edge, grad, PySequence_Fast_GET_ITEM(m.p, i), node)) return false;
+      if (!send_one(edge, grad, PyTuple_GET_ITEM(m.p, i), node)) return false;
     }
     return true;
   }
@@ -712,8 +982,10 @@ PyObject* checked(PyObject* ctx, PyObject* t, PyObject* version) {
     PyErr_SetString(PyExc_TypeError, "_saved must hold Tensors");
     return nullptr;
   }
-  PyObject* now = PyList_GET_ITEM(reinterpret_cast<TensorObject*>(t)->vbox, 0);
-  int same = now == version ? 1 : PyObject_RichCompareBool(now, version, Py_EQ);
+  PyObject* current = version_of(reinterpret_cast<TensorObject*>(t)->vbox);
+  if (!current) return nullptr;
+  Ref now(Py_NewRef(current));  // (an __eq__ may replace it)
+  int same = now.p == version ? 1 : PyObject_RichCompareBool(now.p, version, Py_EQ);
   if (same < 0) return nullptr;
   if (!same) {
     Ref r(PyObject_CallMethodObjArgs(ctx, N.raise_modified, t, version, nullptr));
@@ -727,18 +999,18 @@ PyObject* saved_tensors(PyObject*, PyObject* ctx) {
   if (!check_not_released(ctx)) return nullptr;
   Ref saved(PyObject_GetAttr(ctx, N.saved)), versions(PyObject_GetAttr(ctx, N.saved_versions));
   if (!saved || !versions) return nullptr;
-  Ref s(PySequence_Fast(saved.p, "_saved must be a sequence")),
-      v(PySequence_Fast(versions.p, "_saved_versions must be a sequence"));
+  Ref s(as_tuple(saved.p, "_saved must be a sequence")),
+      v(as_tuple(versions.p, "_saved_versions must be a sequence"));
   if (!s || !v) return nullptr;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(s.p);
-  if (PySequence_Fast_GET_SIZE(v.p) != n) {
+  Py_ssize_t n = PyTuple_GET_SIZE(s.p);
+  if (PyTuple_GET_SIZE(v.p) != n) {
     PyErr_SetString(PyExc_RuntimeError, "_saved and _saved_versions differ in length");
     return nullptr;
   }
   Ref out(PyList_New(0));
   if (!out) return nullptr;
   for (Py_ssize_t i = 0; i < n; ++i) {
-    Ref t(checked(ctx, PySequence_Fast_GET_ITEM(s.p, i), PySequence_Fast_GET_ITEM(v.p, i)));
+    Ref t(checked(ctx, PyTuple_GET_ITEM(s.p, i), PyTuple_GET_ITEM(v.p, i)));
     if (!t || PyList_Append(out.p, t.p) < 0) return nullptr;
   }
   Ref out_data(PyObject_GetAttr(ctx, N.out_data));
@@ -746,12 +1018,10 @@ PyObject* saved_tensors(PyObject*, PyObject* ctx) {
   if (out_data.p != Py_None) {
     Ref vbox(PyObject_GetAttr(ctx, N.out_vbox)), version(PyObject_GetAttr(ctx, N.out_version));
     if (!vbox || !version) return nullptr;
-    if (!PyList_Check(vbox.p) || PyList_GET_SIZE(vbox.p) != 1) {
-      PyErr_SetString(PyExc_TypeError, "_out_vbox must be a one-element list");
-      return nullptr;
-    }
-    PyObject* now = PyList_GET_ITEM(vbox.p, 0);
-    int same = now == version.p ? 1 : PyObject_RichCompareBool(now, version.p, Py_EQ);
+    PyObject* current = version_of(vbox.p);
+    if (!current) return nullptr;
+    Ref now(Py_NewRef(current));
+    int same = now.p == version.p ? 1 : PyObject_RichCompareBool(now.p, version.p, Py_EQ);
     if (same < 0) return nullptr;
     if (!same) {
       Ref r(PyObject_CallMethodNoArgs(ctx, N.raise_output_modified));
@@ -763,7 +1033,7 @@ PyObject* saved_tensors(PyObject*, PyObject* ctx) {
     Ref be(PyObject_GetAttr(ctx, N.be));
     if (!be) return nullptr;
     Ref t(reinterpret_cast<PyObject*>(
-        make_tensor(out_data.p, be.p, S.grad_enabled ? ctx : Py_None)));
+        make_tensor(out_data.p, be.p, t_grad_enabled ? ctx : Py_None)));
     if (!t) return nullptr;
     Py_SETREF(reinterpret_cast<TensorObject*>(t.p)->vbox, vbox.release());
     if (PyList_Append(out.p, t.p) < 0) return nullptr;
@@ -780,11 +1050,11 @@ PyObject* saved_input(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (!check_not_released(ctx)) return nullptr;
   Ref idx(PyObject_GetAttr(ctx, N.save_idx));
   if (!idx) return nullptr;
-  Ref s(PySequence_Fast(idx.p, "_save_idx must be a sequence"));
+  Ref s(as_tuple(idx.p, "_save_idx must be a sequence"));
   if (!s) return nullptr;
-  Py_ssize_t k = 0, n = PySequence_Fast_GET_SIZE(s.p);
+  Py_ssize_t k = 0, n = PyTuple_GET_SIZE(s.p);
   for (; k < n; ++k) {
-    int eq = PyObject_RichCompareBool(PySequence_Fast_GET_ITEM(s.p, k), args[1], Py_EQ);
+    int eq = PyObject_RichCompareBool(PyTuple_GET_ITEM(s.p, k), args[1], Py_EQ);
     if (eq < 0) return nullptr;
     if (eq) break;
   }
@@ -825,6 +1095,34 @@ int set_flag(PyObject*, PyObject* v, void* flag) {
   return 0;
 }
 
+// The per-thread switches: their addresses differ per thread, so each has its own accessors.
+PyObject* get_grad_enabled(PyObject*, void*) { return PyBool_FromLong(t_grad_enabled); }
+
+int set_grad_enabled(PyObject* self, PyObject* v, void*) {
+  return set_flag(self, v, &t_grad_enabled);
+}
+
+PyObject* get_phase(PyObject*, void*) {
+  return Py_NewRef(t_backward ? N.backward_phase : N.forward_phase);
+}
+
+int set_phase(PyObject*, PyObject* v, void*) {
+  if (!v) {
+    PyErr_SetString(PyExc_AttributeError, "autograd switches cannot be deleted");
+    return -1;
+  }
+  for (PyObject* phase : {N.forward_phase, N.backward_phase}) {
+    int eq = PyUnicode_Check(v) ? PyUnicode_Compare(v, phase) == 0 : 0;
+    if (eq) {
+      t_backward = phase == N.backward_phase;
+      return 0;
+    }
+    if (PyErr_Occurred()) return -1;
+  }
+  PyErr_Format(PyExc_ValueError, "phase must be 'forward' or 'backward', got %R", v);
+  return -1;
+}
+
 PyObject* get_obj(PyObject*, void* slot) { return Py_NewRef(*static_cast<PyObject**>(slot)); }
 
 int set_obj(PyObject*, PyObject* v, void* slot) {
@@ -837,12 +1135,14 @@ int set_obj(PyObject*, PyObject* v, void* slot) {
 }
 
 PyGetSetDef state_getset[] = {
-    {"grad_enabled", get_flag, set_flag, "Record ops on the tape.", &S.grad_enabled},
+    {"grad_enabled", get_grad_enabled, set_grad_enabled,
+     "Record ops on the tape (this thread's setting; a new thread starts with True).", nullptr},
     {"anomaly", get_flag, set_flag,
-     "Remember where each op was recorded; check backward for NaN/Inf.", &S.anomaly},
+     "Remember where each op was recorded; check backward for NaN/Inf (process-wide).",
+     &S.anomaly},
     {"profiler", get_obj, set_obj, "The active gradflow.profiler.Profile, or None.", &S.profiler},
-    {"phase", get_obj, set_obj, "'forward', or 'backward' while the engine runs backward "
-     "functions.", &S.phase},
+    {"phase", get_phase, set_phase, "'forward', or 'backward' while the engine runs backward "
+     "functions in this thread.", nullptr},
     {"grad_observer", get_obj, set_obj, "callable(node, grad) the engine calls for each node's "
      "error signal, or None.", &S.grad_observer},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
@@ -902,7 +1202,14 @@ void bind_autograd(py::module_& m) {
                                  reinterpret_cast<PyObject*>(&TensorBaseType)));
   S.profiler = Py_NewRef(Py_None);
   S.grad_observer = Py_NewRef(Py_None);
-  if (!(S.phase = PyUnicode_InternFromString("forward"))) throw py::error_already_set();
+  OpInfoType.tp_name = "gradflow._C.OpCache";
+  OpInfoType.tp_doc = "What Function.apply looks up on an op class, kept in the class.";
+  OpInfoType.tp_basicsize = sizeof(OpInfo);
+  OpInfoType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+  OpInfoType.tp_traverse = opinfo_traverse;
+  OpInfoType.tp_clear = opinfo_clear;
+  OpInfoType.tp_dealloc = opinfo_dealloc;
+  if (PyType_Ready(&OpInfoType) < 0) throw py::error_already_set();
   StateType.tp_name = "gradflow._C.AutogradState";
   StateType.tp_doc = "The autograd switches, read by every op (one instance: autograd_state).";
   StateType.tp_basicsize = sizeof(PyObject);

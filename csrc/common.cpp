@@ -4,6 +4,9 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
+#include <cxxabi.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -21,7 +24,11 @@ namespace gf {
 // forked workers from oversubscribing the cores.
 static std::atomic<bool> forked_child{false};
 
-int num_threads() { return forked_child ? 1 : omp_get_max_threads(); }
+// gradflow's thread count, shared by every thread (omp_set_num_threads would set only the
+// calling thread's). 0 until init_threads reads OpenMP's start-up value (OMP_NUM_THREADS).
+static std::atomic<int> thread_count{0};
+
+int num_threads() { return forked_child ? 1 : thread_count.load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) {
   if (n < 1) throw py::value_error("set_num_threads: need n >= 1, got " + std::to_string(n));
@@ -34,8 +41,8 @@ void set_num_threads(int n) {
       throw py::error_already_set();
     return;
   }
-  omp_set_num_threads(n);
-  scipy_openblas_set_num_threads(n);  // how many jobs the BLAS splits an operation into
+  thread_count.store(n, std::memory_order_relaxed);
+  scipy_openblas_set_num_threads(n);  // process-wide: how many jobs the BLAS splits an op into
 }
 
 // ---- one thread pool for the kernels and the BLAS -------------------------------------------
@@ -52,7 +59,7 @@ void run_blas_jobs(int /*sync: OpenBLAS always waits*/, openblas_dojob_callback 
   // OpenMP team when one of numjobs threads is certain (not nested, no dynamic sizing, not a
   // forked child), else on threads started for this call.
   if (!forked_child && omp_get_level() == 0 && !omp_get_dynamic() &&
-      numjobs <= omp_get_max_threads() && numjobs <= omp_get_thread_limit()) {
+      numjobs <= num_threads() && numjobs <= omp_get_thread_limit()) {
 #pragma omp parallel for num_threads(numjobs) schedule(static, 1)
     for (int i = 0; i < numjobs; ++i) dojob(i, data + i * jobdata_elsize, dojob_data);
     return;
@@ -64,13 +71,53 @@ void run_blas_jobs(int /*sync: OpenBLAS always waits*/, openblas_dojob_callback 
 }
 }  // namespace
 
+// At the end of Py_Finalize, before the C library's exit handlers free what kernels use: a
+// daemon thread still inside a kernel finishes it (then waits, see reacquire_gil). Bounded, in
+// case a kernel never returns.
+static void wait_for_kernels() {
+  for (int i = 0; i < 10000 && kernels_without_gil.load(std::memory_order_acquire) > 0; ++i)
+    usleep(1000);
+}
+
 void init_threads() {
+  Py_AtExit(wait_for_kernels);
+  thread_count.store(std::max(1, omp_get_max_threads()), std::memory_order_relaxed);
   scipy_openblas_set_threads_callback_function(run_blas_jobs);
   scipy_openblas_set_num_threads(num_threads());
   pthread_atfork(nullptr, nullptr, [] {
     forked_child = true;
     scipy_openblas_set_num_threads(1);  // no jobs for the callback: nothing reaches OpenMP
   });
+}
+
+// ---- the GIL ---------------------------------------------------------------------------------
+namespace {
+bool finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+[[noreturn]] void wait_for_exit() {
+  for (;;) pause();
+}
+}  // namespace
+
+std::atomic<int> kernels_without_gil{0};
+
+void reacquire_gil(PyThreadState* state) noexcept {
+  kernels_without_gil.fetch_sub(1, std::memory_order_release);
+  if (finalizing()) wait_for_exit();
+  // Finalization can also begin while this thread waits for the GIL: CPython then ends it from
+  // inside PyEval_RestoreThread (a forced unwind, which must not leave the catch block: it is
+  // not rethrown, the thread just waits; it holds no lock of the interpreter's at that point).
+  try {
+    PyEval_RestoreThread(state);
+  } catch (abi::__forced_unwind&) {
+    wait_for_exit();
+  }
 }
 
 // ---- the output buffer cache ----------------------------------------------------------------
@@ -150,11 +197,41 @@ std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::
 std::string describe(const py::array& a) { return dtype_str(a) + " array of shape " + shape_str(a); }
 
 DType float_dtype(const py::array& a, const char* op) {
-  if (a.dtype().kind() == 'f') {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  constexpr char kSwapped = '>';
+#else
+  constexpr char kSwapped = '<';
+#endif
+  py::dtype dt = a.dtype();
+  if (dt.kind() == 'f' && dt.byteorder() != kSwapped) {
     if (a.itemsize() == 4) return DType::f32;
     if (a.itemsize() == 8) return DType::f64;
   }
+  if (dt.kind() == 'f' && dt.byteorder() == kSwapped)
+    throw py::type_error(std::string(op) + ": expected a float32 or float64 array in the "
+                         "machine's byte order, got a byte-swapped " + describe(a) +
+                         " (convert it with a.astype(a.dtype.newbyteorder('=')))");
   throw py::type_error(std::string(op) + ": expected a float32 or float64 array, got " + describe(a));
+}
+
+py::array c_contiguous(const py::array& a) {
+  if (a.flags() & py::array::c_style) return a;
+  PyObject* r = py::detail::npy_api::get().PyArray_FromAny_(
+      a.ptr(), nullptr, 0, 0,
+      py::detail::npy_api::NPY_ARRAY_ENSUREARRAY_ | py::array::c_style, nullptr);
+  if (!r) throw py::error_already_set();
+  return py::reinterpret_steal<py::array>(r);
+}
+
+py::array as_array(const py::object& o, const char* op) {
+  if (py::isinstance<py::array>(o)) return py::reinterpret_borrow<py::array>(o);
+  PyObject* r = py::detail::npy_api::get().PyArray_FromAny_(
+      o.ptr(), nullptr, 0, 0, py::detail::npy_api::NPY_ARRAY_ENSUREARRAY_, nullptr);
+  if (r) return py::reinterpret_steal<py::array>(r);
+  if (PyErr_ExceptionMatches(PyExc_MemoryError)) throw py::error_already_set();
+  PyErr_Clear();
+  throw py::type_error(std::string(op) + ": expected an array, got " +
+                       py::str(py::type::of(o)).cast<std::string>());
 }
 
 DType same_float_dtype(const char* op, std::initializer_list<const py::array*> arrays) {

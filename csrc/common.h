@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -32,8 +33,10 @@ using index_t = std::int64_t;
 // work. Kernels whose per-element cost is high (erf, exp) may pass a smaller grain.
 constexpr index_t kGrain = 1 << 15;
 
+// The count is process-wide: set from any thread, it holds for every thread's kernels (each
+// parallel region passes it explicitly; OpenMP's own setting is per thread) and for the BLAS.
 int num_threads();          // threads gradflow's kernels (and the BLAS) may use
-void set_num_threads(int);  // sets both OpenMP's and OpenBLAS's count
+void set_num_threads(int);  // sets both gradflow's and OpenBLAS's count
 // At import: the BLAS runs its threaded jobs on OpenMP's threads; forked children run on one.
 void init_threads();
 
@@ -61,11 +64,28 @@ void parallel_for(index_t n, index_t grain, F&& f) {
 // re-taking it costs more than a small op's whole work (the per-op overhead matters there), and
 // only a long op gains from letting other Python threads run meanwhile.
 constexpr index_t kNoGilMin = 1 << 12;
+
+// Takes the GIL back after a kernel ran without it. A thread that asks for the GIL once the
+// interpreter is finalizing (a daemon thread still in a kernel when the program ends) is ended
+// by CPython 3.11-3.13 with pthread_exit, whose unwinding cannot cross this noexcept code
+// (std::terminate). Such a thread waits here instead until the process exits, never touching
+// Python again, as CPython 3.14 makes such threads do.
+void reacquire_gil(PyThreadState* state) noexcept;
+// Kernels running without the GIL now: the process's exit waits for them (see init_threads),
+// so that no kernel is still reading the BLAS's or the allocator's state as it is torn down.
+extern std::atomic<int> kernels_without_gil;
+
+// Every kernel releases the GIL through this guard (never through py::gil_scoped_release).
 class NoGilIf {
  public:
-  explicit NoGilIf(bool release) : state_(release ? PyEval_SaveThread() : nullptr) {}
+  explicit NoGilIf(bool release) : state_(nullptr) {
+    if (release) {
+      kernels_without_gil.fetch_add(1, std::memory_order_relaxed);
+      state_ = PyEval_SaveThread();
+    }
+  }
   ~NoGilIf() {
-    if (state_) PyEval_RestoreThread(state_);
+    if (state_) reacquire_gil(state_);
   }
   NoGilIf(const NoGilIf&) = delete;
   NoGilIf& operator=(const NoGilIf&) = delete;
@@ -73,6 +93,14 @@ class NoGilIf {
  private:
   PyThreadState* state_;
 };
+
+// ---- input arrays ----------------------------------------------------------------------------
+// `a` itself when it is C-contiguous, else a C-contiguous copy. Raises the Python error (a
+// MemoryError when the copy cannot be allocated) instead of returning an empty handle.
+py::array c_contiguous(const py::array& a);
+// Any array-like as an ndarray (ndarrays pass unchanged): TypeError naming the op for what
+// numpy cannot convert; a MemoryError stays a MemoryError.
+py::array as_array(const py::object& o, const char* op);
 
 // ---- output arrays ---------------------------------------------------------------------------
 // New C-contiguous arrays for kernel outputs. Large buffers are recycled: when such an array
@@ -105,7 +133,8 @@ std::string dtype_str(const py::array& a);
 std::string describe(const py::array& a);  // "float32 array of shape (2, 3)"
 
 enum class DType { f32, f64 };
-// float32/float64 or TypeError naming the op and the offending dtype.
+// float32/float64 in the machine's byte order, or TypeError naming the op and the offending
+// dtype (a byte-swapped array, '>f4' on x86, would be misread).
 DType float_dtype(const py::array& a, const char* op);
 // Same dtype for all, or TypeError naming every dtype.
 DType same_float_dtype(const char* op, std::initializer_list<const py::array*> arrays);

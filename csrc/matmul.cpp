@@ -68,19 +68,22 @@ bool classify(index_t R, index_t C, index_t s0, index_t s1, index_t it, bool& co
   return false;
 }
 
-Operand prepare(const py::array& x, bool trans, const char* name) {
+// The operand as BLAS can take it: its own memory, or a C-contiguous copy when the last two
+// axes are no BLAS matrix or their leading dimension exceeds the 32-bit BLAS's int.
+Operand prepare(const py::array& x, bool trans) {
   Operand o;
   o.arr = x;
   const int nd = int(x.ndim());
   const index_t it = x.itemsize();
   bool col = false;
   index_t ld = 1;
-  if (!classify(x.shape(nd - 2), x.shape(nd - 1), x.strides(nd - 2), x.strides(nd - 1), it, col, ld)) {
-    o.arr = py::array::ensure(x, py::array::c_style);
-    if (!o.arr) throw py::value_error(std::string("matmul: could not make ") + name + " contiguous");
+  if (!classify(x.shape(nd - 2), x.shape(nd - 1), x.strides(nd - 2), x.strides(nd - 1), it, col, ld) ||
+      ld > INT_MAX) {
+    o.arr = c_contiguous(x);
     bool ok = classify(o.arr.shape(nd - 2), o.arr.shape(nd - 1), o.arr.strides(nd - 2),
                        o.arr.strides(nd - 1), it, col, ld);
-    if (!ok) throw std::logic_error("matmul: contiguous copy not usable by BLAS");
+    // (m, n and k fit an int, checked before: so does the copy's leading dimension)
+    if (!ok || ld > INT_MAX) throw std::logic_error("matmul: contiguous copy not usable by BLAS");
   }
   o.base = static_cast<const char*>(o.arr.data());
   o.t = trans != col;
@@ -120,10 +123,13 @@ void prefill(T* c, index_t rows, index_t n, const T* bias) {
   });
 }
 
-void check_int(index_t v, const char* what) {
+// The 32-bit BLAS takes m, n, k and the leading dimensions as int: larger ones are an error
+// (raised before any memory is allocated), not the BLAS's "illegal value" and an unwritten output.
+void check_int(index_t v, const char* what, const py::array& a, const py::array& b) {
   if (v > INT_MAX)
     throw py::value_error(std::string("matmul: ") + what + " = " + std::to_string(v) +
-                          " is too large for the 32-bit BLAS interface");
+                          " exceeds the BLAS's 32-bit limit (" + std::to_string(INT_MAX) +
+                          "), for a: " + describe(a) + " and b: " + describe(b));
 }
 
 // If a's batch axes and its m rows form one evenly spaced run of rows (and op(a) is not
@@ -141,7 +147,7 @@ bool rows_collapse(const Operand& a, index_t m, index_t k, index_t it, index_t& 
   for (size_t i = 0; i + 1 < sz.size(); ++i)
     if (st[i] != sz[i + 1] * st[i + 1]) return false;
   index_t s = st.back();
-  if (s <= 0 || s % it != 0 || s / it < std::max<index_t>(k, 1)) return false;
+  if (s <= 0 || s % it != 0 || s / it < std::max<index_t>(k, 1) || s / it > INT_MAX) return false;
   ld_out = s / it;
   return true;
 }
@@ -161,25 +167,20 @@ py::array run(const py::array& a_in, const py::array& b_in, bool trans_a, bool t
   py::array bias;
   const T* bias_p = nullptr;
   if (bias_in) {
-    bias = (bias_in->flags() & py::array::c_style) ? *bias_in : py::array::ensure(*bias_in, py::array::c_style);
+    bias = c_contiguous(*bias_in);
     bias_p = static_cast<const T*>(bias.data());
   }
   T* c = out.mutable_data();
   const index_t it = sizeof(T);
 
   if (k == 0) {  // empty sum: zeros, plus the bias
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(true);
     prefill<T>(c, batch * m, n, bias_p);
     return std::move(out);
   }
 
-  Operand A = prepare(a_in, trans_a, "a");
-  Operand B = prepare(b_in, trans_b, "b");
-  check_int(m, "m");
-  check_int(n, "n");
-  check_int(k, "k");
-  check_int(A.ld, "lda");
-  check_int(B.ld, "ldb");
+  Operand A = prepare(a_in, trans_a);
+  Operand B = prepare(b_in, trans_b);
   const T beta = bias_p ? T(1) : T(0);
 
   // Strides (bytes) of each operand along the output's batch axes; 0 where broadcast.
@@ -201,14 +202,14 @@ py::array run(const py::array& a_in, const py::array& b_in, bool trans_a, bool t
   index_t lda_rows = 0;
   if (batch > 1 && !b_has_batch && batch * m <= INT_MAX && rows_collapse(A, m, k, it, lda_rows)) {
     // One gemm: (batch*m, k) x op(b) -> the whole output.
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(true);
     if (bias_p) prefill<T>(c, batch * m, n, bias_p);
     gemm(false, B.t, int(batch * m), int(n), int(k), reinterpret_cast<const T*>(A.base), int(lda_rows),
          reinterpret_cast<const T*>(B.base), int(B.ld), beta, c, int(n));
     return std::move(out);
   }
 
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(true);
   if (bias_p) prefill<T>(c, batch * m, n, bias_p);
   std::vector<index_t> idx(nb, 0);
   index_t oa = 0, ob = 0;  // byte offsets of the current batch entry
@@ -232,8 +233,7 @@ py::array run(const py::array& a_in, const py::array& b_in, bool trans_a, bool t
 py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
                  const py::object& bias_obj) {
   std::optional<py::array> bias;
-  if (!bias_obj.is_none()) bias = py::array::ensure(bias_obj);
-  if (bias && !*bias) throw py::type_error("matmul: bias must be an array or None");
+  if (!bias_obj.is_none()) bias = as_array(bias_obj, "matmul: bias");
   DType dt = bias ? same_float_dtype("matmul", {&a, &b, &*bias}) : same_float_dtype("matmul", {&a, &b});
   if (a.ndim() < 2 || b.ndim() < 2)
     throw py::value_error("matmul: a and b need at least 2 dimensions, got a: " + describe(a) +
@@ -264,6 +264,9 @@ py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool tran
       throw py::value_error("matmul: bias must have shape (" + std::to_string(n) + ",) (the output's last dimension), got " +
                             describe(*bias));
   }
+  check_int(m, "m (rows of op(a))", a, b);
+  check_int(n, "n (columns of op(b))", a, b);
+  check_int(ka, "k (the inner dimension)", a, b);
   const py::array* bp = bias ? &*bias : nullptr;
   if (dt == DType::f32) return run<float>(a, b, trans_a, trans_b, bp, out_batch, m, n, ka);
   return run<double>(a, b, trans_a, trans_b, bp, out_batch, m, n, ka);

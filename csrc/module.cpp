@@ -31,7 +31,7 @@ static bool set_flush_denormal(bool on) {
   };
   apply();
   if (gf::num_threads() > 1) {
-#pragma omp parallel
+#pragma omp parallel num_threads(gf::num_threads())
     apply();
   }
   return true;
@@ -57,8 +57,14 @@ static std::string simd_level() {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "gradflow's C++ CPU backend";
+  // pybind11 looks numpy's C API up on first use, releasing the GIL meanwhile; done here, no
+  // kernel call ever waits for the GIL there (a thread that does while the interpreter
+  // finalizes would be ended inside pybind11's noexcept GIL guard: std::terminate).
+  py::detail::npy_api::get();
   m.def("get_num_threads", &gf::num_threads, "Threads used by gradflow's CPU kernels and BLAS.");
   m.def("set_num_threads", &gf::set_num_threads, py::arg("n"));
+  m.def("blas_num_threads", []() { return scipy_openblas_get_num_threads(); },
+        "Threads OpenBLAS splits an operation into (as set by set_num_threads).");
   m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
         "OpenBLAS's build configuration string.");
   m.def("blas_corename", []() { return std::string(scipy_openblas_get_corename()); },

@@ -117,7 +117,7 @@ void sgd_step(py::array param, py::array grad, py::object buf_obj, double lr, do
   void* pp = param.mutable_data();
   const void* gp = grad.data();
   void* bp = use_mom ? buf.mutable_data() : nullptr;
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(true);
   if (dt == DType::f32) {
     using T = float;
     T* p = static_cast<T*>(pp);
@@ -164,7 +164,7 @@ void adam_step(py::array param, py::array grad, py::array exp_avg, py::array exp
   const void* gp = grad.data();
   void* mp = exp_avg.mutable_data();
   void* vp = exp_avg_sq.mutable_data();
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(true);
   if (dt == DType::f32) {
     using T = float;
     T *p = static_cast<T*>(pp), *m = static_cast<T*>(mp), *v = static_cast<T*>(vp);

@@ -291,8 +291,11 @@ py::array_t<std::int64_t> check_labels(const char* op, const py::object& lo, con
   if (l.ndim() != 1 || l.shape(0) != logits.shape(0))
     throw py::value_error(std::string(op) + ": labels must have shape (" + std::to_string(logits.shape(0)) +
                           ",) to match logits " + describe(logits) + ", got " + describe(l));
-  auto labels = py::array_t<std::int64_t, py::array::forcecast>::ensure(l);
-  if (!labels) throw py::error_already_set();
+  PyObject* converted = py::detail::npy_api::get().PyArray_FromAny_(
+      l.ptr(), py::dtype::of<std::int64_t>().release().ptr(), 0, 0,
+      py::detail::npy_api::NPY_ARRAY_ENSUREARRAY_ | py::array::forcecast, nullptr);
+  if (!converted) throw py::error_already_set();  // (a MemoryError: the dtype always converts)
+  auto labels = py::reinterpret_steal<py::array_t<std::int64_t>>(converted);
   const index_t C = logits.shape(1);
   auto r = labels.unchecked<1>();
   for (py::ssize_t i = 0; i < r.shape(0); ++i) {
@@ -321,7 +324,7 @@ py::tuple cross_entropy_typed(py::array x, py::array_t<std::int64_t> labels) {
   T* lo = loss.mutable_data();
   T* le = lse.mutable_data();
   {
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(true);
     parallel_for(N, std::max<index_t>(1, (kGrain / 4) / C), [&](index_t b, index_t e) {
       for (index_t i = b; i < e; ++i) {
         const T* r = reinterpret_cast<const T*>(base + i * rs);
@@ -395,7 +398,7 @@ py::array cross_entropy_bwd_typed(py::array x, py::array_t<std::int64_t> labels,
   const index_t gs = g.strides(0) / index_t(sizeof(T));
   T* op = out.mutable_data();
   {
-    py::gil_scoped_release nogil;
+    NoGilIf nogil(true);
     parallel_for(N, std::max<index_t>(1, (kGrain / 4) / C), [&](index_t b, index_t e) {
       for (index_t i = b; i < e; ++i) {
         const T gi = gp[i * gs];

@@ -173,18 +173,6 @@ struct StridedLoop {
   }
 };
 
-// Any array-like (ndarray, numpy scalar, nested list) as an ndarray; ndarrays pass unchanged.
-inline py::array as_array(const py::object& o, const char* op) {
-  if (py::isinstance<py::array>(o)) return py::reinterpret_borrow<py::array>(o);
-  py::array a = py::array::ensure(o);
-  if (!a) {
-    PyErr_Clear();
-    throw py::type_error(std::string(op) + ": expected an array, got " +
-                         py::str(py::type::of(o)).cast<std::string>());
-  }
-  return a;
-}
-
 // The byte range [lo, hi) that an array's elements occupy.
 inline void byte_bounds(const py::array& a, const char*& lo, const char*& hi) {
   const char* p = static_cast<const char*>(a.data());

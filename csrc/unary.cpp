@@ -130,15 +130,9 @@ std::vector<py::ssize_t> shape_of(const py::array& a) {
   return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
 }
 
-// C-contiguous version of `a`: `a` itself when it already is (zero-copy), else a copy.
-py::array c_contig(const py::array& a) {
-  if (a.flags() & py::array::c_style) return a;
-  return py::array::ensure(a, py::array::c_style);
-}
-
 template <class T, class K>
 py::array run_fwd(const py::array& x_in, K k, Params p, index_t grain) {
-  py::array x = c_contig(x_in);
+  py::array x = c_contiguous(x_in);
   py::array_t<T> y = new_array<T>(shape_of(x));
   const index_t n = index_t(x.size());
   const T* xp = static_cast<const T*>(x.data());
@@ -157,7 +151,7 @@ py::array unary(const char* op, const py::array& x, FwdK k, Params p, index_t gr
 
 template <class T, class K>
 py::array run_bwd(const py::array& x_in, const py::array& g_in, K k, Params p, index_t grain) {
-  py::array x = c_contig(x_in), g = c_contig(g_in);
+  py::array x = c_contiguous(x_in), g = c_contiguous(g_in);
   py::array_t<T> out = new_array<T>(shape_of(x));
   const index_t n = index_t(x.size());
   const T* xp = static_cast<const T*>(x.data());

@@ -323,14 +323,14 @@ def test_float32_float64_promotion():
     assert x.grad.dtype == gf.float32  # gradients come back in the operand's dtype
 
 
-def test_requires_grad_on_integer_raises_typeerror():
-    with pytest.raises(TypeError):
+def test_requires_grad_on_integer_raises_runtimeerror():
+    with pytest.raises(RuntimeError, match="floating point"):
         gf.tensor([1, 2], requires_grad=True)
-    with pytest.raises(TypeError):
+    with pytest.raises(RuntimeError, match="floating point"):
         gf.tensor([1, 2]).requires_grad_()
-    with pytest.raises(TypeError):
+    with pytest.raises(RuntimeError, match="floating point"):
         gf.zeros(2, dtype=gf.int64, requires_grad=True)
-    with pytest.raises(TypeError):
+    with pytest.raises(RuntimeError, match="floating point"):
         gf.arange(3, requires_grad=True)
 
 

@@ -14,6 +14,8 @@ from . import _C  # noqa: E402
 from . import tensor as _tensor  # noqa: E402  (first: the autograd and ops modules refer to it)
 from . import autograd, nn  # noqa: E402
 from .autograd import enable_grad, grad, no_grad, set_grad_enabled  # noqa: E402
+from .autograd.grad_mode import (inference_mode, is_grad_enabled,  # noqa: E402
+                                 is_inference_mode_enabled)
 from .dtypes import bool_, float32, float64, int32, int64  # noqa: E402
 from .ops.activation import sigmoid, softmax, log_softmax, tanh, relu  # noqa: E402
 from .ops.arith import abs, clip, exp, log, maximum, minimum, sqrt, where  # noqa: E402,A004

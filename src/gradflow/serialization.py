@@ -103,6 +103,11 @@ def save(state, path):
         raise
 
 
+def _native(a):
+    """``a`` in the machine's byte order (a file written elsewhere may hold '>f4')."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
 def load(path, map_location=None):
     """Reads a checkpoint written by :func:`save`; tensors go to ``map_location`` (a device
     string) or, by default, back to the device they were saved from."""
@@ -121,7 +126,8 @@ def load(path, map_location=None):
                 raise ValueError("not a gradflow checkpoint")
             if structure.get("version") != _VERSION:
                 raise ValueError(f"unsupported checkpoint version {structure.get('version')}")
-            arrays = {int(name[1:]): archive[name] for name in archive.files if name != "__structure__"}
+            arrays = {int(name[1:]): _native(archive[name])
+                      for name in archive.files if name != "__structure__"}
         return _decode(structure["state"], arrays, map_location)
     except FileNotFoundError:
         raise

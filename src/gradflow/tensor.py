@@ -38,13 +38,15 @@ class Tensor(_C.TensorBase):
         (the op path: one call, every slot set once)."""
         if be is None:
             t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
-            data, be, node = t.data, t._be, None
-            self.requires_grad = t.requires_grad
-        elif node is not None:
-            self.requires_grad = True
-            self._node = node
-        self.data = data
+            data, be, node, requires_grad = t.data, t._be, None, t.requires_grad
+        else:
+            requires_grad = node is not None
+        self.data = data  # first: the requires_grad setter checks the data's dtype
         self._be = be
+        if node is not None:
+            self._node = node
+        if requires_grad:
+            self.requires_grad = True
 
     @classmethod
     def _make(cls, data, device, node=None, vbox=None, base=None):
@@ -177,8 +179,7 @@ class Tensor(_C.TensorBase):
         return Tensor._make(self.data, self._device, None, self._vbox, self)
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require grad, not {self.dtype}")
+        # (the setter checks the value: a bool, True only for floating point)
         if not requires_grad and self._node is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
         self.requires_grad = requires_grad
@@ -546,6 +547,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
             else:
                 raise TypeError(f"cannot make a tensor from {type(data).__name__} of dtype {probe.dtype}")
     _dtypes.check_supported(np.dtype(dt), "tensor")
+    if not dt.isnative:  # '>f4' on x86: the kernels read memory in the machine's byte order
+        dt = dt.newbyteorder("=")
     be = _backend.get(dev)
     arr = be.xp.array(data, dtype=dt, copy=True) if dev != "cpu" else np.array(data, dtype=dt)
     t = Tensor._make(arr, dev)
@@ -559,6 +562,9 @@ def from_numpy(a):
     if not isinstance(a, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy array, got {type(a).__name__}")
     _dtypes.check_supported(a.dtype, "from_numpy")
+    if not a.dtype.isnative:  # shared memory cannot be converted (PyTorch raises too)
+        raise ValueError(f"from_numpy: the array's byte order ({a.dtype.str}) is not the machine's;"
+                         " convert it first: a.astype(a.dtype.newbyteorder('='))")
     return Tensor._make(a, "cpu")
 
 
