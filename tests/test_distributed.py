@@ -272,3 +272,31 @@ def test_a_tensor_on_a_device_the_backend_does_not_reach_is_an_error():
         dist.all_reduce(gf.zeros(2), group=Gpu())
     with pytest.raises(RuntimeError, match=r"DistributedDataParallel: parameter fc1\.weight"):
         DistributedDataParallel(Net("float64"), process_group=Gpu())
+
+
+
+def test_reductions_start_while_backward_still_runs():
+    from test_distributed_hooks import _Marker
+
+    class Marked(Net):  # notes when backward reaches the layer below fc2
+        def forward(self, x):
+            return self.fc2(_Marker.apply(gf.tanh(self.fc1(x))))
+
+    def body(comm):
+        gf.manual_seed(0)
+        # fc2's bias and weight (3 + 48 values) fill the first bucket, fc1's the others
+        model = DistributedDataParallel(Marked("float64"), bucket_cap_mb=60 * 8 / 2 ** 20,
+                                        process_group=comm)
+        comm.log.clear()
+        out = model(gf.randn(4, 6, dtype=gf.float64))
+        started = []
+        original = _Marker.backward
+        _Marker.backward = staticmethod(lambda ctx, g: (started.append(len(comm.log)), (g,))[1])
+        try:
+            out.sum().backward()
+        finally:
+            _Marker.backward = original
+        return started, len(comm.log)
+
+    for started, total in FakeGroup(2).run(body):
+        assert started == [1] and total == 3  # fc2's bucket was on its way before fc1's backward

@@ -66,3 +66,39 @@ def test_registry_empties_when_the_tensor_dies():
     del t
     gc.collect()
     assert len(hooks.post_accumulate) == before
+
+
+class _Marker(gf.autograd.Function):
+    """The identity, noting in ``events`` when its backward runs."""
+
+    events = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        _Marker.events.append("marker backward")
+        return (g,)
+
+
+def test_a_leaf_is_finished_as_soon_as_nothing_left_in_backward_adds_to_it():
+    w1 = gf.tensor(np.ones((3, 3)), requires_grad=True)
+    w2 = gf.tensor(np.full((3, 3), 2.0), requires_grad=True)
+    x = gf.tensor(np.arange(3.0))
+    events = _Marker.events
+    events.clear()
+    for name, w in (("w1", w1), ("w2", w2)):
+        w.register_post_accumulate_grad_hook(
+            lambda t, name=name: events.append((name, t.grad.numpy().copy())))
+    # w2 is used twice, both times after the marker: its gradient is complete (both uses summed)
+    # before the marker's backward runs; w1's only after it.
+    h = _Marker.apply(w1 @ x)
+    ((w2 @ h) * (w2 @ h)).sum().backward()
+    assert [e if isinstance(e, str) else e[0] for e in events] == ["w2", "marker backward", "w1"]
+    expected = gf.tensor(np.ones((3, 3)), requires_grad=True), gf.tensor(
+        np.full((3, 3), 2.0), requires_grad=True)
+    ((expected[1] @ (expected[0] @ x)) ** 2).sum().backward()
+    np.testing.assert_allclose(events[0][1], expected[1].grad.numpy())
+    np.testing.assert_allclose(events[2][1], expected[0].grad.numpy())

@@ -82,6 +82,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         wanted = _nodes_reaching(roots, capture_nodes, {id(t) for t in capture if t._node is None})
     allowed = None if wanted is None else wanted | capture_nodes.keys()
 
+    shared = {id(g.data) for g in root_grads}  # the caller's arrays, and those stored already
+    observer = state.grad_observer
+    if post_accumulate and capture is None:  # hooks (DDP's reductions) start during backward
+        observer = _ReadyLeaves(roots, leaf_grads, shared, create_graph).observer(observer)
+
     edges, metas = [], []
     for t, g in zip(roots, root_grads):
         edges.append(t._node or (t if t.requires_grad else None))
@@ -93,7 +98,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         # every backward. With create_graph, pending signals are summed with a recorded ``+``;
         # otherwise their arrays are added directly.
         _C.run_tape(edges, root_grads, metas, leaf_grads, retain_graph, create_graph, allowed,
-                    capture_nodes or None, wanted, state.grad_observer,
+                    capture_nodes or None, wanted, observer,
                     _check_anomaly if state.anomaly else None, _sum_to)
     finally:
         state.phase, state.grad_enabled = prev
@@ -108,24 +113,71 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 out.append(slot[1] if slot else None)
         return out
 
-    shared = {id(g.data) for g in root_grads}  # the caller's arrays, and those stored already
-    with _accumulate_lock:
-        for leaf, g in leaf_grads.values():
-            if leaf.grad is None:
-                leaf.grad = _private_grad(g, shared, create_graph)
-            elif create_graph or leaf.grad.requires_grad:
-                leaf.grad = leaf.grad + g
-            else:
-                be = leaf.grad._be  # accumulate in place, as .grad is private
-                be.add(leaf.grad.data, g.data, leaf.grad.data)
-            if post_accumulate:  # this leaf's .grad is final for this backward
-                fire_post_accumulate(leaf)
+    for key in list(leaf_grads):
+        leaf, g = leaf_grads.pop(key)
+        _accumulate(leaf, g, shared, create_graph)
     return None
 
 
+def _accumulate(leaf, g, shared, create_graph):
+    """Adds this backward's gradient ``g`` for ``leaf`` into ``leaf.grad``; then this leaf's
+    post-accumulate-grad hooks run."""
+    with _accumulate_lock:
+        if leaf.grad is None:
+            leaf.grad = _private_grad(g, shared, create_graph)
+        elif create_graph or leaf.grad.requires_grad:
+            leaf.grad = leaf.grad + g
+        else:
+            be = leaf.grad._be  # accumulate in place, as .grad is private
+            be.add(leaf.grad.data, g.data, leaf.grad.data)
+    if post_accumulate:  # this leaf's .grad is final for this backward
+        fire_post_accumulate(leaf)
+
+
+class _ReadyLeaves:
+    """Finishes each hooked leaf's ``.grad`` as soon as no node still to run can add to it, so
+    that its hooks run while backward goes on. Nodes run newest first and every node is newer
+    than its inputs' nodes, so once the node about to run is older than all the consumers of a
+    leaf, that leaf's gradient is complete."""
+
+    def __init__(self, roots, leaf_grads, shared, create_graph):
+        self.leaf_grads, self.shared, self.create_graph = leaf_grads, shared, create_graph
+        oldest = {}  # id(leaf) -> (sequence number of its oldest consumer, leaf)
+        seen, stack = set(), [t._node for t in roots if t._node is not None]
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            for e in node._next:
+                if isinstance(e, Function):
+                    stack.append(e)
+                elif e is not None and id(e) in post_accumulate:
+                    known = oldest.get(id(e))
+                    if known is None or node._seq < known[0]:
+                        oldest[id(e)] = (node._seq, e)
+        self.pending = sorted(oldest.values(), key=lambda entry: entry[0])  # newest last
+
+    def observer(self, then):
+        """The engine's per-node observer: finishes what is complete, then calls ``then``."""
+        def observe(node, grad):
+            seq = node._seq
+            while self.pending and self.pending[-1][0] > seq:
+                leaf = self.pending.pop()[1]
+                entry = self.leaf_grads.pop(id(leaf), None)
+                if entry is not None:
+                    g = entry[1]
+                    del entry  # (the gradient's references decide whether it is kept as .grad)
+                    _accumulate(leaf, g, self.shared, self.create_graph)
+            if then is not None:
+                then(node, grad)
+        return observe
+
+
 # The references to a gradient held by nothing but the engine (as PyTorch, which steals a
-# gradient only when its use count shows no other owner): the Tensor's, from leaf_grads, the
-# loop in run_backward, _private_grad's argument and getrefcount's; its array's, from the
+# gradient only when its use count shows no other owner): the Tensor's, from the caller of
+# _accumulate (which took it out of leaf_grads), _accumulate's and _private_grad's arguments and
+# getrefcount's; its array's, from the
 # Tensor, _private_grad's local, its flags object and getrefcount's.
 _PRIVATE_TENSOR_REFS, _PRIVATE_ARRAY_REFS = 4, 4
 
