@@ -40,6 +40,8 @@ float erff(float) noexcept;
 #pragma omp declare simd notinbranch
 double erf(double) noexcept;
 #pragma omp declare simd notinbranch
+double erfc(double) noexcept;
+#pragma omp declare simd notinbranch
 float powf(float, float) noexcept;
 #pragma omp declare simd notinbranch
 double pow(double, double) noexcept;
