@@ -111,7 +111,7 @@ def sigmoid(z):
 
 def phi_upper(x):
     """Phi(x), the standard normal CDF, accurate in both tails."""
-    return 0.5 * _erfc(-f64(x) * SQRT1_2).astype(np.float64)
+    return 0.5 * np.asarray(_erfc(-f64(x) * SQRT1_2), np.float64)
 
 
 def gelu(x):
