@@ -9,7 +9,7 @@
 // (transposed, step-sliced, negative strides) is first copied into a C-contiguous temporary by
 // numpy (one extra pass), and the flat loop runs on that. Outputs are always new C-contiguous
 // arrays of the input's shape and dtype.
-#include "simd_math.h"  // before gf_math.h: makes expf/tanhf/erff/... vectorisable
+#include "simd_math.h"  // before gf_math.h: makes expf/tanhf/erfc/... vectorisable
 #include "gf_math.h"
 
 #include "common.h"
