@@ -18,7 +18,7 @@ namespace math {
 
 #if !defined(__CUDACC__)
 using std::abs;
-using std::erf;
+using std::erfc;
 using std::exp;
 using std::log;
 using std::log1p;
@@ -26,17 +26,81 @@ using std::sqrt;
 using std::tanh;
 #endif
 
-// Logistic sigmoid, stable for any x: exp only ever sees -|x|, so it never overflows.
+namespace detail {
+GF_HD double bits_to_double(long long i) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(i);
+#else
+  double d;
+  __builtin_memcpy(&d, &i, sizeof d);
+  return d;
+#endif
+}
+GF_HD long long double_to_bits(double d) {
+#if defined(__CUDA_ARCH__)
+  return __double_as_longlong(d);
+#else
+  long long i;
+  __builtin_memcpy(&i, &d, sizeof i);
+  return i;
+#endif
+}
+GF_HD float bits_to_float(int i) {
+#if defined(__CUDA_ARCH__)
+  return __int_as_float(i);
+#else
+  float f;
+  __builtin_memcpy(&f, &i, sizeof f);
+  return f;
+#endif
+}
+GF_HD int float_to_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_int(f);
+#else
+  int i;
+  __builtin_memcpy(&i, &f, sizeof i);
+  return i;
+#endif
+}
+}  // namespace detail
+
+// e^x for x <= 0, the argument every stable activation form passes. float: within 1 ulp
+// (libmvec's expf is off by up to 2.6), plain arithmetic that vectorises. double: libm's exp.
+GF_HD float exp_nonpos(float x) {
+  x = x < -104.0f ? -104.0f : x;  // e^-104 < 2^-150: 0 to a float (NaN stays NaN)
+  const float shift = 12582912.0f;  // 1.5 2^23: adding it rounds to an integer
+  float t = x * 1.44269504f + shift;
+  float k = t - shift;  // round(x / ln 2), in [-150, 0]
+  // r = x - k ln 2 in [-ln2/2, ln2/2]; k * ln2_hi is exact (ln2_hi has 16 significant bits)
+  float r = (x - k * 0.693145751953125f) - k * 1.428606765330187e-06f;
+  float p = 1.98412698e-04f;  // Taylor to r^7: error < 5e-9
+  p = p * r + 1.38888889e-03f;
+  p = p * r + 8.33333333e-03f;
+  p = p * r + 4.16666667e-02f;
+  p = p * r + 0.166666667f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  // 2^(k + 100) from the low bits of t (k + 227 in the exponent field), then 2^-100: a
+  // subnormal result is rounded once, by the last product.
+  return p * detail::bits_to_float((detail::float_to_bits(t) + 227) << 23) * 7.88860905e-31f;
+}
+GF_HD double exp_nonpos(double x) { return exp(x); }
+
+// Logistic sigmoid, stable for any x: exp only ever sees -|x|, so it never overflows. One
+// rounded division (e / (1 + e) for x < 0), not 1 / (1 + e) times e: an ulp less.
 template <class T> GF_HD T sigmoid(T x) {
-  T e = exp(-abs(x));
-  T r = T(1) / (T(1) + e);
-  return x >= T(0) ? r : e * r;
+  T e = exp_nonpos(-abs(x));
+  return (x >= T(0) ? T(1) : e) / (T(1) + e);
 }
 // Derivatives take what the forward saved (here the output y) and the incoming gradient g.
 template <class T> GF_HD T sigmoid_grad(T y, T g) { return g * y * (T(1) - y); }
 
 template <class T> GF_HD T tanh_(T x) { return tanh(x); }
-template <class T> GF_HD T tanh_grad(T y, T g) { return g * (T(1) - y * y); }
+// 1 - y^2 as (1 - y)(1 + y): where it cancels (|y| near 1) 1 - |y| is exact, while y * y would
+// be rounded before the subtraction.
+template <class T> GF_HD T tanh_grad(T y, T g) { return g * ((T(1) - y) * (T(1) + y)); }
 
 // `x < 0 ? 0 : x` (not `x > 0 ? x : 0`) so that NaN propagates, as in numpy and PyTorch.
 template <class T> GF_HD T relu(T x) { return x < T(0) ? T(0) : x; }
@@ -45,28 +109,145 @@ template <class T> GF_HD T relu_grad(T y, T g) { return y > T(0) ? g : T(0); }
 template <class T> GF_HD T leaky_relu(T x, T slope) { return x > T(0) ? x : x * slope; }
 template <class T> GF_HD T leaky_relu_grad(T x, T g, T slope) { return x > T(0) ? g : g * slope; }
 
-// Exact GELU: x * Phi(x), Phi the standard normal CDF.
+// ---- GELU -------------------------------------------------------------------------------------
+// Both GELUs cancel for x < 0 (1 + erf, 1 + tanh) and their derivatives have a zero near
+// x = -0.75, so the textbook forms lose up to ~100 ulp in float32. The double versions use
+// erfc and keep the forms below; the float versions compute in double with their own exp and
+// polynomials, rounded once at the end (within 0.51 ulp; about twice the time of the float
+// erf/tanh forms on AVX-512, the price of the accuracy).
+
+namespace detail {
+// exp(-h) for h >= 0 (NaN: any number), relative error below 6e-9 (a tenth of a float ulp): float
+// results from it are off by little more than their final rounding. h is capped at 700.
+GF_HD double exp_neg(double h) {
+  h = h < 700.0 ? h : 700.0;
+  const double shift = 6755399441055744.0;  // 1.5 2^52: adding it rounds to an integer
+  double t = -h * 1.4426950408889634 + shift;
+  double k = t - shift;  // round(-h / ln 2), in [-1010, 0]
+  // r = -h - k ln 2 in [-ln2/2, ln2/2]; k * ln2_hi is exact (ln2_hi has 32 significant bits)
+  double r = (-h - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+  double p = 1.984126984126984e-04;  // Taylor to r^7: error < 6e-9
+  p = p * r + 1.388888888888889e-03;
+  p = p * r + 8.333333333333333e-03;
+  p = p * r + 4.166666666666666e-02;
+  p = p * r + 0.16666666666666666;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // 2^k: k + 1023 sits in the low bits of t (t's exponent is 52), shifted into the exponent field
+  return p * bits_to_double((double_to_bits(t) + 1023) << 52);
+}
+
+// The standard normal upper tail Q(a) = Phi(-a), a >= 0, as e^(-a^2/2) u P(1 - 2u), u = 3 / (3 + a)
+// (a weighted least-squares fit over [0, 15], relative error 1e-9; beyond 15 Q(a) is 0 to a float).
+GF_HD double normal_tail_ratio(double u) {  // Q(a) / e^(-a^2/2)
+  double t = 1.0 - 2.0 * u;
+  double p = 1.816444997956594e-05;
+  p = p * t + 4.377781865416708e-05;
+  p = p * t - 8.157929348728696e-05;
+  p = p * t - 0.0003441931690508123;
+  p = p * t + 0.00034158604639890225;
+  p = p * t + 0.0023231047623411315;
+  p = p * t - 0.003487504559160299;
+  p = p * t - 0.015754229498058655;
+  p = p * t + 0.07667256648915156;
+  p = p * t - 0.16977733046325905;
+  p = p * t + 0.2430278967917474;
+  return u * p;
+}
+// (Q(a) - a phi(a)) / (e^(-a^2/2) (a - a0)), a0 = 0.7517915246935645 the zero of gelu'(-a); same
+// variable and fit, relative error 3e-10. The factor a - a0 is what cancels, and is computed
+// exactly.
+GF_HD double gelu_grad_ratio(double u) {
+  double t = 1.0 - 2.0 * u;
+  double p = -3.515716058614234e-06;
+  p = p * t - 1.7063321698651546e-05;
+  p = p * t - 2.642654431542047e-06;
+  p = p * t + 0.00012891933187536;
+  p = p * t + 9.304847440086982e-05;
+  p = p * t - 0.0010948387714073773;
+  p = p * t - 0.00020387943694566416;
+  p = p * t + 0.014074761028076022;
+  p = p * t - 0.053596122289538646;
+  p = p * t + 0.11997542743145237;
+  p = p * t - 0.4782976776274298;
+  return p;
+}
+// 1 / d for 1 <= d <= 18: the float quotient, refined by one Newton step to ~1e-14 (cheaper than
+// a double division).
+GF_HD double recip(double d) {
+  double r = double(1.0f / float(d));
+  return r * (2.0 - d * r);
+}
+GF_HD double clamp_abs(double x, double m) {  // min(|x|, m); NaN stays NaN
+  double a = x < 0 ? -x : x;
+  return a > m ? m : a;
+}
+}  // namespace detail
+
+// Exact GELU: x Phi(x), Phi the standard normal CDF; Phi(x) = erfc(-x / sqrt 2) / 2 has no
+// cancellation for x < 0, 1 - erfc(x / sqrt 2) / 2 none for x >= 0 (one erfc either way).
 template <class T> GF_HD T gelu(T x) {
-  return T(0.5) * x * (T(1) + erf(x * T(0.70710678118654752440)));
+  T q = T(0.5) * erfc(abs(x) * T(0.70710678118654752440));  // Phi(-|x|)
+  return x < T(0) ? x * q : x * (T(1) - q);
 }
 // d/dx [x Phi(x)] = Phi(x) + x phi(x).
 template <class T> GF_HD T gelu_grad(T x, T g) {
-  T cdf = T(0.5) * (T(1) + erf(x * T(0.70710678118654752440)));
-  T pdf = T(0.39894228040143267794) * exp(T(-0.5) * x * x);
-  return g * (cdf + x * pdf);
+  T q = T(0.5) * erfc(abs(x) * T(0.70710678118654752440));
+  T xpdf = x * T(0.39894228040143267794) * exp(T(-0.5) * x * x);
+  return g * ((x < T(0) ? q : T(1) - q) + xpdf);
+}
+GF_HD float gelu(float x) {
+  double a = detail::clamp_abs(x, 15.0);  // NaN propagates through x
+  double q = detail::exp_neg(0.5 * a * a) * detail::normal_tail_ratio(3.0 * detail::recip(3.0 + a));
+  double xd = x;
+  return float(x < 0 ? (xd < -30.0 ? -30.0 : xd) * q : xd * (1.0 - q));  // -inf: 0, not inf * 0
+}
+// gelu'(x) = Phi(x) + x phi(x) = r for x < 0 and 1 - r for x >= 0, r = e^(-a^2/2) (a - a0) R(a),
+// a = |x|, R = gelu_grad_ratio: the zero at x = -a0 is the exact factor a - a0.
+GF_HD float gelu_grad(float x, float g) {
+  double a = detail::clamp_abs(x, 15.0);  // gelu' is 0 or 1 to a float beyond 15
+  double d = (a - 0.7517915246935645) + 1.4956759177009883e-17;  // a - a0, a0 in two parts
+  double r = detail::exp_neg(0.5 * a * a) * d * detail::gelu_grad_ratio(3.0 * detail::recip(3.0 + a));
+  return float(double(g) * (x < 0 ? r : 1.0 - r));
 }
 
-// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+// GELU, tanh approximation: x (1 + tanh(u)) / 2 = x sigmoid(z), z = 2u = 2 sqrt(2/pi) (x + 0.044715 x^3).
 template <class T> GF_HD T gelu_tanh(T x) {
-  T u = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
-  return T(0.5) * x * (T(1) + tanh(u));
+  T z = T(1.5957691216057307118) * (x + T(0.044715) * x * x * x);
+  return x * sigmoid(z);
 }
+// d/dx [x s(z)] = s (1 + x (1 - s) z'), z' = 2 sqrt(2/pi) (1 + 3 0.044715 x^2).
 template <class T> GF_HD T gelu_tanh_grad(T x, T g) {
   T x2 = x * x;
-  T u = T(0.79788456080286535588) * (x + T(0.044715) * x2 * x);
-  T t = tanh(u);
-  T du = T(0.79788456080286535588) * (T(1) + T(3) * T(0.044715) * x2);
-  return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
+  T z = T(1.5957691216057307118) * (x + T(0.044715) * x2 * x);
+  T e = exp_nonpos(-abs(z));
+  T r = T(1) / (T(1) + e);
+  T s = z >= T(0) ? r : e * r, s1 = z >= T(0) ? e * r : r;  // s(z), 1 - s(z)
+  T dz = T(1.5957691216057307118) * (T(1) + T(3) * T(0.044715) * x2);
+  return g * (s * (T(1) + x * s1 * dz));
+}
+GF_HD float gelu_tanh(float x) {
+  double xd = x < -30.0f ? -30.0 : double(x);  // beyond, gelu is -0 (and -inf * 0 is NaN)
+  double z = 1.5957691216057307118 * (xd + 0.044715 * xd * xd * xd);
+  double e = detail::exp_neg(z < 0 ? -z : z);
+  return float(xd * ((z >= 0 ? 1.0 : e) * detail::recip(1.0 + e)));
+}
+// s (1 + x (1 - s) z') in double; its second factor has a zero at x1 = -0.7524614220710163,
+// where (within 1e-4) its Taylor polynomial in x - x1 replaces it.
+GF_HD float gelu_tanh_grad(float x, float g) {
+  double xd = x;
+  xd = xd > 30.0 ? 30.0 : xd;  // 1 or 0 beyond
+  xd = xd < -30.0 ? -30.0 : xd;
+  double x2 = xd * xd;
+  double z = 1.5957691216057307118 * (xd + 0.044715 * x2 * xd);
+  double e = detail::exp_neg(z < 0 ? -z : z);
+  double r = detail::recip(1.0 + e);
+  double s = z >= 0 ? r : e * r, s1 = z >= 0 ? e * r : r;
+  double b = 1.0 + xd * s1 * (1.5957691216057307118 * (1.0 + 3.0 * 0.044715 * x2));
+  double d = (xd + 0.7524614220710163) - 3.635560509207687e-17;
+  double bt = d * (1.9045991238220834 + d * (-0.8163184971863922 + d * 0.06160513613987108));
+  return float(double(g) * (s * ((d < 0 ? -d : d) < 1e-4 ? bt : b)));
 }
 
 // log(1 + e) for e in [0, 1], the range softplus needs. float: 2 atanh(s) with s = e / (2 + e)
@@ -94,7 +275,7 @@ GF_HD double log1p_unit(double e) {
 // 1 / beta is hoisted out of loops.
 template <class T> GF_HD T softplus(T x, T beta, T threshold) {
   T z = beta * x;
-  T sp = (z > T(0) ? z : T(0)) + log1p_unit(exp(-abs(z)));
+  T sp = (z > T(0) ? z : T(0)) + log1p_unit(exp_nonpos(-abs(z)));
   return z > threshold ? x : sp * (T(1) / beta);
 }
 template <class T> GF_HD T softplus_grad(T x, T g, T beta, T threshold) {

@@ -9,7 +9,7 @@
 // (transposed, step-sliced, negative strides) is first copied into a C-contiguous temporary by
 // numpy (one extra pass), and the flat loop runs on that. Outputs are always new C-contiguous
 // arrays of the input's shape and dtype.
-#include "simd_math.h"  // before gf_math.h: makes expf/tanhf/erff/... vectorisable
+#include "simd_math.h"  // before gf_math.h: makes expf/tanhf/erfc/... vectorisable
 #include "gf_math.h"
 
 #include "common.h"
@@ -69,6 +69,16 @@ using Bwd64 = void (*)(const double*, const double*, double*, index_t, Params);
 
 namespace M = gf::math;
 
+// g / (2 y). float: in double, where 2 y can overflow and g / y too for a subnormal y.
+template <class T> inline T sqrt_grad(T y, T g) { return g / (T(2) * y); }
+inline float sqrt_grad(float y, float g) { return float(double(g) / (2.0 * double(y))); }
+// g p x^(p-1). float: in double, where x^(p-1) alone can overflow or lose bits as a subnormal
+// while the product is a normal float; rounded once.
+template <class T> inline T pow_grad(T x, T g, T p, T pm1) { return g * p * std::pow(x, pm1); }
+inline float pow_grad(float x, float g, float p, float pm1) {
+  return float(double(g) * double(p) * std::pow(double(x), double(pm1)));
+}
+
 // ---- forward loops ----------------------------------------------------------------------------
 GF_UNARY_FWD(sigmoid_fwd, M::sigmoid(x))
 GF_UNARY_FWD(tanh_fwd, M::tanh_(x))
@@ -99,14 +109,14 @@ GF_UNARY_BWD(gelu_tanh_bwd, M::gelu_tanh_grad(x, g))        // input
 GF_UNARY_BWD(softplus_bwd, M::softplus_grad(x, g, pa, pb))  // input
 GF_UNARY_BWD(exp_bwd, g * x)                                // output
 GF_UNARY_BWD(log_bwd, g / x)                                // input
-GF_UNARY_BWD(sqrt_bwd, g / (T(2) * x))                      // output
+GF_UNARY_BWD(sqrt_bwd, sqrt_grad(x, g))  // output
 // g * sign(x): 0 at +-0, NaN where x is NaN.
 GF_UNARY_BWD(abs_bwd, x > T(0) ? g : (x < T(0) ? -g : (x == x ? T(0) : x)))
 // g * p * x^(p-1); exponents 0, 1, 2 are exact and never produce 0 * inf.
 GF_UNARY_BWD(pow0_bwd, T(0))
 GF_UNARY_BWD(pow1_bwd, g)
 GF_UNARY_BWD(pow2_bwd, T(2) * g * x)
-GF_UNARY_BWD(pow_bwd, g * pa * std::pow(x, pb))  // pb = p - 1 (computed in T)
+GF_UNARY_BWD(pow_bwd, pow_grad(x, g, pa, pb))  // pb = p - 1 (computed in T)
 
 #undef GF_UNARY_FWD
 #undef GF_UNARY_FWD_T
