@@ -87,8 +87,10 @@ def test_reassignment_and_deletion_unregister():
     p2 = nn.Parameter(gf.ones(3))
     m.w = p2  # re-assign a new Parameter
     assert list(m.parameters()) == [p2]
-    m.w = 3.0  # a plain value over a parameter unregisters it
-    assert list(m.parameters()) == [] and m.w == 3.0
+    for plain in (3.0, gf.ones(3)):  # as in PyTorch: only a Parameter (or None) replaces one
+        with pytest.raises(TypeError, match="as parameter 'w'.*Parameter or None expected"):
+            m.w = plain
+    assert list(m.parameters()) == [p2]
     m.w = nn.Parameter(gf.zeros(1))
     m.w = nn.Linear(2, 2)  # a module over a parameter: now a child, not a parameter
     assert [n for n, _ in m.named_parameters()] == ["w.weight", "w.bias"]

@@ -18,11 +18,15 @@ from .dtypes import bool_, float32, float64, int32, int64  # noqa: E402
 from .ops.activation import sigmoid, softmax, log_softmax, tanh, relu  # noqa: E402
 from .ops.arith import abs, clip, exp, log, maximum, minimum, sqrt, where  # noqa: E402,A004
 from .ops.linalg import matmul  # noqa: E402
-from .ops.reduce import argmax, logsumexp, max, mean, min, sum, var  # noqa: E402,A004
-from .ops.shape import (broadcast_to, concatenate, flatten, reshape, split, squeeze, stack,  # noqa: E402
-                        swapaxes, transpose, unsqueeze)
+from .ops.index import (argwhere, gather, index_add, index_select, masked_fill,  # noqa: E402
+                        masked_select, nonzero, scatter, scatter_add, select, take_along_dim)
+from .ops.reduce import (amax, amin, aminmax, argmax, argmin, logsumexp, max, mean, min,  # noqa: E402,A004
+                         std, std_mean, sum, var, var_mean)
+from .ops.shape import (broadcast_to, cat, concat, concatenate, flatten, movedim, permute,  # noqa: E402
+                        reshape, split, squeeze, stack, swapaxes, swapdims, t, transpose,
+                        unflatten, unsqueeze)
 from .random import manual_seed, rand, randint, randn  # noqa: E402
-from .tensor import (Tensor, arange, eye, from_dlpack, from_numpy, full, ones, ones_like,  # noqa: E402
+from .tensor import (Size, Tensor, arange, eye, from_dlpack, from_numpy, full, ones, ones_like,  # noqa: E402
                      tensor, zeros, zeros_like)
 
 get_num_threads = _C.get_num_threads

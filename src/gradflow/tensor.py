@@ -15,6 +15,30 @@ from .ops import arith as _arith
 from .ops import linalg as _linalg
 from .ops import reduce as _reduce
 from .ops import shape as _shape
+from .ops import _util
+from .ops import index as _index
+
+
+class Size(tuple):
+    """A tensor's shape (as ``torch.Size``): a tuple of ints, with ``numel()``."""
+
+    __slots__ = ()
+
+    def numel(self):
+        """The number of elements a tensor of this shape holds."""
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+    def __getitem__(self, i):
+        out = tuple.__getitem__(self, i)
+        return Size(out) if isinstance(i, slice) else out
+
+    def __repr__(self):
+        return f"gf.Size({list(self)})"
+
+    __str__ = tuple.__repr__  # error messages read "(2, 3)"
 
 
 class Tensor(_C.TensorBase):
@@ -57,14 +81,17 @@ class Tensor(_C.TensorBase):
     # ---- properties ----------------------------------------------------------------------------
     @property
     def shape(self):
-        return self.data.shape
+        """The dims, as a :class:`Size` (a tuple of ints)."""
+        return Size(self.data.shape)
 
     @property
     def dtype(self):
+        """The element type (a numpy dtype: ``gf.float32`` is ``np.dtype('float32')``)."""
         return self.data.dtype
 
     @property
     def device(self):
+        """Where the values live: "cpu" or "cuda:N"."""
         return self._be.name
 
     @property
@@ -73,22 +100,65 @@ class Tensor(_C.TensorBase):
 
     @property
     def ndim(self):
+        """The number of dims."""
         return self.data.ndim
 
+    def size(self, dim=None):
+        """The shape as a :class:`Size`, or with ``dim`` the length of that dim (an int)."""
+        if dim is None:
+            return Size(self.data.shape)
+        if self.ndim == 0:
+            raise IndexError(f"size({dim!r}): a 0-d tensor has no dims")
+        return self.data.shape[_util.normalize_axis(dim, self.ndim, "size")]
+
+    def numel(self):
+        """The number of elements."""
+        return int(self.data.size)
+
+    nelement = numel
+
+    def dim(self):
+        """The number of dims (as ``ndim``)."""
+        return self.data.ndim
+
+    ndimension = dim
+
+    def element_size(self):
+        """Bytes per element."""
+        return self.data.dtype.itemsize
+
     @property
-    def size(self):
-        return self.data.size
+    def itemsize(self):
+        """Bytes per element."""
+        return self.data.dtype.itemsize
+
+    @property
+    def is_cuda(self):
+        """Whether the tensor lives on a GPU."""
+        return self._device != "cpu"
+
+    def is_floating_point(self):
+        """Whether the dtype is a floating-point one."""
+        return self.dtype.kind == "f"
 
     @property
     def T(self):
-        return _shape.transpose(self)
+        """Every dim reversed (for a 2-d tensor, the matrix transpose)."""
+        return _shape.reverse_dims(self)
+
+    @property
+    def mT(self):
+        """The last two dims swapped (a batch of matrices transposed)."""
+        return _shape.matrix_transpose(self)
 
     @property
     def is_leaf(self):
+        """True for tensors not made by a recorded op (inputs, parameters)."""
         return self._node is None
 
     @property
     def grad_fn(self):
+        """The tape node that made this tensor (None for leaves)."""
         return self._node
 
     def __len__(self):
@@ -103,12 +173,22 @@ class Tensor(_C.TensorBase):
         return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
 
     def item(self):
-        if self.size != 1:
-            raise ValueError(f"item(): the tensor has {self.size} elements, not 1")
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): the tensor has {self.data.size} elements, not 1")
         return self._host().reshape(()).item()
 
     def tolist(self):
+        """The values as (nested lists of) Python numbers; a 0-d tensor gives a number."""
         return self._host().tolist()
+
+    def __format__(self, spec):
+        """``f"{t:.3f}"`` formats a one-element tensor's value; an empty spec gives repr."""
+        if not spec:
+            return repr(self)
+        if self.data.size != 1:
+            raise TypeError(f"format spec {spec!r} needs a one-element tensor, got shape {self.shape}")
+        return format(self.item(), spec)
 
     def _host(self):
         return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
@@ -127,8 +207,8 @@ class Tensor(_C.TensorBase):
         return "tensor(" + ", ".join([body] + extra) + ")"
 
     def __bool__(self):
-        if self.size != 1:
-            raise RuntimeError(f"the truth value of a tensor with {self.size} elements is ambiguous")
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous")
         return bool(self.item())
 
     def __float__(self):
@@ -138,7 +218,7 @@ class Tensor(_C.TensorBase):
         return int(self.item())
 
     def __index__(self):
-        if self.dtype.kind not in "iu" or self.size != 1:
+        if self.dtype.kind not in "iu" or self.data.size != 1:
             raise TypeError("only integer tensors of one element can be used as an index")
         return int(self.item())
 
@@ -167,8 +247,12 @@ class Tensor(_C.TensorBase):
                            self.grad), state)
 
     # ---- autograd ---------------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=None, create_graph=False):
-        _engine.backward(self, grad, retain_graph, create_graph)
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Backpropagates from this tensor, accumulating into the ``.grad`` of the leaves that
+        require grad. ``gradient``: d(something)/d(this tensor), needed unless it has one
+        element; ``retain_graph`` keeps the saved values for another backward;
+        ``create_graph`` records the backward pass (for higher derivatives)."""
+        _engine.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self):
         """The same values, cut from the graph (shares memory and the version counter)."""
@@ -290,11 +374,22 @@ class Tensor(_C.TensorBase):
         return Tensor._make(self._be.xp.logical_not(self.data), self._device)
 
     def __getitem__(self, index):
-        return _shape.GetItem.apply(self, index=_index_arrays(index, self))
+        index = _index_arrays(index, self)
+        ints_first = _split_int_index(index)
+        if ints_first is not None:  # integers are basic indices in PyTorch: applied first
+            return _shape.GetItem.apply(self, index=ints_first[0])[ints_first[1]]
+        return _shape.GetItem.apply(self, index=index)
 
     # ---- in place ---------------------------------------------------------------------------------
     def __setitem__(self, index, value):
         index = _index_arrays(index, self)
+        ints_first = _split_int_index(index)
+        if ints_first is not None:
+            if _state.grad_enabled and self.requires_grad:
+                raise RuntimeError("assigning through an index that mixes integers with index "
+                                   "arrays is not supported on a tensor that requires grad")
+            self[ints_first[0]][ints_first[1]] = value
+            return
         value = _arith.as_tensor(value, self)
         if value.dtype != self.dtype:
             value = value.to(self.dtype)
@@ -387,77 +482,69 @@ class Tensor(_C.TensorBase):
         self[...] = src
         return self
 
-    # ---- math methods -----------------------------------------------------------------------------
+    # ---- math methods: each is the gf function of the same name ------------------------------------
     exp = _arith.exp
     log = _arith.log
     sqrt = _arith.sqrt
     abs = _arith.abs
 
-    def clip(self, lo=None, hi=None):
-        return _arith.clip(self, lo, hi)
+    def clip(self, min=None, max=None):  # noqa: A002 - PyTorch's names
+        """Values limited to [min, max] (either may be None)."""
+        return _arith.clip(self, min, max)
 
     clamp = clip
 
     sigmoid = _act.sigmoid
     tanh = _act.tanh
     relu = _act.relu
+    softmax = _act.softmax
+    log_softmax = _act.log_softmax
 
-    def softmax(self, axis=-1):
-        return _act.softmax(self, axis)
-
-    def log_softmax(self, axis=-1):
-        return _act.log_softmax(self, axis)
-
-    def sum(self, axis=None, keepdims=False):
-        return _reduce.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _reduce.mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _reduce.max(self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return _reduce.min(self, axis, keepdims)
-
-    def logsumexp(self, axis=None, keepdims=False):
-        return _reduce.logsumexp(self, axis, keepdims)
-
-    def var(self, axis=None, keepdims=False, ddof=0):
-        return _reduce.var(self, axis, keepdims, ddof)
-
-    def argmax(self, axis=None, keepdims=False):
-        return _reduce.argmax(self, axis, keepdims)
+    sum = _reduce.sum
+    mean = _reduce.mean
+    max = _reduce.max
+    min = _reduce.min
+    amax = _reduce.amax
+    amin = _reduce.amin
+    aminmax = _reduce.aminmax
+    logsumexp = _reduce.logsumexp
+    var = _reduce.var
+    std = _reduce.std
+    argmax = _reduce.argmax
+    argmin = _reduce.argmin
 
     def matmul(self, o):
+        """The matrix product (as ``@``)."""
         return _linalg.matmul(self, o)
 
     def reshape(self, *shape):
+        """The same values in a new shape (one dim may be -1); a view where possible."""
         return _shape.reshape(self, *shape)
 
     view = reshape
 
-    def transpose(self, *axes):
-        return _shape.transpose(self, *axes)
+    def view_as(self, other):
+        """``reshape(other.shape)``."""
+        return _shape.reshape(self, other.shape)
 
-    def swapaxes(self, a, b):
-        return _shape.swapaxes(self, a, b)
+    def reshape_as(self, other):
+        """``reshape(other.shape)``."""
+        return _shape.reshape(self, other.shape)
 
-    def flatten(self, start_axis=0, end_axis=-1):
-        return _shape.flatten(self, start_axis, end_axis)
-
-    def squeeze(self, axis=None):
-        return _shape.squeeze(self, axis)
-
-    def unsqueeze(self, axis):
-        return _shape.unsqueeze(self, axis)
+    transpose = _shape.transpose
+    swapaxes = swapdims = _shape.transpose
+    permute = _shape.permute
+    t = _shape.t
+    movedim = _shape.movedim
+    flatten = _shape.flatten
+    unflatten = _shape.unflatten
+    squeeze = _shape.squeeze
+    unsqueeze = _shape.unsqueeze
+    split = _shape.split
 
     def broadcast_to(self, shape):
+        """The tensor broadcast to ``shape`` (a view)."""
         return _shape.broadcast_to(self, shape)
-
-    def split(self, split_size_or_sections, axis=0):
-        return _shape.split(self, split_size_or_sections, axis)
-
 
 def _logical(a, b, fn):
     b = _arith.as_tensor(b, a)
@@ -471,6 +558,38 @@ def _index_arrays(index, like):
     if isinstance(index, tuple):
         return tuple(_index_item(i, like) for i in index)
     return _index_item(index, like)
+
+
+def _split_int_index(index):
+    """For an index mixing integers with index arrays: (the integers, the rest), to apply one
+    after the other. numpy counts an integer as an index array, so with a slice between them
+    it would move the arrays' dim to the front; PyTorch applies integers first, as here.
+    None for any other index."""
+    if not isinstance(index, tuple):
+        return None
+    has_int = has_array = False
+    for i in index:
+        if isinstance(i, numbers.Integral) and not isinstance(i, bool):
+            has_int = True
+        elif i is not None and i is not Ellipsis and not isinstance(i, slice):
+            has_array = True
+    if not (has_int and has_array):
+        return None
+    first, rest = [], []
+    for i in index:
+        if isinstance(i, numbers.Integral) and not isinstance(i, bool):
+            first.append(i)
+        elif i is None:
+            rest.append(i)
+        elif i is Ellipsis:
+            first.append(i)
+            rest.append(i)
+        else:
+            nd = getattr(i, "ndim", None)
+            dims = nd if nd is not None and getattr(i, "dtype", None) == bool else 1
+            first.extend([slice(None)] * dims)
+            rest.append(i)
+    return tuple(first), tuple(rest)
 
 
 def _index_item(i, like):

@@ -39,7 +39,7 @@ def accuracy(model, x, y):
     was_training = model.training
     model.eval()
     with gf.no_grad():
-        predicted = model(x).argmax(axis=1)
+        predicted = model(x).argmax(dim=1)
     model.train(was_training)
     return float((predicted == y).float().mean().item())
 

@@ -137,7 +137,7 @@ def _root_grad(g, out):
     every signal the engine passes on is), or 1 for a scalar."""
     Tensor = _tensor.Tensor
     if g is None:
-        if out.size != 1:
+        if out.data.size != 1:
             raise RuntimeError(
                 f"grad can be implicitly created only for scalar outputs; got shape {out.shape}."
                 " Pass a gradient of that shape.")

@@ -30,6 +30,10 @@ class Module:
             raise AttributeError(
                 f"cannot assign {name!r} before Module.__init__() was called: call "
                 "super().__init__() first in your module's __init__")
+        if name in params and not isinstance(value, (Parameter, Module, type(None))):
+            raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
+                            "(gf.nn.Parameter or None expected); wrap it in nn.Parameter, or "
+                            f"copy values in with `with gf.no_grad(): module.{name}.copy_(value)`")
         params.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):

@@ -78,7 +78,11 @@ def matmul(a, b):
 
 
 def linear(x, weight, bias=None):
-    x, weight = promote(x, weight)
+    """x @ weight^T + bias. The input must have the weight's dtype, as in PyTorch (an integer
+    input is an error, not silently converted)."""
+    if x.dtype != weight.dtype:
+        raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}; "
+                        f"convert the input first (x.to({weight.dtype}))")
     if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
