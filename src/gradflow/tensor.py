@@ -16,7 +16,13 @@ from .ops import linalg as _linalg
 from .ops import reduce as _reduce
 from .ops import shape as _shape
 from .ops import _util
+from .ops import elementwise as _elementwise
 from .ops import index as _index
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+               "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+PRINT_OPTIONS = {}  # numpy array2string options, set by gf.set_printoptions
 
 
 class Size(tuple):
@@ -194,7 +200,7 @@ class Tensor(_C.TensorBase):
         return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
 
     def __repr__(self):
-        body = np.array2string(self._host(), separator=", ", prefix="tensor(")
+        body = np.array2string(self._host(), separator=", ", prefix="tensor(", **PRINT_OPTIONS)
         extra = []
         if self.dtype != _dtypes.float32:
             extra.append(f"dtype={self.dtype}")
@@ -296,10 +302,46 @@ class Tensor(_C.TensorBase):
         return self.to("cpu")
 
     def float(self):
+        """The tensor as float32 (itself if it is already)."""
         return self.to(_dtypes.float32)
 
     def double(self):
+        """The tensor as float64."""
         return self.to(_dtypes.float64)
+
+    def half(self):
+        """The tensor as float16."""
+        return self.to(_dtypes.float16)
+
+    def long(self):
+        """The tensor as int64."""
+        return self.to(_dtypes.int64)
+
+    def int(self):
+        """The tensor as int32."""
+        return self.to(_dtypes.int32)
+
+    def short(self):
+        """The tensor as int16."""
+        return self.to(_dtypes.int16)
+
+    def bool(self):
+        """The tensor as bool."""
+        return self.to(_dtypes.bool_)
+
+    def type(self, dtype=None):
+        """With no argument, the type name ("gradflow.FloatTensor"); else the tensor as ``dtype``
+        (a dtype or such a name)."""
+        if dtype is None:
+            return "gradflow." + _TYPE_NAMES.get(self.dtype.name, self.dtype.name) + "Tensor"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            names = {v: k for k, v in _TYPE_NAMES.items()}
+            dtype = names[dtype.rsplit(".", 1)[-1][:-len("Tensor")]]
+        return self.to(_dtypes.as_dtype(dtype))
+
+    def type_as(self, other):
+        """The tensor in ``other``'s dtype."""
+        return self.to(other.dtype)
 
     # ---- operators --------------------------------------------------------------------------------
     __add__ = _arith.add
@@ -363,15 +405,19 @@ class Tensor(_C.TensorBase):
         return _arith.compare("ge", self, o)
 
     def __and__(self, o):
-        return _logical(self, o, "logical_and")
+        return _elementwise.bitwise_and(self, o)
+
+    def __rand__(self, o):
+        return _elementwise.bitwise_and(o, self)
 
     def __or__(self, o):
-        return _logical(self, o, "logical_or")
+        return _elementwise.bitwise_or(self, o)
+
+    def __ror__(self, o):
+        return _elementwise.bitwise_or(o, self)
 
     def __invert__(self):
-        if self.dtype.kind != "b":
-            raise TypeError(f"~ needs a bool tensor, got {self.dtype}")
-        return Tensor._make(self._be.xp.logical_not(self.data), self._device)
+        return _elementwise.bitwise_not(self)
 
     def __getitem__(self, index):
         index = _index_arrays(index, self)
@@ -546,13 +592,6 @@ class Tensor(_C.TensorBase):
         """The tensor broadcast to ``shape`` (a view)."""
         return _shape.broadcast_to(self, shape)
 
-def _logical(a, b, fn):
-    b = _arith.as_tensor(b, a)
-    if a.dtype.kind != "b" or b.dtype.kind != "b":
-        raise TypeError(f"{fn}: needs bool tensors, got {a.dtype} and {b.dtype}")
-    return Tensor._make(getattr(a._be.xp, fn)(a.data, b.data), a._device)
-
-
 def _index_arrays(index, like):
     """Tensors inside an index become backend arrays on the indexed tensor's device."""
     if isinstance(index, tuple):
@@ -604,6 +643,41 @@ def _index_item(i, like):
     return i
 
 
+def _attach_methods():
+    """PyTorch's tensor methods that are the gf function of the same name with the tensor as
+    the first argument."""
+    from .ops import elementwise, layout, scan
+
+    table = (
+        (elementwise, """sin cos tan asin acos atan sinh cosh asinh acosh atanh arcsin arccos
+         arctan arcsinh arccosh arctanh erf erfc erfinv log1p expm1 log2 log10 exp2 rsqrt
+         reciprocal square sign floor ceil round trunc fix frac atan2 arctan2 copysign fmod
+         remainder floor_divide logaddexp hypot lerp div divide true_divide isnan isinf
+         isfinite isposinf isneginf isclose allclose equal nan_to_num bitwise_and bitwise_or
+         bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift logical_not
+         logical_and logical_or logical_xor"""),
+        (layout, """expand expand_as repeat repeat_interleave tile chunk unbind narrow flip fliplr
+         flipud roll tril triu diag diagonal diag_embed clone contiguous"""),
+        (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort
+         argsort topk kthvalue median mode unique"""),
+        (_index, """gather take_along_dim index_select scatter scatter_add index_add masked_fill
+         masked_select nonzero argwhere select"""),
+        (_reduce, "var_mean std_mean"),
+        (_linalg, "mm bmm mv dot vdot inner outer ger"),
+    )
+    for module, names in table:
+        for name in names.split():
+            setattr(Tensor, name, getattr(module, name))
+    Tensor.__mod__ = elementwise.remainder
+    Tensor.__rmod__ = lambda self, o: elementwise.remainder(o, self)
+    Tensor.__floordiv__ = elementwise.floor_divide
+    Tensor.__rfloordiv__ = lambda self, o: elementwise.floor_divide(o, self)
+    Tensor.__xor__ = elementwise.bitwise_xor
+    Tensor.__lshift__ = elementwise.bitwise_left_shift
+    Tensor.__rshift__ = elementwise.bitwise_right_shift
+
+
+_attach_methods()
 _function.bind_tensor_type(Tensor)
 
 
