@@ -90,3 +90,45 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Fills with N(mean, std^2) samples kept to [a, b] (redrawing those outside)."""
+    import numpy as np
+
+    rng = _random.generator()
+    out = rng.normal(mean, std, tensor.shape)
+    bad = (out < a) | (out > b)
+    while bad.any():
+        out[bad] = rng.normal(mean, std, int(bad.sum()))
+        bad = (out < a) | (out > b)
+    return _assign(tensor, np.asarray(out))
+
+
+def eye_(tensor):
+    """Fills a 2-d tensor with the identity matrix (ones on the diagonal)."""
+    import numpy as np
+
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: needs a 2-d tensor, got shape {tensor.shape}")
+    return _assign(tensor, np.eye(*tensor.shape))
+
+
+def orthogonal_(tensor, gain=1.0):
+    """Fills with a (semi-)orthogonal matrix, the tensor seen as (rows, the rest), from the QR
+    decomposition of a Gaussian matrix (signs fixed so that the result is uniformly
+    distributed), times ``gain``."""
+    import numpy as np
+
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: needs at least 2 dims, got shape {tensor.shape}")
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    flat = _random.generator().standard_normal((rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _assign(tensor, (gain * q).reshape(tensor.shape))

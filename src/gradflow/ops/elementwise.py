@@ -249,6 +249,18 @@ def div(input, other, *, rounding_mode=None):
 divide, true_divide = div, div
 
 
+def xlogy(input, other):
+    """input * log(other), and 0 where input is 0 (even where other is 0 too)."""
+    from .arith import where
+
+    x, y = promote(input, other) if isinstance(input, _tensor.Tensor) else \
+        promote(as_tensor(input, other), other)
+    x, y = float_operand(x), float_operand(y)
+    zero = x == 0
+    safe = where(zero, _tensor.ones((), dtype=y.dtype, device=y.device), y)
+    return where(zero, _tensor.zeros((), dtype=x.dtype, device=x.device), x * safe.log())
+
+
 def lerp(input, end, weight):
     """input + weight * (end - input)."""
     return input + weight * (end - input)
