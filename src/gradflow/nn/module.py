@@ -246,8 +246,11 @@ class Module:
         if dtype is None and device is not None:
             try:
                 device = _backend.canonical_device(device)
-            except ValueError:
-                device, dtype = None, device
+            except ValueError as bad_device:
+                try:
+                    device, dtype = None, _dtypes.as_dtype(device)
+                except TypeError:
+                    raise bad_device from None
         if device is not None:
             device = _backend.canonical_device(device)
         dt = _dtypes.as_dtype(dtype)
