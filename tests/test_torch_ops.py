@@ -53,7 +53,7 @@ CASES = [
     ("logaddexp", lambda L, a, b: L.logaddexp(a, b), [_n((3, 4), 0), _n((3, 4), 1)]),
     ("hypot", lambda L, a, b: L.hypot(a, b), [_n((3, 4), 0), _n((3, 4), 1)]),
     ("lerp", lambda L, a, b: L.lerp(a, b, 0.3), [_n((3, 4), 0), _n((3, 4), 1)]),
-    ("nan_to_num", lambda L, a: L.nan_to_num(a / (a > 0).to(a.dtype), nan=0.5, posinf=2.0), [_n((3, 4), 0)]),
+    ("nan_to_num", lambda L, a: L.nan_to_num(a / (a > 0).to(a.dtype), nan=0.5, posinf=2.0, neginf=-2.0), [_n((3, 4), 0)]),
     # reductions and scans
     ("prod", lambda L, a: a.prod(), [_u((2, 3), 0.5, 1.5, 0)]),
     ("prod_dim", lambda L, a: L.prod(a, 1, keepdim=True), [_n((3, 4), 0)]),
