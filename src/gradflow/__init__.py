@@ -65,3 +65,4 @@ from . import cuda  # noqa: E402  (gf.cuda; imports CuPy only when used)
 from . import optim  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import data  # noqa: E402
+from . import utils  # noqa: E402  (gradflow.utils.data, as torch.utils.data)
