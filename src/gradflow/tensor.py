@@ -9,6 +9,7 @@ from . import backend as _backend
 from . import dtypes as _dtypes
 from .autograd import engine as _engine
 from .autograd import function as _function
+from .autograd import hooks as _hooks
 from .autograd.grad_mode import state as _state
 from .ops import activation as _act
 from .ops import arith as _arith
@@ -263,6 +264,20 @@ class Tensor(_C.TensorBase):
     def detach(self):
         """The same values, cut from the graph (shares memory and the version counter)."""
         return Tensor._make(self.data, self._device, None, self._vbox, self)
+
+    def register_hook(self, hook):
+        """Runs ``hook(grad)`` on this tensor's gradient in each backward (a returned tensor
+        replaces it); returns a handle whose remove() unregisters it."""
+        return _hooks.register_hook(self, hook)
+
+    def retain_grad(self):
+        """Keeps this non-leaf tensor's gradient in ``.grad`` after backward."""
+        _hooks.retain_grad(self)
+
+    @property
+    def retains_grad(self):
+        """Whether retain_grad() was called on this non-leaf tensor."""
+        return _hooks.retains_grad(self)
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.dtype.kind != "f":

@@ -14,6 +14,7 @@ operand they belong to, undoing broadcasting.
 from .. import _C
 from .. import tensor as _tensor
 from ..ops import shape as _shape_ops
+from . import hooks as _hooks
 from .function import Function
 from .grad_mode import state
 
@@ -66,7 +67,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         # every backward. With create_graph, pending signals are summed with a recorded ``+``;
         # otherwise their arrays are added directly.
         _C.run_tape(edges, root_grads, metas, leaf_grads, retain_graph, create_graph, allowed,
-                    capture_nodes or None, wanted, state.grad_observer,
+                    capture_nodes or None, wanted, _hooks.observer(state.grad_observer),
                     _check_anomaly if state.anomaly else None, _sum_to)
     finally:
         state.phase, state.grad_enabled = prev
@@ -78,11 +79,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 out.append(capture_nodes[t._node])
             else:
                 slot = leaf_grads.get(id(t))
-                out.append(slot[1] if slot else None)
+                out.append(_hooks.leaf_grad(t, slot[1]) if slot else None)
         return out
 
     shared = {id(g.data) for g in root_grads}  # the caller's arrays, and those stored already
     for leaf, g in leaf_grads.values():
+        g = _hooks.leaf_grad(leaf, g)
         if g.requires_grad and not create_graph:  # e.g. the caller's grad, handed straight on
             g = g.detach()
         if leaf.grad is None:
