@@ -40,6 +40,7 @@ def as_dtype(dtype):
 
 
 def is_float(dtype) -> bool:
+    """Whether ``dtype`` is a floating-point dtype."""
     return dtype.kind == "f"
 
 

@@ -280,6 +280,7 @@ class Tensor(_C.TensorBase):
         return _hooks.retains_grad(self)
 
     def requires_grad_(self, requires_grad=True):
+        """Sets whether this leaf records ops for gradients (floats only); returns self."""
         if requires_grad and self.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require grad, not {self.dtype}")
         if not requires_grad and self._node is not None:
@@ -288,6 +289,7 @@ class Tensor(_C.TensorBase):
         return self
 
     def zero_grad(self):
+        """Clears ``.grad`` (sets it to None)."""
         self.grad = None
 
     # ---- devices and dtypes -------------------------------------------------------------------------
@@ -311,9 +313,11 @@ class Tensor(_C.TensorBase):
         return out
 
     def cuda(self, index=0):
+        """The tensor on GPU ``index`` (``to("cuda:index")``)."""
         return self.to(f"cuda:{index}")
 
     def cpu(self):
+        """The tensor on the CPU (itself if it is there)."""
         return self.to("cpu")
 
     def float(self):
@@ -521,25 +525,32 @@ class Tensor(_C.TensorBase):
         return self._inplace("div", o)
 
     def add_(self, o, alpha=1):
+        """``self += alpha * o`` in place; returns self."""
         return self._inplace("add", o if alpha == 1 else o * alpha)
 
     def sub_(self, o, alpha=1):
+        """``self -= alpha * o`` in place; returns self."""
         return self._inplace("sub", o if alpha == 1 else o * alpha)
 
     def mul_(self, o):
+        """``self *= o`` in place; returns self."""
         return self._inplace("mul", o)
 
     def div_(self, o):
+        """``self /= o`` in place; returns self."""
         return self._inplace("div", o)
 
     def zero_(self):
+        """Fills with zeros in place; returns self."""
         return self.fill_(0)
 
     def fill_(self, value):
+        """Fills with ``value`` in place; returns self."""
         self[...] = value
         return self
 
     def copy_(self, src):
+        """Copies ``src``'s values (broadcast, converted to this dtype) in place; returns self."""
         self[...] = src
         return self
 
@@ -769,10 +780,12 @@ def _filled(fill, shape, dtype, device, requires_grad):
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False):
+    """A tensor of zeros of the given shape (the default float dtype unless ``dtype``)."""
     return _filled(0, _shape_args(shape), dtype, device, requires_grad)
 
 
 def ones(*shape, dtype=None, device=None, requires_grad=False):
+    """A tensor of ones of the given shape (the default float dtype unless ``dtype``)."""
     return _filled(1, _shape_args(shape), dtype, device, requires_grad)
 
 
@@ -788,14 +801,18 @@ def full(shape, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    """Zeros in the shape (and by default dtype and device) of ``t``."""
     return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, device=None, requires_grad=False):
+    """Ones in the shape (and by default dtype and device) of ``t``."""
     return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=False):
+    """start, start + step, ... up to (not including) stop; ``arange(n)`` is 0 .. n-1. int64
+    for integer arguments, the default float otherwise."""
     if stop is None:
         start, stop = 0, start
     host = np.arange(start, stop, step)
@@ -805,6 +822,7 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    """The n x m (n x n) matrix with ones on the diagonal."""
     dev = _backend.canonical_device(device)
     be = _backend.get(dev)
     t = Tensor._make(be.xp.eye(n, m, dtype=_dtypes.as_dtype(dtype) or _dtypes.default_float), dev)

@@ -85,6 +85,7 @@ def _number(kind, minimum, strict):
 
 
 def make_parser():
+    """The command line's argument parser (see --help)."""
     p = argparse.ArgumentParser(prog="python -m gradflow.train",
                                 description="Train an MLP classifier on the UCI digits or MNIST.")
     p.add_argument("--dataset", choices=["digits", "mnist"], default="digits")

@@ -67,6 +67,7 @@ class FunctionCtx:
         self.materialize_grads = bool(value)
 
     def mark_dirty(self, *tensors):
+        """Not supported: custom Functions must return new tensors (raises RuntimeError)."""
         raise RuntimeError("mark_dirty: in-place custom Functions are not supported; return a new tensor")
 
 

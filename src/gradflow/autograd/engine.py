@@ -127,6 +127,7 @@ def _nodes_reaching(roots, target_nodes, target_leaves):
 
 
 def backward(tensor, grad=None, retain_graph=None, create_graph=False):
+    """``tensor.backward(grad, ...)``: accumulates d tensor / d leaf into each leaf's .grad."""
     if not tensor.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if retain_graph is None:

@@ -13,6 +13,7 @@ state = _C.autograd_state
 
 
 def is_grad_enabled() -> bool:
+    """Whether ops are being recorded for gradients."""
     return state.grad_enabled
 
 
@@ -39,6 +40,8 @@ class no_grad(set_grad_enabled):
 
 
 class enable_grad(set_grad_enabled):
+    """``with gf.enable_grad():`` records ops even inside no_grad."""
+
     def __init__(self):
         super().__init__(True)
 

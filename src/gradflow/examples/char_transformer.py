@@ -119,6 +119,7 @@ def sample(lib, model, chars, prompt, length, block_size=32, device="cpu", seed=
 
 
 def main(argv=None):
+    """Trains the model from the command line and prints a sample of its text."""
     import gradflow as gf
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

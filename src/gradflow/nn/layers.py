@@ -27,6 +27,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
+        """Draws the weights and bias again, as the constructor does."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features)
@@ -60,11 +61,15 @@ class Dropout(Module):
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x))."""
+
     def forward(self, x):
         return F.sigmoid(x)
 
 
 class Tanh(Module):
+    """The hyperbolic tangent."""
+
     def forward(self, x):
         return F.tanh(x)
 
@@ -81,6 +86,8 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
+    """x for x > 0, negative_slope * x otherwise."""
+
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = negative_slope
@@ -93,6 +100,8 @@ class LeakyReLU(Module):
 
 
 class GELU(Module):
+    """x * Phi(x) (approximate='tanh' for the tanh formula)."""
+
     def __init__(self, approximate="none"):
         super().__init__()
         self.approximate = approximate
@@ -105,6 +114,8 @@ class GELU(Module):
 
 
 class Softplus(Module):
+    """log(1 + exp(beta x)) / beta."""
+
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
         self.beta, self.threshold = beta, threshold
@@ -128,6 +139,8 @@ class _Loss(Module):
 
 
 class MSELoss(_Loss):
+    """F.mse_loss as a module."""
+
     def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)
 
@@ -243,9 +256,11 @@ def _activation(name, fn, params=(), doc=""):
         self.inplace = inplace
 
     def forward(self, x):
+        """The activation applied to ``x``."""
         return fn(x, **self._args)
 
     def extra_repr(self):
+        """The activation's parameters."""
         return ", ".join(f"{k}={v}" for k, v in self._args.items())
 
     return type(name, (Module,), {"__init__": __init__, "forward": forward,
@@ -324,6 +339,7 @@ class Embedding(Module):
             self.reset_parameters()
 
     def reset_parameters(self):
+        """Draws the table from N(0, 1) again (the padding row zeroed)."""
         init.normal_(self.weight)
         if self.padding_idx is not None:
             with _no_grad():

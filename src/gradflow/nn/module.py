@@ -50,6 +50,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        """Runs the forward pre-hooks, forward, then the forward hooks."""
         if not (self._forward_pre_hooks or self._forward_hooks):
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):
@@ -334,6 +335,7 @@ class Module:
 
     # ---- printing ---------------------------------------------------------------------------------
     def extra_repr(self):
+        """The module's settings, as shown inside its repr (subclasses override it)."""
         return ""
 
     def __repr__(self):

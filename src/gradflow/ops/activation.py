@@ -131,28 +131,34 @@ def _onehot(labels, like):
 
 # ---- functional forms -------------------------------------------------------------------------
 def sigmoid(x):
+    """1 / (1 + exp(-x))."""
     return Sigmoid.apply(float_operand(x))
 
 
 def tanh(x):
+    """The hyperbolic tangent."""
     return Tanh.apply(float_operand(x))
 
 
 def relu(x):
+    """max(0, x)."""
     return ReLU.apply(float_operand(x))
 
 
 def leaky_relu(x, negative_slope=0.01):
+    """x for x > 0, negative_slope * x otherwise."""
     return LeakyReLU.apply(float_operand(x), negative_slope=float(negative_slope))
 
 
 def gelu(x, approximate="none"):
+    """x * Phi(x) (Phi the standard normal CDF); approximate="tanh" uses the tanh formula."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return GELU.apply(float_operand(x), approximate=approximate == "tanh")
 
 
 def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x where beta x > threshold."""
     if beta <= 0:
         raise ValueError(f"softplus: beta must be > 0, got {beta}")
     return Softplus.apply(float_operand(x), beta=float(beta), threshold=float(threshold))

@@ -231,6 +231,7 @@ def pow(a, b):  # noqa: A001
 
 
 def neg(x):
+    """-x."""
     return Neg.apply(x)
 
 
@@ -254,26 +255,32 @@ def where(cond, a, b):
 
 
 def compare(op, a, b):
+    """The bool tensor of ``a <op> b`` (op: eq, ne, lt, le, gt, ge), operands promoted."""
     return Compare.apply(*promote(a, b), op=op)
 
 
 def exp(x):
+    """e ** x, elementwise."""
     return Exp.apply(float_operand(x))
 
 
 def log(x):
+    """The natural logarithm, elementwise."""
     return Log.apply(float_operand(x))
 
 
 def sqrt(x):
+    """The square root, elementwise."""
     return Sqrt.apply(float_operand(x))
 
 
 def abs(x):  # noqa: A001
+    """|x|, elementwise (gradient 0 at 0)."""
     return Abs.apply(x)
 
 
 def clip(x, lo=None, hi=None):
+    """x limited to [lo, hi] (either may be None); the gradient passes where lo <= x <= hi."""
     if lo is None and hi is None:
         raise ValueError("clip: give at least one of lo and hi")
     return Clip.apply(x, lo=lo, hi=hi)
