@@ -30,7 +30,7 @@ MASK = np.array([[True, False, True, False], [False, False, True, True], [True, 
 
 def _lib(lib):
     """Helpers that build constant index/mask tensors in either library."""
-    return (lambda a: gf.tensor(a)) if lib is gf else (lambda a: torch.tensor(a))
+    return (lambda a: torch.tensor(a)) if lib is torch else lib.tensor
 
 
 # (id, f(lib, *tensors), [input arrays]); f uses only names both libraries share.
@@ -282,3 +282,33 @@ def test_set_printoptions():
         assert "3.14" in repr(gf.tensor([3.14159])) and "3.142" not in repr(gf.tensor([3.14159]))
     finally:
         gf.set_printoptions(profile="default")
+
+
+@pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
+def test_cuda_matches_cpu(name, fn, arrays):
+    """The same op on the CUDA backend: values and gradients as on the CPU."""
+    from conftest import _CUDA_SKIP
+
+    if _CUDA_SKIP is not None:
+        pytest.skip(_CUDA_SKIP)
+
+    def lib_on(device):
+        class OnDevice:  # gf, with tensor() creating on ``device`` (index/mask constants too)
+            def __getattr__(self, attr):
+                return getattr(gf, attr)
+
+            @staticmethod
+            def tensor(a, **kw):
+                return gf.tensor(a, device=device, **kw)
+        return OnDevice()
+
+    results = []
+    for device in ("cpu", "cuda"):
+        ts = [gf.tensor(a, requires_grad=True, device=device) for a in arrays]
+        L = lib_on(device)
+        out = fn(L, *ts)
+        out.sum().backward()
+        results.append([out.detach().cpu().numpy()] + [t.grad.cpu().numpy() if t.grad is not None
+                                                          else np.zeros(t.shape) for t in ts])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -197,14 +197,16 @@ def logcumsumexp(input, dim):
 class _CumExtremum(NonDifferentiable):
     @staticmethod
     def forward(ctx, x, axis, kind):
-        xp = ctx.be.xp
-        fn = xp.maximum if kind == "max" else xp.minimum
-        run = fn.accumulate(x, axis=axis)
+        import numpy as np
+
+        # On the host: ufunc.accumulate is numpy's (the indices go back to the device).
+        a = ctx.be.to_numpy(x)
+        run = (np.maximum if kind == "max" else np.minimum).accumulate(a, axis=axis)
         # The index of the last position where the running extreme was attained.
-        n = x.shape[axis]
-        pos = xp.arange(n).reshape((1,) * axis + (n,) + (1,) * (x.ndim - axis - 1))
-        hit = xp.where(x == run, pos, 0)
-        return xp.maximum.accumulate(hit, axis=axis).astype("int64")
+        n = a.shape[axis]
+        pos = np.arange(n).reshape((1,) * axis + (n,) + (1,) * (a.ndim - axis - 1))
+        hit = np.where(a == run, pos, 0)
+        return ctx.be.to_device_array(np.maximum.accumulate(hit, axis=axis).astype("int64"))
 
 
 def _cum_extreme(input, dim, kind):
