@@ -106,6 +106,15 @@ CASES = [
      [_n((3, 4), 0), _n((3, 2), 1)]),
     ("scatter_value", lambda L, a: a.scatter(0, _lib(L)(np.array([[0, 1, 2, 0]])), 1.5), [_n((3, 4), 0)]),
     ("scatter_add", lambda L, a, b: a.scatter_add(0, _lib(L)(IDX), b), [_n((3, 4), 0), _n((2, 4), 1)]),
+    ("scatter_reduce_sum", lambda L, a, b: a.scatter_reduce(0, _lib(L)(IDX), b, "sum"),
+     [_n((3, 4), 0), _n((2, 4), 1)]),
+    ("scatter_reduce_mean", lambda L, a, b: L.scatter_reduce(a, 0, _lib(L)(IDX), b, "mean"),
+     [_n((3, 4), 0), _n((2, 4), 1)]),
+    ("scatter_reduce_mean_exclude", lambda L, a, b: a.scatter_reduce(1, _lib(L)(IDX[:, :3]), b, "mean",
+                                                                     include_self=False),
+     [_n((3, 4), 0), _n((2, 3), 1)]),
+    ("pow_method", lambda L, a: L.pow(a, 2) + a.pow(3), [_n((3, 4), 0)]),
+    ("clamp", lambda L, a: L.clamp(a, -0.5, 0.5) * a, [_n((3, 4), 0) + 0.01]),
     ("index_select", lambda L, a: a.index_select(1, _lib(L)(IDX1)), [_n((3, 4), 0)]),
     ("index_add", lambda L, a, b: a.index_add(0, _lib(L)(IDX1), b, alpha=2.0), [_n((3, 4), 0), _n((3, 4), 1)]),
     ("masked_fill", lambda L, a: a.masked_fill(_lib(L)(MASK), -2.0), [_n((3, 4), 0)]),
@@ -170,6 +179,17 @@ def test_orderings_indices_match_torch():
                    (g.median(1).indices, t.median(1).indices), (g.cummax(1).indices, t.cummax(1).indices),
                    (g.cummin(0).indices, t.cummin(0).indices)]:
         np.testing.assert_array_equal(gi.numpy(), ti.numpy())
+
+
+@pytest.mark.parametrize("reduce", ["prod", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_values_match_torch(reduce, include_self):
+    a, b = _n((3, 4), 0), _n((2, 4), 1)
+    g = gf.tensor(a).scatter_reduce(0, gf.tensor(IDX), gf.tensor(b), reduce, include_self=include_self)
+    t = torch.tensor(a).scatter_reduce(0, torch.tensor(IDX), torch.tensor(b), reduce, include_self=include_self)
+    np.testing.assert_allclose(g.numpy(), t.numpy(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="gradient"):
+        gf.tensor(a, requires_grad=True).scatter_reduce(0, gf.tensor(IDX), gf.tensor(b), reduce)
 
 
 def test_mode_unique_count_nonzero_all_any_match_torch():

@@ -18,7 +18,7 @@ from .dtypes import (bool_, double, float16, float32, float64, get_default_dtype
                      int8, int16, int32, int64, long, set_default_dtype, short, uint8)
 from .dtypes import TORCH_ALIASES as _ALIASES  # noqa: E402
 from .ops.activation import sigmoid, softmax, log_softmax, tanh, relu  # noqa: E402
-from .ops.arith import abs, clip, exp, log, maximum, minimum, sqrt, where  # noqa: E402,A004
+from .ops.arith import abs, clip, exp, log, maximum, minimum, pow, sqrt, where  # noqa: E402,A004
 from .ops.layout import (chunk, clone, column_stack, contiguous, diag, diag_embed,  # noqa: E402
                          diagonal, expand, expand_as, flip, fliplr, flipud, hstack, meshgrid,
                          narrow, repeat, repeat_interleave, roll, tile, tril, triu, unbind, vstack)
@@ -35,7 +35,8 @@ from .ops.elementwise import (  # noqa: E402,A004
     logical_or, logical_xor, nan_to_num, reciprocal, remainder, round, rsqrt, sign, sin, sinh,
     square, tan, trunc, true_divide)
 from .ops.index import (argwhere, gather, index_add, index_select, masked_fill,  # noqa: E402
-                        masked_select, nonzero, scatter, scatter_add, select, take_along_dim)
+                        masked_select, nonzero, scatter, scatter_add, scatter_reduce, select,
+                        take_along_dim)
 from .ops.reduce import (amax, amin, aminmax, argmax, argmin, logsumexp, max, mean, min,  # noqa: E402,A004
                          std, std_mean, sum, var, var_mean)
 from .ops.shape import (broadcast_to, cat, concat, concatenate, flatten, movedim, permute,  # noqa: E402
@@ -52,6 +53,7 @@ globals().update(_ALIASES)  # gf.float, gf.int, gf.bool: PyTorch's dtype names
 neg, negative = _tensor.Tensor.__neg__, _tensor.Tensor.__neg__
 is_floating_point = _tensor.Tensor.is_floating_point
 numel = _tensor.Tensor.numel
+clamp = clip
 
 get_num_threads = _C.get_num_threads
 set_num_threads = _C.set_num_threads

@@ -390,6 +390,10 @@ class Tensor(_C.TensorBase):
     def __rpow__(self, o):
         return _arith.pow(o, self)
 
+    def pow(self, exponent):
+        """self ** exponent."""
+        return _arith.pow(self, exponent)
+
     def __neg__(self):
         return _arith.neg(self)
 
@@ -687,7 +691,7 @@ def _attach_methods():
         (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort
          argsort topk kthvalue median mode unique"""),
         (_index, """gather take_along_dim index_select scatter scatter_add index_add masked_fill
-         masked_select nonzero argwhere select"""),
+         masked_select nonzero argwhere select scatter_reduce"""),
         (_reduce, "var_mean std_mean"),
         (_linalg, "mm bmm mv dot vdot inner outer ger"),
     )

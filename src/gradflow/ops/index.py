@@ -1,5 +1,5 @@
 """Indexing by index tensors along one dim: gather, take_along_dim, index_select, scatter,
-scatter_add, index_add, masked_fill, masked_select, nonzero.
+scatter_add, scatter_reduce, index_add, masked_fill, masked_select, nonzero.
 
 Each is written as an advanced index into the tensor (GetItem, whose gradient scatter-adds back,
 and IndexAdd / SetItem for the writes), so they are differentiable to any order on every
@@ -8,6 +8,7 @@ backend with no kernels of their own."""
 import numbers
 
 from .. import tensor as _tensor
+from ..autograd.function import NonDifferentiable
 from ._util import as_tensor, normalize_axis, torch_kwargs
 from .shape import GetItem, IndexAdd, SetItem
 
@@ -175,3 +176,56 @@ def select(input, dim, index):
         raise TypeError(f"select: index must be an int, got {index!r}")
     return input[(slice(None),) * d + (int(index),)]
 
+
+
+class _ScatterExtremum(NonDifferentiable):
+    @staticmethod
+    def forward(ctx, x, src, index, reduce, include_self):
+        import numpy as np
+
+        be = ctx.be
+        a, s = be.to_numpy(x).copy(), be.to_numpy(src)
+        idx = tuple(be.to_numpy(i) if hasattr(i, "shape") else i for i in index)
+        ufunc = {"amax": np.maximum, "amin": np.minimum, "prod": np.multiply}[reduce]
+        if not include_self:
+            hit = np.zeros(a.shape, bool)
+            hit[idx] = True
+            a[hit] = {"amax": -np.inf, "amin": np.inf, "prod": 1}[reduce] if a.dtype.kind == "f" else \
+                {"amax": np.iinfo(a.dtype).min, "amin": np.iinfo(a.dtype).max, "prod": 1}[reduce]
+        ufunc.at(a, idx, np.broadcast_to(s, _ix_shape(idx)))
+        return be.to_device_array(a)
+
+
+@torch_kwargs
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    """A copy of ``input`` with ``src[i][j]`` combined into ``[index[i][j]][j]`` (dim 0) by
+    ``reduce``: "sum" and "mean" (differentiable), "prod", "amax", "amin" (values only)."""
+    from .arith import where
+
+    ix = _along(input, dim, index, "scatter_reduce")
+    src = _src(src, input, "scatter_reduce")[tuple(slice(0, n) for n in index.shape)]
+    if reduce in ("sum", "mean"):
+        added = IndexAdd.apply(src, shape=tuple(input.shape), index=ix)
+        xp = input._be.xp
+        ones = xp.ones(_ix_shape(ix), input.dtype)
+        count = input._be.index_add(tuple(input.shape), input.dtype, ix, ones)
+        hit = _tensor.Tensor._make(count > 0, input._device)
+        base = input if include_self else where(hit, _tensor.zeros((), dtype=input.dtype, device=input.device), input)
+        total = base + added
+        if reduce == "sum":
+            return total
+        n = _tensor.Tensor._make(count + (1 if include_self else 0), input._device)
+        n = where(n == 0, _tensor.ones((), dtype=input.dtype, device=input.device), n)
+        return where(hit, total / n, input)
+    if reduce not in ("prod", "amax", "amin"):
+        raise ValueError(f"scatter_reduce: reduce must be sum, prod, mean, amax or amin, got {reduce!r}")
+    if input.requires_grad or src.requires_grad:
+        raise RuntimeError(f"scatter_reduce: the gradient of reduce={reduce!r} is not supported; "
+                           "use 'sum' or 'mean', or detach the inputs")
+    return _ScatterExtremum.apply(input, src, index=ix, reduce=reduce, include_self=include_self)
+
+
+def _ix_shape(ix):
+    import numpy as np
+
+    return np.broadcast_shapes(*[tuple(i.shape) for i in ix])
