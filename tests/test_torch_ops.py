@@ -113,6 +113,7 @@ CASES = [
     ("scatter_reduce_mean_exclude", lambda L, a, b: a.scatter_reduce(1, _lib(L)(IDX[:, :3]), b, "mean",
                                                                      include_self=False),
      [_n((3, 4), 0), _n((2, 3), 1)]),
+    ("xlogy", lambda L, a, b: L.xlogy(a, b), [_n((2, 3), 0), _u((2, 3), 0.5, 2, 1)]),
     ("pow_method", lambda L, a: L.pow(a, 2) + a.pow(3), [_n((3, 4), 0)]),
     ("clamp", lambda L, a: L.clamp(a, -0.5, 0.5) * a, [_n((3, 4), 0) + 0.01]),
     ("index_select", lambda L, a: a.index_select(1, _lib(L)(IDX1)), [_n((3, 4), 0)]),
@@ -190,6 +191,17 @@ def test_scatter_reduce_values_match_torch(reduce, include_self):
     np.testing.assert_allclose(g.numpy(), t.numpy(), rtol=1e-12)
     with pytest.raises(RuntimeError, match="gradient"):
         gf.tensor(a, requires_grad=True).scatter_reduce(0, gf.tensor(IDX), gf.tensor(b), reduce)
+
+
+def test_xlogy_at_zero_matches_torch():
+    a, b = np.array([0.0, 0.0, 2.0]), np.array([0.0, 3.0, 3.0])
+    g, gb = gf.tensor(a, requires_grad=True), gf.tensor(b, requires_grad=True)
+    t, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    gf.xlogy(g, gb + 1).sum().backward()
+    torch.xlogy(t, tb + 1).sum().backward()
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy())
+    np.testing.assert_allclose(gb.grad.numpy(), tb.grad.numpy())
+    np.testing.assert_array_equal(gf.xlogy(gf.tensor(a), gf.tensor(b)).numpy(), torch.xlogy(torch.tensor(a), torch.tensor(b)).numpy())
 
 
 def test_mode_unique_count_nonzero_all_any_match_torch():

@@ -28,12 +28,12 @@ from .ops.scan import (all, any, argsort, count_nonzero, cummax, cummin, cumprod
                        unique)
 from .ops.elementwise import (  # noqa: E402,A004
     acos, acosh, allclose, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, asin, asinh,
-    atan, atan2, atanh, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
+    atan, atan2, atanh, clamp, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
     bitwise_right_shift, bitwise_xor, ceil, copysign, cos, cosh, div, divide, equal, erf, erfc,
     erfinv, exp2, expm1, fix, floor, floor_divide, fmod, frac, hypot, isclose, isfinite, isinf,
     isnan, isneginf, isposinf, lerp, log1p, log2, log10, logaddexp, logical_and, logical_not,
     logical_or, logical_xor, nan_to_num, reciprocal, remainder, round, rsqrt, sign, sin, sinh,
-    square, tan, trunc, true_divide)
+    square, tan, trunc, true_divide, xlogy)
 from .ops.index import (argwhere, gather, index_add, index_select, masked_fill,  # noqa: E402
                         masked_select, nonzero, scatter, scatter_add, scatter_reduce, select,
                         take_along_dim)
@@ -53,7 +53,6 @@ globals().update(_ALIASES)  # gf.float, gf.int, gf.bool: PyTorch's dtype names
 neg, negative = _tensor.Tensor.__neg__, _tensor.Tensor.__neg__
 is_floating_point = _tensor.Tensor.is_floating_point
 numel = _tensor.Tensor.numel
-clamp = clip
 
 get_num_threads = _C.get_num_threads
 set_num_threads = _C.set_num_threads

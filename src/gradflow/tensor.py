@@ -685,7 +685,7 @@ def _attach_methods():
          remainder floor_divide logaddexp hypot lerp div divide true_divide isnan isinf
          isfinite isposinf isneginf isclose allclose equal nan_to_num bitwise_and bitwise_or
          bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift logical_not
-         logical_and logical_or logical_xor"""),
+         logical_and logical_or logical_xor xlogy"""),
         (layout, """expand expand_as repeat repeat_interleave tile chunk unbind narrow flip fliplr
          flipud roll tril triu diag diagonal diag_embed clone contiguous"""),
         (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort

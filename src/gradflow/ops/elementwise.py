@@ -249,16 +249,29 @@ def div(input, other, *, rounding_mode=None):
 divide, true_divide = div, div
 
 
-def xlogy(input, other):
-    """input * log(other), and 0 where input is 0 (even where other is 0 too)."""
-    from .arith import where
+def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's names
+    """``input`` limited to [min, max] (either may be None); as clip."""
+    from .arith import clip
 
-    x, y = promote(input, other) if isinstance(input, _tensor.Tensor) else \
-        promote(as_tensor(input, other), other)
-    x, y = float_operand(x), float_operand(y)
-    zero = x == 0
-    safe = where(zero, _tensor.ones((), dtype=y.dtype, device=y.device), y)
-    return where(zero, _tensor.zeros((), dtype=x.dtype, device=x.device), x * safe.log())
+    return clip(input, min, max)
+
+
+def _xlogy_kernel(xp, a, b):
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xp.where(a == 0, xp.zeros((), a.dtype), a * xp.log(b))
+
+
+Xlogy, _xlogy = _binary(
+    "xlogy", _xlogy_kernel, lambda a, b, y, g: (g * b.log(), g * a / b),
+    "input * log(other), and 0 where input is 0 (even where other is 0 too).")
+
+
+def xlogy(input, other):
+    """input * log(other), and 0 where input is 0 (even where other is 0 too); the gradients
+    are log(other) and input / other, as PyTorch's."""
+    return _xlogy(input, other)
 
 
 def lerp(input, end, weight):
