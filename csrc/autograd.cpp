@@ -901,9 +901,12 @@ struct Pass {
         int hit = PyDict_Contains(capture, node.p);
         if (hit < 0 || (hit && PyDict_SetItem(capture, node.p, grad.p) < 0)) return false;
       }
-      if (observer) {
+      if (observer) {  // a result other than None replaces the signal (tensor hooks)
         Ref r(PyObject_CallFunctionObjArgs(observer, node.p, grad.p, nullptr));
         if (!r) return false;
+        if (r.p != Py_None) {
+          Py_SETREF(grad.p, r.release());
+        }
       }
       if (wanted) {
         int w = PySet_Contains(wanted, node.p);
@@ -1144,7 +1147,7 @@ PyGetSetDef state_getset[] = {
     {"phase", get_phase, set_phase, "'forward', or 'backward' while the engine runs backward "
      "functions in this thread.", nullptr},
     {"grad_observer", get_obj, set_obj, "callable(node, grad) the engine calls for each node's "
-     "error signal, or None.", &S.grad_observer},
+     "error signal (a result other than None replaces it), or None.", &S.grad_observer},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PyTypeObject StateType = {PyVarObject_HEAD_INIT(nullptr, 0)};

@@ -511,7 +511,7 @@ def test_gradcheck_rejects_float32_inputs():
 
 
 def test_gradcheck_detects_a_wrong_backward():
-    from gradflow.autograd import Function
+    from gradflow.autograd.function import Function
 
     class BadSquare(Function):
         @staticmethod
@@ -530,7 +530,7 @@ def test_gradcheck_detects_a_wrong_backward():
 
 # ---- the C core's contract (csrc/autograd.cpp) ----------------------------------------------------
 def _op(backward):
-    from gradflow.autograd import Function
+    from gradflow.autograd.function import Function
 
     class Custom(Function):
         @staticmethod
@@ -559,7 +559,7 @@ def test_apply_rejects_non_tensor_inputs_naming_op():
 
 
 def test_apply_keyword_params_and_custom_op_gradients():
-    from gradflow.autograd import Function
+    from gradflow.autograd.function import Function
 
     class Scale(Function):
         @staticmethod
@@ -603,7 +603,7 @@ def test_deep_unreleased_tape_frees_without_backward():
 
 def test_apply_sees_op_class_changes_after_first_use():
     """apply caches what it reads from an op class; changing the class must take effect."""
-    from gradflow.autograd import Function
+    from gradflow.autograd.function import Function
 
     class Twice(Function):
         @staticmethod

@@ -87,8 +87,10 @@ def test_reassignment_and_deletion_unregister():
     p2 = nn.Parameter(gf.ones(3))
     m.w = p2  # re-assign a new Parameter
     assert list(m.parameters()) == [p2]
-    m.w = 3.0  # a plain value over a parameter unregisters it
-    assert list(m.parameters()) == [] and m.w == 3.0
+    for plain in (3.0, gf.ones(3)):  # as in PyTorch: only a Parameter (or None) replaces one
+        with pytest.raises(TypeError, match="as parameter 'w'.*Parameter or None expected"):
+            m.w = plain
+    assert list(m.parameters()) == [p2]
     m.w = nn.Parameter(gf.zeros(1))
     m.w = nn.Linear(2, 2)  # a module over a parameter: now a child, not a parameter
     assert [n for n, _ in m.named_parameters()] == ["w.weight", "w.bias"]
@@ -523,10 +525,10 @@ def test_losses_vs_torch(reduction, torch):
     target01 = rng.random((6, 4))
     cases = [
         (nn.MSELoss(reduction), tn.MSELoss(reduction=reduction), target01, torch.tensor(target01)),
-        (nn.CrossEntropyLoss(reduction), tn.CrossEntropyLoss(reduction=reduction),
+        (nn.CrossEntropyLoss(reduction=reduction), tn.CrossEntropyLoss(reduction=reduction),
          gf.tensor(labels), torch.tensor(labels)),
-        (nn.CrossEntropyLoss(reduction), tn.CrossEntropyLoss(reduction=reduction), probs, torch.tensor(probs)),
-        (nn.BCEWithLogitsLoss(reduction), tn.BCEWithLogitsLoss(reduction=reduction),
+        (nn.CrossEntropyLoss(reduction=reduction), tn.CrossEntropyLoss(reduction=reduction), probs, torch.tensor(probs)),
+        (nn.BCEWithLogitsLoss(reduction=reduction), tn.BCEWithLogitsLoss(reduction=reduction),
          target01, torch.tensor(target01)),
     ]
     for gmod, tmod, gt, tt in cases:
@@ -544,7 +546,7 @@ def test_losses_vs_torch(reduction, torch):
 
 def test_bce_with_logits_extreme_logits_finite():
     x = t64([-800.0, 0.0, 800.0])
-    y = nn.BCEWithLogitsLoss("none")(x, t64([1.0, 0.5, 0.0], requires_grad=False))
+    y = nn.BCEWithLogitsLoss(reduction="none")(x, t64([1.0, 0.5, 0.0], requires_grad=False))
     np.testing.assert_allclose(host(y), [800.0, math.log(2), 800.0])
 
 

@@ -95,23 +95,28 @@ CASES = [
     ("mean_all", lambda a: a.mean() * a, [_n((2, 3), 0)]),
     ("mean_tuple_keep", lambda a: gf.mean(a, (0, -1), keepdims=True), [_n((2, 3, 2), 0)]),
     ("max_all", lambda a: a.max(), [_distinct((2, 3, 2), 0)]),
-    ("max_axis", lambda a: gf.max(a, 1), [_distinct((2, 3, 2), 0)]),
-    ("max_tuple_keep", lambda a: a.max((0, 2), keepdims=True), [_distinct((2, 3, 2), 0)]),
-    ("min_neg", lambda a: gf.min(a, -1), [_distinct((2, 3, 2), 0)]),
+    ("max_axis", lambda a: gf.max(a, 1).values, [_distinct((2, 3, 2), 0)]),
+    ("max_dim_keep", lambda a: a.max(dim=-1, keepdim=True)[0], [_distinct((2, 3, 2), 0)]),
+    ("amax_tuple_keep", lambda a: a.amax((0, 2), keepdims=True), [_distinct((2, 3, 2), 0)]),
+    ("amin_tuple", lambda a: gf.amin(a, (0, 1)), [_distinct((2, 3, 2), 0)]),
+    ("min_neg", lambda a: gf.min(a, -1).values, [_distinct((2, 3, 2), 0)]),
     ("min_all_keep", lambda a: a.min(None, keepdims=True), [_distinct((2, 3), 0)]),
     ("logsumexp_all", lambda a: a.logsumexp(), [_n((2, 3), 0)]),
     ("logsumexp_axis", lambda a: gf.logsumexp(a, 1), [_n((2, 3, 2), 0)]),
     ("logsumexp_tuple_keep", lambda a: a.logsumexp((0, -1), keepdims=True), [_n((2, 3, 2), 0)]),
     ("var_all", lambda a: a.var(), [_n((2, 3), 0)]),
     ("var_axis", lambda a: gf.var(a, 0), [_n((3, 2), 0)]),
-    ("var_tuple_keep_ddof", lambda a: a.var((0, 2), keepdims=True, ddof=1), [_n((2, 3, 2), 0)]),
+    ("var_tuple_keep_correction", lambda a: a.var((0, 2), keepdim=True, correction=2), [_n((2, 3, 2), 0)]),
+    ("var_biased", lambda a: a.var(1, unbiased=False), [_n((2, 3, 2), 0)]),
+    ("std", lambda a: a.std(1), [_n((2, 3, 2), 0)]),
     # ---- shape -------------------------------------------------------------------------------------
     ("reshape_star", lambda a: a.reshape(3, 2) * a.reshape(3, 2), [_n((2, 3), 0)]),
     ("reshape_tuple_neg1", lambda a: gf.reshape(a, (-1,)) ** 2, [_n((2, 3), 0)]),
     ("view", lambda a: a.view(6, 1) ** 2, [_n((2, 3), 0)]),
-    ("transpose_default", lambda a: a.transpose() ** 2, [_n((2, 3, 2), 0)]),
-    ("transpose_axes", lambda a: a.transpose(1, 2, 0) ** 2, [_n((2, 3, 2), 0)]),
-    ("transpose_tuple", lambda a: gf.transpose(a, (2, 0, 1)) ** 2, [_n((2, 3, 2), 0)]),
+    ("T", lambda a: a.T ** 2, [_n((2, 3, 2), 0)]),
+    ("transpose_two_dims", lambda a: a.transpose(0, 2) ** 2, [_n((2, 3, 2), 0)]),
+    ("permute", lambda a: a.permute(1, 2, 0) ** 2, [_n((2, 3, 2), 0)]),
+    ("permute_tuple", lambda a: gf.permute(a, (2, 0, 1)) ** 2, [_n((2, 3, 2), 0)]),
     ("T", lambda a: a.T @ a, [_n((2, 3), 0)]),
     ("swapaxes", lambda a: a.swapaxes(0, -1) ** 2, [_n((2, 3, 2), 0)]),
     ("flatten", lambda a: a.flatten() ** 2, [_n((2, 3, 2), 0)]),
@@ -234,13 +239,13 @@ def test_maximum_with_scalar_tie():
 
 
 @pytest.mark.parametrize("op", ["max", "min"])
-def test_reduction_ties_split_evenly(op):
+def test_amax_amin_and_full_reductions_split_ties_evenly(op):
     x = gf.tensor([[3.0, 1.0, 3.0], [2.0, 2.0, 2.0]], dtype=gf.float64, requires_grad=True)
     if op == "min":
         x_used = -x
     else:
         x_used = x
-    getattr(x_used, op)(1).sum().backward()
+    getattr(x_used, "a" + op)(1).sum().backward()
     np.testing.assert_allclose(x.grad.numpy() * (1 if op == "max" else -1),
                                [[0.5, 0.0, 0.5], [1 / 3, 1 / 3, 1 / 3]])
     x.zero_grad()

@@ -20,7 +20,7 @@ def blocks(language):
 
 
 def test_python_example_runs_and_learns():
-    (code,) = blocks("python")
+    code = blocks("python")[0]
     scope = {}
     with contextlib.redirect_stdout(io.StringIO()) as out:
         exec(compile(code, "README.md", "exec"), scope)
@@ -32,7 +32,7 @@ def test_python_example_runs_and_learns():
 def test_quick_start_commands():
     assert blocks("")[0].splitlines() == [
         "python -m venv .venv && . .venv/bin/activate && pip install . && python -m gradflow.train",
-        'pip install ".[test]" && python -m pytest -q',
+        "pip install -r requirements-test.txt && python -m pytest -q",
     ]
 
 
@@ -40,9 +40,22 @@ def test_example_commands_name_real_modules():
     import importlib.util
 
     modules = re.findall(r"python -m (gradflow\.examples\.\w+)", blocks("")[1])
-    assert len(modules) == 4
+    assert len(modules) == 5
     for name in modules:
         assert importlib.util.find_spec(name) is not None, name
+
+
+def test_checkpoint_prediction_example_runs(tmp_path, monkeypatch):
+    from gradflow import train
+
+    monkeypatch.chdir(tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        train.main(["--epochs", "2"])  # writes checkpoints/digits_mlp.npz, as the README says
+        code = blocks("python")[1]
+        scope = {}
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            exec(compile(code, "README.md", "exec"), scope)
+    assert float(out.getvalue()) > 0.8
 
 
 def test_documented_names_exist():

@@ -52,7 +52,7 @@ def test_multivariable_chain_rule():
 def _cos(t):
     """cos t as a user-defined Function (gradflow has no cos op); its backward uses sin, whose
     backward uses cos, so it is differentiable to any order."""
-    from gradflow.autograd import Function
+    from gradflow.autograd.function import Function
 
     class Cos(Function):
         @staticmethod
@@ -69,7 +69,7 @@ def _cos(t):
 
 
 def _sin(t):
-    from gradflow.autograd import Function
+    from gradflow.autograd.function import Function
 
     class Sin(Function):
         @staticmethod

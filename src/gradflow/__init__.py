@@ -16,16 +16,45 @@ from . import autograd, nn  # noqa: E402
 from .autograd import enable_grad, grad, no_grad, set_grad_enabled  # noqa: E402
 from .autograd.grad_mode import (inference_mode, is_grad_enabled,  # noqa: E402
                                  is_inference_mode_enabled)
-from .dtypes import bool_, float32, float64, int32, int64  # noqa: E402
+from .dtypes import (bool_, double, float16, float32, float64, get_default_dtype, half,  # noqa: E402
+                     int8, int16, int32, int64, long, set_default_dtype, short, uint8)
+from .dtypes import TORCH_ALIASES as _ALIASES  # noqa: E402
 from .ops.activation import sigmoid, softmax, log_softmax, tanh, relu  # noqa: E402
-from .ops.arith import abs, clip, exp, log, maximum, minimum, sqrt, where  # noqa: E402,A004
-from .ops.linalg import matmul  # noqa: E402
-from .ops.reduce import argmax, logsumexp, max, mean, min, sum, var  # noqa: E402,A004
-from .ops.shape import (broadcast_to, concatenate, flatten, reshape, split, squeeze, stack,  # noqa: E402
-                        swapaxes, transpose, unsqueeze)
-from .random import manual_seed, rand, randint, randn  # noqa: E402
-from .tensor import (Tensor, arange, eye, from_dlpack, from_numpy, full, ones, ones_like,  # noqa: E402
+from .ops.arith import abs, clip, exp, log, maximum, minimum, pow, sqrt, where  # noqa: E402,A004
+from .ops.layout import (chunk, clone, column_stack, contiguous, diag, diag_embed,  # noqa: E402
+                         diagonal, expand, expand_as, flip, fliplr, flipud, hstack, meshgrid,
+                         narrow, repeat, repeat_interleave, roll, tile, tril, triu, unbind, vstack)
+from .ops.linalg import bmm, dot, einsum, ger, inner, matmul, mm, mv, outer, vdot  # noqa: E402
+from .ops.scan import (all, any, argsort, count_nonzero, cummax, cummin, cumprod,  # noqa: E402,A004
+                       cumsum, kthvalue, logcumsumexp, median, mode, norm, prod, sort, topk,
+                       unique)
+from .ops.elementwise import (  # noqa: E402,A004
+    acos, acosh, allclose, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, asin, asinh,
+    atan, atan2, atanh, clamp, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
+    bitwise_right_shift, bitwise_xor, ceil, copysign, cos, cosh, div, divide, equal, erf, erfc,
+    erfinv, exp2, expm1, fix, floor, floor_divide, fmod, frac, hypot, isclose, isfinite, isinf,
+    isnan, isneginf, isposinf, lerp, log1p, log2, log10, logaddexp, logical_and, logical_not,
+    logical_or, logical_xor, nan_to_num, reciprocal, remainder, round, rsqrt, sign, sin, sinh,
+    square, tan, trunc, true_divide, xlogy)
+from .ops.index import (argwhere, gather, index_add, index_select, masked_fill,  # noqa: E402
+                        masked_select, nonzero, scatter, scatter_add, scatter_reduce, select,
+                        take_along_dim)
+from .ops.reduce import (amax, amin, aminmax, argmax, argmin, logsumexp, max, mean, min,  # noqa: E402,A004
+                         std, std_mean, sum, var, var_mean)
+from .ops.shape import (broadcast_to, cat, concat, concatenate, flatten, movedim, permute,  # noqa: E402
+                        reshape, split, squeeze, stack, swapaxes, swapdims, t, transpose,
+                        unflatten, unsqueeze)
+from .random import (Generator, default_generator, initial_seed, manual_seed, normal,  # noqa: E402
+                     rand, rand_like, randint, randint_like, randn, randn_like, randperm, seed)
+from .factories import (as_tensor, empty, empty_like, full_like, is_tensor, linspace,  # noqa: E402
+                        logspace, set_printoptions, tril_indices, triu_indices)
+from .tensor import (Size, Tensor, arange, eye, from_dlpack, from_numpy, full, ones, ones_like,  # noqa: E402
                      tensor, zeros, zeros_like)
+
+globals().update(_ALIASES)  # gf.float, gf.int, gf.bool: PyTorch's dtype names
+neg, negative = _tensor.Tensor.__neg__, _tensor.Tensor.__neg__
+is_floating_point = _tensor.Tensor.is_floating_point
+numel = _tensor.Tensor.numel
 
 get_num_threads = _C.get_num_threads
 set_num_threads = _C.set_num_threads
@@ -33,7 +62,7 @@ set_flush_denormal = _C.set_flush_denormal  # as torch.set_flush_denormal
 
 __version__ = "0.1.0"
 
-from . import profiler, viz  # noqa: E402
+from . import linalg, profiler, viz  # noqa: E402
 from . import cuda  # noqa: E402  (gf.cuda; imports CuPy only when used)
 
 
@@ -47,3 +76,4 @@ from . import optim  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import data  # noqa: E402
 from . import distributed  # noqa: E402  (imports mpi4py only when a group starts)
+from . import utils  # noqa: E402  (gradflow.utils.data, as torch.utils.data)

@@ -21,10 +21,12 @@ def unavailable_reason():
 
 
 def is_available() -> bool:
+    """Whether a CUDA GPU is usable (CuPy installed and a device found)."""
     return unavailable_reason() is None
 
 
 def device_count() -> int:
+    """The number of usable CUDA devices (0 without CuPy or a GPU)."""
     try:
         return _backend().device_count()
     except RuntimeError:

@@ -1,19 +1,38 @@
-"""dtypes are numpy dtypes; gf.float32 is np.dtype('float32')."""
+"""dtypes are numpy dtypes; gf.float32 is np.dtype('float32'). PyTorch's aliases name the same
+objects (gf.float is gf.float32, gf.long is gf.int64, ...)."""
 
 import numpy as np
 
+float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
+uint8 = np.dtype(np.uint8)
+int8 = np.dtype(np.int8)
+int16 = np.dtype(np.int16)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
 bool_ = np.dtype(np.bool_)
+half, double, short, long = float16, float64, int16, int64
 default_float = float32
+
+# PyTorch's names that are Python builtins (gf.float, gf.int, gf.bool), exported as such.
+TORCH_ALIASES = {"float": float32, "int": int32, "bool": bool_}
 
 
 def as_dtype(dtype):
-    """None -> None; gf.float32 / np.float32 / 'float32' -> np.dtype('float32')."""
+    """None -> None; gf.float32 / np.float32 / 'float32' / Python float -> np.dtype('float32')
+    (a Python type means what it means in PyTorch: float -> the default float, int -> int64)."""
     if dtype is None:
         return None
+    if dtype is float:
+        return default_float
+    if dtype is int:
+        return int64
+    if isinstance(dtype, str) and dtype.startswith("torch."):
+        dtype = dtype[6:]
+    if dtype == "bfloat16":
+        raise TypeError("bfloat16 is not supported (numpy has no bfloat16 type): use float16 or "
+                        "float32")
     try:
         return np.dtype(dtype)
     except TypeError:
@@ -38,4 +57,19 @@ def check_supported(dtype, where):
 
 
 def is_float(dtype) -> bool:
+    """Whether ``dtype`` is a floating-point dtype."""
     return dtype.kind == "f"
+
+
+def get_default_dtype():
+    """The dtype floats get when none is given (float32 unless set_default_dtype changed it)."""
+    return default_float
+
+
+def set_default_dtype(dtype):
+    """Sets the default float dtype (float32 or float64), as torch.set_default_dtype."""
+    global default_float
+    dt = as_dtype(dtype)
+    if dt not in (float16, float32, float64):
+        raise TypeError(f"set_default_dtype: only floating-point dtypes, got {dt}")
+    default_float = dt

@@ -132,10 +132,12 @@ class profile:
 
     # ---- called by Function.apply around each op's forward --------------------------------------
     def begin(self, be):
+        """Called by apply before an op runs: the start time (after the device is idle)."""
         _sync(be)
         return time.perf_counter()
 
     def end(self, start, ctx, arrays, out):
+        """Called by apply after an op ran: records its time, FLOPs and bytes."""
         _sync(ctx.be)
         elapsed = time.perf_counter() - start
         key = (ctx.name, state.phase)

@@ -1,35 +1,150 @@
-"""Random tensors from one seeded generator, so that runs are reproducible for a fixed seed on
-any device (values are drawn on the host and moved)."""
+"""Random tensors from seeded generators, so that runs are reproducible for a fixed seed on any
+device (values are drawn on the host and moved). ``gf.manual_seed`` seeds the default
+generator; a ``gf.Generator`` can be passed as ``generator=`` to draw from its own stream."""
 
 import numpy as np
 
 from . import dtypes as _dtypes
 from .tensor import _shape_args, tensor
 
-_generator = np.random.default_rng()
+
+class Generator:
+    """A random stream (as ``torch.Generator``): ``manual_seed(s)``, ``seed()``,
+    ``initial_seed()``; pass it as ``generator=`` to the random functions."""
+
+    def __init__(self, device="cpu"):
+        self.device = device
+        self.seed()
+
+    def manual_seed(self, seed):
+        """Restarts the stream from ``seed``; returns the generator."""
+        self._seed = int(seed)
+        self.rng = np.random.default_rng(self._seed)
+        return self
+
+    def seed(self):
+        """Restarts the stream from a fresh nondeterministic seed, and returns that seed."""
+        self.manual_seed(int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) >> 1)
+        return self._seed
+
+    def initial_seed(self):
+        """The seed the stream was last started from."""
+        return self._seed
+
+    def get_state(self):
+        """The stream's state (for set_state)."""
+        return self.rng.bit_generator.state
+
+    def set_state(self, state):
+        """Restores a state returned by get_state."""
+        self.rng.bit_generator.state = state
 
 
-def manual_seed(seed: int) -> None:
-    global _generator
-    _generator = np.random.default_rng(seed)
+default_generator = Generator()
 
 
-def generator() -> np.random.Generator:
-    """The generator every gradflow random op draws from (DataLoader shuffling included)."""
-    return _generator
+def manual_seed(seed: int):
+    """Seeds the default generator; returns it."""
+    return default_generator.manual_seed(seed)
 
 
-def randn(*shape, dtype=None, device=None, requires_grad=False):
+def seed():
+    """Seeds the default generator nondeterministically; returns the seed."""
+    return default_generator.seed()
+
+
+def initial_seed():
+    """The seed the default generator was last started from."""
+    return default_generator.initial_seed()
+
+
+def generator(gen=None) -> np.random.Generator:
+    """The numpy generator behind ``gen`` (the default generator when None), which every
+    gradflow random op draws from (DataLoader shuffling and dropout included)."""
+    return (gen or default_generator).rng
+
+
+def _float(dtype):
     dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
-    return tensor(_generator.standard_normal(_shape_args(shape)).astype(dt), device=device,
-                  requires_grad=requires_grad)
+    if dt.kind != "f":
+        raise TypeError(f"expected a floating-point dtype, got {dt}")
+    return dt
 
 
-def rand(*shape, dtype=None, device=None, requires_grad=False):
-    dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
-    return tensor(_generator.random(_shape_args(shape)).astype(dt), device=device,
-                  requires_grad=requires_grad)
+def randn(*shape, generator=None, dtype=None, device=None, requires_grad=False):
+    """Samples of N(0, 1) in the given shape."""
+    draws = _gen(generator).standard_normal(_shape_args(shape))
+    return tensor(draws.astype(_float(dtype)), device=device, requires_grad=requires_grad)
 
 
-def randint(low, high, shape, device=None):
-    return tensor(_generator.integers(low, high, size=tuple(shape)), device=device)
+def rand(*shape, generator=None, dtype=None, device=None, requires_grad=False):
+    """Samples of U[0, 1) in the given shape."""
+    draws = _gen(generator).random(_shape_args(shape))
+    return tensor(draws.astype(_float(dtype)), device=device, requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None):
+    """Integers drawn uniformly from [low, high) (``randint(high, size)`` starts at 0)."""
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint: give the size, e.g. randint(0, 10, (3,))")
+    size = (size,) if isinstance(size, int) else tuple(size)
+    dt = _dtypes.as_dtype(dtype) or _dtypes.int64
+    return tensor(_gen(generator).integers(low, high, size=size).astype(dt), device=device)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None):
+    """A random permutation of 0 .. n-1 (int64)."""
+    dt = _dtypes.as_dtype(dtype) or _dtypes.int64
+    return tensor(_gen(generator).permutation(int(n)).astype(dt), device=device)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad=False):
+    """Samples of N(mean, std^2): numbers with ``size``, or tensors broadcast together."""
+    from .tensor import Tensor
+
+    m = mean._host() if isinstance(mean, Tensor) else mean
+    s = std._host() if isinstance(std, Tensor) else std
+    if size is None and not (isinstance(mean, Tensor) or isinstance(std, Tensor)):
+        raise TypeError("normal: give size= when mean and std are numbers")
+    shape = tuple(size) if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
+    like = next((t for t in (mean, std) if isinstance(t, Tensor)), None)
+    dt = _dtypes.as_dtype(dtype) or (like.dtype if like is not None else _dtypes.default_float)
+    dev = device or (like.device if like is not None else None)
+    draws = _gen(generator).normal(m, s, size=shape).astype(dt)
+    return tensor(draws, device=dev, requires_grad=requires_grad)
+
+
+def _like(kind, t, dtype, device, requires_grad, generator=None, low=None, high=None):
+    dt = dtype or t.dtype
+    dev = device or t.device
+    if kind == "rand":
+        return rand(t.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
+    if kind == "randn":
+        return randn(t.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
+    return randint(low, high, tuple(t.shape), generator=generator, dtype=dt, device=dev)
+
+
+def rand_like(input, *, dtype=None, device=None, requires_grad=False, generator=None):
+    """``rand`` in the shape (and by default dtype and device) of ``input``."""
+    return _like("rand", input, dtype, device, requires_grad, generator)
+
+
+def randn_like(input, *, dtype=None, device=None, requires_grad=False, generator=None):
+    """``randn`` in the shape (and by default dtype and device) of ``input``."""
+    return _like("randn", input, dtype, device, requires_grad, generator)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, generator=None):
+    """``randint`` in the shape (and by default dtype and device) of ``input``."""
+    if high is None:
+        low, high = 0, low
+    return _like("randint", input, dtype, device, False, generator, low, high)
+
+
+def _gen(gen):
+    if gen is not None and not isinstance(gen, Generator):
+        raise TypeError(f"generator must be a gf.Generator, got {type(gen).__name__}")
+    return generator(gen)

@@ -108,9 +108,13 @@ def _native(a):
     return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 
 
-def load(path, map_location=None):
+def load(path, map_location=None, weights_only=True):
     """Reads a checkpoint written by :func:`save`; tensors go to ``map_location`` (a device
-    string) or, by default, back to the device they were saved from."""
+    string) or, by default, back to the device they were saved from. Loading never runs code
+    (no pickle): it is always weights-only, so ``weights_only=False`` is refused."""
+    if not weights_only:
+        raise ValueError("gf.load is always weights-only (checkpoints hold no pickled objects); "
+                         "weights_only=False is not supported")
     path = os.fspath(path)
     if map_location is not None:
         map_location = _backend.canonical_device(map_location)

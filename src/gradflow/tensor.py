@@ -17,6 +17,36 @@ from .ops import arith as _arith
 from .ops import linalg as _linalg
 from .ops import reduce as _reduce
 from .ops import shape as _shape
+from .ops import _util
+from .ops import elementwise as _elementwise
+from .ops import index as _index
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+               "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+PRINT_OPTIONS = {}  # numpy array2string options, set by gf.set_printoptions
+
+
+class Size(tuple):
+    """A tensor's shape (as ``torch.Size``): a tuple of ints, with ``numel()``."""
+
+    __slots__ = ()
+
+    def numel(self):
+        """The number of elements a tensor of this shape holds."""
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+    def __getitem__(self, i):
+        out = tuple.__getitem__(self, i)
+        return Size(out) if isinstance(i, slice) else out
+
+    def __repr__(self):
+        return f"gf.Size({list(self)})"
+
+    __str__ = tuple.__repr__  # error messages read "(2, 3)"
 
 
 class Tensor(_C.TensorBase):
@@ -61,14 +91,17 @@ class Tensor(_C.TensorBase):
     # ---- properties ----------------------------------------------------------------------------
     @property
     def shape(self):
-        return self.data.shape
+        """The dims, as a :class:`Size` (a tuple of ints)."""
+        return Size(self.data.shape)
 
     @property
     def dtype(self):
+        """The element type (a numpy dtype: ``gf.float32`` is ``np.dtype('float32')``)."""
         return self.data.dtype
 
     @property
     def device(self):
+        """Where the values live: "cpu" or "cuda:N"."""
         return self._be.name
 
     @property
@@ -77,22 +110,65 @@ class Tensor(_C.TensorBase):
 
     @property
     def ndim(self):
+        """The number of dims."""
         return self.data.ndim
 
+    def size(self, dim=None):
+        """The shape as a :class:`Size`, or with ``dim`` the length of that dim (an int)."""
+        if dim is None:
+            return Size(self.data.shape)
+        if self.ndim == 0:
+            raise IndexError(f"size({dim!r}): a 0-d tensor has no dims")
+        return self.data.shape[_util.normalize_axis(dim, self.ndim, "size")]
+
+    def numel(self):
+        """The number of elements."""
+        return int(self.data.size)
+
+    nelement = numel
+
+    def dim(self):
+        """The number of dims (as ``ndim``)."""
+        return self.data.ndim
+
+    ndimension = dim
+
+    def element_size(self):
+        """Bytes per element."""
+        return self.data.dtype.itemsize
+
     @property
-    def size(self):
-        return self.data.size
+    def itemsize(self):
+        """Bytes per element."""
+        return self.data.dtype.itemsize
+
+    @property
+    def is_cuda(self):
+        """Whether the tensor lives on a GPU."""
+        return self._device != "cpu"
+
+    def is_floating_point(self):
+        """Whether the dtype is a floating-point one."""
+        return self.dtype.kind == "f"
 
     @property
     def T(self):
-        return _shape.transpose(self)
+        """Every dim reversed (for a 2-d tensor, the matrix transpose)."""
+        return _shape.reverse_dims(self)
+
+    @property
+    def mT(self):
+        """The last two dims swapped (a batch of matrices transposed)."""
+        return _shape.matrix_transpose(self)
 
     @property
     def is_leaf(self):
+        """True for tensors not made by a recorded op (inputs, parameters)."""
         return self._node is None
 
     @property
     def grad_fn(self):
+        """The tape node that made this tensor (None for leaves)."""
         return self._node
 
     def __len__(self):
@@ -107,18 +183,28 @@ class Tensor(_C.TensorBase):
         return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
 
     def item(self):
-        if self.size != 1:
-            raise ValueError(f"item(): the tensor has {self.size} elements, not 1")
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): the tensor has {self.data.size} elements, not 1")
         return self._host().reshape(()).item()
 
     def tolist(self):
+        """The values as (nested lists of) Python numbers; a 0-d tensor gives a number."""
         return self._host().tolist()
+
+    def __format__(self, spec):
+        """``f"{t:.3f}"`` formats a one-element tensor's value; an empty spec gives repr."""
+        if not spec:
+            return repr(self)
+        if self.data.size != 1:
+            raise TypeError(f"format spec {spec!r} needs a one-element tensor, got shape {self.shape}")
+        return format(self.item(), spec)
 
     def _host(self):
         return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
 
     def __repr__(self):
-        body = np.array2string(self._host(), separator=", ", prefix="tensor(")
+        body = np.array2string(self._host(), separator=", ", prefix="tensor(", **PRINT_OPTIONS)
         extra = []
         if self.dtype != _dtypes.float32:
             extra.append(f"dtype={self.dtype}")
@@ -131,8 +217,8 @@ class Tensor(_C.TensorBase):
         return "tensor(" + ", ".join([body] + extra) + ")"
 
     def __bool__(self):
-        if self.size != 1:
-            raise RuntimeError(f"the truth value of a tensor with {self.size} elements is ambiguous")
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous")
         return bool(self.item())
 
     def __float__(self):
@@ -142,7 +228,7 @@ class Tensor(_C.TensorBase):
         return int(self.item())
 
     def __index__(self):
-        if self.dtype.kind not in "iu" or self.size != 1:
+        if self.dtype.kind not in "iu" or self.data.size != 1:
             raise TypeError("only integer tensors of one element can be used as an index")
         return int(self.item())
 
@@ -171,14 +257,33 @@ class Tensor(_C.TensorBase):
                            self.grad), state)
 
     # ---- autograd ---------------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=None, create_graph=False):
-        _engine.backward(self, grad, retain_graph, create_graph)
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Backpropagates from this tensor, accumulating into the ``.grad`` of the leaves that
+        require grad. ``gradient``: d(something)/d(this tensor), needed unless it has one
+        element; ``retain_graph`` keeps the saved values for another backward;
+        ``create_graph`` records the backward pass (for higher derivatives)."""
+        _engine.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self):
         """The same values, cut from the graph (shares memory and the version counter)."""
         return Tensor._make(self.data, self._device, None, self._vbox, self)
 
+    def register_hook(self, hook):
+        """Runs ``hook(grad)`` on this tensor's gradient in each backward (a returned tensor
+        replaces it); returns a handle whose remove() unregisters it."""
+        return _hooks.register_hook(self, hook)
+
+    def retain_grad(self):
+        """Keeps this non-leaf tensor's gradient in ``.grad`` after backward."""
+        _hooks.retain_grad(self)
+
+    @property
+    def retains_grad(self):
+        """Whether retain_grad() was called on this non-leaf tensor."""
+        return _hooks.retains_grad(self)
+
     def requires_grad_(self, requires_grad=True):
+        """Sets whether this leaf records ops for gradients (floats only); returns self."""
         # (the setter checks the value: a bool, True only for floating point)
         if not requires_grad and self._node is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
@@ -186,6 +291,7 @@ class Tensor(_C.TensorBase):
         return self
 
     def zero_grad(self):
+        """Clears ``.grad`` (sets it to None)."""
         self.grad = None
 
     def register_post_accumulate_grad_hook(self, hook):
@@ -217,16 +323,54 @@ class Tensor(_C.TensorBase):
         return out
 
     def cuda(self, index=0):
+        """The tensor on GPU ``index`` (``to("cuda:index")``)."""
         return self.to(f"cuda:{index}")
 
     def cpu(self):
+        """The tensor on the CPU (itself if it is there)."""
         return self.to("cpu")
 
     def float(self):
+        """The tensor as float32 (itself if it is already)."""
         return self.to(_dtypes.float32)
 
     def double(self):
+        """The tensor as float64."""
         return self.to(_dtypes.float64)
+
+    def half(self):
+        """The tensor as float16."""
+        return self.to(_dtypes.float16)
+
+    def long(self):
+        """The tensor as int64."""
+        return self.to(_dtypes.int64)
+
+    def int(self):
+        """The tensor as int32."""
+        return self.to(_dtypes.int32)
+
+    def short(self):
+        """The tensor as int16."""
+        return self.to(_dtypes.int16)
+
+    def bool(self):
+        """The tensor as bool."""
+        return self.to(_dtypes.bool_)
+
+    def type(self, dtype=None):
+        """With no argument, the type name ("gradflow.FloatTensor"); else the tensor as ``dtype``
+        (a dtype or such a name)."""
+        if dtype is None:
+            return "gradflow." + _TYPE_NAMES.get(self.dtype.name, self.dtype.name) + "Tensor"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            names = {v: k for k, v in _TYPE_NAMES.items()}
+            dtype = names[dtype.rsplit(".", 1)[-1][:-len("Tensor")]]
+        return self.to(_dtypes.as_dtype(dtype))
+
+    def type_as(self, other):
+        """The tensor in ``other``'s dtype."""
+        return self.to(other.dtype)
 
     # ---- operators --------------------------------------------------------------------------------
     __add__ = _arith.add
@@ -255,6 +399,10 @@ class Tensor(_C.TensorBase):
 
     def __rpow__(self, o):
         return _arith.pow(o, self)
+
+    def pow(self, exponent):
+        """self ** exponent."""
+        return _arith.pow(self, exponent)
 
     def __neg__(self):
         return _arith.neg(self)
@@ -290,22 +438,37 @@ class Tensor(_C.TensorBase):
         return _arith.compare("ge", self, o)
 
     def __and__(self, o):
-        return _logical(self, o, "logical_and")
+        return _elementwise.bitwise_and(self, o)
+
+    def __rand__(self, o):
+        return _elementwise.bitwise_and(o, self)
 
     def __or__(self, o):
-        return _logical(self, o, "logical_or")
+        return _elementwise.bitwise_or(self, o)
+
+    def __ror__(self, o):
+        return _elementwise.bitwise_or(o, self)
 
     def __invert__(self):
-        if self.dtype.kind != "b":
-            raise TypeError(f"~ needs a bool tensor, got {self.dtype}")
-        return Tensor._make(self._be.xp.logical_not(self.data), self._device)
+        return _elementwise.bitwise_not(self)
 
     def __getitem__(self, index):
-        return _shape.getitem(self, _index_arrays(index, self))
+        index = _index_arrays(index, self)
+        ints_first = _split_int_index(index)
+        if ints_first is not None:  # integers are basic indices in PyTorch: applied first
+            return _shape.getitem(_shape.getitem(self, ints_first[0]), ints_first[1])
+        return _shape.getitem(self, index)
 
     # ---- in place ---------------------------------------------------------------------------------
     def __setitem__(self, index, value):
         index = _index_arrays(index, self)
+        ints_first = _split_int_index(index)
+        if ints_first is not None:
+            if _state.grad_enabled and self.requires_grad:
+                raise RuntimeError("assigning through an index that mixes integers with index "
+                                   "arrays is not supported on a tensor that requires grad")
+            self[ints_first[0]][ints_first[1]] = value
+            return
         value = _arith.as_tensor(value, self)
         if value.dtype != self.dtype:
             value = value.to(self.dtype)
@@ -382,35 +545,43 @@ class Tensor(_C.TensorBase):
         return self._inplace("div", o)
 
     def add_(self, o, alpha=1):
+        """``self += alpha * o`` in place; returns self."""
         return self._inplace("add", o if alpha == 1 else o * alpha)
 
     def sub_(self, o, alpha=1):
+        """``self -= alpha * o`` in place; returns self."""
         return self._inplace("sub", o if alpha == 1 else o * alpha)
 
     def mul_(self, o):
+        """``self *= o`` in place; returns self."""
         return self._inplace("mul", o)
 
     def div_(self, o):
+        """``self /= o`` in place; returns self."""
         return self._inplace("div", o)
 
     def zero_(self):
+        """Fills with zeros in place; returns self."""
         return self.fill_(0)
 
     def fill_(self, value):
+        """Fills with ``value`` in place; returns self."""
         self[...] = value
         return self
 
     def copy_(self, src):
+        """Copies ``src``'s values (broadcast, converted to this dtype) in place; returns self."""
         self[...] = src
         return self
 
-    # ---- math methods -----------------------------------------------------------------------------
+    # ---- math methods: each is the gf function of the same name ------------------------------------
     exp = _arith.exp
     log = _arith.log
     sqrt = _arith.sqrt
     abs = _arith.abs
 
-    def clip(self, min=None, max=None):  # noqa: A002
+    def clip(self, min=None, max=None):  # noqa: A002 - PyTorch's names
+        """Values limited to [min, max] (either may be None)."""
         return _arith.clip(self, min, max)
 
     clamp = clip
@@ -418,70 +589,54 @@ class Tensor(_C.TensorBase):
     sigmoid = _act.sigmoid
     tanh = _act.tanh
     relu = _act.relu
+    softmax = _act.softmax
+    log_softmax = _act.log_softmax
 
-    def softmax(self, axis=-1):
-        return _act.softmax(self, axis)
-
-    def log_softmax(self, axis=-1):
-        return _act.log_softmax(self, axis)
-
-    def sum(self, axis=None, keepdims=False):
-        return _reduce.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _reduce.mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _reduce.max(self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return _reduce.min(self, axis, keepdims)
-
-    def logsumexp(self, axis=None, keepdims=False):
-        return _reduce.logsumexp(self, axis, keepdims)
-
-    def var(self, axis=None, keepdims=False, ddof=0):
-        return _reduce.var(self, axis, keepdims, ddof)
-
-    def argmax(self, axis=None, keepdims=False):
-        return _reduce.argmax(self, axis, keepdims)
+    sum = _reduce.sum
+    mean = _reduce.mean
+    max = _reduce.max
+    min = _reduce.min
+    amax = _reduce.amax
+    amin = _reduce.amin
+    aminmax = _reduce.aminmax
+    logsumexp = _reduce.logsumexp
+    var = _reduce.var
+    std = _reduce.std
+    argmax = _reduce.argmax
+    argmin = _reduce.argmin
 
     def matmul(self, o):
+        """The matrix product (as ``@``)."""
         return _linalg.matmul(self, o)
 
     def reshape(self, *shape):
+        """The same values in a new shape (one dim may be -1); a view where possible."""
         return _shape.reshape(self, *shape)
 
     view = reshape
 
-    def transpose(self, *axes):
-        return _shape.transpose(self, *axes)
+    def view_as(self, other):
+        """``reshape(other.shape)``."""
+        return _shape.reshape(self, other.shape)
 
-    def swapaxes(self, a, b):
-        return _shape.swapaxes(self, a, b)
+    def reshape_as(self, other):
+        """``reshape(other.shape)``."""
+        return _shape.reshape(self, other.shape)
 
-    def flatten(self, start_axis=0, end_axis=-1):
-        return _shape.flatten(self, start_axis, end_axis)
-
-    def squeeze(self, axis=None):
-        return _shape.squeeze(self, axis)
-
-    def unsqueeze(self, axis):
-        return _shape.unsqueeze(self, axis)
+    transpose = _shape.transpose
+    swapaxes = swapdims = _shape.transpose
+    permute = _shape.permute
+    t = _shape.t
+    movedim = _shape.movedim
+    flatten = _shape.flatten
+    unflatten = _shape.unflatten
+    squeeze = _shape.squeeze
+    unsqueeze = _shape.unsqueeze
+    split = _shape.split
 
     def broadcast_to(self, shape):
+        """The tensor broadcast to ``shape`` (a view)."""
         return _shape.broadcast_to(self, shape)
-
-    def split(self, split_size_or_sections, axis=0):
-        return _shape.split(self, split_size_or_sections, axis)
-
-
-def _logical(a, b, fn):
-    b = _arith.as_tensor(b, a)
-    if a.dtype.kind != "b" or b.dtype.kind != "b":
-        raise TypeError(f"{fn}: needs bool tensors, got {a.dtype} and {b.dtype}")
-    return Tensor._make(getattr(a._be.xp, fn)(a.data, b.data), a._device)
-
 
 def _index_arrays(index, like):
     """Tensors inside an index become backend arrays on the indexed tensor's device. Arrays are
@@ -490,6 +645,38 @@ def _index_arrays(index, like):
     if isinstance(index, tuple):
         return tuple(_index_item(i, like) for i in index)
     return _index_item(index, like)
+
+
+def _split_int_index(index):
+    """For an index mixing integers with index arrays: (the integers, the rest), to apply one
+    after the other. numpy counts an integer as an index array, so with a slice between them
+    it would move the arrays' dim to the front; PyTorch applies integers first, as here.
+    None for any other index."""
+    if not isinstance(index, tuple):
+        return None
+    has_int = has_array = False
+    for i in index:
+        if isinstance(i, numbers.Integral) and not isinstance(i, bool):
+            has_int = True
+        elif i is not None and i is not Ellipsis and not isinstance(i, slice):
+            has_array = True
+    if not (has_int and has_array):
+        return None
+    first, rest = [], []
+    for i in index:
+        if isinstance(i, numbers.Integral) and not isinstance(i, bool):
+            first.append(i)
+        elif i is None:
+            rest.append(i)
+        elif i is Ellipsis:
+            first.append(i)
+            rest.append(i)
+        else:
+            nd = getattr(i, "ndim", None)
+            dims = nd if nd is not None and getattr(i, "dtype", None) == bool else 1
+            first.extend([slice(None)] * dims)
+            rest.append(i)
+    return tuple(first), tuple(rest)
 
 
 def _index_item(i, like):
@@ -504,6 +691,41 @@ def _index_item(i, like):
     return i
 
 
+def _attach_methods():
+    """PyTorch's tensor methods that are the gf function of the same name with the tensor as
+    the first argument."""
+    from .ops import elementwise, layout, scan
+
+    table = (
+        (elementwise, """sin cos tan asin acos atan sinh cosh asinh acosh atanh arcsin arccos
+         arctan arcsinh arccosh arctanh erf erfc erfinv log1p expm1 log2 log10 exp2 rsqrt
+         reciprocal square sign floor ceil round trunc fix frac atan2 arctan2 copysign fmod
+         remainder floor_divide logaddexp hypot lerp div divide true_divide isnan isinf
+         isfinite isposinf isneginf isclose allclose equal nan_to_num bitwise_and bitwise_or
+         bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift logical_not
+         logical_and logical_or logical_xor xlogy"""),
+        (layout, """expand expand_as repeat repeat_interleave tile chunk unbind narrow flip fliplr
+         flipud roll tril triu diag diagonal diag_embed clone contiguous"""),
+        (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort
+         argsort topk kthvalue median mode unique"""),
+        (_index, """gather take_along_dim index_select scatter scatter_add index_add masked_fill
+         masked_select nonzero argwhere select scatter_reduce"""),
+        (_reduce, "var_mean std_mean"),
+        (_linalg, "mm bmm mv dot vdot inner outer ger"),
+    )
+    for module, names in table:
+        for name in names.split():
+            setattr(Tensor, name, getattr(module, name))
+    Tensor.__mod__ = elementwise.remainder
+    Tensor.__rmod__ = lambda self, o: elementwise.remainder(o, self)
+    Tensor.__floordiv__ = elementwise.floor_divide
+    Tensor.__rfloordiv__ = lambda self, o: elementwise.floor_divide(o, self)
+    Tensor.__xor__ = elementwise.bitwise_xor
+    Tensor.__lshift__ = elementwise.bitwise_left_shift
+    Tensor.__rshift__ = elementwise.bitwise_right_shift
+
+
+_attach_methods()
 _function.bind_tensor_type(Tensor)
 
 
@@ -595,10 +817,12 @@ def _filled(fill, shape, dtype, device, requires_grad):
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False):
+    """A tensor of zeros of the given shape (the default float dtype unless ``dtype``)."""
     return _filled(0, _shape_args(shape), dtype, device, requires_grad)
 
 
 def ones(*shape, dtype=None, device=None, requires_grad=False):
+    """A tensor of ones of the given shape (the default float dtype unless ``dtype``)."""
     return _filled(1, _shape_args(shape), dtype, device, requires_grad)
 
 
@@ -614,14 +838,18 @@ def full(shape, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    """Zeros in the shape (and by default dtype and device) of ``t``."""
     return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, device=None, requires_grad=False):
+    """Ones in the shape (and by default dtype and device) of ``t``."""
     return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=False):
+    """start, start + step, ... up to (not including) stop; ``arange(n)`` is 0 .. n-1. int64
+    for integer arguments, the default float otherwise."""
     if stop is None:
         start, stop = 0, start
     host = np.arange(start, stop, step)
@@ -631,6 +859,7 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    """The n x m (n x n) matrix with ones on the diagonal."""
     dev = _backend.canonical_device(device)
     be = _backend.get(dev)
     dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "eye")

@@ -46,7 +46,7 @@ def accuracy(model, x, y):
     was_training = model.training
     model.eval()
     with gf.no_grad():
-        predicted = model(x).argmax(axis=1)
+        predicted = model(x).argmax(dim=1)
     model.train(was_training)
     return float((predicted == y).float().mean().item())
 
@@ -92,6 +92,7 @@ def _number(kind, minimum, strict):
 
 
 def make_parser():
+    """The command line's argument parser (see --help)."""
     p = argparse.ArgumentParser(prog="python -m gradflow.train",
                                 description="Train an MLP classifier on the UCI digits or MNIST.")
     p.add_argument("--dataset", choices=["digits", "mnist"], default="digits")

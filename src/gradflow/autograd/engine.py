@@ -19,6 +19,7 @@ import numpy as np
 from .. import _C
 from .. import tensor as _tensor
 from ..ops import shape as _shape_ops
+from . import hooks as _hooks
 from .function import Function
 from .grad_mode import state
 from .hooks import fire_post_accumulate, post_accumulate
@@ -83,7 +84,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     allowed = None if wanted is None else wanted | capture_nodes.keys()
 
     shared = {id(g.data) for g in root_grads}  # the caller's arrays, and those stored already
-    observer = state.grad_observer
+    observer = _hooks.observer(state.grad_observer)  # tensor hooks on non-leaves, if any
     if post_accumulate and capture is None:  # hooks (DDP's reductions) start during backward
         observer = _ReadyLeaves(roots, leaf_grads, shared, create_graph).observer(observer)
 
@@ -110,7 +111,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 out.append(capture_nodes[t._node])
             else:
                 slot = leaf_grads.get(id(t))
-                out.append(slot[1] if slot else None)
+                out.append(_hooks.leaf_grad(t, slot[1]) if slot else None)
         return out
 
     for key in list(leaf_grads):
@@ -120,8 +121,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
 
 
 def _accumulate(leaf, g, shared, create_graph):
-    """Adds this backward's gradient ``g`` for ``leaf`` into ``leaf.grad``; then this leaf's
-    post-accumulate-grad hooks run."""
+    """Adds this backward's gradient ``g`` for ``leaf`` (after the leaf's tensor hooks) into
+    ``leaf.grad``; then this leaf's post-accumulate-grad hooks run."""
+    hooked = _hooks.leaf_grad(leaf, g)
+    if hooked is not g:  # a hook's result may be kept by the hook: never taken as .grad
+        shared.add(id(hooked.data))
+        g = hooked
     with _accumulate_lock:
         if leaf.grad is None:
             leaf.grad = _private_grad(g, shared, create_graph)
@@ -224,6 +229,7 @@ def _nodes_reaching(roots, target_nodes, target_leaves):
 
 
 def backward(tensor, grad=None, retain_graph=None, create_graph=False):
+    """``tensor.backward(grad, ...)``: accumulates d tensor / d leaf into each leaf's .grad."""
     if not tensor.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if retain_graph is None:
@@ -236,7 +242,7 @@ def _root_grad(g, out):
     every signal the engine passes on is), or 1 for a scalar."""
     Tensor = _tensor.Tensor
     if g is None:
-        if out.size != 1:
+        if out.data.size != 1:
             raise RuntimeError(
                 f"grad can be implicitly created only for scalar outputs; got shape {out.shape}."
                 " Pass a gradient of that shape.")

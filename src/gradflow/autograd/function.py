@@ -22,6 +22,10 @@ from .. import backend as _backend
 
 
 class Function:
+    """The base of gradflow's own ops: static ``forward(ctx, *arrays, **params)`` on backend
+    arrays and ``backward(ctx, grad)`` on Tensors (see the module docstring). PyTorch-style
+    custom functions on Tensors subclass ``gf.autograd.Function`` instead."""
+
     # What apply sets on every node (be; for a recorded one also its edges, input metadata and
     # sequence number), as slots: cheaper to set than instance-dict entries. apply sets _next
     # to () on a node it does not record.
@@ -45,14 +49,17 @@ class Function:
 
     # ---- what forward declares ------------------------------------------------------------
     def save_inputs(self, *indices):
+        """In forward: keep inputs number ``indices`` for backward (read as saved_tensors)."""
         self._save_idx = indices
 
     def save_output(self):
+        """In forward: keep the output for backward (after the saved inputs)."""
         self._save_out = True
 
     # ---- the tape node ----------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The op's name (its class name)."""
         return type(self).__name__
 
     @property

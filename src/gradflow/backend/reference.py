@@ -15,36 +15,44 @@ xp = np
 
 # ---- activations and elementwise math (forward, and backward from what forward saved) ---------
 def sigmoid(x):
+    """1 / (1 + exp(-x))."""
     e = np.exp(-np.abs(x))
     r = 1 / (1 + e)
     return np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
 
 
 def sigmoid_backward(y, g):
+    """g * y (1 - y), from the output y."""
     return g * y * (1 - y)
 
 
 def tanh(x):
+    """tanh(x)."""
     return np.tanh(x)
 
 
 def tanh_backward(y, g):
+    """g * (1 - y^2), from the output y."""
     return g * (1 - y * y)
 
 
 def relu(x):
+    """max(0, x)."""
     return np.where(x < 0, np.zeros((), x.dtype), x)
 
 
 def relu_backward(y, g):
+    """g where the output y > 0, else 0."""
     return np.where(y > 0, g, np.zeros((), g.dtype))
 
 
 def leaky_relu(x, negative_slope):
+    """x, or negative_slope * x where x <= 0."""
     return np.where(x > 0, x, x * x.dtype.type(negative_slope))
 
 
 def leaky_relu_backward(x, g, negative_slope):
+    """g, or g * negative_slope where x <= 0."""
     return np.where(x > 0, g, g * g.dtype.type(negative_slope))
 
 
@@ -55,6 +63,7 @@ def _erf(x):
 
 
 def gelu(x, approximate):
+    """x Phi(x), or the tanh approximation."""
     x64 = x.astype(np.float64)
     if approximate:
         y = 0.5 * x64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64**3)))
@@ -64,6 +73,7 @@ def gelu(x, approximate):
 
 
 def gelu_backward(x, g, approximate):
+    """g * gelu'(x)."""
     x64 = x.astype(np.float64)
     if approximate:
         c = np.sqrt(2 / np.pi)
@@ -75,57 +85,70 @@ def gelu_backward(x, g, approximate):
 
 
 def softplus(x, beta, threshold):
+    """log(1 + exp(beta x)) / beta (x above the threshold)."""
     z = beta * x.astype(np.float64)
     sp = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
     return np.where(z > threshold, x, sp / beta).astype(x.dtype)
 
 
 def softplus_backward(x, g, beta, threshold):
+    """g * sigmoid(beta x) (g above the threshold)."""
     z = beta * x.astype(np.float64)
     return np.where(z > threshold, g, g * sigmoid(z)).astype(x.dtype)
 
 
 def exp(x):
+    """e^x."""
     return np.exp(x)
 
 
 def exp_backward(y, g):
+    """g * y, from the output y."""
     return g * y
 
 
 def log(x):
+    """log x."""
     return np.log(x)
 
 
 def log_backward(x, g):
+    """g / x."""
     return g / x
 
 
 def sqrt(x):
+    """sqrt(x)."""
     return np.sqrt(x)
 
 
 def sqrt_backward(y, g):
+    """g / (2 y), from the output y."""
     return g / (2 * y)
 
 
 def abs(x):  # noqa: A001 - the interface name
+    """|x|."""
     return np.abs(x)
 
 
 def abs_backward(x, g):
+    """g * sign(x)."""
     return g * np.sign(x)
 
 
 def neg(x):
+    """-x."""
     return np.negative(x)
 
 
 def pow_scalar(x, p):
+    """x ** p for a number p."""
     return np.power(x, x.dtype.type(p)) if x.dtype.kind == "f" else np.power(x, p)
 
 
 def pow_scalar_backward(x, g, p):
+    """g * p x^(p-1) (0 where p == 0)."""
     if p == 0:
         return np.zeros_like(g)
     return g * (p * np.power(x, x.dtype.type(p - 1)))
@@ -138,31 +161,38 @@ eq, ne, lt, le, gt, ge = np.equal, np.not_equal, np.less, np.less_equal, np.grea
 
 
 def where(cond, a, b):
+    """a where cond, else b."""
     return np.where(cond, a, b)
 
 
 # ---- reductions ----------------------------------------------------------------------------------
 def sum(x, axes, keepdims):  # noqa: A001
+    """The sum over axes."""
     return np.sum(x, axis=axes, keepdims=keepdims)
 
 
 def mean(x, axes, keepdims):
+    """The mean over axes."""
     return np.mean(x, axis=axes, keepdims=keepdims)
 
 
 def max(x, axes, keepdims):  # noqa: A001
+    """The maximum over axes."""
     return np.max(x, axis=axes, keepdims=keepdims)
 
 
 def min(x, axes, keepdims):  # noqa: A001
+    """The minimum over axes."""
     return np.min(x, axis=axes, keepdims=keepdims)
 
 
 def argmax(x, axis, keepdims):
+    """The index of the maximum along axis (of the flattened array when None)."""
     return np.argmax(x, axis=axis, keepdims=keepdims)
 
 
 def logsumexp(x, axes, keepdims):
+    """log(sum(exp(x))) over axes, shifted by the maximum."""
     m = np.max(x, axis=axes, keepdims=True)
     m = np.where(np.isfinite(m), m, np.zeros((), x.dtype))
     with np.errstate(divide="ignore"):
@@ -171,23 +201,28 @@ def logsumexp(x, axes, keepdims):
 
 
 def softmax(x, axis):
+    """exp(x) / sum(exp(x)) along axis."""
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis):
+    """x - logsumexp(x) along axis."""
     return x - logsumexp(x, (axis,), True)
 
 
 def softmax_backward(y, g, axis):
+    """y (g - sum(g y)) along axis, from the output y."""
     return y * (g - np.sum(g * y, axis=axis, keepdims=True))
 
 
 def log_softmax_backward(y, g, axis):
+    """g - exp(y) sum(g) along axis, from the output y."""
     return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
 
 
 def cross_entropy(logits, labels):
+    """(per-row loss logsumexp(z) - z[label], the logsumexp) of logits (N, C) and labels (N,)."""
     n, c = logits.shape
     if n and (labels.min() < 0 or labels.max() >= c):
         bad = labels[(labels < 0) | (labels >= c)][0]
@@ -197,6 +232,7 @@ def cross_entropy(logits, labels):
 
 
 def cross_entropy_backward(logits, labels, lse, g):
+    """(softmax(z) - onehot(label)) * g per row."""
     d = np.exp(logits - lse[:, None])
     d[np.arange(len(labels)), labels] -= 1
     return d * g[:, None]
@@ -204,6 +240,7 @@ def cross_entropy_backward(logits, labels, lse, g):
 
 # ---- matmul and optimizer updates ----------------------------------------------------------------
 def matmul(a, b, trans_a=False, trans_b=False, bias=None):
+    """op(a) @ op(b) (+ bias), op a transpose of the last two axes where the flag is set."""
     a = np.swapaxes(a, -1, -2) if trans_a else a
     b = np.swapaxes(b, -1, -2) if trans_b else b
     out = np.matmul(a, b)
@@ -211,6 +248,7 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None):
 
 
 def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
+    """One SGD update of param in place (momentum buffer buf, PyTorch's rule)."""
     d = grad + weight_decay * param if weight_decay else grad.copy()
     if momentum:
         if first_step:
@@ -223,6 +261,7 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """One Adam/AdamW update of param in place (PyTorch's rule)."""
     if decoupled:
         param *= 1 - lr * weight_decay
     elif weight_decay:

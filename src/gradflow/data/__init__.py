@@ -8,14 +8,14 @@ scikit-learn distributes as sklearn.datasets.load_digits, stored as uint8 pixels
 uint8 labels. ``load_mnist(path)`` reads MNIST from IDX files you have downloaded.
 """
 
-from .dataset import Dataset, TensorDataset
+from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from .digits import load_digits
 from .distributed import DistributedSampler
-from .loader import DataLoader
+from .loader import DataLoader, default_collate
 from .mnist import load_mnist
 from .split import train_test_split
 from .toy import make_moons, make_regression_1d, make_spirals, make_xor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "DistributedSampler",
-           "load_digits", "load_mnist",
+__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader",
+           "DistributedSampler", "default_collate", "load_digits", "load_mnist",
            "train_test_split", "make_xor", "make_moons", "make_spirals", "make_regression_1d"]

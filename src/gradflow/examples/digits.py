@@ -10,7 +10,7 @@ def main(epochs=10, seed=0):
     gf.manual_seed(seed)
     x, y = gf.data.load_digits()
     x_train, x_test, y_train, y_test = gf.data.train_test_split(x, y, stratify=y)
-    mean, std = x_train.mean(axis=0), x_train.var(axis=0).sqrt() + 1e-3
+    mean, std = x_train.mean(dim=0), x_train.var(dim=0, unbiased=False).sqrt() + 1e-3
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
 
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
@@ -24,7 +24,7 @@ def main(epochs=10, seed=0):
             loss.backward()
             optimizer.step()
         with gf.no_grad():
-            accuracy = (model(x_test).argmax(axis=1) == y_test).float().mean().item()
+            accuracy = (model(x_test).argmax(dim=1) == y_test).float().mean().item()
         print(f"epoch {epoch + 1:2d}  last batch loss {loss.item():.4f}  test accuracy {accuracy:.4f}")
     return accuracy
 

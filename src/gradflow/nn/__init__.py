@@ -1,11 +1,20 @@
-"""Neural-network building blocks: Module, Parameter, layers, losses, init, functional."""
+"""Neural-network building blocks: Module, Parameter, containers, layers, losses, init,
+functional, utils."""
 
-from . import functional, init, parallel
-from .layers import (GELU, BCEWithLogitsLoss, CrossEntropyLoss, Dropout, LeakyReLU, Linear,
-                     MSELoss, ReLU, Sequential, Sigmoid, Softplus, Tanh)
+from . import functional, init, parallel, utils
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .layers import (CELU, ELU, GELU, SELU, BatchNorm1d, BCELoss, BCEWithLogitsLoss,
+                     CrossEntropyLoss, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish,
+                     Hardtanh, HuberLoss, Identity, KLDivLoss, L1Loss, LayerNorm, LeakyReLU, Linear,
+                     LogSigmoid, LogSoftmax, Mish, MSELoss, NLLLoss, ReLU, ReLU6, Sigmoid, SiLU,
+                     SmoothL1Loss, Softmax, Softmin, Softplus, Softsign, Tanh, Unflatten)
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["functional", "init", "parallel", "Module", "Parameter", "Linear", "Sequential",
-           "Dropout", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU", "Softplus", "MSELoss",
-           "CrossEntropyLoss", "BCEWithLogitsLoss"]
+__all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Sequential", "ModuleList",
+           "ModuleDict", "ParameterList", "ParameterDict", "Linear", "Dropout", "Embedding",
+           "LayerNorm", "BatchNorm1d", "Flatten", "Unflatten", "Identity", "Sigmoid", "Tanh",
+           "ReLU", "LeakyReLU", "GELU", "Softplus", "SiLU", "ELU", "SELU", "CELU", "Mish",
+           "Hardswish", "Hardsigmoid", "Hardtanh", "ReLU6", "LogSigmoid", "Softsign", "Softmax",
+           "LogSoftmax", "Softmin", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss",
+           "BCEWithLogitsLoss", "BCELoss", "HuberLoss", "SmoothL1Loss", "KLDivLoss"]

@@ -5,7 +5,12 @@ from ..ops.activation import (cross_entropy_rows, gelu, leaky_relu, log_softmax,
 from ..ops.linalg import linear
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "gelu", "softplus", "softmax", "log_softmax",
-           "linear", "mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"]
+           "linear", "mse_loss", "cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
+           "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy", "kl_div", "silu",
+           "mish", "elu", "selu", "celu", "hardtanh", "relu6", "hardsigmoid", "hardswish",
+           "logsigmoid", "softsign", "softmin", "dropout", "layer_norm", "batch_norm",
+           "normalize", "cosine_similarity", "scaled_dot_product_attention", "embedding",
+           "one_hot", "pad"]
 
 
 def _reduce(loss, reduction, op):
@@ -24,7 +29,8 @@ def _same_shape(op, input, target):
                          "(no silent broadcasting in losses)")
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """(input - target)^2, reduced."""
     from ..ops._util import as_tensor
 
     target = as_tensor(target, input)
@@ -33,43 +39,449 @@ def mse_loss(input, target, reduction="mean"):
     return _reduce(d * d, reduction, "mse_loss")
 
 
-def cross_entropy(logits, target, reduction="mean"):
-    """Cross-entropy of logits (N, C) (or (C,)) against integer class labels (N,) or class
-    probabilities (N, C). Integer labels use the fused kernel: the gradient is
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits (N, C) (or (C,), or (N, C, d1, ...)) against integer class labels
+    (N,) / (N, d1, ...) or class probabilities of the logits' shape, as PyTorch: optional class
+    ``weight``, labels equal to ``ignore_index`` skipped, ``label_smoothing`` mixing in the
+    uniform distribution. Plain integer labels on (N, C) use the fused kernel: the gradient is
     softmax(logits) - onehot(label), never formed through the log of a softmax."""
     from ..tensor import Tensor, tensor
 
+    if size_average is not None or reduce is not None:
+        raise TypeError("cross_entropy: size_average/reduce are deprecated in PyTorch; use reduction=")
+    logits = input
     if not isinstance(target, Tensor):  # a Python int/list of ints stays integer labels
         target = tensor(target, device=logits.device)
     if logits.ndim == 1:  # one sample: its label is a scalar, its probabilities a vector
-        return cross_entropy(logits.unsqueeze(0), target.unsqueeze(0), reduction)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
+        return cross_entropy(logits.unsqueeze(0), target.unsqueeze(0), weight, None, ignore_index,
+                             None, reduction, label_smoothing)
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy: logits must have a class dim, got a 0-d tensor")
+    _check_reduction(reduction, "cross_entropy")
+    if logits.dtype.kind != "f":
+        logits = logits.float()
     if target.dtype.kind in "iu":
-        if target.shape != (logits.shape[0],):
+        expected = (logits.shape[0],) + tuple(logits.shape[2:])
+        if tuple(target.shape) != expected:
             raise ValueError(f"cross_entropy: labels of shape {target.shape} do not match logits "
-                             f"of shape {logits.shape} (expected ({logits.shape[0]},))")
+                             f"of shape {logits.shape} (expected {expected})")
         if target.requires_grad:
             raise TypeError("cross_entropy: integer labels cannot require grad")
         if target._device != logits._device:
             raise RuntimeError(f"cross_entropy: the labels are on {target._device} but the logits "
                                f"are on {logits._device}")
-        labels = target.data if target.dtype == "int64" else target._be.astype(target.data, "int64")
-        loss = cross_entropy_rows(logits if logits.dtype.kind == "f" else logits.float(), labels)
-    elif target.dtype.kind == "f":
+        plain = (logits.ndim == 2 and weight is None and not label_smoothing
+                 and not bool((target.data == ignore_index).any()))
+        if plain:
+            labels = target.data if target.dtype == "int64" else target._be.astype(target.data, "int64")
+            return _reduce(cross_entropy_rows(logits, labels), reduction, "cross_entropy")
+        logp = log_softmax(logits, 1)
+        loss = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+        if not label_smoothing:
+            return loss
+        c = logits.shape[1]
+        w = _class_shape(weight, logp) if weight is not None else None
+        smooth = -(logp * w if w is not None else logp).sum(1) / c
+        valid = (target != ignore_index).to(logp.dtype)
+        smooth = smooth * valid
+        if reduction == "mean":
+            denom = (_class_weights(weight, target, ignore_index, logp) * valid).sum() \
+                if weight is not None else valid.sum()
+            smooth = smooth.sum() / denom
+        else:
+            smooth = _reduce(smooth, reduction, "cross_entropy")
+        return (1 - label_smoothing) * loss + label_smoothing * smooth
+    if target.dtype.kind == "f":
         _same_shape("cross_entropy", logits, target)
-        loss = -(target * log_softmax(logits, -1)).sum(-1)
+        if label_smoothing:
+            target = target * (1 - label_smoothing) + label_smoothing / logits.shape[1]
+        logp = log_softmax(logits, 1)
+        if weight is not None:
+            logp = logp * _class_shape(weight, logp)
+        loss = -(target * logp).sum(1)
+        return _reduce(loss, reduction, "cross_entropy")
+    raise TypeError(f"cross_entropy: target must be integer labels or float probabilities, "
+                    f"got {target.dtype}")
+
+
+def _check_reduction(reduction, op):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _class_shape(weight, like):
+    """Per-class weights (C,) shaped to broadcast along dim 1 of ``like``."""
+    return weight.reshape((1, -1) + (1,) * (like.ndim - 2)).to(like.dtype)
+
+
+def _class_weights(weight, target, ignore_index, like):
+    safe = target.masked_fill(target == ignore_index, 0)
+    return weight.to(like.dtype)[safe]
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """The negative log-likelihood -input[n, target[n]] of log-probabilities (N, C) or
+    (N, C, d1, ...), weighted by class ``weight``; the mean divides by the summed weights of
+    the labels not equal to ``ignore_index``."""
+    from ..ops.index import gather
+
+    if size_average is not None or reduce is not None:
+        raise TypeError("nll_loss: size_average/reduce are deprecated in PyTorch; use reduction=")
+    _check_reduction(reduction, "nll_loss")
+    if input.ndim == 1:
+        input, target = input.unsqueeze(0), target.unsqueeze(0)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must be integer class labels, got {target.dtype}")
+    c = input.shape[1]
+    ignored = target == ignore_index
+    safe = target.masked_fill(ignored, 0)
+    if safe.numel() and (int(safe.data.min()) < 0 or int(safe.data.max()) >= c):
+        raise IndexError(f"nll_loss: labels must be in [0, {c}) (or ignore_index), got "
+                         f"{int(safe.data.min())}..{int(safe.data.max())}")
+    picked = -gather(input, 1, safe.unsqueeze(1)).squeeze(1)
+    w = (~ignored).to(input.dtype)
+    if weight is not None:
+        w = w * weight.to(input.dtype)[safe]
+    loss = picked * w
+    if reduction == "mean":
+        return loss.sum() / w.sum()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """|input - target|, reduced."""
+    from ..ops._util import as_tensor
+
+    target = as_tensor(target, input)
+    _same_shape("l1_loss", input, target)
+    return _reduce((input - target).abs(), reduction, "l1_loss")
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), with d = input - target."""
+    from ..ops._util import as_tensor
+
+    target = as_tensor(target, input)
+    _same_shape("huber_loss", input, target)
+    d = input - target
+    a = d.abs()
+    return _reduce(_where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta)), reduction, "huber_loss")
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, with d = input - target."""
+    from ..ops._util import as_tensor
+
+    target = as_tensor(target, input)
+    _same_shape("smooth_l1_loss", input, target)
+    d = input - target
+    a = d.abs()
+    if beta == 0:
+        return _reduce(a, reduction, "smooth_l1_loss")
+    return _reduce(_where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta), reduction, "smooth_l1_loss")
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-[t log p + (1 - t) log(1 - p)] of probabilities ``input``, the logs clamped at -100 as
+    PyTorch does."""
+    from ..ops._util import as_tensor
+
+    target = as_tensor(target, input)
+    _same_shape("binary_cross_entropy", input, target)
+    loss = -(target * input.log().clip(-100.0) + (1 - target) * (1 - input).log().clip(-100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """KL divergence with ``input`` as log-probabilities: target (log target - input), or with
+    log_target=True exp(target) (target - input). ``reduction="batchmean"`` divides the sum by
+    the batch size (the mathematically right mean)."""
+    from ..ops._util import as_tensor
+    from ..ops.elementwise import xlogy
+
+    target = as_tensor(target, input)
+    if log_target:
+        loss = target.exp() * (target - input)
     else:
-        raise TypeError(f"cross_entropy: target must be integer labels or float probabilities, "
-                        f"got {target.dtype}")
-    return _reduce(loss, reduction, "cross_entropy")
+        loss = xlogy(target, target) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction, "kl_div")
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] computed stably as softplus(x) - t x."""
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    """-[pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], computed stably as
+    softplus(x) - t x (and with pos_weight, (1 - t) x + (1 + (pw - 1) t) softplus(-x))."""
     from ..ops._util import as_tensor
 
     target = as_tensor(target, input)
     _same_shape("binary_cross_entropy_with_logits", input, target)
-    loss = softplus(input, 1.0, float("inf")) - target * input
+    if pos_weight is None:
+        loss = softplus(input, 1.0, float("inf")) - target * input
+    else:
+        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus(-input, 1.0, float("inf"))
+    if weight is not None:
+        loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+# ---- more activations (compositions of differentiable ops) ------------------------------------------
+def silu(input, inplace=False):
+    """x * sigmoid(x) (swish)."""
+    return input * sigmoid(input)
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
+    return input * tanh(softplus(input))
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """x for x > 0, alpha (exp(x) - 1) otherwise."""
+    from ..ops.elementwise import expm1
+
+    return _where(input > 0, input, alpha * expm1(_min0(input)))
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    """scale * elu(x, alpha) with SELU's fixed alpha and scale."""
+    return _SELU_SCALE * elu(input, _SELU_ALPHA)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """max(0, x) + min(0, alpha (exp(x / alpha) - 1))."""
+    from ..ops.elementwise import expm1
+
+    return _where(input > 0, input, alpha * expm1(_min0(input) / alpha))
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x clamped to [min_val, max_val]."""
+    return input.clip(min_val, max_val)
+
+
+def relu6(input, inplace=False):
+    """min(max(0, x), 6)."""
+    return hardtanh(input, 0.0, 6.0)
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6."""
+    return relu6(input + 3.0) / 6.0
+
+
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6."""
+    return input * hardsigmoid(input)
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = -softplus(-x), computed stably."""
+    return -softplus(-input, 1.0, float("inf"))
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    return input / (1 + input.abs())
+
+
+def softmin(input, dim=-1, dtype=None):
+    """softmax(-x) along ``dim``."""
+    return softmax(-input, dim, dtype)
+
+
+def _where(cond, a, b):
+    from ..ops.arith import where
+
+    return where(cond, a, b)
+
+
+def _min0(x):
+    return x.clip(None, 0.0)
+
+
+# ---- dropout, normalisation, attention ----------------------------------------------------------------
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zeroes each element with probability p and scales the rest by 1/(1-p) when training."""
+    from .. import random as _random
+    from ..tensor import Tensor
+
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0.0
+    shape = tuple(input.shape)
+    if input._device == "cpu":
+        keep = _random.generator().random(shape) >= p
+        mask = (keep / (1 - p)).astype(input.dtype)
+    else:  # drawn on the device from a seed: no mask copied from the host every step
+        seed = int(_random.generator().integers(0, 2**63))
+        mask = input._be.dropout_mask(shape, p, input.dtype, seed)
+    return input * Tensor._make(mask, input._device)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) over the last len(normalized_shape) dims (biased variance),
+    then * weight + bias."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise ValueError(f"layer_norm: input of shape {input.shape} does not end in {shape}")
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    mean = input.mean(dims, keepdim=True)
+    d = input - mean
+    var = (d * d).mean(dims, keepdim=True)
+    out = d * (var + eps).rsqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Normalises each channel (dim 1) over the batch (and any further dims) in training, and
+    updates the running statistics in place (unbiased variance, as PyTorch); in eval, uses them."""
+    from ..autograd.grad_mode import no_grad
+
+    dims = (0,) + tuple(range(2, input.ndim))
+    shape = (1, -1) + (1,) * (input.ndim - 2)
+    if training:
+        mean = input.mean(dims, keepdim=True)
+        d = input - mean
+        var = (d * d).mean(dims, keepdim=True)
+        if running_mean is not None:
+            n = input.numel() // input.shape[1]
+            with no_grad():
+                running_mean.mul_(1 - momentum).add_(mean.detach().reshape(-1) * momentum)
+                running_var.mul_(1 - momentum).add_(var.detach().reshape(-1) * (momentum * n / max(n - 1, 1)))
+    else:
+        if running_mean is None:
+            raise ValueError("batch_norm: eval mode needs running_mean and running_var")
+        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+        d = input - mean
+    out = d * (var + eps).rsqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """x / max(||x||_p, eps) along ``dim``."""
+    from ..ops.scan import vector_norm
+
+    return input / vector_norm(input, p, dim, keepdim=True).clip(eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """<x1, x2> / (max(||x1||, eps) * max(||x2||, eps)) along ``dim``."""
+    from ..ops.scan import vector_norm
+
+    n1 = vector_norm(x1, 2, dim).clip(eps)
+    n2 = vector_norm(x2, 2, dim).clip(eps)
+    return (x1 * x2).sum(dim) / (n1 * n2)
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None):
+    """softmax(q k^T * scale + mask) v over the last two dims (scale 1/sqrt(E) by default);
+    ``is_causal`` masks future positions; a bool ``attn_mask`` keeps where True, a float one is
+    added."""
+    import math
+
+    from ..tensor import Tensor
+
+    L, S = query.shape[-2], key.shape[-2]
+    s = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * s
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+        keep = Tensor._make(query._be.xp.tri(L, S, 0, dtype=bool), query._device)
+        attn_mask = keep
+    if attn_mask is not None:
+        if attn_mask.dtype.kind == "b":
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    weights = softmax(scores, -1)
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p)
+    return weights @ value
+
+
+# ---- embeddings, padding, one-hot --------------------------------------------------------------------
+def embedding(input, weight, padding_idx=None, max_norm=None):
+    """Rows of ``weight`` picked by the integer tensor ``input`` (any shape); the row at
+    ``padding_idx`` gets no gradient."""
+    from ..tensor import Tensor
+
+    if max_norm is not None:
+        raise ValueError("embedding: max_norm is not supported")
+    if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
+        raise TypeError("embedding: input must be an integer tensor of indices")
+    n = weight.shape[0]
+    if input.numel() and (int(input.data.min()) < -n or int(input.data.max()) >= n):
+        raise IndexError(f"embedding: index out of range for {n} embeddings")
+    w = weight
+    if padding_idx is not None and weight.requires_grad:
+        keep = weight._be.xp.ones((n, 1), weight.dtype)
+        keep[padding_idx] = 0
+        k = Tensor._make(keep, weight._device)
+        w = weight * k + (weight * (1 - k)).detach()  # same values; no gradient to that row
+    return w[input]
+
+
+def one_hot(tensor, num_classes=-1):
+    """Integer labels as one-hot int64 vectors along a new last dim."""
+    from ..tensor import Tensor
+
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: needs an integer tensor, got {tensor.dtype}")
+    n = int(tensor.data.max()) + 1 if num_classes == -1 else int(num_classes)
+    if tensor.numel() and (int(tensor.data.min()) < 0 or int(tensor.data.max()) >= n):
+        raise ValueError(f"one_hot: class values must be in [0, {n})")
+    xp = tensor._be.xp
+    return Tensor._make((tensor.data[..., None] == xp.arange(n)).astype("int64"), tensor._device)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Pads the last len(pad)/2 dims: ``pad = (left, right, top, bottom, ...)`` from the last dim
+    backwards, as PyTorch (negative amounts crop). Constant mode only."""
+    from ..ops.shape import IndexAdd
+
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: {pad} must hold two values per padded dim, for at most {input.ndim} dims")
+    x = input
+    crop = []
+    widths = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        widths[input.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    for d, (lo, hi) in enumerate(widths):
+        crop.append(slice(max(0, -lo), x.shape[d] - max(0, -hi)))
+    x = x[tuple(crop)]
+    lo = [max(0, w[0]) for w in widths]
+    shape = tuple(n + a + max(0, w[1]) for n, a, w in zip(x.shape, lo, widths))
+    index = tuple(slice(a, a + n) for a, n in zip(lo, x.shape))
+    out = IndexAdd.apply(x, shape=shape, index=index)
+    if value != 0:
+        from ..tensor import Tensor
+
+        fill = x._be.xp.full(shape, value, x.dtype)
+        fill[index] = 0
+        out = out + Tensor._make(fill, x._device)
+    return out

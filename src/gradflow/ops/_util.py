@@ -1,6 +1,9 @@
 """Helpers shared by the op definitions: turning operands into tensors, dtype promotion and
 axis normalisation."""
 
+import difflib
+import functools
+import inspect
 import numbers
 
 import numpy as np
@@ -32,9 +35,13 @@ def as_tensor(x, like):
 
 
 def promote(a, b):
-    """Two operands (Tensors or numbers, at least one Tensor) as Tensors of one dtype, following
-    numpy's promotion for two arrays (float32 with float64 gives float64). A Python number takes
-    the tensor's dtype; a float number with an integer tensor gives float32, as in PyTorch."""
+    """Two operands (Tensors or numbers, at least one Tensor) as Tensors of one dtype, by
+    PyTorch's rules. The categories are bool < integer < float. A Python number joins in its
+    category's default (int64, the default float) only when its category is above the tensor's;
+    otherwise it takes the tensor's dtype. Between two tensors, a 0-d tensor counts only when its
+    category is above that of a tensor with dimensions; operands that count together take the
+    higher category's dtype, or within one category the wider dtype (float32 with float64 gives
+    float64, int32 with float64 gives float64, int64 with float32 gives float32)."""
     Tensor = _tensor.Tensor
     if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype is b.data.dtype:
         return a, b  # the common case, kept cheap: it runs on every binary op
@@ -47,12 +54,26 @@ def promote(a, b):
         if a.dtype.kind != "f" and b.dtype.kind == "f":
             a = a.to(dtypes.default_float)
     if a.dtype != b.dtype:
-        dt = np.result_type(a.dtype, b.dtype)
+        dt = result_dtype(a, b)
         if a.dtype != dt:
             a = a.to(dt)
         if b.dtype != dt:
             b = b.to(dt)
     return a, b
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def result_dtype(a, b):
+    """The dtype PyTorch gives ``a op b`` for two tensors (see promote)."""
+    ca, cb = _CATEGORY[a.dtype.kind], _CATEGORY[b.dtype.kind]
+    if (a.ndim == 0) != (b.ndim == 0):  # one 0-d operand: it counts only from a higher category
+        zero, dims = (a, b) if a.ndim == 0 else (b, a)
+        return zero.dtype if _CATEGORY[zero.dtype.kind] > _CATEGORY[dims.dtype.kind] else dims.dtype
+    if ca != cb:
+        return a.dtype if ca > cb else b.dtype
+    return np.promote_types(a.dtype, b.dtype)
 
 
 def float_operand(x):
@@ -61,32 +82,70 @@ def float_operand(x):
 
 
 def normalize_dims(dims, ndim, op_name):
-    """The dim/axis argument of ``op_name`` on a tensor of ``ndim`` dimensions: None -> all
-    axes; an int or a sequence of ints (negatives count from the end) -> the sorted tuple of
-    distinct axes. A bool or a float is a TypeError (True is not axis 1), an axis out of range
-    an IndexError, a repeated one a ValueError."""
+    """None -> every dim; an int or a sequence of ints (negatives count from the end) -> a sorted
+    tuple of distinct dims. As in PyTorch, a 0-d tensor accepts dim 0 and -1, which name no
+    dimension (the result is ()). A bool or float dim raises TypeError, an out-of-range one
+    IndexError, a repeated one ValueError."""
     if dims is None:
         return tuple(range(ndim))
-    if isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
-        axes = (dims,)
-    elif isinstance(dims, (bool, numbers.Number, str)) or not hasattr(dims, "__iter__"):
-        raise TypeError(f"{op_name}: dim must be an int or a tuple of ints, got {dims!r}")
-    else:
-        axes = tuple(dims)
+    items = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+    span = ndim if ndim else 1
     out = []
-    for a in axes:
-        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+    for d in items:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
             raise TypeError(f"{op_name}: dim must be an int or a tuple of ints, got {dims!r}")
-        if a < -ndim or a >= ndim:
-            raise IndexError(f"{op_name}: dim {a} is out of range for a tensor of {ndim} "
-                             "dimensions")
-        out.append(a % ndim if ndim else 0)
+        if d < -span or d >= span:
+            raise IndexError(f"{op_name}: dim {d} is out of range for a tensor of {ndim} "
+                             f"dimensions (expected {-span} to {span - 1})")
+        if ndim:
+            out.append(d % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{op_name}: repeated dim in {dims!r}")
     return tuple(sorted(out))
 
 
+normalize_axes = normalize_dims
+
 
 def normalize_axis(axis, ndim, op):
-    return normalize_dims(axis, ndim, op)[0] if ndim else 0
+    """One dim as a non-negative int (0 for a 0-d tensor, which accepts 0 and -1)."""
+    if axis is None or not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        raise TypeError(f"{op}: dim must be an int, got {axis!r}")
+    dims = normalize_dims(axis, ndim, op)
+    return dims[0] if ndim else 0
 
+
+_ALIASES = {"axis": "dim", "keepdims": "keepdim", "axes": "dim", "dims": "dim"}
+
+
+def torch_kwargs(fn):
+    """Decorator: numpy's ``axis=``/``keepdims=`` are accepted for ``dim=``/``keepdim=``; any
+    other unknown keyword raises a TypeError naming the accepted keyword closest to it."""
+    accepted = [n for n, p in inspect.signature(fn).parameters.items()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    known = frozenset(accepted)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if kwargs and not known.issuperset(kwargs):
+            kwargs = _rename_kwargs(fn.__name__, accepted, kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _rename_kwargs(name, accepted, kwargs):
+    out = {}
+    for k, v in kwargs.items():
+        if k not in accepted:
+            alias = _ALIASES.get(k)
+            if alias in accepted and k in ("axis", "keepdims") and alias not in kwargs:
+                k = alias
+            else:
+                guess = alias if alias in accepted else next(
+                    iter(difflib.get_close_matches(k, accepted, 1, 0.5)), None)
+                hint = f"; did you mean {guess!r}?" if guess else \
+                    f" (accepted: {', '.join(accepted[1:]) or 'none'})"
+                raise TypeError(f"{name}() got an unexpected keyword argument {k!r}{hint}")
+        out[k] = v
+    return out

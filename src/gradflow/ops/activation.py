@@ -10,7 +10,7 @@ import math
 
 from ..autograd.function import Function
 from ._fused import FusedOp
-from ._util import as_tensor, float_operand
+from ._util import as_tensor, float_operand, normalize_axis, torch_kwargs
 
 
 class Sigmoid(FusedOp):
@@ -68,7 +68,7 @@ class Softmax(FusedOp):
     def backward_of_backward(cls, ctx, gg):
         y, g = ctx.saved_tensors  # out = y (g - sum(g y))
         (ax,) = ctx.args
-        gy = gg * (g - (g * y).sum(ax, keepdims=True)) - g * (gg * y).sum(ax, keepdims=True)
+        gy = gg * (g - (g * y).sum(ax, keepdim=True)) - g * (gg * y).sum(ax, keepdim=True)
         return gy, cls.run_backward(y, gg, ctx.args)
 
 
@@ -80,8 +80,8 @@ class LogSoftmax(FusedOp):
         y, g = ctx.saved_tensors  # out = g - exp(y) sum(g)
         (ax,) = ctx.args
         p = y.exp()
-        gy = -gg * p * g.sum(ax, keepdims=True)
-        gg_g = gg - (gg * p).sum(ax, keepdims=True)
+        gy = -gg * p * g.sum(ax, keepdim=True)
+        gg_g = gg - (gg * p).sum(ax, keepdim=True)
         return gy, gg_g
 
 
@@ -117,7 +117,7 @@ class CrossEntropyBackward(Function):
         p = logits.softmax(-1)
         onehot = _onehot(ctx.labels, logits)
         g_g = (gg * (p - onehot)).sum(-1)
-        g_logits = p * (gg - (gg * p).sum(-1, keepdims=True)) * g.unsqueeze(-1)
+        g_logits = p * (gg - (gg * p).sum(-1, keepdim=True)) * g.unsqueeze(-1)
         return g_logits, g_g
 
 
@@ -132,45 +132,57 @@ def _onehot(labels, like):
 
 # ---- functional forms -------------------------------------------------------------------------
 def sigmoid(x):
+    """1 / (1 + exp(-x))."""
     return Sigmoid.apply(float_operand(x))
 
 
 def tanh(x):
+    """The hyperbolic tangent."""
     return Tanh.apply(float_operand(x))
 
 
 def relu(x):
+    """max(0, x)."""
     return ReLU.apply(float_operand(x))
 
 
 def leaky_relu(x, negative_slope=0.01):
+    """x for x > 0, negative_slope * x otherwise."""
     return LeakyReLU.apply(float_operand(x), negative_slope=float(negative_slope))
 
 
 def gelu(x, approximate="none"):
+    """x * Phi(x) (Phi the standard normal CDF); approximate="tanh" uses the tanh formula."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return GELU.apply(float_operand(x), approximate=approximate == "tanh")
 
 
 def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x where beta x > threshold."""
     if beta <= 0:
         raise ValueError(f"softplus: beta must be > 0, got {beta}")
     return Softplus.apply(float_operand(x), beta=float(beta), threshold=float(threshold))
 
 
-def softmax(x, axis=-1):
-    from ._util import normalize_axis
+@torch_kwargs
+def softmax(input, dim=-1, dtype=None):
+    """exp(x) / sum(exp(x)) along ``dim`` (a 0-d tensor gives 1)."""
+    x = float_operand(input if dtype is None else input.to(dtype))
+    d = normalize_axis(dim, x.ndim, "softmax")
+    if x.ndim == 0:
+        return (x - x).exp()
+    return Softmax.apply(x, axis=d)
 
-    x = float_operand(x)
-    return Softmax.apply(x, axis=normalize_axis(axis, x.ndim, "softmax"))
 
-
-def log_softmax(x, axis=-1):
-    from ._util import normalize_axis
-
-    x = float_operand(x)
-    return LogSoftmax.apply(x, axis=normalize_axis(axis, x.ndim, "log_softmax"))
+@torch_kwargs
+def log_softmax(input, dim=-1, dtype=None):
+    """x - logsumexp(x) along ``dim`` (a 0-d tensor gives 0)."""
+    x = float_operand(input if dtype is None else input.to(dtype))
+    d = normalize_axis(dim, x.ndim, "log_softmax")
+    if x.ndim == 0:
+        return x - x
+    return LogSoftmax.apply(x, axis=d)
 
 
 def cross_entropy_rows(logits, labels):

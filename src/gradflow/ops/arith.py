@@ -256,12 +256,20 @@ def pow(a, b):  # noqa: A001
     from ..tensor import Tensor
 
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if isinstance(b, int) and b < 0 and a.dtype.kind in "iub":
+            raise RuntimeError(f"pow: integers to negative integer powers are not allowed ({a.dtype} "
+                             f"tensor ** {b}); convert the tensor to a float dtype first")
         int_power = isinstance(b, int) and b >= 0  # keeps an integer tensor integer
         return PowScalar.apply(a if int_power else float_operand(a), p=b)
-    return Pow.apply(*promote(a, b))
+    a, b = promote(a, b)
+    if a.dtype.kind in "iu" and bool((b.data < 0).any()):
+        raise RuntimeError("pow: integers to negative integer powers are not allowed; convert to "
+                         "a float dtype first")
+    return Pow.apply(a, b)
 
 
 def neg(x):
+    """-x."""
     return Neg.apply(x)
 
 
@@ -269,10 +277,13 @@ def where(cond, a, b):
     """Elementwise ``a if cond else b``; cond is a boolean tensor (no gradient flows to it)."""
     from ..tensor import Tensor
 
-    if isinstance(a, Tensor) or isinstance(b, Tensor):
-        a, b = promote(a, b)
-    else:
-        raise TypeError("where: at least one of a and b must be a Tensor")
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        if not isinstance(cond, Tensor):
+            raise TypeError("where: cond must be a Tensor when a and b are numbers")
+        from ..tensor import tensor
+
+        a = tensor(a, device=cond.device)  # a number takes its kind's default dtype
+    a, b = promote(a, b)
     if not isinstance(cond, Tensor):
         cond = as_tensor(cond, a)
     if cond._device != a._device:
@@ -282,22 +293,27 @@ def where(cond, a, b):
 
 
 def compare(op, a, b):
+    """The bool tensor of ``a <op> b`` (op: eq, ne, lt, le, gt, ge), operands promoted."""
     return Compare.apply(*promote(a, b), op=op)
 
 
 def exp(x):
+    """e ** x, elementwise."""
     return Exp.apply(float_operand(x))
 
 
 def log(x):
+    """The natural logarithm, elementwise."""
     return Log.apply(float_operand(x))
 
 
 def sqrt(x):
+    """The square root, elementwise."""
     return Sqrt.apply(float_operand(x))
 
 
 def abs(x):  # noqa: A001
+    """|x|, elementwise (gradient 0 at 0)."""
     return Abs.apply(x)
 
 

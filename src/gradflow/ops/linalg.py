@@ -2,6 +2,8 @@
 and linear (x @ W^T + b with the bias fused into the GEMM). Gradients use the transpose flags
 instead of materialising transposes."""
 
+import builtins
+
 from ..autograd.function import Function
 from ._util import float_operand, promote
 
@@ -78,7 +80,11 @@ def matmul(a, b):
 
 
 def linear(x, weight, bias=None):
-    x, weight = promote(x, weight)
+    """x @ weight^T + bias. The input must have the weight's dtype, as in PyTorch (an integer
+    input is an error, not silently converted)."""
+    if x.dtype != weight.dtype:
+        raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}; "
+                        f"convert the input first (x.to({weight.dtype}))")
     if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
@@ -92,3 +98,130 @@ def linear(x, weight, bias=None):
     if bias.dtype != x.dtype:
         bias = bias.to(x.dtype)
     return Linear.apply(x, weight, bias)
+
+
+def mm(input, mat2):
+    """The product of two matrices (2-d only, as in PyTorch)."""
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise ValueError(f"mm: expects two 2-d tensors, got shapes {input.shape} and {mat2.shape}")
+    return matmul(input, mat2)
+
+
+def bmm(input, mat2):
+    """Batched matrix product of (b, n, m) and (b, m, p) tensors."""
+    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
+        raise ValueError(f"bmm: expects (b, n, m) and (b, m, p) tensors, got shapes {input.shape} "
+                         f"and {mat2.shape}")
+    return matmul(input, mat2)
+
+
+def mv(input, vec):
+    """Matrix times vector."""
+    if input.ndim != 2 or vec.ndim != 1:
+        raise ValueError(f"mv: expects a 2-d and a 1-d tensor, got shapes {input.shape} and {vec.shape}")
+    return matmul(input, vec)
+
+
+def dot(input, other):
+    """The dot product of two 1-d tensors of one length."""
+    if input.ndim != 1 or other.ndim != 1 or input.shape != other.shape:
+        raise ValueError(f"dot: expects two 1-d tensors of one length, got shapes {input.shape} "
+                         f"and {other.shape}")
+    return (input * other).sum()
+
+
+vdot = inner = dot
+
+
+def outer(input, vec2):
+    """The outer product of two 1-d tensors: out[i, j] = input[i] * vec2[j]."""
+    if input.ndim != 1 or vec2.ndim != 1:
+        raise ValueError(f"outer: expects two 1-d tensors, got shapes {input.shape} and {vec2.shape}")
+    return input.reshape(-1, 1) * vec2.reshape(1, -1)
+
+
+ger = outer
+
+
+def _parse_einsum(equation, operands):
+    """Subscripts per operand and for the output, with '...' expanded into capital letters
+    (right-aligned, as broadcasting aligns them)."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(operands):
+        raise ValueError(f"einsum: {equation!r} names {len(ins)} operands, {len(operands)} given")
+    n_ell = 0
+    for s, t in zip(ins, operands):
+        if "..." in s:
+            n_ell = max(n_ell, t.ndim - (len(s) - 3))
+    ell = "".join(chr(ord("Z") - i) for i in range(n_ell))[::-1]
+    expanded = []
+    for s, t in zip(ins, operands):
+        if "..." in s:
+            k = t.ndim - (len(s) - 3)
+            s = s.replace("...", ell[n_ell - k:])
+        if len(s) != t.ndim:
+            raise ValueError(f"einsum: subscripts {s!r} do not fit an operand of shape {t.shape}")
+        expanded.append(s)
+    if not arrow:
+        counts = {}
+        for s in expanded:
+            for c in s:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    else:
+        out = out.replace("...", ell)
+    for s in expanded:
+        if len(set(s)) != len(s):
+            raise ValueError(f"einsum: repeated subscripts within one operand ({s!r}, a diagonal) "
+                             "are not supported; take gf.diagonal first")
+    return expanded, out
+
+
+class Einsum(Function):
+    @staticmethod
+    def forward(ctx, *xs, ins, out):
+        ctx.ins, ctx.out = ins, out
+        ctx.save_inputs(*range(len(xs)))
+        return ctx.be.xp.einsum(",".join(ins) + "->" + out, *xs)
+
+    @staticmethod
+    def backward(ctx, g):
+        xs = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grads = []
+        for i, s in enumerate(ctx.ins):
+            if not need[i]:
+                grads.append(None)
+                continue
+            others = [(t, ctx.ins[j]) for j, t in enumerate(xs) if j != i]
+            present = set(ctx.out).union(*[set(o) for _, o in others])
+            kept = "".join(c for c in s if c in present)
+            gi = Einsum.apply(g, *[t for t, _ in others], ins=(ctx.out,) + tuple(o for _, o in others),
+                              out=kept)
+            if kept != s:  # letters summed away in forward: their gradient is broadcast back
+                x = xs[i]
+                gi = gi.reshape(tuple(x.shape[k] if c in present else 1 for k, c in enumerate(s)))
+                gi = gi.broadcast_to(tuple(x.shape))
+            grads.append(gi)
+        return tuple(grads)
+
+
+def einsum(equation, *operands):
+    """Einstein summation, e.g. ``einsum("bij,bjk->bik", a, b)`` (``...`` broadcasts)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    ts = list(operands)
+    for k in range(1, len(ts)):
+        ts[0], ts[k] = promote(ts[0], ts[k])
+    ts = [t if t.dtype == ts[0].dtype else t.to(ts[0].dtype) for t in ts]
+    ins, out = _parse_einsum(equation, ts)
+    sizes = {}
+    for s, t in zip(ins, ts):
+        for c, n in zip(s, t.shape):
+            if sizes.get(c, 1) not in (1, n) and n != 1:
+                raise ValueError(f"einsum: subscript {c!r} has sizes {sizes[c]} and {n}")
+            sizes[c] = builtins.max(sizes.get(c, 1), n)
+    ts = [t.broadcast_to(tuple(sizes[c] for c in s)) for s, t in zip(ins, ts)]  # size-1 dims
+    return Einsum.apply(*ts, ins=tuple(ins), out=out)

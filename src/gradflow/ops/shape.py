@@ -8,7 +8,7 @@ import numpy as np
 
 from ..autograd import views as _views
 from ..autograd.function import Function, NonDifferentiable
-from ._util import normalize_axis, normalize_dims
+from ._util import normalize_axis, normalize_dims, torch_kwargs
 
 
 class Reshape(Function):
@@ -37,7 +37,7 @@ class Transpose(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g.transpose(tuple(np.argsort(ctx.axes))),)
+        return (Transpose.apply(g, axes=tuple(int(i) for i in np.argsort(ctx.axes))),)
 
 
 class BroadcastTo(Function):
@@ -216,25 +216,75 @@ def reshape(x, *shape):
     return _tracked(Reshape.apply(x, shape=shape), x, Reshape, {"shape": shape})
 
 
-def transpose(x, *axes):
-    if not axes:
-        axes = tuple(reversed(range(x.ndim)))
-    elif len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
-        axes = tuple(axes[0])
-    if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of a {x.ndim}-d tensor's axes")
-    return _transpose(x, tuple(a % x.ndim for a in axes))
+def permute(input, *dims):
+    """The tensor with its dims reordered: output dim i is input dim ``dims[i]``."""
+    if len(dims) == 1 and not isinstance(dims[0], numbers.Integral):
+        dims = tuple(dims[0])
+    n = input.ndim
+    perm = tuple(normalize_axis(d, n, "permute") for d in dims)
+    if len(perm) != n or sorted(perm) != list(range(n)):
+        raise ValueError(f"permute: dims {dims} are not a permutation of the {n} dims of a tensor "
+                         f"of shape {input.shape}")
+    if perm == tuple(range(n)):
+        return input
+    return _transpose(input, perm)
 
 
 def _transpose(x, axes):
     return _tracked(Transpose.apply(x, axes=axes), x, Transpose, {"axes": axes})
 
 
-def swapaxes(x, a, b):
-    axes = list(range(x.ndim))
-    a, b = normalize_axis(a, x.ndim, "swapaxes"), normalize_axis(b, x.ndim, "swapaxes")
-    axes[a], axes[b] = axes[b], axes[a]
-    return _transpose(x, tuple(axes))
+@torch_kwargs
+def transpose(input, dim0, dim1):
+    """The tensor with dims ``dim0`` and ``dim1`` swapped (a view); ``permute`` reorders all of
+    them and ``.T`` reverses them. A 0-d tensor accepts dims 0 and -1 (and is returned)."""
+    n = input.ndim
+    a, b = normalize_axis(dim0, n, "transpose"), normalize_axis(dim1, n, "transpose")
+    if a == b:
+        return input
+    perm = list(range(n))
+    perm[a], perm[b] = perm[b], perm[a]
+    return _transpose(input, tuple(perm))
+
+
+swapaxes = swapdims = transpose
+
+
+def t(input):
+    """The transpose of a tensor of at most 2 dims (0-d and 1-d tensors come back unchanged)."""
+    if input.ndim > 2:
+        raise ValueError(f"t() expects a tensor of at most 2 dims, got shape {input.shape}: use "
+                         "transpose(dim0, dim1) or permute(...)")
+    return transpose(input, 0, -1) if input.ndim == 2 else input
+
+
+def reverse_dims(input):
+    """Every dim in reverse order (``.T``)."""
+    return permute(input, tuple(reversed(range(input.ndim))))
+
+
+def matrix_transpose(input):
+    """The last two dims swapped (``.mT``), for a tensor of at least 2 dims."""
+    if input.ndim < 2:
+        raise ValueError(f"mT needs a tensor of at least 2 dims, got shape {input.shape}")
+    return transpose(input, -2, -1)
+
+
+@torch_kwargs
+def movedim(input, source, destination):
+    """Moves dims ``source`` (an int or tuple) to the positions ``destination``."""
+    src = (source,) if isinstance(source, numbers.Integral) else tuple(source)
+    dst = (destination,) if isinstance(destination, numbers.Integral) else tuple(destination)
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: source {source} and destination {destination} differ in length")
+    n = input.ndim
+    src = [normalize_axis(d, n, "movedim") for d in src]
+    dst = [normalize_axis(d, n, "movedim") for d in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(f"movedim: repeated dim in {source} or {destination}")
+    rest = iter(d for d in range(n) if d not in src)
+    where = dict(zip(dst, src))
+    return permute(input, tuple(where[i] if i in where else next(rest) for i in range(n)))
 
 
 def broadcast_to(x, shape):
@@ -250,33 +300,51 @@ def broadcast_to(x, shape):
     return _tracked(BroadcastTo.apply(x, shape=shape), x, BroadcastTo, {"shape": shape})
 
 
-def flatten(x, start_axis=0, end_axis=-1):
+@torch_kwargs
+def flatten(input, start_dim=0, end_dim=-1):
+    """Dims ``start_dim`` to ``end_dim`` merged into one (a 0-d tensor becomes 1-d)."""
+    x = input
     if x.ndim == 0:
         return reshape(x, (1,))
-    s = normalize_axis(start_axis, x.ndim, "flatten")
-    e = normalize_axis(end_axis, x.ndim, "flatten")
+    s = normalize_axis(start_dim, x.ndim, "flatten")
+    e = normalize_axis(end_dim, x.ndim, "flatten")
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     shape = x.shape[:s] + (-1,) + x.shape[e + 1:]
     return reshape(x, shape)
 
 
-def squeeze(x, axis=None):
-    if axis is None:
+@torch_kwargs
+def unflatten(input, dim, sizes):
+    """Dim ``dim`` split into ``sizes`` (one of them may be -1)."""
+    d = normalize_axis(dim, input.ndim, "unflatten")
+    return reshape(input, input.shape[:d] + tuple(sizes) + input.shape[d + 1:])
+
+
+@torch_kwargs
+def squeeze(input, dim=None):
+    """Removes dims of size 1: all of them, or those among ``dim`` (an int or tuple); as in
+    PyTorch, a named dim whose size is not 1 is left as it is."""
+    x = input
+    if dim is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
-        axes = normalize_dims(axis, x.ndim, "squeeze")
-        for a in axes:
-            if x.shape[a] != 1:
-                raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1")
-        shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+        axes = normalize_dims(dim, x.ndim, "squeeze")
+        shape = tuple(n for i, n in enumerate(x.shape) if i not in axes or n != 1)
     return reshape(x, shape)
 
 
-def unsqueeze(x, axis):
-    a = normalize_axis(axis, x.ndim + 1, "unsqueeze")
-    return reshape(x, x.shape[:a] + (1,) + x.shape[a:])
+@torch_kwargs
+def unsqueeze(input, dim):
+    """A dim of size 1 inserted at position ``dim``."""
+    a = normalize_axis(dim, input.ndim + 1, "unsqueeze")
+    return reshape(input, input.shape[:a] + (1,) + input.shape[a:])
 
 
-def concatenate(tensors, axis=0):
+@torch_kwargs
+def concatenate(tensors, dim=0):
+    """The tensors joined along an existing dim ``dim`` (dtypes promoted as for ``+``)."""
+    axis = dim
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate: need at least one tensor")
@@ -296,7 +364,13 @@ def concatenate(tensors, axis=0):
     return Concatenate.apply(*tensors, axis=ax)
 
 
-def stack(tensors, axis=0):
+cat = concat = concatenate
+
+
+@torch_kwargs
+def stack(tensors, dim=0):
+    """The tensors (all of one shape) joined along a new dim ``dim``."""
+    axis = dim
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: need at least one tensor")
@@ -307,9 +381,11 @@ def stack(tensors, axis=0):
     return concatenate([unsqueeze(t, a) for t in tensors], a)
 
 
-def split(x, split_size_or_sections, axis=0):
+@torch_kwargs
+def split(tensor, split_size_or_sections, dim=0):
     """PyTorch's split: an int is the size of each piece (the last may be smaller); a list gives
     each piece's size."""
+    x, axis = tensor, dim
     if x.ndim == 0:
         raise RuntimeError("split: expects at least a 1-dimensional tensor, got a 0-d one")
     ax = normalize_axis(axis, x.ndim, "split")

@@ -9,8 +9,10 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
 
     def _validate(self, group):
         super()._validate(group)
@@ -27,12 +29,38 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = be.xp.zeros(param.shape, param.dtype)
         state["step"] += 1
         b1, b2 = group["betas"]
+        if group["amsgrad"]:
+            self._amsgrad_update(param, grad, group, state, be.xp)
+            return
         be.adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
                      group["lr"], b1, b2, group["eps"], group["weight_decay"], self.decoupled)
 
 
+    def _amsgrad_update(self, param, grad, group, state, xp):
+        """Adam with the running maximum of the second moment (AMSGrad), as array ops."""
+        b1, b2 = group["betas"]
+        lr, wd, t = group["lr"], group["weight_decay"], state["step"]
+        if "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = xp.zeros(param.shape, param.dtype)
+        if wd and self.decoupled:
+            param *= 1 - lr * wd
+        elif wd:
+            grad = grad + wd * param
+        m, v, vmax = state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"]
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad * grad
+        xp.maximum(vmax, v, out=vmax)
+        denom = xp.sqrt(vmax) / ((1 - b2 ** t) ** 0.5) + group["eps"]
+        param -= (lr / (1 - b1 ** t)) * m / denom
+
+
 class AdamW(Adam):
+    """Adam with decoupled weight decay (the weights shrink by lr * weight_decay each step)."""
+
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr, betas, eps, weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

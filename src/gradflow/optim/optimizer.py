@@ -5,6 +5,9 @@ from ..tensor import Tensor
 
 
 class Optimizer:
+    """The base of the optimizers: parameter groups (``param_groups``, each a dict of options
+    and its ``params``), per-parameter ``state``, ``step``, ``zero_grad`` and state dicts."""
+
     def __init__(self, params, defaults):
         self.defaults = defaults
         self.state = {}  # parameter -> dict of its state (arrays on the parameter's device)
@@ -17,6 +20,7 @@ class Optimizer:
             self.add_param_group(g)
 
     def add_param_group(self, group):
+        """Adds a dict {"params": [...], option: value, ...}; unset options take the defaults."""
         group = dict(group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
@@ -39,6 +43,7 @@ class Optimizer:
             raise ValueError(f"invalid learning rate: {group['lr']}")
 
     def zero_grad(self, set_to_none=True):
+        """Clears the gradients of every parameter (to None by default, else to zeros)."""
         for g in self.param_groups:
             for p in g["params"]:
                 if set_to_none or p.grad is None:
@@ -46,7 +51,15 @@ class Optimizer:
                 else:
                     p.grad._be.setitem(p.grad.data, Ellipsis, 0)
 
-    def step(self):
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. ``closure``, if given, is called
+        first (with gradients enabled) to recompute the loss, which step returns."""
+        loss = None
+        if closure is not None:
+            from ..autograd.grad_mode import enable_grad
+
+            with enable_grad():
+                loss = closure()
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -59,6 +72,8 @@ class Optimizer:
                     # The fused kernels update C-contiguous memory in place; any other layout
                     # (a parameter made from a transposed view) goes through a contiguous copy.
                     grad = xp.ascontiguousarray(p.grad.data)
+                    if group.get("maximize"):
+                        grad = -grad
                     state = self.state.setdefault(p, {})
                     if p.data.flags.c_contiguous:
                         self._update(p.data, grad, group, state, p._be)
@@ -67,6 +82,7 @@ class Optimizer:
                         self._update(work, grad, group, state, p._be)
                         p._be.setitem(p.data, Ellipsis, work)
                     p._vbox[0] += 1
+        return loss
 
     def _update(self, param, grad, group, state, be):
         """One step on C-contiguous arrays ``param`` (in place) and ``grad``, with backend ``be``."""
@@ -94,6 +110,7 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
+        """Restores what state_dict returned (onto this optimizer's parameters, in order)."""
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):

@@ -1,4 +1,4 @@
-"""Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
+"""Stochastic gradient descent with momentum, Nesterov momentum, weight decay and maximize."""
 
 from .optimizer import Optimizer
 
@@ -8,11 +8,13 @@ class SGD(Optimizer):
     d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at the first step);
     d = d + momentum buf (Nesterov) or buf; p -= lr d."""
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      nesterov=nesterov, weight_decay=weight_decay))
+                                      nesterov=nesterov, weight_decay=weight_decay,
+                                      maximize=maximize))
 
     def _validate(self, group):
         super()._validate(group)

@@ -1,0 +1,253 @@
+"""Containers: Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict."""
+
+from collections import OrderedDict
+
+from .module import Module
+from .parameter import Parameter
+
+
+def _check_module(m, where):
+    if not isinstance(m, Module):
+        raise TypeError(f"{where}: {type(m).__name__} is not a Module")
+    return m
+
+
+class Sequential(Module):
+    """Modules applied one after the other; built from modules or an OrderedDict of them."""
+
+    def __init__(self, *args):
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, m in args[0].items():
+                setattr(self, name, _check_module(m, f"Sequential item {name!r}"))
+        else:
+            for i, m in enumerate(args):
+                setattr(self, str(i), _check_module(m, f"Sequential: item {i}"))
+
+    def forward(self, input):
+        for layer in self._modules.values():
+            input = layer(input)
+        return input
+
+    def __getitem__(self, i):
+        layers = list(self._modules.items())
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(layers[i]))
+        return layers[i][1]
+
+    def __setitem__(self, i, module):
+        setattr(self, list(self._modules)[i], _check_module(module, "Sequential"))
+
+    def __delitem__(self, i):
+        names = list(self._modules)
+        for name in (names[i] if isinstance(i, slice) else [names[i]]):
+            delattr(self, name)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        """Adds ``module`` at the end; returns self."""
+        setattr(self, str(len(self)), _check_module(module, "Sequential.append"))
+        return self
+
+    def extend(self, modules):
+        """Appends each module; returns self."""
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        """Inserts ``module`` before position ``index``."""
+        items = list(self._modules.values())
+        items.insert(index, _check_module(module, "Sequential.insert"))
+        for name in list(self._modules):
+            delattr(self, name)
+        for i, m in enumerate(items):
+            setattr(self, str(i), m)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules, each registered (indexed 0, 1, ...)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def __getitem__(self, i):
+        items = list(self._modules.values())
+        return ModuleList(items[i]) if isinstance(i, slice) else items[i]
+
+    def __setitem__(self, i, module):
+        setattr(self, list(self._modules)[i], _check_module(module, "ModuleList"))
+
+    def __delitem__(self, i):
+        items = list(self._modules.values())
+        del items[i]
+        for name in list(self._modules):
+            delattr(self, name)
+        self.extend(items)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def append(self, module):
+        """Adds ``module`` at the end; returns self."""
+        setattr(self, str(len(self)), _check_module(module, "ModuleList.append"))
+        return self
+
+    def extend(self, modules):
+        """Appends each module; returns self."""
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        """Inserts ``module`` before position ``index``."""
+        items = list(self._modules.values())
+        items.insert(index, _check_module(module, "ModuleList.insert"))
+        for name in list(self._modules):
+            delattr(self, name)
+        self.extend(items)
+
+
+class ModuleDict(Module):
+    """A dict of modules, each registered under its key."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        setattr(self, key, _check_module(module, "ModuleDict"))
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        """The keys."""
+        return self._modules.keys()
+
+    def values(self):
+        """The modules."""
+        return self._modules.values()
+
+    def items(self):
+        """(key, module) pairs."""
+        return self._modules.items()
+
+    def update(self, modules):
+        """Adds the (key, module) pairs of a dict or an iterable of pairs."""
+        for k, m in (modules.items() if hasattr(modules, "items") else modules):
+            self[k] = m
+
+    def pop(self, key):
+        """Removes and returns the module under ``key``."""
+        m = self._modules[key]
+        delattr(self, key)
+        return m
+
+
+def _as_parameter(p):
+    return p if isinstance(p, Parameter) else Parameter(p)
+
+
+class ParameterList(Module):
+    """A list of parameters, each registered (indexed 0, 1, ...); plain tensors are wrapped."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def __getitem__(self, i):
+        items = list(self._parameters.values())
+        return ParameterList(items[i]) if isinstance(i, slice) else items[i]
+
+    def __setitem__(self, i, p):
+        setattr(self, list(self._parameters)[i], _as_parameter(p))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def append(self, value):
+        """Adds a parameter at the end; returns self."""
+        setattr(self, str(len(self)), _as_parameter(value))
+        return self
+
+    def extend(self, values):
+        """Appends each parameter; returns self."""
+        for v in values:
+            self.append(v)
+        return self
+
+
+class ParameterDict(Module):
+    """A dict of parameters, each registered under its key; plain tensors are wrapped."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, p):
+        setattr(self, key, _as_parameter(p))
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def keys(self):
+        """The keys."""
+        return self._parameters.keys()
+
+    def values(self):
+        """The parameters."""
+        return self._parameters.values()
+
+    def items(self):
+        """(key, parameter) pairs."""
+        return self._parameters.items()
+
+    def update(self, parameters):
+        """Adds the (key, parameter) pairs of a dict or an iterable of pairs."""
+        for k, p in (parameters.items() if hasattr(parameters, "items") else parameters):
+            self[k] = p

@@ -1,0 +1,341 @@
+"""PyTorch's other reductions, scans and orderings: prod, all, any, count_nonzero, norm,
+cumsum, cumprod, logcumsumexp, cummax, cummin, sort, argsort, topk, kthvalue, median, mode,
+unique.
+
+Orderings and selections compute indices without a gradient and pick the values with
+``take_along_dim``, so the gradient goes to the elements picked, as in PyTorch."""
+
+from .. import tensor as _tensor
+from ..autograd.function import Function, NonDifferentiable
+from ._util import float_operand, normalize_axis, normalize_dims, torch_kwargs
+from .index import take_along_dim
+from .reduce import ValuesIndices, amax
+
+_T = lambda arr, like: _tensor.Tensor._make(arr, like._device)  # noqa: E731
+
+
+# ---- prod -----------------------------------------------------------------------------------------
+class Prod(Function):
+    """The product over ``axes``. Gradient: the product of the others, written to be right with
+    zeros (one zero: only it gets a gradient; two or more: none does)."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        ctx.axes, ctx.keepdims = axes, keepdims
+        ctx.save_inputs(0)
+        return ctx.be.xp.prod(x, axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .arith import where
+
+        (x,) = ctx.saved_tensors
+        zero = x == 0
+        one = _tensor.ones((), dtype=x.dtype, device=x.device)
+        nonzero = where(zero, one, x)
+        others = Prod.apply(nonzero, axes=ctx.axes, keepdims=True) / nonzero
+        zeros = zero.sum(ctx.axes, keepdim=True)
+        use = (zeros == 0) | ((zeros == 1) & zero)
+        gk = g if ctx.keepdims else g.reshape(tuple(1 if i in ctx.axes else n
+                                                    for i, n in enumerate(x.shape)))
+        return (gk * others * use.to(g.dtype),)
+
+
+@torch_kwargs
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    """The product over ``dim`` (all elements when None)."""
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype.kind == "b":
+        x = x.long()
+    axes = normalize_dims(dim, x.ndim, "prod")
+    return Prod.apply(x, axes=axes, keepdims=keepdim) if axes else x
+
+
+# ---- logical reductions ---------------------------------------------------------------------------
+class _Logical(NonDifferentiable):
+    @staticmethod
+    def forward(ctx, x, fn, axes, keepdims):
+        return getattr(ctx.be.xp, fn)(x, axis=axes, keepdims=keepdims)
+
+
+@torch_kwargs
+def all(input, dim=None, keepdim=False):  # noqa: A001
+    """Whether every element (along ``dim``) is nonzero, as a bool tensor."""
+    return _Logical.apply(input, fn="all", axes=normalize_dims(dim, input.ndim, "all"), keepdims=keepdim)
+
+
+@torch_kwargs
+def any(input, dim=None, keepdim=False):  # noqa: A001
+    """Whether some element (along ``dim``) is nonzero, as a bool tensor."""
+    return _Logical.apply(input, fn="any", axes=normalize_dims(dim, input.ndim, "any"), keepdims=keepdim)
+
+
+class _CountNonzero(NonDifferentiable):
+    @staticmethod
+    def forward(ctx, x, axes):
+        return ctx.be.xp.count_nonzero(x, axis=axes).astype("int64")
+
+
+@torch_kwargs
+def count_nonzero(input, dim=None):
+    """The number of nonzero elements (along ``dim``), int64."""
+    return _CountNonzero.apply(input, axes=normalize_dims(dim, input.ndim, "count_nonzero"))
+
+
+# ---- norms ----------------------------------------------------------------------------------------
+@torch_kwargs
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    """The ``ord``-norm over ``dim`` of a tensor seen as a vector: (sum |x|^ord)^(1/ord); inf
+    gives max |x|, -inf min |x|, 0 the count of nonzeros. The gradient at a zero norm is 0."""
+    from .arith import where
+
+    x = float_operand(x if dtype is None else x.to(dtype))
+    axes = normalize_dims(dim, x.ndim, "vector_norm")
+    a = x.abs()
+    if ord == float("inf"):
+        return a.amax(axes, keepdim) if axes else a
+    if ord == float("-inf"):
+        return a.amin(axes, keepdim) if axes else a
+    if ord == 0:
+        return (x != 0).to(x.dtype).sum(axes, keepdim)
+    if ord == 2:  # sqrt(sum x^2), with a zero gradient (not NaN) where the norm is 0
+        s = (x * x).sum(axes, keepdim)
+        zero = s == 0
+        safe = where(zero, _tensor.ones((), dtype=x.dtype, device=x.device), s)
+        return where(zero, s, safe.sqrt())
+    if ord == 1:
+        return a.sum(axes, keepdim)
+    s = (a ** ord).sum(axes, keepdim)
+    zero = s == 0
+    safe = where(zero, _tensor.ones((), dtype=x.dtype, device=x.device), s)
+    return where(zero, s, safe ** (1.0 / ord))
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    """``torch.norm``: the 2-norm (Frobenius) by default, or the ``p``-norm, over ``dim``."""
+    if p == "fro" or p is None:
+        p = 2
+    if isinstance(p, str):
+        raise ValueError(f"norm: p={p!r} is not supported here (use 'fro' or a number)")
+    return vector_norm(input, p, dim, keepdim, dtype=dtype)
+
+
+# ---- scans ----------------------------------------------------------------------------------------
+class CumSum(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        return ctx.be.xp.cumsum(x, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .layout import flip
+
+        return (flip(CumSum.apply(flip(g, ctx.axis), axis=ctx.axis), ctx.axis),)
+
+
+@torch_kwargs
+def cumsum(input, dim, *, dtype=None):
+    """Running sums along ``dim``."""
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype.kind == "b":
+        x = x.long()
+    if x.ndim == 0:
+        return x
+    return CumSum.apply(x, axis=normalize_axis(dim, x.ndim, "cumsum"))
+
+
+class CumProd(Function):
+    """Running products, for inputs without zeros: the gradient is
+    reverse-cumsum(g * out) / x."""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        ctx.save_inputs(0)
+        ctx.save_output()
+        return ctx.be.xp.cumprod(x, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .layout import flip
+
+        x, y = ctx.saved_tensors
+        d = ctx.axis
+        return (flip(cumsum(flip(g * y, d), d), d) / x,)
+
+
+@torch_kwargs
+def cumprod(input, dim, *, dtype=None):
+    """Running products along ``dim``."""
+    from .shape import concatenate
+
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype.kind == "b":
+        x = x.long()
+    if x.ndim == 0:
+        return x
+    d = normalize_axis(dim, x.ndim, "cumprod")
+    if not x.requires_grad or not bool((x.data == 0).any()):
+        return CumProd.apply(x, axis=d)
+    # With zeros, the division above is undefined: each prefix as its own product (whose
+    # gradient handles zeros exactly).
+    return concatenate([prod(x.narrow(d, 0, i + 1), d, keepdim=True) for i in range(x.shape[d])], d)
+
+
+@torch_kwargs
+def logcumsumexp(input, dim):
+    """log(cumsum(exp(x))) along ``dim``, without overflow."""
+    x = float_operand(input)
+    if x.ndim == 0:
+        return x
+    d = normalize_axis(dim, x.ndim, "logcumsumexp")
+    m = amax(x, d, keepdim=True).detach()
+    return cumsum((x - m).exp(), d).log() + m
+
+
+class _CumExtremum(NonDifferentiable):
+    @staticmethod
+    def forward(ctx, x, axis, kind):
+        import numpy as np
+
+        # On the host: ufunc.accumulate is numpy's (the indices go back to the device).
+        a = ctx.be.to_numpy(x)
+        run = (np.maximum if kind == "max" else np.minimum).accumulate(a, axis=axis)
+        # The index of the last position where the running extreme was attained.
+        n = a.shape[axis]
+        pos = np.arange(n).reshape((1,) * axis + (n,) + (1,) * (a.ndim - axis - 1))
+        hit = np.where(a == run, pos, 0)
+        return ctx.be.to_device_array(np.maximum.accumulate(hit, axis=axis).astype("int64"))
+
+
+def _cum_extreme(input, dim, kind):
+    if input.ndim == 0:
+        return ValuesIndices(input, _tensor.zeros((), dtype="int64", device=input.device))
+    d = normalize_axis(dim, input.ndim, "cum" + kind)
+    idx = _CumExtremum.apply(input, axis=d, kind=kind)
+    return ValuesIndices(take_along_dim(input, idx, d), idx)
+
+
+@torch_kwargs
+def cummax(input, dim):
+    """Running maxima along ``dim`` and where each was attained: (values, indices)."""
+    return _cum_extreme(input, dim, "max")
+
+
+@torch_kwargs
+def cummin(input, dim):
+    """Running minima along ``dim`` and where each was attained: (values, indices)."""
+    return _cum_extreme(input, dim, "min")
+
+
+# ---- orderings ------------------------------------------------------------------------------------
+class _ArgSort(NonDifferentiable):
+    @staticmethod
+    def forward(ctx, x, axis, descending, stable):
+        xp = ctx.be.xp
+        if descending:  # stably, ties keeping their order: ascending on the negated values
+            key = ~x if x.dtype.kind == "b" else -x.astype("int64") if x.dtype.kind == "u" else -x
+            return xp.argsort(key, axis=axis, kind="stable").astype("int64")
+        return xp.argsort(x, axis=axis, kind="stable" if stable else None).astype("int64")
+
+
+@torch_kwargs
+def argsort(input, dim=-1, descending=False, stable=False):
+    """The indices that sort ``input`` along ``dim``."""
+    if input.ndim == 0:
+        return _tensor.zeros((), dtype="int64", device=input.device)
+    d = normalize_axis(dim, input.ndim, "argsort")
+    return _ArgSort.apply(input, axis=d, descending=bool(descending), stable=bool(stable))
+
+
+@torch_kwargs
+def sort(input, dim=-1, descending=False, stable=False):
+    """(values, indices) of ``input`` sorted along ``dim``."""
+    idx = argsort(input, dim, descending, stable)
+    if input.ndim == 0:
+        return ValuesIndices(input, idx)
+    return ValuesIndices(take_along_dim(input, idx, normalize_axis(dim, input.ndim, "sort")), idx)
+
+
+@torch_kwargs
+def topk(input, k, dim=-1, largest=True, sorted=True):  # noqa: A002
+    """The ``k`` largest (or smallest) entries along ``dim``: (values, indices)."""
+    d = normalize_axis(dim, input.ndim, "topk")
+    n = input.shape[d] if input.ndim else 1
+    if not 0 <= k <= n:
+        raise ValueError(f"topk: k={k} is out of range for a dim of size {n}")
+    idx = argsort(input, d, descending=largest, stable=True)
+    if input.ndim == 0:
+        return ValuesIndices(input, idx)
+    idx = idx.narrow(d, 0, k)
+    return ValuesIndices(take_along_dim(input, idx, d), idx)
+
+
+@torch_kwargs
+def kthvalue(input, k, dim=-1, keepdim=False):
+    """The ``k``-th smallest entry (1-based) along ``dim`` and its index."""
+    d = normalize_axis(dim, input.ndim, "kthvalue")
+    n = input.shape[d] if input.ndim else 1
+    if not 1 <= k <= n:
+        raise ValueError(f"kthvalue: k={k} is out of range for a dim of size {n}")
+    if input.ndim == 0:
+        return ValuesIndices(input, _tensor.zeros((), dtype="int64", device=input.device))
+    idx = argsort(input, d, stable=True).narrow(d, k - 1, 1)
+    values = take_along_dim(input, idx, d)
+    return ValuesIndices(values, idx) if keepdim else ValuesIndices(values.squeeze(d), idx.squeeze(d))
+
+
+@torch_kwargs
+def median(input, dim=None, keepdim=False):
+    """The lower median: of all elements (a 0-d tensor) or along ``dim`` (values, indices)."""
+    if dim is None:
+        flat = input.reshape(-1)
+        return kthvalue(flat, (flat.shape[0] + 1) // 2, 0).values
+    d = normalize_axis(dim, input.ndim, "median")
+    n = input.shape[d] if input.ndim else 1
+    return kthvalue(input, (n + 1) // 2, d, keepdim)
+
+
+class _Mode(NonDifferentiable):
+    @staticmethod
+    def forward(ctx, x, axis):
+        xp = ctx.be.xp
+        s = xp.sort(x, axis=axis)
+        n = x.shape[axis]
+        # For each sorted position, the length of the run of equal values ending there.
+        moved = xp.moveaxis(s, axis, -1)
+        run = xp.ones(moved.shape, "int64")
+        for i in range(1, n):
+            run[..., i] = xp.where(moved[..., i] == moved[..., i - 1], run[..., i - 1] + 1, 1)
+        best = xp.argmax(run, axis=-1)  # first longest run: the smallest most frequent value
+        value = xp.take_along_axis(moved, best[..., None], -1)
+        orig = xp.moveaxis(x, axis, -1)
+        last = n - 1 - xp.argmax((orig == value)[..., ::-1], axis=-1)  # as PyTorch: the last one
+        return last.astype("int64")
+
+
+@torch_kwargs
+def mode(input, dim=-1, keepdim=False):
+    """The most frequent value along ``dim`` (the smallest among ties) and an index of it."""
+    if input.ndim == 0:
+        return ValuesIndices(input, _tensor.zeros((), dtype="int64", device=input.device))
+    d = normalize_axis(dim, input.ndim, "mode")
+    idx = _Mode.apply(input, axis=d).unsqueeze(d)
+    values = take_along_dim(input, idx, d)
+    return ValuesIndices(values, idx) if keepdim else ValuesIndices(values.squeeze(d), idx.squeeze(d))
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
+    """The distinct values (sorted), with optionally the inverse indices and the counts."""
+    if dim is not None:
+        raise ValueError("unique: dim= is not supported; unique works on all elements")
+    xp = input._be.xp
+    vals, inv, counts = xp.unique(input.data.reshape(-1), return_inverse=True, return_counts=True)
+    out = [_T(vals, input)]
+    if return_inverse:
+        out.append(_T(inv.reshape(input.shape).astype("int64"), input))
+    if return_counts:
+        out.append(_T(counts.astype("int64"), input))
+    return out[0] if len(out) == 1 else tuple(out)
+

@@ -1,0 +1,346 @@
+"""PyTorch's op names in gradflow: each op against torch 2.x on the same float64 inputs (values,
+and gradients of a random weighting of the output), and a float64 gradcheck of gradflow's
+gradient against finite differences."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import gradflow as gf  # noqa: E402
+from gradflow.autograd import gradcheck  # noqa: E402
+
+
+def _n(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _u(shape, lo, hi, seed):
+    return np.random.default_rng(seed).uniform(lo, hi, shape)
+
+
+def _distinct(shape, seed):
+    n = int(np.prod(shape))
+    return (np.random.default_rng(seed).permutation(n) * 0.37 - n * 0.15).reshape(shape)
+
+
+IDX = np.array([[0, 2, 1, 0], [1, 1, 0, 2]])
+IDX1 = np.array([2, 0, 2])
+MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
+
+
+def _lib(lib):
+    """Helpers that build constant index/mask tensors in either library."""
+    return (lambda a: torch.tensor(a)) if lib is torch else lib.tensor
+
+
+# (id, f(lib, *tensors), [input arrays]); f uses only names both libraries share.
+CASES = [
+    # elementwise math
+    *[(name, (lambda name: lambda L, a: getattr(L, name)(a))(name), [_u((3, 4), -0.8, 0.8, 0)])
+      for name in ["sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "atanh",
+                   "erf", "erfc", "erfinv", "log1p", "expm1", "exp2", "reciprocal", "square",
+                   "frac", "arcsin", "arctan"]],
+    *[(name, (lambda name: lambda L, a: getattr(L, name)(a))(name), [_u((3, 4), 1.2, 3.0, 1)])
+      for name in ["acosh", "log2", "log10", "rsqrt"]],
+    *[(name, (lambda name: lambda L, a: getattr(L, name)(a) * a)(name), [_u((3, 4), -3.0, 3.0, 2) + 0.05])
+      for name in ["floor", "ceil", "round", "trunc", "sign"]],
+    ("method_sin", lambda L, a: a.sin() * a.cos(), [_n((3, 4), 0)]),
+    ("atan2", lambda L, a, b: L.atan2(a, b), [_n((3, 4), 0), _n((4,), 1)]),
+    ("copysign", lambda L, a, b: L.copysign(a, b), [_n((3, 4), 0) + 0.05, _n((3, 4), 1) + 0.05]),
+    ("fmod", lambda L, a, b: L.fmod(a, b), [_u((3, 4), -5, 5, 0), _u((3, 4), 0.7, 2, 1)]),
+    ("remainder", lambda L, a, b: L.remainder(a, b), [_u((3, 4), -5, 5, 0), _u((3, 4), 0.7, 2, 1)]),
+    ("mod_op", lambda L, a: a % 1.5, [_u((3, 4), -5, 5, 0)]),
+    ("logaddexp", lambda L, a, b: L.logaddexp(a, b), [_n((3, 4), 0), _n((3, 4), 1)]),
+    ("hypot", lambda L, a, b: L.hypot(a, b), [_n((3, 4), 0), _n((3, 4), 1)]),
+    ("lerp", lambda L, a, b: L.lerp(a, b, 0.3), [_n((3, 4), 0), _n((3, 4), 1)]),
+    ("nan_to_num", lambda L, a: L.nan_to_num(a / (a > 0).to(a.dtype), nan=0.5, posinf=2.0, neginf=-2.0), [_n((3, 4), 0)]),
+    # reductions and scans
+    ("prod", lambda L, a: a.prod(), [_u((2, 3), 0.5, 1.5, 0)]),
+    ("prod_dim", lambda L, a: L.prod(a, 1, keepdim=True), [_n((3, 4), 0)]),
+    ("prod_zero", lambda L, a: a.prod(1) * 1.0, [np.array([[0.0, 2.0, 3.0], [1.5, 0.0, 0.0], [1.0, 2.0, -1.0]])]),
+    ("cumsum", lambda L, a: a.cumsum(1), [_n((3, 4), 0)]),
+    ("cumsum_0", lambda L, a: L.cumsum(a, dim=0), [_n((3, 4), 0)]),
+    ("cumprod", lambda L, a: a.cumprod(1), [_u((3, 4), 0.5, 1.5, 0)]),
+    ("cumprod_zero", lambda L, a: a.cumprod(1), [np.array([[1.5, 0.0, 2.0, 3.0], [0.0, 1.0, 0.0, 2.0]])]),
+    ("logcumsumexp", lambda L, a: a.logcumsumexp(1), [_n((3, 4), 0)]),
+    ("cummax", lambda L, a: a.cummax(1).values, [_distinct((3, 4), 0)]),
+    ("cummin", lambda L, a: L.cummin(a, 0).values, [_distinct((3, 4), 0)]),
+    ("norm", lambda L, a: a.norm(), [_n((3, 4), 0)]),
+    ("norm_dim", lambda L, a: L.norm(a, dim=1, keepdim=True), [_n((3, 4), 0)]),
+    ("norm_p3", lambda L, a: L.norm(a, p=3, dim=0), [_n((3, 4), 0)]),
+    ("vector_norm_inf", lambda L, a: L.linalg.vector_norm(a, ord=float("inf"), dim=1), [_distinct((3, 4), 0)]),
+    ("vector_norm_1", lambda L, a: L.linalg.vector_norm(a, ord=1), [_n((3, 4), 0)]),
+    ("sort", lambda L, a: a.sort(1).values, [_distinct((3, 4), 0)]),
+    ("sort_desc", lambda L, a: L.sort(a, dim=0, descending=True).values, [_distinct((3, 4), 0)]),
+    ("topk", lambda L, a: a.topk(2, dim=1).values, [_distinct((3, 4), 0)]),
+    ("topk_smallest", lambda L, a: L.topk(a, 2, 0, largest=False).values, [_distinct((3, 4), 0)]),
+    ("kthvalue", lambda L, a: a.kthvalue(2, 1).values, [_distinct((3, 4), 0)]),
+    ("median", lambda L, a: a.median(), [_distinct((3, 5), 0)]),
+    ("median_dim", lambda L, a: a.median(1).values, [_distinct((3, 4), 0)]),
+    ("amax", lambda L, a: a.amax((0, 1)), [_distinct((3, 4), 0)]),
+    # shape and indexing
+    ("cat", lambda L, a, b: L.cat([a, b], dim=1), [_n((3, 4), 0), _n((3, 2), 1)]),
+    ("view", lambda L, a: a.view(2, 6) * a.view(-1)[:6], [_n((3, 4), 0)]),
+    ("view_as", lambda L, a, b: a.view_as(b) * b, [_n((3, 4), 0), _n((4, 3), 1)]),
+    ("expand", lambda L, a: a.expand(2, 3, 4), [_n((3, 1), 0)]),
+    ("expand_minus1", lambda L, a: a.expand(-1, 5) * 1.0, [_n((3, 1), 0)]),
+    ("expand_as", lambda L, a, b: a.expand_as(b) * b, [_n((1, 4), 0), _n((3, 4), 1)]),
+    ("repeat", lambda L, a: a.repeat(2, 1, 3), [_n((3, 4), 0)]),
+    ("repeat_interleave", lambda L, a: a.repeat_interleave(2, dim=1), [_n((3, 4), 0)]),
+    ("repeat_interleave_flat", lambda L, a: L.repeat_interleave(a, 3), [_n((2, 2), 0)]),
+    ("repeat_interleave_tensor", lambda L, a: a.repeat_interleave(_lib(L)(np.array([1, 0, 2])), dim=0),
+     [_n((3, 4), 0)]),
+    ("tile", lambda L, a: L.tile(a, (2,)), [_n((3, 4), 0)]),
+    ("chunk", lambda L, a: a.chunk(3, 1)[1] * a.chunk(3, 1)[0], [_n((3, 4), 0)]),
+    ("unbind", lambda L, a: L.unbind(a, 1)[2] * a.unbind()[0][:3], [_n((3, 4), 0)]),
+    ("narrow", lambda L, a: a.narrow(1, 1, 2), [_n((3, 4), 0)]),
+    ("flip", lambda L, a: a.flip(0) * a.flip((0, 1)), [_n((3, 4), 0)]),
+    ("roll", lambda L, a: a.roll(1, 1) * L.roll(a, (2, -1), (0, 1)), [_n((3, 4), 0)]),
+    ("roll_flat", lambda L, a: a.roll(5), [_n((3, 4), 0)]),
+    ("movedim", lambda L, a: a.movedim(0, 2), [_n((2, 3, 4), 0)]),
+    ("unflatten", lambda L, a: a.unflatten(1, (2, 2)), [_n((3, 4), 0)]),
+    ("gather", lambda L, a: a.gather(0, _lib(L)(IDX)), [_n((3, 4), 0)]),
+    ("gather_1", lambda L, a: L.gather(a, 1, _lib(L)(IDX[:, :3])), [_n((3, 4), 0)]),
+    ("take_along_dim", lambda L, a: L.take_along_dim(a, _lib(L)(IDX[:1]), 0), [_n((3, 4), 0)]),
+    ("scatter", lambda L, a, b: a.scatter(1, _lib(L)(np.array([[0, 1], [2, 3], [3, 0]])), b),
+     [_n((3, 4), 0), _n((3, 2), 1)]),
+    ("scatter_value", lambda L, a: a.scatter(0, _lib(L)(np.array([[0, 1, 2, 0]])), 1.5), [_n((3, 4), 0)]),
+    ("scatter_add", lambda L, a, b: a.scatter_add(0, _lib(L)(IDX), b), [_n((3, 4), 0), _n((2, 4), 1)]),
+    ("scatter_reduce_sum", lambda L, a, b: a.scatter_reduce(0, _lib(L)(IDX), b, "sum"),
+     [_n((3, 4), 0), _n((2, 4), 1)]),
+    ("scatter_reduce_mean", lambda L, a, b: L.scatter_reduce(a, 0, _lib(L)(IDX), b, "mean"),
+     [_n((3, 4), 0), _n((2, 4), 1)]),
+    ("scatter_reduce_mean_exclude", lambda L, a, b: a.scatter_reduce(1, _lib(L)(IDX[:, :3]), b, "mean",
+                                                                     include_self=False),
+     [_n((3, 4), 0), _n((2, 3), 1)]),
+    ("xlogy", lambda L, a, b: L.xlogy(a, b), [_n((2, 3), 0), _u((2, 3), 0.5, 2, 1)]),
+    ("pow_method", lambda L, a: L.pow(a, 2) + a.pow(3), [_n((3, 4), 0)]),
+    ("clamp", lambda L, a: L.clamp(a, -0.5, 0.5) * a, [_n((3, 4), 0) + 0.01]),
+    ("index_select", lambda L, a: a.index_select(1, _lib(L)(IDX1)), [_n((3, 4), 0)]),
+    ("index_add", lambda L, a, b: a.index_add(0, _lib(L)(IDX1), b, alpha=2.0), [_n((3, 4), 0), _n((3, 4), 1)]),
+    ("masked_fill", lambda L, a: a.masked_fill(_lib(L)(MASK), -2.0), [_n((3, 4), 0)]),
+    ("masked_select", lambda L, a: a.masked_select(_lib(L)(MASK)), [_n((3, 4), 0)]),
+    ("tril", lambda L, a: a.tril(), [_n((3, 4), 0)]),
+    ("triu_k", lambda L, a: L.triu(a, 1) + L.tril(a, -1), [_n((2, 3, 4), 0)]),
+    ("diag_vec", lambda L, a: L.diag(a, 1), [_n((3,), 0)]),
+    ("diag_mat", lambda L, a: a.diag(-1), [_n((3, 4), 0)]),
+    ("diagonal", lambda L, a: a.diagonal(0, 1, 2), [_n((2, 3, 4), 0)]),
+    ("diag_embed", lambda L, a: L.diag_embed(a), [_n((2, 3), 0)]),
+    ("meshgrid", lambda L, a, b: L.meshgrid(a, b, indexing="ij")[0] * L.meshgrid(a, b, indexing="xy")[1].T,
+     [_n((3,), 0), _n((4,), 1)]),
+    ("einsum_mm", lambda L, a, b: L.einsum("ij,jk->ik", a, b), [_n((3, 4), 0), _n((4, 2), 1)]),
+    ("einsum_batch", lambda L, a, b: L.einsum("bij,bkj->bik", a, b), [_n((2, 3, 4), 0), _n((2, 5, 4), 1)]),
+    ("einsum_sum_out", lambda L, a, b: L.einsum("ij,j->", a, b), [_n((3, 4), 0), _n((4,), 1)]),
+    ("einsum_implicit", lambda L, a, b: L.einsum("ij,jk", a, b), [_n((3, 4), 0), _n((4, 2), 1)]),
+    ("einsum_ellipsis", lambda L, a, b: L.einsum("...ij,...jk->...ik", a, b), [_n((2, 3, 4), 0), _n((4, 2), 1)]),
+    ("einsum_drop", lambda L, a: L.einsum("ijk->j", a), [_n((2, 3, 4), 0)]),
+    ("outer", lambda L, a, b: L.outer(a, b), [_n((3,), 0), _n((4,), 1)]),
+    ("dot", lambda L, a, b: L.dot(a, b), [_n((4,), 0), _n((4,), 1)]),
+    ("mm", lambda L, a, b: a.mm(b), [_n((3, 4), 0), _n((4, 2), 1)]),
+    ("bmm", lambda L, a, b: L.bmm(a, b), [_n((2, 3, 4), 0), _n((2, 4, 2), 1)]),
+    ("mv", lambda L, a, b: L.mv(a, b), [_n((3, 4), 0), _n((4,), 1)]),
+    ("clone", lambda L, a: a.clone() * a, [_n((3, 4), 0)]),
+    ("contiguous", lambda L, a: a.t().contiguous() * 2.0, [_n((3, 4), 0)]),
+]
+
+
+def _run(fn, arrays, lib):
+    ts = [(gf if lib is gf else torch).tensor(a, requires_grad=True) for a in arrays]
+    return ts, fn(lib, *ts)
+
+
+@pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
+def test_matches_torch(name, fn, arrays):
+    gts, g = _run(fn, arrays, gf)
+    tts, t = _run(fn, arrays, torch)
+    assert tuple(g.shape) == tuple(t.shape)
+    np.testing.assert_allclose(g.detach().numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    w = np.random.default_rng(7).standard_normal(tuple(t.shape))
+    (g * gf.tensor(w)).sum().backward()
+    (t * torch.tensor(w)).sum().backward()
+    for a, b in zip(gts, tts):
+        exp = np.zeros(a.shape) if b.grad is None else b.grad.numpy()
+        got = np.zeros(a.shape) if a.grad is None else a.grad.numpy()
+        np.testing.assert_allclose(got, exp, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
+def test_gradcheck(name, fn, arrays):
+    ts = [gf.tensor(a, requires_grad=True) for a in arrays]
+    assert gradcheck(lambda *xs: fn(gf, *xs), ts)
+
+
+# ---- non-differentiable ops: values against torch ---------------------------------------------------
+def test_orderings_indices_match_torch():
+    a = _distinct((3, 5), 0)
+    g, t = gf.tensor(a), torch.tensor(a)
+    for gi, ti in [(g.argsort(1), t.argsort(1)), (g.sort(0, descending=True).indices,
+                                                   t.sort(0, descending=True).indices),
+                   (g.topk(3).indices, t.topk(3).indices), (g.kthvalue(2, 0).indices, t.kthvalue(2, 0).indices),
+                   (g.median(1).indices, t.median(1).indices), (g.cummax(1).indices, t.cummax(1).indices),
+                   (g.cummin(0).indices, t.cummin(0).indices)]:
+        np.testing.assert_array_equal(gi.numpy(), ti.numpy())
+
+
+@pytest.mark.parametrize("reduce", ["prod", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_values_match_torch(reduce, include_self):
+    a, b = _n((3, 4), 0), _n((2, 4), 1)
+    g = gf.tensor(a).scatter_reduce(0, gf.tensor(IDX), gf.tensor(b), reduce, include_self=include_self)
+    t = torch.tensor(a).scatter_reduce(0, torch.tensor(IDX), torch.tensor(b), reduce, include_self=include_self)
+    np.testing.assert_allclose(g.numpy(), t.numpy(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="gradient"):
+        gf.tensor(a, requires_grad=True).scatter_reduce(0, gf.tensor(IDX), gf.tensor(b), reduce)
+
+
+def test_xlogy_at_zero_matches_torch():
+    a, b = np.array([0.0, 0.0, 2.0]), np.array([0.0, 3.0, 3.0])
+    g, gb = gf.tensor(a, requires_grad=True), gf.tensor(b, requires_grad=True)
+    t, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    gf.xlogy(g, gb + 1).sum().backward()
+    torch.xlogy(t, tb + 1).sum().backward()
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy())
+    np.testing.assert_allclose(gb.grad.numpy(), tb.grad.numpy())
+    np.testing.assert_array_equal(gf.xlogy(gf.tensor(a), gf.tensor(b)).numpy(), torch.xlogy(torch.tensor(a), torch.tensor(b)).numpy())
+
+
+def test_mode_unique_count_nonzero_all_any_match_torch():
+    a = np.array([[1, 2, 2, 3, 3], [0, 0, 5, 5, 5], [4, 1, 4, 1, 0]])
+    g, t = gf.tensor(a), torch.tensor(a)
+    np.testing.assert_array_equal(g.mode(1).values.numpy(), t.mode(1).values.numpy())
+    np.testing.assert_array_equal(gf.unique(g).numpy(), torch.unique(t).numpy())
+    u, inv, cnt = gf.unique(g, return_inverse=True, return_counts=True)
+    tu, tinv, tcnt = torch.unique(t, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(inv.numpy(), tinv.numpy())
+    np.testing.assert_array_equal(cnt.numpy(), tcnt.numpy())
+    np.testing.assert_array_equal(g.count_nonzero(1).numpy(), t.count_nonzero(1).numpy())
+    np.testing.assert_array_equal(gf.count_nonzero(g).numpy(), torch.count_nonzero(t).numpy())
+    np.testing.assert_array_equal(g.all(1).numpy(), t.all(1).numpy())
+    np.testing.assert_array_equal((g > 0).any(0, keepdim=True).numpy(), (t > 0).any(0, keepdim=True).numpy())
+    assert bool(gf.all(g >= 0)) and not bool(gf.any(g > 5))
+    np.testing.assert_array_equal(g.nonzero().numpy(), t.nonzero().numpy())
+    for x, y in zip(g.nonzero(as_tuple=True), t.nonzero(as_tuple=True)):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_integer_division_bitwise_and_classification_match_torch():
+    a, b = np.array([7, -7, 5, 0]), np.array([2, 2, -3, 1])
+    g, h, t, u = gf.tensor(a), gf.tensor(b), torch.tensor(a), torch.tensor(b)
+    for x, y in [(g // h, t // u), (g % h, t % u), (gf.div(g, h, rounding_mode="trunc"),
+                                                    torch.div(t, u, rounding_mode="trunc")),
+                 (gf.div(g, h, rounding_mode="floor"), torch.div(t, u, rounding_mode="floor")),
+                 (g & h, t & u), (g | h, t | u), (g ^ h, t ^ u), (~g, ~t), (g << 1, t << 1),
+                 (gf.fmod(g, h), torch.fmod(t, u)), (gf.floor(g), torch.floor(t))]:
+        assert str(x.dtype) == str(y.dtype).replace("torch.", "")
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    f = np.array([1.0, np.nan, np.inf, -np.inf, 1e-9])
+    gf_f, t_f = gf.tensor(f), torch.tensor(f)
+    for name in ["isnan", "isinf", "isfinite", "isposinf", "isneginf"]:
+        np.testing.assert_array_equal(getattr(gf, name)(gf_f).numpy(), getattr(torch, name)(t_f).numpy())
+    np.testing.assert_array_equal(gf.isclose(gf_f, gf.zeros(5, dtype=gf.float64)).numpy(),
+                                  torch.isclose(t_f, torch.zeros(5, dtype=torch.float64)).numpy())
+    assert gf.allclose(gf.ones(3), gf.ones(3) + 1e-9) and not gf.allclose(gf.ones(3), gf.zeros(3))
+    assert gf.equal(gf.ones(2), gf.ones(2)) and not gf.equal(gf.ones(2), gf.ones(3))
+    np.testing.assert_array_equal(gf.nan_to_num(gf_f).numpy(), torch.nan_to_num(t_f).numpy())
+
+
+# ---- creation and dtypes -----------------------------------------------------------------------------
+def test_dtype_aliases_and_conversions():
+    assert gf.float is gf.float32 and gf.double is gf.float64 and gf.long is gf.int64
+    assert gf.int is gf.int32 and gf.bool is gf.bool_ and gf.half is gf.float16
+    assert gf.uint8.itemsize == 1 and gf.int8.kind == "i" and gf.int16.itemsize == 2
+    x = gf.tensor([1.5, -2.5])
+    assert x.double().dtype == gf.float64 and x.long().dtype == gf.int64 and x.int().dtype == gf.int32
+    assert x.bool().dtype == gf.bool_ and x.half().dtype == gf.float16 and x.long().float().dtype == gf.float32
+    assert x.type() == "gradflow.FloatTensor" and x.type(gf.float64).dtype == gf.float64
+    assert x.type("gradflow.LongTensor").dtype == gf.int64
+    np.testing.assert_array_equal(x.long().numpy(), torch.tensor([1.5, -2.5]).long().numpy())
+    with pytest.raises(TypeError, match="bfloat16"):
+        gf.zeros(2, dtype="bfloat16")
+
+
+def test_default_dtype():
+    assert gf.get_default_dtype() == gf.float32
+    gf.set_default_dtype(gf.float64)
+    try:
+        assert gf.tensor([1.0]).dtype == gf.float64 and gf.zeros(2).dtype == gf.float64
+        assert (gf.tensor([1]) / 2).dtype == gf.float64
+    finally:
+        gf.set_default_dtype(gf.float32)
+    with pytest.raises(TypeError):
+        gf.set_default_dtype(gf.int64)
+
+
+def test_creation_functions_match_torch():
+    x = gf.ones(2, 3, dtype=gf.float64)
+    assert gf.empty(2, 3).shape == (2, 3) and gf.empty_like(x).dtype == gf.float64
+    np.testing.assert_array_equal(gf.full_like(x, 7).numpy(), torch.full_like(torch.ones(2, 3), 7).numpy())
+    np.testing.assert_allclose(gf.linspace(0, 1, 7).numpy(), torch.linspace(0, 1, 7).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(gf.logspace(0, 2, 5).numpy(), torch.logspace(0, 2, 5).numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(gf.tril_indices(3, 4, 1).numpy(), torch.tril_indices(3, 4, 1).numpy())
+    np.testing.assert_array_equal(gf.triu_indices(4, 3).numpy(), torch.triu_indices(4, 3).numpy())
+    assert gf.is_tensor(x) and not gf.is_tensor(np.ones(2))
+    a = np.arange(3.0)
+    shared = gf.as_tensor(a)
+    a[0] = 9
+    assert shared.tolist()[0] == 9 and gf.as_tensor(x) is x
+    assert gf.as_tensor([1, 2], dtype=gf.float64).dtype == gf.float64
+
+
+def test_random_functions_and_generators():
+    g1, g2 = gf.Generator().manual_seed(3), gf.Generator().manual_seed(3)
+    assert g1.initial_seed() == 3
+    np.testing.assert_array_equal(gf.randn(4, generator=g1).numpy(), gf.randn(4, generator=g2).numpy())
+    assert sorted(gf.randperm(6, generator=g1).tolist()) == list(range(6))
+    x = gf.zeros(2, 3, dtype=gf.float64)
+    assert gf.rand_like(x).shape == (2, 3) and gf.randn_like(x).dtype == gf.float64
+    r = gf.randint_like(x, 3, 5)
+    assert r.dtype == gf.float64 and bool(((r >= 3) & (r < 5)).all())
+    assert gf.randint(5, (3,)).dtype == gf.int64 and gf.randint(2, 4, size=(2, 2)).shape == (2, 2)
+    n = gf.normal(gf.zeros(1000), 2.0)
+    assert n.shape == (1000,) and 1.5 < float(n.std()) < 2.5
+    assert gf.normal(1.0, 0.5, size=(3,)).shape == (3,)
+    s = gf.seed()
+    assert gf.initial_seed() == s
+    gf.manual_seed(11)
+    a = gf.rand(3)
+    gf.manual_seed(11)
+    np.testing.assert_array_equal(a.numpy(), gf.rand(3).numpy())
+
+
+def test_set_printoptions():
+    try:
+        gf.set_printoptions(precision=2)
+        assert "3.14" in repr(gf.tensor([3.14159])) and "3.142" not in repr(gf.tensor([3.14159]))
+    finally:
+        gf.set_printoptions(profile="default")
+
+
+@pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
+def test_cuda_matches_cpu(name, fn, arrays):
+    """The same op on the CUDA backend: values and gradients as on the CPU."""
+    from conftest import _CUDA_SKIP
+
+    if _CUDA_SKIP is not None:
+        pytest.skip(_CUDA_SKIP)
+
+    def lib_on(device):
+        class OnDevice:  # gf, with tensor() creating on ``device`` (index/mask constants too)
+            def __getattr__(self, attr):
+                return getattr(gf, attr)
+
+            @staticmethod
+            def tensor(a, **kw):
+                return gf.tensor(a, device=device, **kw)
+        return OnDevice()
+
+    results = []
+    for device in ("cpu", "cuda"):
+        ts = [gf.tensor(a, requires_grad=True, device=device) for a in arrays]
+        L = lib_on(device)
+        out = fn(L, *ts)
+        out.sum().backward()
+        results.append([out.detach().cpu().numpy()] + [t.grad.cpu().numpy() if t.grad is not None
+                                                          else np.zeros(t.shape) for t in ts])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
