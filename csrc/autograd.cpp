@@ -870,13 +870,19 @@ struct Pass {
                        op.p, Py_TYPE(grad)->tp_name, i);
         return false;
       }
-      if (be && reinterpret_cast<TensorObject*>(grad)->be != be.p) {
-        Ref op(op_name()), want(PyObject_GetAttr(be.p, N.name)),
+      if (be && reinterpret_cast<TensorObject*>(grad)->be != be.p) {  // (names decide)
+        Ref want(PyObject_GetAttr(be.p, N.name)),
             got(PyObject_GetAttr(reinterpret_cast<TensorObject*>(grad)->be, N.name));
-        if (op && want && got)
-          PyErr_Format(PyExc_RuntimeError, "%S.backward returned a gradient on %S for input "
-                       "%zd, which is on %S", op.p, got.p, i, want.p);
-        return false;
+        if (!want || !got) return false;
+        int same = PyObject_RichCompareBool(want.p, got.p, Py_EQ);
+        if (same < 0) return false;
+        if (!same) {
+          Ref op(op_name());
+          if (op)
+            PyErr_Format(PyExc_RuntimeError, "%S.backward returned a gradient on %S for input "
+                         "%zd, which is on %S", op.p, got.p, i, want.p);
+          return false;
+        }
       }
       if (!send_one(edge, grad, PyTuple_GET_ITEM(m.p, i), node)) return false;
     }

@@ -72,6 +72,8 @@ def max_memory_allocated(device=None) -> int:
 
 
 def reset_peak_memory_stats(device=None) -> None:
+    """Resets the peak that max_memory_allocated() reports on ``device`` (default:
+    the current one) to the memory allocated now."""
     _backend().reset_peak_memory_stats(_index(device))
 
 

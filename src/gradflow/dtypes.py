@@ -40,6 +40,7 @@ def as_dtype(dtype):
 
 
 def is_dtype_name(name: str) -> bool:
+    """Whether numpy understands ``name`` as a dtype."""
     try:
         np.dtype(name)
     except TypeError:

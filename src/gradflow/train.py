@@ -248,7 +248,7 @@ def main(argv=None):
                 total = step_total if total is None else total + step_total
                 seen += len(y) if not dist else hi - lo
                 # Read on the host (a GPU sync) only as often as tqdm redraws the bar.
-                if time.perf_counter() - shown >= bar.mininterval:
+                if not bar.disable and time.perf_counter() - shown >= bar.mininterval:
                     shown = time.perf_counter()
                     bar.set_postfix(loss=f"{total.item() / seen:.4f}", refresh=False)
             total = total.item()

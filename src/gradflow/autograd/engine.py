@@ -164,7 +164,8 @@ class _ReadyLeaves:
         self.pending = sorted(oldest.values(), key=lambda entry: entry[0])  # newest last
 
     def observer(self, then):
-        """The engine's per-node observer: finishes what is complete, then calls ``then``."""
+        """The engine's per-node observer: finishes what is complete, then calls ``then`` (the
+        tensor hooks' observer, whose result replaces the node's gradient)."""
         def observe(node, grad):
             seq = node._seq
             while self.pending and self.pending[-1][0] > seq:
@@ -174,8 +175,7 @@ class _ReadyLeaves:
                     g = entry[1]
                     del entry  # (the gradient's references decide whether it is kept as .grad)
                     _accumulate(leaf, g, self.shared, self.create_graph)
-            if then is not None:
-                then(node, grad)
+            return None if then is None else then(node, grad)  # (a result replaces grad)
         return observe
 
 

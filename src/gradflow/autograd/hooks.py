@@ -93,6 +93,8 @@ def register_post_accumulate_grad(tensor, hook):
 
 
 def fire_post_accumulate(leaf):
+    """Runs the post-accumulate-grad hooks registered on ``leaf`` (if it is still the
+    tensor they were registered on), after its ``.grad`` was accumulated."""
     entry = post_accumulate.get(id(leaf))
     if entry is not None and entry[0]() is leaf:
         for hook in list(entry[1].values()):  # a hook may remove itself

@@ -71,10 +71,12 @@ class NoGradViewOfModifiedBase(Function):
 
     @staticmethod
     def forward(ctx, base):
+        """Passes ``base`` through unchanged."""
         return base
 
     @staticmethod
     def backward(ctx, g):
+        """Raises: the gradient through such a view is ambiguous."""
         raise RuntimeError(
             "a view was made with grad mode off and its base (or another view of it) was then "
             "modified in place with grad mode on; its gradient is ambiguous. Make the view and "
@@ -114,6 +116,8 @@ class WriteThrough(Function):
 
     @staticmethod
     def forward(ctx, base, value, steps):
+        """A copy of ``base`` (in its layout) with ``value`` written into the region
+        that ``steps`` view."""
         ctx.steps = steps
         out = ctx.be.copy(base, "K")  # the base's layout, so the steps view it as they did
         _assign(out, steps, value, ctx.be)
@@ -121,6 +125,8 @@ class WriteThrough(Function):
 
     @staticmethod
     def backward(ctx, g):
+        """``g`` with the region zeroed for base, and ``g``'s region (the steps
+        replayed on it) for value."""
         from ..tensor import Tensor
 
         mask = g._be.xp.ones(g.shape, g.dtype)

@@ -302,22 +302,27 @@ def dropout_mask(shape, p, dtype, seed):
 
 # ---- array methods, as functions (a GPU backend runs them on its own device) -----------------------
 def reshape(a, shape):
+    """``a`` with shape ``shape`` (a view where possible)."""
     return a.reshape(shape)
 
 
 def astype(a, dtype):
+    """A copy of ``a`` converted to ``dtype``."""
     return a.astype(dtype)
 
 
 def copy(a, order="C"):
+    """A copy of ``a`` in memory order ``order`` ("C", "F", "A" or "K")."""
     return a.copy(order)
 
 
 def getitem(a, index):
+    """``a[index]`` (a view for basic indexing)."""
     return a[index]
 
 
 def setitem(a, index, value):
+    """Writes ``value`` into ``a[index]``, in place."""
     a[index] = value
 
 

@@ -41,6 +41,8 @@ class DistributedSampler:
         self.total_size = self.num_samples * self.num_replicas
 
     def set_epoch(self, epoch):
+        """Sets the epoch, which seeds the shuffle (``seed + epoch``): call it
+        before each epoch for a new order, the same on every rank."""
         self.epoch = int(epoch)
 
     def order(self):

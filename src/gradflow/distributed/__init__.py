@@ -74,6 +74,7 @@ def _install_abort_on_error(group):
 
 
 def is_initialized():
+    """Whether the default process group has been initialised."""
     return _group is not None
 
 
@@ -87,14 +88,17 @@ def _default(group):
 
 
 def get_rank(group=None):
+    """This process's rank in ``group`` (default: the default process group)."""
     return _default(group).rank
 
 
 def get_world_size(group=None):
+    """The number of ranks in ``group`` (default: the default process group)."""
     return _default(group).size
 
 
 def get_backend(group=None):
+    """The backend name ("mpi" or "nccl") of ``group`` (default: the default group)."""
     return _default(group).backend
 
 

@@ -11,6 +11,8 @@ context = ""  # what is starting the next collectives (set by DistributedDataPar
 
 
 def enabled():
+    """Whether GRADFLOW_DISTRIBUTED_DEBUG is DETAIL (OFF by default; any other value
+    raises ValueError)."""
     level = os.environ.get("GRADFLOW_DISTRIBUTED_DEBUG", "OFF").upper()
     if level not in ("OFF", "DETAIL"):
         raise ValueError(f"GRADFLOW_DISTRIBUTED_DEBUG must be OFF or DETAIL, not {level!r}")
@@ -25,6 +27,8 @@ class CheckedCommunicator:
         self.count = 0
 
     def check(self, kind, array=None, detail=None):
+        """Counts a collective and exchanges its fingerprint with every rank;
+        raises RuntimeError naming each rank's collective if they differ."""
         self.count += 1
         mine = (kind, None if array is None else str(array.dtype),
                 None if array is None else tuple(array.shape), detail)
@@ -37,30 +41,39 @@ class CheckedCommunicator:
                                f"collectives:\n{lines}")
 
     def allreduce(self, array, op, wait=False):
+        """The wrapped communicator's allreduce, checked first."""
         self.check("allreduce", array, op)
         return self.inner.allreduce(array, op, wait)
 
     def broadcast(self, array, src, wait=False):
+        """The wrapped communicator's broadcast, checked first."""
         self.check("broadcast", array, f"src {src}")
         return self.inner.broadcast(array, src, wait)
 
     def allgather(self, send, recv, wait=False):
+        """The wrapped communicator's allgather, checked first."""
         self.check("allgather", send)
         return self.inner.allgather(send, recv, wait)
 
     def reduce_scatter(self, send, recv, op, wait=False):
+        """The wrapped communicator's reduce_scatter, checked first."""
         self.check("reduce_scatter", send, op)
         return self.inner.reduce_scatter(send, recv, op, wait)
 
     def barrier(self, wait=False):
+        """The wrapped communicator's barrier, checked first."""
         self.check("barrier")
         return self.inner.barrier(wait)
 
     def allgather_object(self, obj):
+        """The wrapped communicator's allgather_object, checked
+        first."""
         self.check("allgather_object")
         return self.inner.allgather_object(obj)
 
     def broadcast_object(self, obj, src):
+        """The wrapped communicator's broadcast_object, checked
+        first."""
         self.check("broadcast_object", detail=f"src {src}")
         return self.inner.broadcast_object(obj, src)
 

@@ -43,6 +43,8 @@ def mpi_defaults(local_ranks, cores=None):
 
 
 def apply_mpi_defaults(env):
+    """Sets in ``env`` (where unset) the MPICH defaults for the ranks the launcher
+    started on this machine."""
     for name, value in mpi_defaults(ranks_on_this_machine(env)).items():
         env.setdefault(name, value)
 
@@ -78,6 +80,8 @@ def environment(nprocs, timeout=None, hostfile=None, env=None):
 
 
 def main(argv=None):
+    """The launcher's command line: parses ``argv`` and replaces this process with mpiexec
+    running ``python -m mpi4py ARGS`` on the ranks, in the defaults' environment."""
     p = argparse.ArgumentParser(prog="python -m gradflow.distributed.launch",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("-n", "--nprocs", type=int, required=True, help="number of ranks")

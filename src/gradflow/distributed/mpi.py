@@ -70,39 +70,51 @@ class MpiCommunicator:
             _OPS = {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
 
     def allreduce(self, array, op, wait=False):
+        """Reduces ``array`` in place across the ranks with ``op`` (MPI
+        Iallreduce, or Allreduce with ``wait``); returns its request."""
         if wait:
             self.comm.Allreduce(self.MPI.IN_PLACE, array, op=_OPS[op])
             return DONE
         return _Request(self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=_OPS[op]))
 
     def broadcast(self, array, src, wait=False):
+        """Copies rank ``src``'s ``array`` into every rank's, in place
+        (Ibcast, or Bcast with ``wait``); returns its request."""
         if wait:
             self.comm.Bcast(array, root=src)
             return DONE
         return _Request(self.comm.Ibcast(array, root=src))
 
     def allgather(self, send, recv, wait=False):
+        """Gathers every rank's ``send`` into ``recv[rank]`` on all ranks
+        (Iallgather, or Allgather with ``wait``); returns its request."""
         if wait:
             self.comm.Allgather(send, recv)
             return DONE
         return _Request(self.comm.Iallgather(send, recv))
 
     def reduce_scatter(self, send, recv, op, wait=False):
+        """Reduces ``send`` across the ranks with ``op`` and leaves
+        block ``rank`` in ``recv`` (Ireduce_scatter_block); returns its request."""
         if wait:
             self.comm.Reduce_scatter_block(send, recv, op=_OPS[op])
             return DONE
         return _Request(self.comm.Ireduce_scatter_block(send, recv, op=_OPS[op]))
 
     def barrier(self, wait=False):
+        """Waits for every rank (Ibarrier, or Barrier with ``wait``); returns its
+        request."""
         if wait:
             self.comm.Barrier()
             return DONE
         return _Request(self.comm.Ibarrier())
 
     def allgather_object(self, obj):
+        """A list of every rank's (picklable) ``obj``, by rank."""
         return self.comm.allgather(obj)
 
     def broadcast_object(self, obj, src):
+        """Rank ``src``'s (picklable) ``obj``, on every rank."""
         return self.comm.bcast(obj, root=src)
 
     def local_rank(self):
@@ -114,8 +126,10 @@ class MpiCommunicator:
             shared.Free()
 
     def abort(self, code=1):
+        """Aborts the whole MPI job (COMM_WORLD) with exit code ``code``."""
         self.MPI.COMM_WORLD.Abort(code)  # (still there once this communicator is freed)
 
     def close(self):
+        """Frees the duplicated communicator (unless MPI is already finalized)."""
         if not self.MPI.Is_finalized():
             self.comm.Free()

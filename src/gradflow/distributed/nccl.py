@@ -69,40 +69,56 @@ class NcclCommunicator:
         return getattr(self.nccl, name)
 
     def allreduce(self, array, op, wait=False):
+        """Reduces ``array`` in place across the ranks with ``op`` (NCCL
+        allReduce on the collective stream); returns its request."""
         p, n, t = self.pointer(array), array.size, self._dtype(array)
         o = getattr(self.nccl, _OPS[op])
         return self._launch(lambda s: self.comm.allReduce(p, p, n, t, o, s), wait)
 
     def broadcast(self, array, src, wait=False):
+        """Copies rank ``src``'s ``array`` into every rank's, in place (NCCL
+        bcast); returns its request."""
         p, n, t = self.pointer(array), array.size, self._dtype(array)
         return self._launch(lambda s: self.comm.bcast(p, n, t, src, s), wait)
 
     def allgather(self, send, recv, wait=False):
+        """Gathers every rank's ``send`` into ``recv[rank]`` on all ranks
+        (NCCL allGather); returns its request."""
         ps, pr, n, t = self.pointer(send), self.pointer(recv), send.size, self._dtype(send)
         return self._launch(lambda s: self.comm.allGather(ps, pr, n, t, s), wait)
 
     def reduce_scatter(self, send, recv, op, wait=False):
+        """Reduces ``send`` across the ranks with ``op`` and leaves
+        block ``rank`` in ``recv`` (NCCL reduceScatter); returns its request."""
         ps, pr, n, t = self.pointer(send), self.pointer(recv), recv.size, self._dtype(send)
         o = getattr(self.nccl, _OPS[op])
         return self._launch(lambda s: self.comm.reduceScatter(ps, pr, n, t, o, s), wait)
 
     def barrier(self, wait=False):
+        """Synchronizes the current stream, then a barrier over the bootstrap
+        communicator; returns its request."""
         self.cuda.get_current_stream().synchronize()
         return self.bootstrap.barrier(wait)
 
     def allgather_object(self, obj):
+        """A list of every rank's ``obj``, by rank (over the bootstrap)."""
         return self.bootstrap.allgather_object(obj)
 
     def broadcast_object(self, obj, src):
+        """Rank ``src``'s ``obj``, on every rank (over the bootstrap)."""
         return self.bootstrap.broadcast_object(obj, src)
 
     def local_rank(self):
+        """This process's index among the ranks on its machine (the
+        bootstrap's)."""
         return self.bootstrap.local_rank()
 
     def abort(self, code=1):
+        """Aborts the whole job through the bootstrap communicator."""
         self.bootstrap.abort(code)
 
     def close(self):
+        """Destroys the NCCL communicator, then closes the bootstrap one."""
         self.comm.destroy()
         self.bootstrap.close()
 

@@ -31,6 +31,8 @@ REDUCE_OPS = (ReduceOp.SUM, ReduceOp.AVG, ReduceOp.MAX, ReduceOp.MIN)
 
 
 def reduce_op(op):
+    """The reduction's name ("sum", "avg", "max" or "min") for ``op`` (a ReduceOp or
+    string, any case); ValueError for any other."""
     name = str(op).lower()
     if name not in REDUCE_OPS:
         raise ValueError(f"unknown reduction {op!r}; choose from {', '.join(REDUCE_OPS)}")
@@ -47,11 +49,14 @@ class Work:
         self._request, self._finish, self._done = request, finish, False
 
     def is_completed(self):
+        """Whether the collective has completed (testing it drives its progress),
+        without blocking."""
         if not self._done and self._request.test():
             self._complete()
         return self._done
 
     def wait(self):
+        """Blocks until the collective is complete and its result in place; returns True."""
         if not self._done:
             self._request.wait()
             self._complete()

@@ -88,7 +88,12 @@ def normalize_dims(dims, ndim, op_name):
     IndexError, a repeated one ValueError."""
     if dims is None:
         return tuple(range(ndim))
-    items = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+    if isinstance(dims, numbers.Integral):
+        items = (dims,)  # (a bool too: rejected below)
+    elif isinstance(dims, (numbers.Number, str)) or not hasattr(dims, "__iter__"):
+        raise TypeError(f"{op_name}: dim must be an int or a tuple of ints, got {dims!r}")
+    else:
+        items = tuple(dims)
     span = ndim if ndim else 1
     out = []
     for d in items:

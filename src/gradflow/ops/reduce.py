@@ -100,7 +100,7 @@ class ArgExtremum(NonDifferentiable):
     def forward(ctx, x, axis, keepdims, kernel):
         if kernel == "argmax":
             return ctx.be.argmax(x, axis, keepdims)
-        return ctx.be.xp.argmin(x, axis=axis, keepdims=keepdims)
+        return ctx.be.xp.asarray(ctx.be.xp.argmin(x, axis=axis, keepdims=keepdims))  # (not a scalar)
 
 
 # ---- functional forms -------------------------------------------------------------------------

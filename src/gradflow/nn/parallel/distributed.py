@@ -34,11 +34,11 @@ class _Bucket:
 
     def __init__(self, index, params, xp):
         self.index, self.params = index, params
-        self.flat = xp.zeros(sum(p.size for p in params), params[0].dtype)
+        self.flat = xp.zeros(sum(p.numel() for p in params), params[0].dtype)
         self.views, start = [], 0
         for p in params:
-            self.views.append(self.flat[start:start + p.size].reshape(p.shape))
-            start += p.size
+            self.views.append(self.flat[start:start + p.numel()].reshape(p.shape))
+            start += p.numel()
         self.pending, self.request = len(params), None
 
 
@@ -122,12 +122,12 @@ class DistributedDataParallel(Module):
         """Reverse registration order; a new bucket at the cap or when dtype or device changes."""
         groups, current, size = [], [], 0
         for p in reversed(params):
-            if current and (size + p.size * p.dtype.itemsize > cap_bytes
+            if current and (size + p.numel() * p.dtype.itemsize > cap_bytes
                             or p.dtype != current[0].dtype or p.device != current[0].device):
                 groups.append(current)
                 current, size = [], 0
             current.append(p)
-            size += p.size * p.dtype.itemsize
+            size += p.numel() * p.dtype.itemsize
         if current:
             groups.append(current)
         buckets = [_Bucket(i, g, g[0]._be.xp) for i, g in enumerate(groups)]
