@@ -10,6 +10,7 @@ collectives work in place on tensors, every rank calling the same ones in the sa
 import atexit
 import os
 import sys
+import time
 
 from ..tensor import Tensor
 from . import debug as _debug
@@ -67,6 +68,9 @@ def _install_abort_on_error(group):
     def abort(kind, value, tb):
         previous(kind, value, tb)
         sys.stderr.flush()
+        # The launcher forwards each rank's output on its own time, and an abort kills every
+        # rank at once: a moment's wait lets this traceback (and a failing peer's) get through.
+        time.sleep(0.5)
         group.abort(1)
 
     abort.aborts_the_job = True
