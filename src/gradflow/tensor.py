@@ -685,7 +685,7 @@ def _index_item(i, like):
             raise RuntimeError(f"indexing a tensor on {like._device} with an index on {i._device}")
         if i.dtype.kind not in "iub":
             raise IndexError(f"tensors used as indices must be integer or bool, not {i.dtype}")
-        return i.data.copy()
+        return i._be.copy(i.data)
     if isinstance(i, (list, np.ndarray)):
         return np.array(i) if like._device == "cpu" else like._be.xp.asarray(i)
     return i

@@ -72,7 +72,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise RuntimeError(f"cross_entropy: the labels are on {target._device} but the logits "
                                f"are on {logits._device}")
         plain = (logits.ndim == 2 and weight is None and not label_smoothing
-                 and not bool((target.data == ignore_index).any()))
+                 and not bool(target._be.xp.any(target._be.xp.equal(target.data, ignore_index))))
         if plain:
             labels = target.data if target.dtype == "int64" else target._be.astype(target.data, "int64")
             return _reduce(cross_entropy_rows(logits, labels), reduction, "cross_entropy")

@@ -80,7 +80,7 @@ def _unary(name, kernel, grad, doc, floats_only=True):
 
     def fn(input):
         if not floats_only and input.dtype.kind in "iub" and name != "sign":
-            return _tensor.Tensor._make(input.data.copy(), input._device)  # already whole
+            return _tensor.Tensor._make(input._be.copy(input.data), input._device)  # already whole
         return op.apply(float_operand(input) if floats_only else input)
 
     fn.__name__ = fn.__qualname__ = name

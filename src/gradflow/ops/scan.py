@@ -331,7 +331,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     if dim is not None:
         raise ValueError("unique: dim= is not supported; unique works on all elements")
     xp = input._be.xp
-    vals, inv, counts = xp.unique(input.data.reshape(-1), return_inverse=True, return_counts=True)
+    vals, inv, counts = xp.unique(input._be.reshape(input.data, -1), return_inverse=True, return_counts=True)
     out = [_T(vals, input)]
     if return_inverse:
         out.append(_T(inv.reshape(input.shape).astype("int64"), input))

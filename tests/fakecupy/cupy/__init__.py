@@ -352,7 +352,8 @@ _UFUNCS = """add subtract multiply true_divide divide floor_divide power negativ
 exp2 log log2 log10 log1p expm1 sqrt square sign tanh sinh cosh sin cos tan arctan2 maximum minimum
 fmax fmin equal not_equal less less_equal greater greater_equal logical_and logical_or logical_xor
 logical_not isfinite isnan isinf floor ceil trunc reciprocal remainder mod fmod bitwise_and
-bitwise_or invert signbit copysign""".split()
+bitwise_or invert signbit copysign arcsin arccos arctan arcsinh arccosh arctanh hypot logaddexp
+rint""".split()
 for _n in _UFUNCS:
     globals()[_n] = ufunc(getattr(np, _n))
 del _n
@@ -396,7 +397,8 @@ def _computes(np_fn):
 
 for _n in """sum mean max min amax amin argmax argmin prod var std any all where clip cumsum sort
 argsort dot vdot outer tensordot concatenate stack hstack vstack tile repeat diff allclose
-array_equal isclose count_nonzero nonzero unique take flip rot90 triu tril trace einsum""".split():
+array_equal isclose count_nonzero nonzero unique take flip rot90 triu tril trace einsum round
+around nan_to_num cumprod roll tri""".split():
     globals()[_n] = _computes(getattr(np, _n))
 del _n
 

@@ -1,0 +1,1 @@
+"""The stand-in's cupyx: only what gradflow's backend uses (``cupyx.scipy.special``)."""
