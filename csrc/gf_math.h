@@ -67,7 +67,7 @@ GF_HD int float_to_bits(float f) {
 }  // namespace detail
 
 namespace detail {
-// e^(x + lo) 2^100 for x <= 0 and |lo| < 2^-20 (the low part of a two-float argument), a
+// e^(x + lo) 2^100 for x <= 0 and |lo| < 2^-16 (the low part of a two-float argument), a
 // normal float: kernels whose result can be subnormal scale by 2^-100 last, so that it is rounded
 // once.
 GF_HD float exp_nonpos_2p100(float x, float lo) {
@@ -123,8 +123,8 @@ template <class T> GF_HD T leaky_relu_grad(T x, T g, T slope) { return x > T(0) 
 // x = -0.75, so the textbook forms lose up to ~100 ulp in float32. The double versions use
 // erfc and keep the forms below. The float exact GELU is all float (a vector of doubles holds
 // half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and error-free products
-// (fma), within 3 ulp. The float tanh GELU computes in double with its own exp, rounded once
-// at the end (within 0.7 ulp).
+// (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also within 3 ulp. Its
+// derivative computes in double with its own exp, rounded once at the end (within 0.7 ulp).
 
 namespace detail {
 // exp(-h) for h >= 0 (NaN: any number), relative error below 6e-9 (a tenth of a float ulp): float
@@ -296,11 +296,28 @@ template <class T> GF_HD T gelu_tanh_grad(T x, T g) {
   T dz = T(1.5957691216057307118) * (T(1) + T(3) * T(0.044715) * x2);
   return g * (s * (T(1) + x * s1 * dz));
 }
+// z as a two-float hi + lo (error ~1e-14 |z|): where z < 0, sigmoid(z) ~ e^z has the relative
+// error of z times |z| (up to 104), far beyond a float z.
+namespace detail {
+GF_HD float gelu_tanh_z(float x, float& lo) {
+  float w = x * x, w_lo = fma(x, x, -w);                              // x^2
+  float t = w * x, t_lo = fma(w, x, -t) + w_lo * x;                   // x^3
+  float z1 = 1.59576917f * x, z1_lo = fma(1.59576917f, x, -z1) - 4.53406805e-08f * x;
+  float z3 = 0.0713548139f * t;                                       // 2 sqrt(2/pi) 0.044715 x^3
+  float z3_lo = fma(0.0713548139f, t, -z3) + (0.0713548139f * t_lo + 2.39883247e-09f * t);
+  float z = z1 + z3, bb = z - z1;                                     // two-sum
+  lo = ((z1 - (z - bb)) + (z3 - bb)) + (z1_lo + z3_lo);
+  return z;
+}
+}  // namespace detail
+// x sigmoid(z) = x / (1 + e) for z >= 0, x e / (1 + e) for z < 0, e = e^-|z|: one division, and
+// 2^-100 last (a subnormal result is rounded once).
 GF_HD float gelu_tanh(float x) {
-  double xd = x < -30.0f ? -30.0 : double(x);  // beyond, gelu is -0 (and -inf * 0 is NaN)
-  double z = 1.5957691216057307118 * (xd + 0.044715 * xd * xd * xd);
-  double e = detail::exp_neg(z < 0 ? -z : z);
-  return float(xd * ((z >= 0 ? 1.0 : e) * detail::recip(1.0 + e)));
+  float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // beyond, gelu is x or -0
+  float lo, z = detail::gelu_tanh_z(xc, lo);
+  float e2 = detail::exp_nonpos_2p100(z < 0 ? z : -z, z < 0 ? lo : -lo);  // e 2^100
+  float y = (z >= 0 ? x : xc * e2) / (1.0f + e2 * detail::two_m100());
+  return z >= 0 ? y : y * detail::two_m100();
 }
 // s (1 + x (1 - s) z') in double; its second factor has a zero at x1 = -0.7524614220710163,
 // where (within 1e-4) its Taylor polynomial in x - x1 replaces it.
