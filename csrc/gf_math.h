@@ -299,14 +299,14 @@ template <class T> GF_HD T gelu_tanh_grad(T x, T g) {
 // z as a two-float hi + lo (error ~1e-14 |z|): where z < 0, sigmoid(z) ~ e^z has the relative
 // error of z times |z| (up to 104), far beyond a float z.
 namespace detail {
-GF_HD float gelu_tanh_z(float x, float& lo) {
-  float w = x * x, w_lo = fma(x, x, -w);                              // x^2
-  float t = w * x, t_lo = fma(w, x, -t) + w_lo * x;                   // x^3
-  float z1 = 1.59576917f * x, z1_lo = fma(1.59576917f, x, -z1) - 4.53406805e-08f * x;
-  float z3 = 0.0713548139f * t;                                       // 2 sqrt(2/pi) 0.044715 x^3
-  float z3_lo = fma(0.0713548139f, t, -z3) + (0.0713548139f * t_lo + 2.39883247e-09f * t);
-  float z = z1 + z3, bb = z - z1;                                     // two-sum
-  lo = ((z1 - (z - bb)) + (z3 - bb)) + (z1_lo + z3_lo);
+GF_HD float gelu_tanh_z(float x, float& lo) {  // z = x (c + c 0.044715 x^2) = x P
+  float w = x * x, w_lo = fma(x, x, -w);
+  float m = 0.0713548139f * w;  // c 0.044715 x^2, c = 2 sqrt(2/pi); constants in two parts
+  float m_lo = fma(0.0713548139f, w, -m) + (0.0713548139f * w_lo + 2.39883247e-09f * w);
+  float P = 1.59576917f + m, bb = P - 1.59576917f;  // two-sum
+  float P_lo = ((1.59576917f - (P - bb)) + (m - bb)) + (m_lo - 4.53406805e-08f);
+  float z = x * P;
+  lo = fma(x, P, -z) + x * P_lo;
   return z;
 }
 }  // namespace detail
