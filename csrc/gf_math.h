@@ -67,16 +67,16 @@ GF_HD int float_to_bits(float f) {
 }  // namespace detail
 
 namespace detail {
-// e^(x + lo) 2^100 for x <= 0 and |lo| < 2^-16 (the low part of a two-float argument), a
-// normal float: kernels whose result can be subnormal scale by 2^-100 last, so that it is rounded
-// once.
-GF_HD float exp_nonpos_2p100(float x, float lo) {
+// e^(x - m) 2^100 for x <= 0 and |m| < 2^-16 (minus the low part of a two-float argument; m = 0
+// folds away), a normal float: kernels whose result can be subnormal scale by 2^-100 last, so
+// that it is rounded once.
+GF_HD float exp_nonpos_2p100(float x, float m) {
   x = x < -120.0f ? -120.0f : x;  // e^-120 2^-100 is 0 to a float (NaN stays NaN)
   const float shift = 12582912.0f;  // 1.5 2^23: adding it rounds to an integer
   float t = x * 1.44269504f + shift;
   float k = t - shift;  // round(x / ln 2), in [-174, 0]
-  // r = x + lo - k ln 2 in [-ln2/2, ln2/2]; k * ln2_hi is exact (ln2_hi has 16 significant bits)
-  float r = ((x - k * 0.693145751953125f) - k * 1.428606765330187e-06f) + lo;
+  // r = x - m - k ln 2 in [-ln2/2, ln2/2]; k * ln2_hi is exact (ln2_hi has 16 significant bits)
+  float r = ((x - k * 0.693145751953125f) - k * 1.428606765330187e-06f) - m;
   float p = 1.98412698e-04f;  // Taylor to r^7: error < 5e-9
   p = p * r + 1.38888889e-03f;
   p = p * r + 8.33333333e-03f;
@@ -222,18 +222,14 @@ GF_HD double recip(double d) {
   double r = double(1.0f / float(d));
   return r * (2.0 - d * r);
 }
-GF_HD double clamp_abs(double x, double m) {  // min(|x|, m); NaN stays NaN
-  double a = x < 0 ? -x : x;
-  return a > m ? m : a;
-}
-GF_HD float clamp_abs(float x, float m) {
+GF_HD float clamp_abs(float x, float m) {  // min(|x|, m); NaN stays NaN
   float a = x < 0 ? -x : x;
   return a > m ? m : a;
 }
 // e^(-a^2/2) 2^100 in float, from a^2 = h + l exactly (fma).
 GF_HD float normal_exp_half_sq_2p100(float a) {
   float h = a * a;
-  return exp_nonpos_2p100(-0.5f * h, -0.5f * fma(a, a, -h));
+  return exp_nonpos_2p100(-0.5f * h, 0.5f * fma(a, a, -h));
 }
 }  // namespace detail
 
@@ -264,15 +260,16 @@ GF_HD float gelu(float x) {
   return x < 0 ? q * detail::two_m100() : fma(-q, detail::two_m100(), x);
 }
 // gelu'(x) = Phi(x) + x phi(x) = r for x < 0 and 1 - r for x >= 0, r = e^(-a^2/2) (a - a0) R(a),
-// a = |x|, R = gelu_grad_ratio: the zero at x = -a0 is the factor a - a0, exact by Sterbenz
-// where it cancels (a0 in two parts). The products as in gelu.
+// a = |x|, R = gelu_grad_ratio: the zero at x = -a0 is the factor a - a0, a two-float. The
+// products as in gelu.
 GF_HD float gelu_grad(float x, float g) {
   float a = detail::clamp_abs(x, 15.0f);  // gelu' is 0 or 1 to a float beyond 15
   float du, u = detail::tail_var(a, du);
   float p = detail::gelu_grad_ratio(u), sens = detail::gelu_grad_sens(u);
   float e = detail::normal_exp_half_sq_2p100(a);
-  float d = (a - 0.75179154f) + 1.211445e-08f;
-  float b = e * d, b_lo = fma(e, d, -b);
+  float d = a - 0.75179154f, dd = d - a;  // a - a0 = d + d_lo (two-sum; a0 in two parts)
+  float d_lo = ((a - (d - dd)) - (0.75179154f + dd)) + 1.211445e-08f;
+  float b = e * d, b_lo = fma(e, d, -b) + e * d_lo;
   float r = fma(b, p, fma(b * p, du * sens, b_lo * p));  // r 2^100
   // g r: where r is subnormal, r 2^-50 times g 2^-50 (g r is rounded once, and cannot overflow)
   float rs = r * detail::two_m100();
@@ -315,7 +312,7 @@ GF_HD float gelu_tanh_z(float x, float& lo) {  // z = x (c + c 0.044715 x^2) = x
 GF_HD float gelu_tanh(float x) {
   float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // beyond, gelu is x or -0
   float lo, z = detail::gelu_tanh_z(xc, lo);
-  float e2 = detail::exp_nonpos_2p100(z < 0 ? z : -z, z < 0 ? lo : -lo);  // e 2^100
+  float e2 = detail::exp_nonpos_2p100(z < 0 ? z : -z, z < 0 ? -lo : lo);  // e 2^100
   float y = (z >= 0 ? x : xc * e2) / (1.0f + e2 * detail::two_m100());
   return z >= 0 ? y : y * detail::two_m100();
 }
