@@ -20,6 +20,7 @@ namespace math {
 using std::abs;
 using std::erfc;
 using std::exp;
+using std::fma;
 using std::log;
 using std::log1p;
 using std::sqrt;
@@ -65,15 +66,17 @@ GF_HD int float_to_bits(float f) {
 }
 }  // namespace detail
 
-// e^x for x <= 0, the argument every stable activation form passes. float: within 1 ulp
-// (libmvec's expf is off by up to 2.6), plain arithmetic that vectorises. double: libm's exp.
-GF_HD float exp_nonpos(float x) {
-  x = x < -104.0f ? -104.0f : x;  // e^-104 < 2^-150: 0 to a float (NaN stays NaN)
+namespace detail {
+// e^(x - m) 2^100 for x <= 0 and |m| < 2^-16 (minus the low part of a two-float argument; m = 0
+// folds away), a normal float: kernels whose result can be subnormal scale by 2^-100 last, so
+// that it is rounded once.
+GF_HD float exp_nonpos_2p100(float x, float m) {
+  x = x < -120.0f ? -120.0f : x;  // e^-120 2^-100 is 0 to a float (NaN stays NaN)
   const float shift = 12582912.0f;  // 1.5 2^23: adding it rounds to an integer
   float t = x * 1.44269504f + shift;
-  float k = t - shift;  // round(x / ln 2), in [-150, 0]
-  // r = x - k ln 2 in [-ln2/2, ln2/2]; k * ln2_hi is exact (ln2_hi has 16 significant bits)
-  float r = (x - k * 0.693145751953125f) - k * 1.428606765330187e-06f;
+  float k = t - shift;  // round(x / ln 2), in [-174, 0]
+  // r = x - m - k ln 2 in [-ln2/2, ln2/2]; k * ln2_hi is exact (ln2_hi has 16 significant bits)
+  float r = ((x - k * 0.693145751953125f) - k * 1.428606765330187e-06f) - m;
   float p = 1.98412698e-04f;  // Taylor to r^7: error < 5e-9
   p = p * r + 1.38888889e-03f;
   p = p * r + 8.33333333e-03f;
@@ -82,10 +85,16 @@ GF_HD float exp_nonpos(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  // 2^(k + 100) from the low bits of t (k + 227 in the exponent field), then 2^-100: a
-  // subnormal result is rounded once, by the last product.
-  return p * detail::bits_to_float((detail::float_to_bits(t) + 227) << 23) * 7.88860905e-31f;
+  // 2^(k + 100) from the low bits of t (k + 227 in the exponent field)
+  return p * bits_to_float((float_to_bits(t) + 227) << 23);
 }
+GF_HD float two_m100() { return 7.88860905e-31f; }  // 2^-100 (a function: NVRTC has no globals)
+}  // namespace detail
+
+// e^x for x <= 0, the argument every stable activation form passes. float: within 1 ulp
+// (libmvec's expf is off by up to 2.6), plain arithmetic that vectorises; a subnormal result is
+// rounded once, by the last product. double: libm's exp.
+GF_HD float exp_nonpos(float x) { return detail::exp_nonpos_2p100(x, 0.0f) * detail::two_m100(); }
 GF_HD double exp_nonpos(double x) { return exp(x); }
 
 // Logistic sigmoid, stable for any x: exp only ever sees -|x|, so it never overflows. One
@@ -112,9 +121,10 @@ template <class T> GF_HD T leaky_relu_grad(T x, T g, T slope) { return x > T(0) 
 // ---- GELU -------------------------------------------------------------------------------------
 // Both GELUs cancel for x < 0 (1 + erf, 1 + tanh) and their derivatives have a zero near
 // x = -0.75, so the textbook forms lose up to ~100 ulp in float32. The double versions use
-// erfc and keep the forms below; the float versions compute in double with their own exp and
-// polynomials, rounded once at the end (within 0.51 ulp; about twice the time of the float
-// erf/tanh forms on AVX-512, the price of the accuracy).
+// erfc and keep the forms below. The float exact GELU is all float (a vector of doubles holds
+// half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and error-free products
+// (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also within 3 ulp. Its
+// derivative computes in double with its own exp, rounded once at the end (within 0.7 ulp).
 
 namespace detail {
 // exp(-h) for h >= 0 (NaN: any number), relative error below 6e-9 (a tenth of a float ulp): float
@@ -138,40 +148,73 @@ GF_HD double exp_neg(double h) {
   return p * bits_to_double((double_to_bits(t) + 1023) << 52);
 }
 
-// The standard normal upper tail Q(a) = Phi(-a), a >= 0, as e^(-a^2/2) u P(1 - 2u), u = 3 / (3 + a)
-// (a weighted least-squares fit over [0, 15], relative error 1e-9; beyond 15 Q(a) is 0 to a float).
-GF_HD double normal_tail_ratio(double u) {  // Q(a) / e^(-a^2/2)
-  double t = 1.0 - 2.0 * u;
-  double p = 1.816444997956594e-05;
-  p = p * t + 4.377781865416708e-05;
-  p = p * t - 8.157929348728696e-05;
-  p = p * t - 0.0003441931690508123;
-  p = p * t + 0.00034158604639890225;
-  p = p * t + 0.0023231047623411315;
-  p = p * t - 0.003487504559160299;
-  p = p * t - 0.015754229498058655;
-  p = p * t + 0.07667256648915156;
-  p = p * t - 0.16977733046325905;
-  p = p * t + 0.2430278967917474;
-  return u * p;
+// The fits below are polynomials in u = 3 / (3 + a), a = |x| in [0, 15] (beyond, the GELUs are 0
+// or x to a float). A rounding error e in u changes their value by S(u) e, S = d ln f / d ln u up
+// to 2.4: tail_var returns u with its error, and each fit corrects for it with its own S (a
+// degree-5 fit), which keeps them within about 2 ulp in float.
+GF_HD float tail_var(float a, float& du) {  // u, and du = (3 / (3 + a) - u) / u
+  float s = 3.0f + a;
+  float big = a > 3.0f ? a : 3.0f, small = a > 3.0f ? 3.0f : a;
+  float se = (big - s) + small;  // 3 + a = s + se exactly
+  float u = 3.0f / s;
+  float r = fma(-u, s, 3.0f);    // 3 - u s exactly
+  du = (r - u * se) * (1.0f / 3.0f);
+  return u;
+}
+// The standard normal upper tail Q(a) = Phi(-a) over e^(-a^2/2), as u P(u) (weighted
+// least-squares fit, relative error 1e-10).
+GF_HD float normal_tail_ratio(float u) {
+  float p = -0.01243093702942133f;
+  p = p * u + 0.0830172747373581f;
+  p = p * u - 0.22859777510166168f;
+  p = p * u + 0.3176004886627197f;
+  p = p * u - 0.20654985308647156f;
+  p = p * u + 0.036736708134412766f;
+  p = p * u - 0.014385249465703964f;
+  p = p * u - 0.0014941520057618618f;
+  p = p * u + 0.05435345321893692f;
+  p = p * u + 0.08742090314626694f;
+  p = p * u + 0.11838111281394958f;
+  p = p * u + 0.1329667866230011f;
+  p = p * u + 0.13298124074935913f;
+  return p;
+}
+// d ln (u P) / d ln u: the fit's change for a rounding error in u (a degree-5 fit)
+GF_HD float normal_tail_sens(float u) {
+  float sens = 1.2842352390289307f;
+  sens = sens * u - 3.5438547134399414f;
+  sens = sens * u + 2.4243664741516113f;
+  sens = sens * u + 0.1399444341659546f;
+  sens = sens * u + 1.0947779417037964f;
+  sens = sens * u + 0.994536280632019f;
+  return sens;
 }
 // (Q(a) - a phi(a)) / (e^(-a^2/2) (a - a0)), a0 = 0.7517915246935645 the zero of gelu'(-a); same
-// variable and fit, relative error 3e-10. The factor a - a0 is what cancels, and is computed
+// variable and fit, relative error 1e-10. The factor a - a0 is what cancels, and is computed
 // exactly.
-GF_HD double gelu_grad_ratio(double u) {
-  double t = 1.0 - 2.0 * u;
-  double p = -3.515716058614234e-06;
-  p = p * t - 1.7063321698651546e-05;
-  p = p * t - 2.642654431542047e-06;
-  p = p * t + 0.00012891933187536;
-  p = p * t + 9.304847440086982e-05;
-  p = p * t - 0.0010948387714073773;
-  p = p * t - 0.00020387943694566416;
-  p = p * t + 0.014074761028076022;
-  p = p * t - 0.053596122289538646;
-  p = p * t + 0.11997542743145237;
-  p = p * t - 0.4782976776274298;
+GF_HD float gelu_grad_ratio(float u) {
+  float p = -0.001971269492059946f;
+  p = p * u + 0.00881529226899147f;
+  p = p * u - 0.007872208021581173f;
+  p = p * u - 0.02424168772995472f;
+  p = p * u + 0.0597357340157032f;
+  p = p * u - 0.03795865923166275f;
+  p = p * u + 0.011791822500526905f;
+  p = p * u - 0.038531672209501266f;
+  p = p * u - 0.05502806976437569f;
+  p = p * u - 0.08091795444488525f;
+  p = p * u - 0.0999564379453659f;
+  p = p * u - 0.39894288778305054f;
   return p;
+}
+GF_HD float gelu_grad_sens(float u) {  // d ln R / d ln u
+  float sens = -0.012910392135381699f;
+  sens = sens * u - 0.5166671276092529f;
+  sens = sens * u + 0.972266435623169f;
+  sens = sens * u + 0.051615532487630844f;
+  sens = sens * u + 0.30611109733581543f;
+  sens = sens * u - 0.003914228640496731f;
+  return sens;
 }
 // 1 / d for 1 <= d <= 18: the float quotient, refined by one Newton step to ~1e-14 (cheaper than
 // a double division).
@@ -179,9 +222,14 @@ GF_HD double recip(double d) {
   double r = double(1.0f / float(d));
   return r * (2.0 - d * r);
 }
-GF_HD double clamp_abs(double x, double m) {  // min(|x|, m); NaN stays NaN
-  double a = x < 0 ? -x : x;
+GF_HD float clamp_abs(float x, float m) {  // min(|x|, m); NaN stays NaN
+  float a = x < 0 ? -x : x;
   return a > m ? m : a;
+}
+// e^(-a^2/2) 2^100 in float, from a^2 = h + l exactly (fma).
+GF_HD float normal_exp_half_sq_2p100(float a) {
+  float h = a * a;
+  return exp_nonpos_2p100(-0.5f * h, 0.5f * fma(a, a, -h));
 }
 }  // namespace detail
 
@@ -197,19 +245,37 @@ template <class T> GF_HD T gelu_grad(T x, T g) {
   T xpdf = x * T(0.39894228040143267794) * exp(T(-0.5) * x * x);
   return g * ((x < T(0) ? q : T(1) - q) + xpdf);
 }
+// x Q(a) 2^100 = x e^(-a^2/2) u P(u (1 + du)) 2^100: the products error-free (fma) until the
+// last, rounded once, so that only e^ and P's own rounding errors remain (about 3 ulp in all).
 GF_HD float gelu(float x) {
-  double a = detail::clamp_abs(x, 15.0);  // NaN propagates through x
-  double q = detail::exp_neg(0.5 * a * a) * detail::normal_tail_ratio(3.0 * detail::recip(3.0 + a));
-  double xd = x;
-  return float(x < 0 ? (xd < -30.0 ? -30.0 : xd) * q : xd * (1.0 - q));  // -inf: 0, not inf * 0
+  float a = detail::clamp_abs(x, 15.0f);  // NaN propagates through x
+  float du, u = detail::tail_var(a, du);
+  float p = detail::normal_tail_ratio(u), sens = detail::normal_tail_sens(u);
+  float e = detail::normal_exp_half_sq_2p100(a);
+  float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // inf * 0 is NaN
+  float xu = xc * u, xu_lo = fma(xc, u, -xu);
+  float b = xu * e, b_lo = fma(xu, e, -b) + xu_lo * e;
+  float q = fma(b, p, fma(b * p, du * sens, b_lo * p));  // x Q(a) 2^100
+  // 2^-100 last: a subnormal result is rounded once more, by an error far below its spacing
+  return x < 0 ? q * detail::two_m100() : fma(-q, detail::two_m100(), x);
 }
 // gelu'(x) = Phi(x) + x phi(x) = r for x < 0 and 1 - r for x >= 0, r = e^(-a^2/2) (a - a0) R(a),
-// a = |x|, R = gelu_grad_ratio: the zero at x = -a0 is the exact factor a - a0.
+// a = |x|, R = gelu_grad_ratio: the zero at x = -a0 is the factor a - a0, a two-float. The
+// products as in gelu.
 GF_HD float gelu_grad(float x, float g) {
-  double a = detail::clamp_abs(x, 15.0);  // gelu' is 0 or 1 to a float beyond 15
-  double d = (a - 0.7517915246935645) + 1.4956759177009883e-17;  // a - a0, a0 in two parts
-  double r = detail::exp_neg(0.5 * a * a) * d * detail::gelu_grad_ratio(3.0 * detail::recip(3.0 + a));
-  return float(double(g) * (x < 0 ? r : 1.0 - r));
+  float a = detail::clamp_abs(x, 15.0f);  // gelu' is 0 or 1 to a float beyond 15
+  float du, u = detail::tail_var(a, du);
+  float p = detail::gelu_grad_ratio(u), sens = detail::gelu_grad_sens(u);
+  float e = detail::normal_exp_half_sq_2p100(a);
+  float d = a - 0.75179154f, dd = d - a;  // a - a0 = d + d_lo (two-sum; a0 in two parts)
+  float d_lo = ((a - (d - dd)) - (0.75179154f + dd)) + 1.211445e-08f;
+  float b = e * d, b_lo = fma(e, d, -b) + e * d_lo;
+  float r = fma(b, p, fma(b * p, du * sens, b_lo * p));  // r 2^100
+  // g r: where r is subnormal, r 2^-50 times g 2^-50 (g r is rounded once, and cannot overflow)
+  float rs = r * detail::two_m100();
+  bool sub = (r < 0 ? -r : r) < 1.49011612e-08f;  // 2^-26
+  float neg = sub ? (g * 8.8817842e-16f) * (r * 8.8817842e-16f) : g * rs;  // 2^-50
+  return x < 0 ? neg : fma(-g, rs, g);
 }
 
 // GELU, tanh approximation: x (1 + tanh(u)) / 2 = x sigmoid(z), z = 2u = 2 sqrt(2/pi) (x + 0.044715 x^3).
@@ -227,11 +293,28 @@ template <class T> GF_HD T gelu_tanh_grad(T x, T g) {
   T dz = T(1.5957691216057307118) * (T(1) + T(3) * T(0.044715) * x2);
   return g * (s * (T(1) + x * s1 * dz));
 }
+// z as a two-float hi + lo (error ~1e-14 |z|): where z < 0, sigmoid(z) ~ e^z has the relative
+// error of z times |z| (up to 104), far beyond a float z.
+namespace detail {
+GF_HD float gelu_tanh_z(float x, float& lo) {  // z = x (c + c 0.044715 x^2) = x P
+  float w = x * x, w_lo = fma(x, x, -w);
+  float m = 0.0713548139f * w;  // c 0.044715 x^2, c = 2 sqrt(2/pi); constants in two parts
+  float m_lo = fma(0.0713548139f, w, -m) + (0.0713548139f * w_lo + 2.39883247e-09f * w);
+  float P = 1.59576917f + m, bb = P - 1.59576917f;  // two-sum
+  float P_lo = ((1.59576917f - (P - bb)) + (m - bb)) + (m_lo - 4.53406805e-08f);
+  float z = x * P;
+  lo = fma(x, P, -z) + x * P_lo;
+  return z;
+}
+}  // namespace detail
+// x sigmoid(z) = x / (1 + e) for z >= 0, x e / (1 + e) for z < 0, e = e^-|z|: one division, and
+// 2^-100 last (a subnormal result is rounded once).
 GF_HD float gelu_tanh(float x) {
-  double xd = x < -30.0f ? -30.0 : double(x);  // beyond, gelu is -0 (and -inf * 0 is NaN)
-  double z = 1.5957691216057307118 * (xd + 0.044715 * xd * xd * xd);
-  double e = detail::exp_neg(z < 0 ? -z : z);
-  return float(xd * ((z >= 0 ? 1.0 : e) * detail::recip(1.0 + e)));
+  float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // beyond, gelu is x or -0
+  float lo, z = detail::gelu_tanh_z(xc, lo);
+  float e2 = detail::exp_nonpos_2p100(z < 0 ? z : -z, z < 0 ? -lo : lo);  // e 2^100
+  float y = (z >= 0 ? x : xc * e2) / (1.0f + e2 * detail::two_m100());
+  return z >= 0 ? y : y * detail::two_m100();
 }
 // s (1 + x (1 - s) z') in double; its second factor has a zero at x1 = -0.7524614220710163,
 // where (within 1e-4) its Taylor polynomial in x - x1 replaces it.
