@@ -61,7 +61,7 @@ SIZES = (784, 512, 512, 10)
 
 
 def _init(rng):
-    return [(rng.standard_normal((o, i)).astype(np.float32) / np.sqrt(i), np.zeros(o, np.float32))
+    return [((rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32), np.zeros(o, np.float32))
             for i, o in zip(SIZES[:-1], SIZES[1:])]
 
 
