@@ -122,54 +122,65 @@ class ModuleList(Module):
         self.extend(items)
 
 
-class ModuleDict(Module):
+class _RegisteredDict:
+    """The dict interface of ModuleDict and ParameterDict over the Module registry named by
+    ``_store`` ("_modules" or "_parameters"); ``_wrap`` checks or converts each value set."""
+
+    def __getitem__(self, key):
+        return getattr(self, self._store)[key]
+
+    def __setitem__(self, key, value):
+        setattr(self, key, self._wrap(value))
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __len__(self):
+        return len(getattr(self, self._store))
+
+    def __iter__(self):
+        return iter(getattr(self, self._store))
+
+    def __contains__(self, key):
+        return key in getattr(self, self._store)
+
+    def keys(self):
+        """The keys."""
+        return getattr(self, self._store).keys()
+
+    def values(self):
+        """The values."""
+        return getattr(self, self._store).values()
+
+    def items(self):
+        """(key, value) pairs."""
+        return getattr(self, self._store).items()
+
+    def update(self, values):
+        """Adds the (key, value) pairs of a dict or an iterable of pairs."""
+        for k, v in (values.items() if hasattr(values, "items") else values):
+            self[k] = v
+
+    def pop(self, key):
+        """Removes and returns the value under ``key``."""
+        v = getattr(self, self._store)[key]
+        delattr(self, key)
+        return v
+
+
+class ModuleDict(_RegisteredDict, Module):
     """A dict of modules, each registered under its key."""
+
+    _store = "_modules"
 
     def __init__(self, modules=None):
         super().__init__()
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key):
-        return self._modules[key]
-
-    def __setitem__(self, key, module):
-        setattr(self, key, _check_module(module, "ModuleDict"))
-
-    def __delitem__(self, key):
-        delattr(self, key)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def __contains__(self, key):
-        return key in self._modules
-
-    def keys(self):
-        """The keys."""
-        return self._modules.keys()
-
-    def values(self):
-        """The modules."""
-        return self._modules.values()
-
-    def items(self):
-        """(key, module) pairs."""
-        return self._modules.items()
-
-    def update(self, modules):
-        """Adds the (key, module) pairs of a dict or an iterable of pairs."""
-        for k, m in (modules.items() if hasattr(modules, "items") else modules):
-            self[k] = m
-
-    def pop(self, key):
-        """Removes and returns the module under ``key``."""
-        m = self._modules[key]
-        delattr(self, key)
-        return m
+    @staticmethod
+    def _wrap(module):
+        return _check_module(module, "ModuleDict")
 
 
 def _as_parameter(p):
@@ -209,45 +220,13 @@ class ParameterList(Module):
         return self
 
 
-class ParameterDict(Module):
+class ParameterDict(_RegisteredDict, Module):
     """A dict of parameters, each registered under its key; plain tensors are wrapped."""
+
+    _store = "_parameters"
+    _wrap = staticmethod(_as_parameter)
 
     def __init__(self, parameters=None):
         super().__init__()
         if parameters is not None:
             self.update(parameters)
-
-    def __getitem__(self, key):
-        return self._parameters[key]
-
-    def __setitem__(self, key, p):
-        setattr(self, key, _as_parameter(p))
-
-    def __delitem__(self, key):
-        delattr(self, key)
-
-    def __len__(self):
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters)
-
-    def __contains__(self, key):
-        return key in self._parameters
-
-    def keys(self):
-        """The keys."""
-        return self._parameters.keys()
-
-    def values(self):
-        """The parameters."""
-        return self._parameters.values()
-
-    def items(self):
-        """(key, parameter) pairs."""
-        return self._parameters.items()
-
-    def update(self, parameters):
-        """Adds the (key, parameter) pairs of a dict or an iterable of pairs."""
-        for k, p in (parameters.items() if hasattr(parameters, "items") else parameters):
-            self[k] = p
