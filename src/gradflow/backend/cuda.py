@@ -321,30 +321,10 @@ def to_device_array(a):
 
 
 # Array methods launch kernels and allocate on the current device, so they are interface
-# functions too: bound to the backend's device like every other.
-def reshape(a, shape):
-    """``a`` with shape ``shape`` (a view where possible)."""
-    return a.reshape(shape)
-
-
-def astype(a, dtype):
-    """A copy of ``a`` converted to ``dtype``."""
-    return a.astype(dtype)
-
-
-def copy(a, order="C"):
-    """A copy of ``a`` in memory order ``order`` ("C", "F", "A" or "K")."""
-    return a.copy(order)
-
-
-def getitem(a, index):
-    """``a[index]`` (a view for basic indexing)."""
-    return a[index]
-
-
-def setitem(a, index, value):
-    """Writes ``value`` into ``a[index]``, in place."""
-    a[index] = value
+# functions too (the reference backend's, which call the methods), bound to the backend's device
+# like every other.
+reshape, astype, copy, getitem, setitem = (_ref.reshape, _ref.astype, _ref.copy, _ref.getitem,
+                                           _ref.setitem)
 
 
 def dropout_mask(shape, p, dtype, seed):
