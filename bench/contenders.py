@@ -50,7 +50,7 @@ class Gradflow(Contender):
         return gf.tensor(host, device=self.dev, requires_grad=requires_grad)
 
     def to_numpy(self, x):
-        return np.array(self.be.to_numpy(x.data if isinstance(x, gf.Tensor) else x))
+        return np.array(self.be.to_numpy(x.array if isinstance(x, gf.Tensor) else x))
 
     def sync(self):
         if self.device == "cuda":

@@ -114,7 +114,7 @@ def gradflow_step(act):
             loss.backward()
             with gf.no_grad():
                 for p in ps:  # plain SGD: lr, no momentum, dampening, nesterov or weight decay
-                    p._be.sgd_step(p.data, p.grad.data, None, LR, 0.0, 0.0, False, 0.0, True)
+                    p._be.sgd_step(p.array, p.grad.array, None, LR, 0.0, 0.0, False, 0.0, True)
             return (loss, *(p.grad for p in ps), *ps)
 
         return step

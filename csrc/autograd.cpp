@@ -297,7 +297,7 @@ bool check_requires_grad(TensorObject* t, PyObject* v) {
   return true;
 }
 
-// t.data = v: a Tensor (its array; its device too) or a backend array: a numpy
+// t.array = v (and t.data = v): a Tensor (its array; its device too) or a backend array: a numpy
 // array in the machine's byte order (the C kernels read raw memory) or another array type
 // (CuPy's). Returns the array to store (new reference), or nullptr with TypeError.
 PyObject* data_to_store(PyObject* v) {
@@ -311,7 +311,7 @@ PyObject* data_to_store(PyObject* v) {
 #endif
     if (py::detail::array_descriptor_proxy(descr)->byteorder == kSwapped) {
       PyErr_Format(PyExc_TypeError,
-                   "Tensor.data must be in the machine's byte order, got a byte-swapped %R array "
+                   "Tensor.array must be in the machine's byte order, got a byte-swapped %R array "
                    "(convert it with a.astype(a.dtype.newbyteorder('=')))",
                    descr);
       return nullptr;
@@ -324,7 +324,7 @@ PyObject* data_to_store(PyObject* v) {
   if (ok == 0) ok = has_attr(type, N.array_interface);  // numpy scalars
   if (ok < 0) return nullptr;
   if (!ok) {
-    PyErr_Format(PyExc_TypeError, "Tensor.data must be a Tensor or a backend array, got %s",
+    PyErr_Format(PyExc_TypeError, "Tensor.array must be a Tensor or a backend array, got %s",
                  Py_TYPE(v)->tp_name);
     return nullptr;
   }
@@ -377,7 +377,7 @@ int field_set(PyObject* o, PyObject* v, void* name) {
   {NAME, field_get<offsetof(TensorObject, MEMBER)>, field_set<offsetof(TensorObject, MEMBER)>, \
    DOC, const_cast<char*>(NAME)}
 PyGetSetDef tensor_getset[] = {
-    GF_FIELD("data", data, "The backend array."),
+    GF_FIELD("array", data, "The backend array (numpy on the CPU, CuPy on CUDA) itself, no copy."),
     GF_FIELD("_be", be, "The backend module."),
     GF_FIELD("requires_grad", requires_grad, "Whether gradients flow to this tensor."),
     GF_FIELD("grad", grad, "The accumulated gradient (leaves)."),

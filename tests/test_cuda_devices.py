@@ -16,7 +16,7 @@ F = gf.nn.functional
 
 
 def _device_id(t):
-    return t.data.device.id
+    return t.array.device.id
 
 
 @two_gpus

@@ -33,7 +33,7 @@ def test_collectives_on_tensors():
         dist.reduce_scatter(out, [gf.full((2,), float(r + i)) for i in range(comm.size)],
                             group=comm)
         strided = gf.tensor(np.arange(6.0).reshape(2, 3) * (r + 1)).swapaxes(0, 1)
-        assert not strided.data.flags.c_contiguous
+        assert not strided.array.flags.c_contiguous
         dist.all_reduce(strided, group=comm)  # a non-contiguous view: reduced through a copy
         dist.barrier(group=comm)
         return (t.numpy(), avg.item(), mx.numpy(), b.numpy(), [g.numpy() for g in gathered],

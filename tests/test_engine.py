@@ -643,7 +643,7 @@ def test_tensor_fields_cannot_be_deleted_or_corrupted():
     """The C core reads a Tensor's fields without checks: Python may not delete them or give
     the version counter another shape (either would crash the interpreter, not raise)."""
     t = f64([1.0])
-    for name in ("data", "_be", "requires_grad", "grad", "_node", "_vbox", "_base"):
+    for name in ("array", "_be", "requires_grad", "grad", "_node", "_vbox", "_base"):
         with pytest.raises(AttributeError, match="cannot be deleted"):
             delattr(t, name)
     for bad in (3, [], [0, 1], (0,)):

@@ -43,10 +43,10 @@ def test_parameter_is_tensor_requiring_grad():
 def test_parameter_shares_memory_with_source():
     t = gf.tensor(np.arange(4.0))
     p = nn.Parameter(t)
-    t.data[0] = 42.0
+    t.array[0] = 42.0
     assert host(p)[0] == 42.0
     with gf.no_grad():
-        p.data[1] = -1.0
+        p.array[1] = -1.0
     assert host(t)[1] == -1.0
 
 
@@ -193,11 +193,11 @@ def test_zero_grad_module():
 # ==== to(device) =====================================================================================
 def test_to_cpu_is_noop_same_objects():
     m = TwoLayer()
-    before = [(p, p.data) for p in m.parameters()]
+    before = [(p, p.array) for p in m.parameters()]
     assert m.to("cpu") is m
     assert m.cpu() is m
     for (p, d), q in zip(before, m.parameters()):
-        assert p is q and q.data is d and q.device == "cpu"
+        assert p is q and q.array is d and q.device == "cpu"
 
 
 @pytest.mark.skipif(_CUDA_SKIP is None, reason="a GPU is usable here")
@@ -249,7 +249,7 @@ def test_state_dict_keys_values_and_roundtrip():
     np.testing.assert_array_equal(host(a(x)), host(b(x)))
     # b holds copies, not a's memory
     with gf.no_grad():
-        a.fc1.weight.data[...] = 0
+        a.fc1.weight.array[...] = 0
     assert not np.all(host(b.fc1.weight) == 0)
 
 
@@ -648,7 +648,7 @@ def test_fan_needs_2d():
 
 def test_simple_inits_in_place_and_not_recorded(device):
     p = nn.Parameter(gf.ones(3, 4, dtype=gf.float64, device=device))
-    data = p.data
+    data = p.array
     for fn, check in [
         (lambda t: init.zeros_(t), lambda a: np.all(a == 0)),
         (lambda t: init.ones_(t), lambda a: np.all(a == 1)),
@@ -658,7 +658,7 @@ def test_simple_inits_in_place_and_not_recorded(device):
     ]:
         out = fn(p)
         assert out is p
-        assert p.data is data and p.is_leaf and p.grad_fn is None and p.requires_grad
+        assert p.array is data and p.is_leaf and p.grad_fn is None and p.requires_grad
         assert check(host(p))
     # still usable as a leaf after in-place init
     (p * p).sum().backward()

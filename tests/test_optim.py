@@ -206,8 +206,8 @@ def test_step_skips_none_grads():
     b = nn.Parameter(gf.tensor(P0[1].copy()))
     for cls, kw in [(optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)), (optim.Adam, dict(lr=0.1)),
                     (optim.AdamW, dict(lr=0.1, weight_decay=0.01))]:
-        a.data[...] = P0[0]
-        b.data[...] = P0[1]
+        a.array[...] = P0[0]
+        b.array[...] = P0[1]
         opt = cls([a, b], **kw)
         a.grad, b.grad = gf.tensor(GRADS[0][0]), None
         opt.step()
@@ -474,7 +474,7 @@ def test_step_with_non_contiguous_grad(cls, kw):
     g = np.random.default_rng(0).standard_normal((4, 3))
     p = nn.Parameter(gf.tensor(P0[0].copy()))
     p.grad = gf.tensor(np.ascontiguousarray(g.T)).T  # (4, 3), a strided view
-    assert not p.grad.data.flags.c_contiguous
+    assert not p.grad.array.flags.c_contiguous
     cls([p], **kw).step()
     ref = (np_sgd if cls is optim.SGD else np_adam)([P0[0]], [[g]], **kw)[0]
     np.testing.assert_allclose(host(p), ref, rtol=1e-12, atol=1e-12)

@@ -182,7 +182,7 @@ class Swap(Function):
 x = gf.tensor([0.0, 1.0])
 x._be = types.SimpleNamespace(**{k: getattr(cpu, k) for k in dir(cpu) if not k.startswith("__")})
 y = Swap.apply(x)
-print(np.allclose(y.data, np.exp([0.0, 1.0])), type(y._be).__name__)
+print(np.allclose(y.array, np.exp([0.0, 1.0])), type(y._be).__name__)
 """)
     assert_ok(p, "True SimpleNamespace")
 
@@ -217,7 +217,7 @@ class Late(Function):  # recorded after Early: its backward runs first
         return a * 1
     @staticmethod
     def backward(ctx, g):
-        return (gf.Tensor(g.data.copy(), be),)
+        return (gf.Tensor(g.array.copy(), be),)
 
 a = gf.tensor([1.0], requires_grad=True)
 b = gf.tensor([2.0], requires_grad=True)
@@ -376,7 +376,7 @@ def test_grad_mode_is_per_thread():
         y = (x * x).sum()  # this thread still records
         assert gf.is_grad_enabled() and y.requires_grad
         y.backward()
-        np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
+        np.testing.assert_array_equal(x.grad.array, [2.0, 4.0])
     finally:
         other.set()
         t.join()
@@ -515,7 +515,7 @@ def test_byte_swapped_arrays_are_never_misread(dt, tmp_path):
     np.testing.assert_allclose(gf.load(path)["w"].exp().numpy(), want, rtol=1e-6)
     t = gf.tensor([0.0, 0.0])
     with pytest.raises(TypeError, match="byte order"):
-        t.data = a[0]
+        t.array = a[0]
     # The kernels themselves: a clear TypeError, or (ops integers also use) numpy's answer.
     with pytest.raises(TypeError, match="byte order"):
         _C.exp(a)
@@ -536,7 +536,7 @@ def test_grad_assignment_is_checked():
     x.grad = gf.tensor([3.0, 4.0])
     x.grad = None
     (x * x).sum().backward()  # the engine's own assignment passes
-    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
+    np.testing.assert_array_equal(x.grad.array, [2.0, 4.0])
 
 
 def test_requires_grad_assignment_is_checked():
@@ -555,12 +555,12 @@ def test_requires_grad_assignment_is_checked():
 def test_data_assignment():
     x = gf.tensor([1.0, 2.0])
     with pytest.raises(TypeError, match="Tensor or a backend array, got list"):
-        x.data = [1.0, 2.0]
+        x.array = [1.0, 2.0]
     other = gf.tensor([5.0, 6.0])
     x._be = None  # (as if on another device)
-    x.data = other
-    assert x.data is other.data and x._be is other._be
-    x.data = np.array([7.0], np.float32)
+    x.array = other
+    assert x.array is other.array and x._be is other._be
+    x.array = np.array([7.0], np.float32)
     assert x.tolist() == [7.0]
 
 

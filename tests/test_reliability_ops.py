@@ -33,8 +33,8 @@ def test_grad_never_aliases_the_callers_gradient(view):
     x = f64([[1.0, 2.0], [3.0, 4.0]])
     g = gf.tensor([1.0, 2.0, 3.0, 4.0], dtype=gf.float64)
     view(x).backward(g)
-    assert not np.shares_memory(x.grad.data, g.data)
-    x.grad.data += 1
+    assert not np.shares_memory(x.grad.array, g.array)
+    x.grad.array += 1
     np.testing.assert_array_equal(g.numpy(), [1.0, 2.0, 3.0, 4.0])
 
 
@@ -42,9 +42,9 @@ def test_two_leaves_never_share_a_grad_buffer():
     a, b = f64([[1.0, 2.0]]), f64([[3.0, 4.0]])
     g = gf.tensor([1.0, 5.0], dtype=gf.float64)
     (a.reshape(2) + b.reshape(2)).backward(g)
-    assert not np.shares_memory(a.grad.data, b.grad.data)
-    assert not np.shares_memory(a.grad.data, g.data)
-    a.grad.data[...] = 0
+    assert not np.shares_memory(a.grad.array, b.grad.array)
+    assert not np.shares_memory(a.grad.array, g.array)
+    a.grad.array[...] = 0
     np.testing.assert_array_equal(b.grad.numpy(), [[1.0, 5.0]])
 
 
@@ -62,7 +62,7 @@ def test_grad_never_aliases_an_array_a_custom_backward_keeps():
     x = f64([1.0, 2.0])
     y = Keep.apply(x)
     y.sum().backward(retain_graph=True)
-    assert not np.shares_memory(x.grad.data, y.grad_fn.kept.data)
+    assert not np.shares_memory(x.grad.array, y.grad_fn.kept.array)
 
 
 def test_zero_grad_without_set_to_none_then_sgd_matches_torch():
@@ -165,7 +165,7 @@ def test_backward_gradient_on_another_backend_raises():
         name = "cuda:7"
         xp = reference.xp
 
-    op = _op(lambda ctx, a: a * 1, lambda ctx, g: (gf.Tensor(g.data.copy(), Elsewhere, None),))
+    op = _op(lambda ctx, a: a * 1, lambda ctx, g: (gf.Tensor(g.array.copy(), Elsewhere, None),))
     with pytest.raises(RuntimeError, match="Custom.*cuda:7.*cpu"):
         op.apply(f64([1.0, 2.0])).sum().backward()
 
@@ -393,7 +393,7 @@ def test_clamp_with_broadcast_tensor_bounds_matches_torch():
 def test_clamp_with_tensor_bounds_passes_gradcheck():
     rng = np.random.default_rng(1)
     x, lo, hi = (f64(rng.uniform(-2, 2, size=s)) for s in [(3, 4), (4,), (3, 1)])
-    hi.data += 2.5  # away from ties, where the derivative jumps
+    hi.array += 2.5  # away from ties, where the derivative jumps
     assert gf.autograd.gradcheck(lambda x, lo, hi: gf.clip(x, lo, hi) * x, (x, lo, hi))
 
 

@@ -105,11 +105,11 @@ def test_loaded_values_are_independent_copies(tmp_path):
     a = np.array([3.0])
     gf.save({"t": t, "a": a}, tmp_path / "c.npz")
     out = gf.load(tmp_path / "c.npz")
-    out["t"].data[0] = 9
+    out["t"].array[0] = 9
     out["a"][0] = 9
     assert host(t)[0] == 1.0 and a[0] == 3.0
     assert host(gf.load(tmp_path / "c.npz")["t"])[0] == 1.0
-    assert out["a"].flags.writeable and out["t"].data.flags.writeable
+    assert out["a"].flags.writeable and out["t"].array.flags.writeable
 
 
 def test_non_contiguous_values(tmp_path):

@@ -183,7 +183,7 @@ def test_autograd_attributes():
 def test_detach_shares_memory():
     x = gf.tensor([1.0, 2.0], requires_grad=True)
     d = x.detach()
-    d.data[0] = 5.0
+    d.array[0] = 5.0
     assert x.tolist()[0] == 5.0
 
 

@@ -54,7 +54,7 @@ def test_optimizer_trajectory_matches_torch(name, make):
     go2.load_state_dict(copy.deepcopy(state))
     gw_before = gw.detach().numpy().copy()
     for o in (go, go2):
-        gw.data[...] = gw_before
+        gw.array[...] = gw_before
         o.zero_grad()
         _loss(gf, gw).backward()
         o.step()

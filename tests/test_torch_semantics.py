@@ -283,3 +283,44 @@ def test_assigning_a_plain_tensor_to_a_parameter_attribute_raises():
         m.weight = gf.zeros(2, 2)
     m.bias = None  # None is allowed, as in PyTorch
     assert [n for n, _ in m.named_parameters()] == ["weight"]
+
+
+# ---- .data ----------------------------------------------------------------------------------------
+def test_data_is_a_tensor_sharing_storage_outside_the_graph():
+    p = gf.tensor([1.0, 2.0], requires_grad=True)
+    d = p.data
+    assert isinstance(d, gf.Tensor) and not d.requires_grad and d.grad_fn is None
+    assert np.shares_memory(d.array, p.array) and d.array is p.array
+    d[0] = 5.0  # visible through p, invisible to autograd (no version bump on p)
+    assert p.tolist() == [5.0, 2.0] and p._vbox[0] == 0
+    t = torch.tensor([1.0, 2.0], requires_grad=True)
+    t.data[0] = 5.0
+    assert t._version == 0
+
+
+def test_micrograd_style_update_loop_matches_torch():
+    w0 = np.random.default_rng(0).standard_normal((3, 2))
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    g_w, t_w = gf.tensor(w0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    for _ in range(3):
+        for w, mod in ((g_w, gf), (t_w, torch)):
+            loss = (mod.tensor(x) @ w).tanh().sum()
+            w.grad = None
+            loss.backward()
+            w.data += -0.1 * w.grad
+    _same(g_w, t_w)
+    assert g_w.requires_grad and g_w.is_leaf
+
+
+def test_data_copy_and_assignment_as_torch():
+    p = gf.tensor([1.0, 2.0], requires_grad=True)
+    y = p * p  # saves p: .data writes are not detected, as in PyTorch
+    p.data.copy_(gf.tensor([3.0, 4.0]))
+    y.sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), [6.0, 8.0])
+    other = gf.tensor([[7.0]], dtype=gf.float32)
+    p.data = other
+    assert p.shape == (1, 1) and p.dtype == gf.float32 and p.array is other.array
+    assert p.requires_grad
+    with pytest.raises(TypeError, match="Tensor.array"):
+        p.data = np.zeros(2)

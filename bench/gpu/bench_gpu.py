@@ -85,7 +85,7 @@ def gradflow_mlp(batch, rng, lr=0.01):
             p.grad = None
         loss.backward()
         for p in flat:
-            be.sgd_step(p.data, p.grad.data, None, lr, 0.0, 0.0, False, 0.0, False)
+            be.sgd_step(p.array, p.grad.array, None, lr, 0.0, 0.0, False, 0.0, False)
 
     return step
 

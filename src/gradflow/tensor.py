@@ -52,7 +52,7 @@ class Size(tuple):
 class Tensor(_C.TensorBase):
     """An n-dimensional array that can record the ops applied to it.
 
-    ``data`` is the backend array. ``grad_fn`` is the tape node that produced it (None for
+    ``array`` is the backend array (``data`` is PyTorch's: a tensor sharing it). ``grad_fn`` is the tape node that produced it (None for
     leaves). ``_vbox`` is a one-element list holding the version counter, shared with views,
     which in-place ops bump so that stale saved tensors are detected in backward. These fields
     live in the C base (csrc/autograd.cpp), which makes each new tensor with them set to None,
@@ -68,10 +68,10 @@ class Tensor(_C.TensorBase):
         (the op path: one call, every slot set once)."""
         if be is None:
             t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
-            data, be, node, requires_grad = t.data, t._be, None, t.requires_grad
+            data, be, node, requires_grad = t.array, t._be, None, t.requires_grad
         else:
             requires_grad = node is not None
-        self.data = data  # first: the requires_grad setter checks the data's dtype
+        self.array = data  # first: the requires_grad setter checks the data's dtype
         self._be = be
         if node is not None:
             self._node = node
@@ -92,12 +92,12 @@ class Tensor(_C.TensorBase):
     @property
     def shape(self):
         """The dims, as a :class:`Size` (a tuple of ints)."""
-        return Size(self.data.shape)
+        return Size(self.array.shape)
 
     @property
     def dtype(self):
         """The element type (a numpy dtype: ``gf.float32`` is ``np.dtype('float32')``)."""
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self):
@@ -111,36 +111,36 @@ class Tensor(_C.TensorBase):
     @property
     def ndim(self):
         """The number of dims."""
-        return self.data.ndim
+        return self.array.ndim
 
     def size(self, dim=None):
         """The shape as a :class:`Size`, or with ``dim`` the length of that dim (an int)."""
         if dim is None:
-            return Size(self.data.shape)
+            return Size(self.array.shape)
         if self.ndim == 0:
             raise IndexError(f"size({dim!r}): a 0-d tensor has no dims")
-        return self.data.shape[_util.normalize_axis(dim, self.ndim, "size")]
+        return self.array.shape[_util.normalize_axis(dim, self.ndim, "size")]
 
     def numel(self):
         """The number of elements."""
-        return int(self.data.size)
+        return int(self.array.size)
 
     nelement = numel
 
     def dim(self):
         """The number of dims (as ``ndim``)."""
-        return self.data.ndim
+        return self.array.ndim
 
     ndimension = dim
 
     def element_size(self):
         """Bytes per element."""
-        return self.data.dtype.itemsize
+        return self.array.dtype.itemsize
 
     @property
     def itemsize(self):
         """Bytes per element."""
-        return self.data.dtype.itemsize
+        return self.array.dtype.itemsize
 
     @property
     def is_cuda(self):
@@ -180,12 +180,12 @@ class Tensor(_C.TensorBase):
         """The values as a numpy array (a copy from the GPU; on the CPU, the array itself)."""
         if self.requires_grad:
             raise RuntimeError("numpy() on a tensor that requires grad: call .detach().numpy()")
-        return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
+        return self.array if self._device == "cpu" else self._be.to_numpy(self.array)
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"item(): the tensor has {self.data.size} elements, not 1")
+        if self.array.size != 1:
+            raise ValueError(f"item(): the tensor has {self.array.size} elements, not 1")
         return self._host().reshape(()).item()
 
     def tolist(self):
@@ -196,12 +196,12 @@ class Tensor(_C.TensorBase):
         """``f"{t:.3f}"`` formats a one-element tensor's value; an empty spec gives repr."""
         if not spec:
             return repr(self)
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise TypeError(f"format spec {spec!r} needs a one-element tensor, got shape {self.shape}")
         return format(self.item(), spec)
 
     def _host(self):
-        return self.data if self._device == "cpu" else self._be.to_numpy(self.data)
+        return self.array if self._device == "cpu" else self._be.to_numpy(self.array)
 
     def __repr__(self):
         body = np.array2string(self._host(), separator=", ", prefix="tensor(", **PRINT_OPTIONS)
@@ -217,8 +217,8 @@ class Tensor(_C.TensorBase):
         return "tensor(" + ", ".join([body] + extra) + ")"
 
     def __bool__(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous")
+        if self.array.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.array.size} elements is ambiguous")
         return bool(self.item())
 
     def __float__(self):
@@ -228,7 +228,7 @@ class Tensor(_C.TensorBase):
         return int(self.item())
 
     def __index__(self):
-        if self.dtype.kind not in "iu" or self.data.size != 1:
+        if self.dtype.kind not in "iu" or self.array.size != 1:
             raise TypeError("only integer tensors of one element can be used as an index")
         return int(self.item())
 
@@ -240,10 +240,10 @@ class Tensor(_C.TensorBase):
         return a if dtype is None else a.astype(dtype)
 
     def __dlpack__(self, *args, **kwargs):
-        return self.data.__dlpack__(*args, **kwargs)
+        return self.array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
+        return self.array.__dlpack_device__()
 
     def __reduce_ex__(self, protocol):
         """pickle, copy.copy and copy.deepcopy: a leaf's values (copied), device, requires_grad
@@ -266,7 +266,22 @@ class Tensor(_C.TensorBase):
 
     def detach(self):
         """The same values, cut from the graph (shares memory and the version counter)."""
-        return Tensor._make(self.data, self._device, None, self._vbox, self)
+        return Tensor._make(self.array, self._device, None, self._vbox, self)
+
+    @property
+    def data(self):
+        """The values as a tensor that shares this one's memory but not its graph, version
+        counter or ``requires_grad``, as PyTorch's ``.data``: changes through it are invisible to
+        autograd (``p.data -= lr * p.grad`` updates a leaf in place). The backend array itself
+        is :attr:`array`."""
+        return Tensor._make(self.array, self._device)
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data can only be set to a Tensor, got {type(value).__name__}"
+                            " (the backend array itself is Tensor.array)")
+        self.array = value  # its array and its device
 
     def register_hook(self, hook):
         """Runs ``hook(grad)`` on this tensor's gradient in each backward (a returned tensor
@@ -477,7 +492,7 @@ class Tensor(_C.TensorBase):
             result = _shape.SetItem.apply(self._snapshot(), value, index=index)
             self._write(result, "__setitem__")
         else:
-            self._be.setitem(self.data, index, value.data)
+            self._be.setitem(self.array, index, value.array)
             self._vbox[0] += 1
 
     def _inplace(self, op, other):
@@ -496,7 +511,7 @@ class Tensor(_C.TensorBase):
             if other.dtype != self.dtype:
                 other = other.to(self.dtype)
             try:
-                getattr(self._be, op)(self.data, other.data, self.data)  # (a, b, out)
+                getattr(self._be, op)(self.array, other.array, self.array)  # (a, b, out)
             except (ValueError, TypeError) as e:
                 raise ValueError(f"in-place {op} of shape {other.shape} into {self.shape}: {e}") from None
             self._vbox[0] += 1
@@ -510,7 +525,7 @@ class Tensor(_C.TensorBase):
 
     def _snapshot(self):
         # The pre-op value, as its own tensor, for backward functions that need it.
-        return Tensor._make(self._be.copy(self.data), self._device, self._node)
+        return Tensor._make(self._be.copy(self.array), self._device, self._node)
 
     def _write(self, result, op):
         """Makes ``result`` (recorded) the new value of self, or of the region of its base
@@ -521,13 +536,13 @@ class Tensor(_C.TensorBase):
             _views.write_through(self, result, op)
 
     def _commit_inplace(self, result):
-        self._be.setitem(self.data, Ellipsis, result.data)
+        self._be.setitem(self.array, Ellipsis, result.array)
         self._node = result._node
         self.requires_grad = result.requires_grad
         self._vbox[0] += 1
         if self._node is not None and self._node._out_data is not None:
             # The node saved its output: point it at our memory and version counter.
-            self._node._out_data = self.data
+            self._node._out_data = self.array
             self._node._out_vbox = self._vbox
             self._node._out_version = self._vbox[0]
         _views.rebase(self)  # the views of self now read its new value
@@ -685,7 +700,7 @@ def _index_item(i, like):
             raise RuntimeError(f"indexing a tensor on {like._device} with an index on {i._device}")
         if i.dtype.kind not in "iub":
             raise IndexError(f"tensors used as indices must be integer or bool, not {i.dtype}")
-        return i._be.copy(i.data)
+        return i._be.copy(i.array)
     if isinstance(i, (list, np.ndarray)):
         return np.array(i) if like._device == "cpu" else like._be.xp.asarray(i)
     return i
@@ -748,7 +763,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     dev = _backend.canonical_device(device)
     dt = _dtypes.as_dtype(dtype)
     if isinstance(data, Tensor):
-        data = data._host() if dev == "cpu" or data._device == "cpu" else data.data
+        data = data._host() if dev == "cpu" or data._device == "cpu" else data.array
     src = _backend.device_of_array(data) if hasattr(data, "__cuda_array_interface__") else "cpu"
     if src != "cpu" and src != dev:
         # Another device's array: a host copy for the CPU, else a device-to-device copy (a

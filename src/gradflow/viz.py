@@ -45,7 +45,7 @@ class record_grads:
         self.prev = prev = state.grad_observer
 
         def observe(node, grad):
-            node._grad_norm = _norm(grad.data, grad._be)
+            node._grad_norm = _norm(grad.array, grad._be)
             if prev is not None:
                 prev(node, grad)
 
@@ -122,7 +122,7 @@ def to_dot(tensor, show_grads=False, show_shapes=True, params=None) -> str:
         if show_shapes:
             label.append(_meta(t.shape, t.dtype))
         if show_grads:
-            label.append(_grad_line(None if t.grad is None else _norm(t.grad.data, t.grad._be)))
+            label.append(_grad_line(None if t.grad is None else _norm(t.grad.array, t.grad._be)))
         return add("leaf", "\n".join(label), id(t))
 
     if tensor.grad_fn is None:

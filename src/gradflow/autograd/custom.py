@@ -78,7 +78,7 @@ class _Output(_function.Function):
     def forward(node, *arrays, fn, ctx, outputs, k, arg_slots):
         node.fn, node.fn_ctx, node.k, node.arg_slots = fn, ctx, k, arg_slots
         node.out_meta = [(o.shape, o.dtype, o.device) if o is not None else None for o in outputs]
-        return outputs[k].data
+        return outputs[k].array
 
     @staticmethod
     def backward(node, g):

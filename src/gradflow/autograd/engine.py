@@ -60,7 +60,7 @@ def _check_anomaly(node, grads):
         if g is None:
             continue
         xp = node.be.xp
-        if not bool(xp.all(xp.isfinite(g.data))):
+        if not bool(xp.all(xp.isfinite(g.array))):
             where = getattr(node, "trace", "(recorded outside detect_anomaly)")
             raise RuntimeError(
                 f"detect_anomaly: backward of {node.name} produced NaN/Inf in a gradient of shape "
@@ -83,7 +83,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
         wanted = _nodes_reaching(roots, capture_nodes, {id(t) for t in capture if t._node is None})
     allowed = None if wanted is None else wanted | capture_nodes.keys()
 
-    shared = {id(g.data) for g in root_grads}  # the caller's arrays, and those stored already
+    shared = {id(g.array) for g in root_grads}  # the caller's arrays, and those stored already
     observer = _hooks.observer(state.grad_observer)  # tensor hooks on non-leaves, if any
     if post_accumulate and capture is None:  # hooks (DDP's reductions) start during backward
         observer = _ReadyLeaves(roots, leaf_grads, shared, create_graph).observer(observer)
@@ -91,7 +91,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     edges, metas = [], []
     for t, g in zip(roots, root_grads):
         edges.append(t._node or (t if t.requires_grad else None))
-        metas.append((g.data.shape, g.data.dtype))
+        metas.append((g.array.shape, g.array.dtype))
     prev = state.phase, state.grad_enabled
     state.phase, state.grad_enabled = "backward", create_graph  # backward records only then
     try:
@@ -125,7 +125,7 @@ def _accumulate(leaf, g, shared, create_graph):
     ``leaf.grad``; then this leaf's post-accumulate-grad hooks run."""
     hooked = _hooks.leaf_grad(leaf, g)
     if hooked is not g:  # a hook's result may be kept by the hook: never taken as .grad
-        shared.add(id(hooked.data))
+        shared.add(id(hooked.array))
         g = hooked
     with _accumulate_lock:
         if leaf.grad is None:
@@ -134,7 +134,7 @@ def _accumulate(leaf, g, shared, create_graph):
             leaf.grad = leaf.grad + g
         else:
             be = leaf.grad._be  # accumulate in place, as .grad is private
-            be.add(leaf.grad.data, g.data, leaf.grad.data)
+            be.add(leaf.grad.array, g.array, leaf.grad.array)
     if post_accumulate:  # this leaf's .grad is final for this backward
         fire_post_accumulate(leaf)
 
@@ -193,7 +193,7 @@ def _private_grad(g, shared, create_graph):
     handed to another leaf of this pass); otherwise copied. A gradient may be the caller's
     array, a view of it (reshape's backward), a broadcast view, one array sent to several
     inputs (add), or an array a custom backward also keeps."""
-    arr = g.data
+    arr = g.array
     flags = arr.flags
     private = (id(arr) not in shared and flags.owndata and flags.c_contiguous
                and getattr(flags, "writeable", True)  # CuPy arrays lack the flag
@@ -242,12 +242,12 @@ def _root_grad(g, out):
     every signal the engine passes on is), or 1 for a scalar."""
     Tensor = _tensor.Tensor
     if g is None:
-        if out.data.size != 1:
+        if out.array.size != 1:
             raise RuntimeError(
                 f"grad can be implicitly created only for scalar outputs; got shape {out.shape}."
                 " Pass a gradient of that shape.")
         be = out._be
-        one = be.xp.empty(out.data.shape, out.data.dtype)
+        one = be.xp.empty(out.array.shape, out.array.dtype)
         be.setitem(one, Ellipsis, 1)  # (numpy's ones() costs several times this on a small array)
         return _C.wrap(one, out._be, None)
     if not isinstance(g, Tensor):

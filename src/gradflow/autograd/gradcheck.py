@@ -44,7 +44,7 @@ def _numeric_jacobian_vjp(fn, inputs, outputs_weights, eps):
 
 def _sync_back(t, host):
     if t._device != "cpu":
-        t.data[...] = t._be.xp.asarray(host)
+        t.array[...] = t._be.xp.asarray(host)
 
 
 def _compare(analytic, numeric, atol, rtol, what):

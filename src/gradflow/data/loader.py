@@ -109,7 +109,7 @@ class DataLoader:
     def _batch(self, index):
         if isinstance(self.dataset, TensorDataset) and self.collate_fn is None:
             # One gather per tensor, on the tensor's device; batches are data, never on a tape.
-            return tuple(Tensor._make(t._be.getitem(t.data, index if t.device == "cpu"
+            return tuple(Tensor._make(t._be.getitem(t.array, index if t.device == "cpu"
                                                     else t._be.to_device_array(index)), t.device)
                          for t in self.dataset.tensors)
         return (self.collate_fn or default_collate)([self.dataset[int(i)] for i in index])

@@ -136,13 +136,13 @@ def check_device(comm, device, what):
 
 def _buffer(tensor):
     """(contiguous array to communicate in, finish() that puts it back into the tensor)."""
-    arr = tensor.data
+    arr = tensor.array
     if arr.flags.c_contiguous and getattr(arr.flags, "writeable", True):
         return arr, lambda: _modified(tensor)
     buf = tensor._be.xp.ascontiguousarray(arr)
 
     def finish():
-        tensor.data[...] = buf
+        tensor.array[...] = buf
         _modified(tensor)
     return buf, finish
 
@@ -192,12 +192,12 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     _check(tensor, "all_gather", comm)
     _check_list(tensor_list, tensor, comm.size, "all_gather")
     xp = tensor._be.xp
-    send = xp.ascontiguousarray(tensor.data)
+    send = xp.ascontiguousarray(tensor.array)
     recv = xp.empty((comm.size,) + send.shape, send.dtype)
 
     def finish():
         for r, out in enumerate(tensor_list):
-            out.data[...] = recv[r]
+            out.array[...] = recv[r]
             _modified(out)
     return _run(comm.allgather(send, recv, not async_op), finish, async_op)
 
@@ -208,13 +208,13 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     _check(output, "reduce_scatter", comm)
     _check_list(input_list, output, comm.size, "reduce_scatter")
     xp = output._be.xp
-    send = xp.stack([t.data for t in input_list])
-    recv = xp.empty(output.data.shape, output.data.dtype)
+    send = xp.stack([t.array for t in input_list])
+    recv = xp.empty(output.array.shape, output.array.dtype)
 
     def finish():
         if op == ReduceOp.AVG:
             recv[...] /= comm.size
-        output.data[...] = recv
+        output.array[...] = recv
         _modified(output)
     return _run(comm.reduce_scatter(send, recv, "sum" if op == ReduceOp.AVG else op,
                                     not async_op), finish, async_op)

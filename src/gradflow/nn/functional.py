@@ -72,9 +72,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise RuntimeError(f"cross_entropy: the labels are on {target._device} but the logits "
                                f"are on {logits._device}")
         plain = (logits.ndim == 2 and weight is None and not label_smoothing
-                 and not bool(target._be.xp.any(target._be.xp.equal(target.data, ignore_index))))
+                 and not bool(target._be.xp.any(target._be.xp.equal(target.array, ignore_index))))
         if plain:
-            labels = target.data if target.dtype == "int64" else target._be.astype(target.data, "int64")
+            labels = target.array if target.dtype == "int64" else target._be.astype(target.array, "int64")
             return _reduce(cross_entropy_rows(logits, labels), reduction, "cross_entropy")
         logp = log_softmax(logits, 1)
         loss = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
@@ -137,9 +137,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     c = input.shape[1]
     ignored = target == ignore_index
     safe = target.masked_fill(ignored, 0)
-    if safe.numel() and (int(safe.data.min()) < 0 or int(safe.data.max()) >= c):
+    if safe.numel() and (int(safe.array.min()) < 0 or int(safe.array.max()) >= c):
         raise IndexError(f"nll_loss: labels must be in [0, {c}) (or ignore_index), got "
-                         f"{int(safe.data.min())}..{int(safe.data.max())}")
+                         f"{int(safe.array.min())}..{int(safe.array.max())}")
     picked = -gather(input, 1, safe.unsqueeze(1)).squeeze(1)
     w = (~ignored).to(input.dtype)
     if weight is not None:
@@ -433,7 +433,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None):
     if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
         raise TypeError("embedding: input must be an integer tensor of indices")
     n = weight.shape[0]
-    if input.numel() and (int(input.data.min()) < -n or int(input.data.max()) >= n):
+    if input.numel() and (int(input.array.min()) < -n or int(input.array.max()) >= n):
         raise IndexError(f"embedding: index out of range for {n} embeddings")
     w = weight
     if padding_idx is not None and weight.requires_grad:
@@ -450,11 +450,11 @@ def one_hot(tensor, num_classes=-1):
 
     if tensor.dtype.kind not in "iu":
         raise TypeError(f"one_hot: needs an integer tensor, got {tensor.dtype}")
-    n = int(tensor.data.max()) + 1 if num_classes == -1 else int(num_classes)
-    if tensor.numel() and (int(tensor.data.min()) < 0 or int(tensor.data.max()) >= n):
+    n = int(tensor.array.max()) + 1 if num_classes == -1 else int(num_classes)
+    if tensor.numel() and (int(tensor.array.min()) < 0 or int(tensor.array.max()) >= n):
         raise ValueError(f"one_hot: class values must be in [0, {n})")
     xp = tensor._be.xp
-    return Tensor._make((tensor.data[..., None] == xp.arange(n)).astype("int64"), tensor._device)
+    return Tensor._make((tensor.array[..., None] == xp.arange(n)).astype("int64"), tensor._device)
 
 
 def pad(input, pad, mode="constant", value=0.0):

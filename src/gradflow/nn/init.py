@@ -10,7 +10,7 @@ from ..autograd.grad_mode import no_grad
 def _assign(tensor, host):
     with no_grad():
         be = tensor._be
-        be.setitem(tensor.data, Ellipsis, be.to_device_array(host.astype(tensor.dtype, copy=False)))
+        be.setitem(tensor.array, Ellipsis, be.to_device_array(host.astype(tensor.dtype, copy=False)))
         tensor._vbox[0] += 1
     return tensor
 
@@ -72,7 +72,7 @@ def ones_(tensor):
 def constant_(tensor, value):
     """Fills the tensor with ``value``, in place."""
     with no_grad():
-        tensor._be.setitem(tensor.data, Ellipsis, value)
+        tensor._be.setitem(tensor.array, Ellipsis, value)
         tensor._vbox[0] += 1
     return tensor
 

@@ -236,7 +236,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad._be.setitem(p.grad.data, Ellipsis, 0)
+                p.grad._be.setitem(p.grad.array, Ellipsis, 0)
 
     def to(self, device=None, dtype=None):
         """Moves every parameter (and its gradient) and buffer to ``device`` and/or converts the
@@ -263,7 +263,7 @@ class Module:
                 if device is not None and moved._device != device:
                     moved = moved.to(device)
                 if moved is not t:
-                    t.data = moved.data
+                    t.array = moved.array
                     t._be = moved._be
                     if t.grad is not None:
                         t.grad = t.grad.to(t._device).to(t.dtype)
@@ -330,7 +330,7 @@ class Module:
                     v = state_dict[k]
                     host = v._host() if isinstance(v, Tensor) else v
                     be = p._be
-                    be.setitem(p.data, Ellipsis, be.astype(be.to_device_array(host), p.dtype))
+                    be.setitem(p.array, Ellipsis, be.astype(be.to_device_array(host), p.dtype))
                     p._vbox[0] += 1
         return IncompatibleKeys(missing, unexpected)
 

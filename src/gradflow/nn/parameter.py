@@ -9,7 +9,7 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad=True):
         src = data if isinstance(data, Tensor) else Tensor(data)
-        super().__init__(src.data, src._be)
+        super().__init__(src.array, src._be)
         self.requires_grad_(requires_grad)
 
     def __repr__(self):

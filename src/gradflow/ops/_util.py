@@ -43,7 +43,7 @@ def promote(a, b):
     higher category's dtype, or within one category the wider dtype (float32 with float64 gives
     float64, int32 with float64 gives float64, int64 with float32 gives float32)."""
     Tensor = _tensor.Tensor
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype is b.data.dtype:
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.array.dtype is b.array.dtype:
         return a, b  # the common case, kept cheap: it runs on every binary op
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
@@ -78,7 +78,7 @@ def result_dtype(a, b):
 
 def float_operand(x):
     """Math that only makes sense on floats promotes integer/bool tensors to the default float."""
-    return x if x.data.dtype.kind == "f" else x.to(dtypes.default_float)
+    return x if x.array.dtype.kind == "f" else x.to(dtypes.default_float)
 
 
 def normalize_dims(dims, ndim, op_name):

@@ -229,7 +229,7 @@ def _binary(op, doc):
 
     def fn(a, b):
         # Two tensors of one class and dtype (the usual case) go straight to the op.
-        if a.__class__ is not b.__class__ or a.data.dtype is not b.data.dtype:
+        if a.__class__ is not b.__class__ or a.array.dtype is not b.array.dtype:
             a, b = promote(a, b)
         return apply(a, b)
 
@@ -262,7 +262,7 @@ def pow(a, b):  # noqa: A001
         int_power = isinstance(b, int) and b >= 0  # keeps an integer tensor integer
         return PowScalar.apply(a if int_power else float_operand(a), p=b)
     a, b = promote(a, b)
-    if a.dtype.kind in "iu" and bool((b.data < 0).any()):
+    if a.dtype.kind in "iu" and bool((b.array < 0).any()):
         raise RuntimeError("pow: integers to negative integer powers are not allowed; convert to "
                          "a float dtype first")
     return Pow.apply(a, b)
@@ -288,7 +288,7 @@ def where(cond, a, b):
         cond = as_tensor(cond, a)
     if cond._device != a._device:
         raise RuntimeError(f"where: cond is on {cond._device} but the operands are on {a._device}")
-    c = cond.data if cond.dtype.kind == "b" else cond._be.astype(cond.data, bool)
+    c = cond.array if cond.dtype.kind == "b" else cond._be.astype(cond.array, bool)
     return Where.apply(a, b, cond=c)
 
 

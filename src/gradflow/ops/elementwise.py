@@ -80,7 +80,7 @@ def _unary(name, kernel, grad, doc, floats_only=True):
 
     def fn(input):
         if not floats_only and input.dtype.kind in "iub" and name != "sign":
-            return _tensor.Tensor._make(input._be.copy(input.data), input._device)  # already whole
+            return _tensor.Tensor._make(input._be.copy(input.array), input._device)  # already whole
         return op.apply(float_operand(input) if floats_only else input)
 
     fn.__name__ = fn.__qualname__ = name
@@ -325,7 +325,7 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     """Whether isclose holds everywhere (a Python bool)."""
-    return bool(isclose(input, other, rtol, atol, equal_nan).data.all())
+    return bool(isclose(input, other, rtol, atol, equal_nan).array.all())
 
 
 def equal(input, other):
@@ -333,7 +333,7 @@ def equal(input, other):
     if tuple(input.shape) != tuple(other.shape):
         return False
     a, b = promote(input, other)
-    return bool((a.data == b.data).all())
+    return bool((a.array == b.array).all())
 
 
 class NanToNum(Function):

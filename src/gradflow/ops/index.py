@@ -39,7 +39,7 @@ def _along(input, dim, index, op):
     parts = []
     for i, n in enumerate(index.shape):
         if i == d:
-            parts.append(index.data)
+            parts.append(index.array)
         else:
             parts.append(xp.arange(n).reshape((1,) * i + (n,) + (1,) * (index.ndim - i - 1)))
     return tuple(parts)
@@ -72,7 +72,7 @@ def index_select(input, dim, index):
     if index.ndim > 1:
         raise ValueError(f"index_select: index must be 1-D, got shape {index.shape}")
     d = normalize_axis(dim, input.ndim, "index_select")
-    return GetItem.apply(input, index=(slice(None),) * d + (index._be.reshape(index.data, -1),))
+    return GetItem.apply(input, index=(slice(None),) * d + (index._be.reshape(index.array, -1),))
 
 
 def _src(src, like, op):
@@ -116,7 +116,7 @@ def index_add(input, dim, index, source, alpha=1):
     source = _src(source, input, "index_add")
     if alpha != 1:
         source = source * alpha
-    ix = (slice(None),) * d + (index._be.reshape(index.data, -1),)
+    ix = (slice(None),) * d + (index._be.reshape(index.array, -1),)
     return input + IndexAdd.apply(source, shape=tuple(input.shape), index=ix)
 
 
@@ -157,7 +157,7 @@ def nonzero(input, as_tuple=False):
     """The indices of the nonzero elements: an (n, ndim) int64 tensor, or with as_tuple=True one
     1-D tensor per dim."""
     xp = input._be.xp
-    idx = xp.nonzero(input.data if input.ndim else input._be.reshape(input.data, 1))
+    idx = xp.nonzero(input.array if input.ndim else input._be.reshape(input.array, 1))
     if as_tuple:
         return tuple(_tensor.Tensor._make(i.astype("int64"), input._device) for i in idx)
     return _tensor.Tensor._make(xp.stack(idx, axis=1).astype("int64") if idx else

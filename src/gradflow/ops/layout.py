@@ -239,7 +239,7 @@ def clone(input, *, memory_format=None):
 
 def contiguous(input, memory_format=None):
     """The tensor in row-major layout: itself if it already is, else a copy."""
-    flags = getattr(input.data, "flags", None)
+    flags = getattr(input.array, "flags", None)
     if flags is not None and flags.c_contiguous:
         return input
     return clone(input)

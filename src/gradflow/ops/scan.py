@@ -176,7 +176,7 @@ def cumprod(input, dim, *, dtype=None):
     if x.ndim == 0:
         return x
     d = normalize_axis(dim, x.ndim, "cumprod")
-    if not x.requires_grad or not bool((x.data == 0).any()):
+    if not x.requires_grad or not bool((x.array == 0).any()):
         return CumProd.apply(x, axis=d)
     # With zeros, the division above is undefined: each prefix as its own product (whose
     # gradient handles zeros exactly).
@@ -331,7 +331,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     if dim is not None:
         raise ValueError("unique: dim= is not supported; unique works on all elements")
     xp = input._be.xp
-    vals, inv, counts = xp.unique(input._be.reshape(input.data, -1), return_inverse=True, return_counts=True)
+    vals, inv, counts = xp.unique(input._be.reshape(input.array, -1), return_inverse=True, return_counts=True)
     out = [_T(vals, input)]
     if return_inverse:
         out.append(_T(inv.reshape(input.shape).astype("int64"), input))

@@ -210,7 +210,7 @@ def reshape(x, *shape):
         if s.__class__ is not int and (not isinstance(s, numbers.Integral) or isinstance(s, bool)):
             raise TypeError(f"reshape: the shape must be ints, got {s!r} ({type(s).__name__}) "
                             f"in {tuple(shape)!r}")
-    shape = _resolve_shape(tuple(int(s) for s in shape), x.data.size, x.shape)
+    shape = _resolve_shape(tuple(int(s) for s in shape), x.array.size, x.shape)
     if shape == x.shape:
         return x
     return _tracked(Reshape.apply(x, shape=shape), x, Reshape, {"shape": shape})

@@ -49,7 +49,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad._be.setitem(p.grad.data, Ellipsis, 0)
+                    p.grad._be.setitem(p.grad.array, Ellipsis, 0)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure``, if given, is called
@@ -71,16 +71,16 @@ class Optimizer:
                     xp = p._be.xp
                     # The fused kernels update C-contiguous memory in place; any other layout
                     # (a parameter made from a transposed view) goes through a contiguous copy.
-                    grad = xp.ascontiguousarray(p.grad.data)
+                    grad = xp.ascontiguousarray(p.grad.array)
                     if group.get("maximize"):
                         grad = -grad
                     state = self.state.setdefault(p, {})
-                    if p.data.flags.c_contiguous:
-                        self._update(p.data, grad, group, state, p._be)
+                    if p.array.flags.c_contiguous:
+                        self._update(p.array, grad, group, state, p._be)
                     else:
-                        work = xp.ascontiguousarray(p.data)
+                        work = xp.ascontiguousarray(p.array)
                         self._update(work, grad, group, state, p._be)
-                        p._be.setitem(p.data, Ellipsis, work)
+                        p._be.setitem(p.array, Ellipsis, work)
                     p._vbox[0] += 1
         return loss
 

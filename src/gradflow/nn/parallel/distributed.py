@@ -200,8 +200,8 @@ class DistributedDataParallel(Module):
                 "find_unused_parameters that the loss uses after all)")
         self._started = True
         view = bucket.views[i]
-        if param.grad.data is not view:  # (with gradient_as_bucket_view it may be the view)
-            view[...] = param.grad.data
+        if param.grad.array is not view:  # (with gradient_as_bucket_view it may be the view)
+            view[...] = param.grad.array
         self._mark_ready(param, bucket)
 
     def _mark_ready(self, param, bucket):
@@ -243,12 +243,12 @@ class DistributedDataParallel(Module):
                 if used is not None and not next(used):
                     continue  # no rank used it: its .grad stays as it was
                 if self._as_view:
-                    if p.grad is None or p.grad.data is not view:
+                    if p.grad is None or p.grad.array is not view:
                         p.grad = Tensor._make(view, p.device)
                 elif p.grad is None:
                     p.grad = Tensor._make(view.copy(), p.device)
                 else:
-                    p.grad.data[...] = view
+                    p.grad.array[...] = view
 
 
 def _leaves_reached(out):

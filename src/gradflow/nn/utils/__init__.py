@@ -40,7 +40,7 @@ def clip_grad_value_(parameters, clip_value):
     """Clamps every gradient entry to [-clip_value, clip_value], in place."""
     with no_grad():
         for p in _params(parameters):
-            p.grad.data[...] = p._be.xp.clip(p.grad.data, -clip_value, clip_value)
+            p.grad.array[...] = p._be.xp.clip(p.grad.array, -clip_value, clip_value)
             p.grad._vbox[0] += 1
 
 
