@@ -25,7 +25,15 @@ def _distinct(shape, seed):
 
 IDX = np.array([[0, 2, 1, 0], [1, 1, 0, 2]])
 IDX1 = np.array([2, 0, 2])
+IDXR = np.array([[0, 1, 1, 2], [0, 1, 1, 0], [2, 1, 0, 0]])  # repeats within every column
 MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
+
+
+def _with_zeros(a, at):
+    a = a.copy()
+    for i in at:
+        a[i] = 0.0
+    return a
 
 
 def _lib(lib):
@@ -113,6 +121,16 @@ CASES = [
     ("scatter_reduce_mean_exclude", lambda L, a, b: a.scatter_reduce(1, _lib(L)(IDX[:, :3]), b, "mean",
                                                                      include_self=False),
      [_n((3, 4), 0), _n((2, 3), 1)]),
+    *[(f"scatter_reduce_{reduce}{'' if keep else '_exclude'}",
+       (lambda reduce, keep: lambda L, a, b: a.scatter_reduce(0, _lib(L)(IDXR), b, reduce,
+                                                              include_self=keep))(reduce, keep),
+       [_distinct((3, 4), 0), _distinct((3, 4), 1) + 0.123])
+      for reduce in ["prod", "amax", "amin"] for keep in [True, False]],
+    *[(f"scatter_reduce_prod_zeros{'' if keep else '_exclude'}",
+       (lambda keep: lambda L, a, b: L.scatter_reduce(a, 0, _lib(L)(IDXR), b, "prod",
+                                                      include_self=keep))(keep),
+       [_with_zeros(_n((3, 4), 0), [(0, 0), (1, 2)]), _with_zeros(_n((3, 4), 1), [(0, 1), (1, 1), (0, 2)])])
+      for keep in [True, False]],
     ("xlogy", lambda L, a, b: L.xlogy(a, b), [_n((2, 3), 0), _u((2, 3), 0.5, 2, 1)]),
     ("pow_method", lambda L, a: L.pow(a, 2) + a.pow(3), [_n((3, 4), 0)]),
     ("clamp", lambda L, a: L.clamp(a, -0.5, 0.5) * a, [_n((3, 4), 0) + 0.01]),
@@ -184,13 +202,43 @@ def test_orderings_indices_match_torch():
 
 @pytest.mark.parametrize("reduce", ["prod", "amax", "amin"])
 @pytest.mark.parametrize("include_self", [True, False])
-def test_scatter_reduce_values_match_torch(reduce, include_self):
-    a, b = _n((3, 4), 0), _n((2, 4), 1)
-    g = gf.tensor(a).scatter_reduce(0, gf.tensor(IDX), gf.tensor(b), reduce, include_self=include_self)
-    t = torch.tensor(a).scatter_reduce(0, torch.tensor(IDX), torch.tensor(b), reduce, include_self=include_self)
-    np.testing.assert_allclose(g.numpy(), t.numpy(), rtol=1e-12)
-    with pytest.raises(RuntimeError, match="gradient"):
-        gf.tensor(a, requires_grad=True).scatter_reduce(0, gf.tensor(IDX), gf.tensor(b), reduce)
+def test_scatter_reduce_ties_and_integers_match_torch(reduce, include_self):
+    """Ties (amax/amin split the gradient among them, self included) and integer tensors."""
+    a = np.array([[1.0, 2.0, 0.0, 3.0], [2.0, 2.0, 1.0, 0.0], [0.0, 1.0, 1.0, 3.0]])
+    b = np.array([[1.0, 2.0, 1.0, 3.0], [1.0, 2.0, 0.0, 0.0], [2.0, 2.0, 1.0, 3.0]])
+    g = [gf.tensor(x, requires_grad=True) for x in (a, b)]
+    t = [torch.tensor(x, requires_grad=True) for x in (a, b)]
+    go = g[0].scatter_reduce(0, gf.tensor(IDXR), g[1], reduce, include_self=include_self)
+    to = t[0].scatter_reduce(0, torch.tensor(IDXR), t[1], reduce, include_self=include_self)
+    np.testing.assert_allclose(go.detach().numpy(), to.detach().numpy(), rtol=1e-12)
+    w = np.random.default_rng(3).standard_normal(a.shape)
+    (go * gf.tensor(w)).sum().backward()
+    (to * torch.tensor(w)).sum().backward()
+    for x, y in zip(g, t):
+        np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-12, atol=1e-15)
+    ai, bi = a.astype(np.int64) - 1, b.astype(np.int64)
+    np.testing.assert_array_equal(
+        gf.tensor(ai).scatter_reduce(0, gf.tensor(IDXR), gf.tensor(bi), reduce, include_self=include_self).numpy(),
+        torch.tensor(ai).scatter_reduce(0, torch.tensor(IDXR), torch.tensor(bi), reduce,
+                                        include_self=include_self).numpy())
+
+
+def test_scatter_reduce_prod_double_backward():
+    """Second derivatives of prod against torch; two zeros of src at one position raise, as in torch."""
+    a, b = _n((3, 4), 0), _with_zeros(_n((3, 4), 1), [(0, 2)])
+    g = [gf.tensor(x, requires_grad=True) for x in (a, b)]
+    t = [torch.tensor(x, requires_grad=True) for x in (a, b)]
+    gg = gf.autograd.grad(g[0].scatter_reduce(0, gf.tensor(IDXR), g[1], "prod").sum(), g, create_graph=True)
+    tg = torch.autograd.grad(t[0].scatter_reduce(0, torch.tensor(IDXR), t[1], "prod").sum(), t, create_graph=True)
+    gh = gf.autograd.grad((gg[0] * gg[1].sum()).sum(), g)
+    th = torch.autograd.grad((tg[0] * tg[1].sum()).sum(), t)
+    for x, y in zip(gh, th):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-10, atol=1e-12)
+    b2 = gf.tensor(_with_zeros(b, [(1, 2)]), requires_grad=True)
+    (_, gs) = gf.autograd.grad(g[0].scatter_reduce(0, gf.tensor(IDXR), b2, "prod").sum(), [g[0], b2],
+                               create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        gs.sum().backward()
 
 
 def test_xlogy_at_zero_matches_torch():

@@ -8,9 +8,10 @@ backend with no kernels of their own."""
 import numbers
 
 from .. import tensor as _tensor
-from ..autograd.function import NonDifferentiable
+from ..autograd import grad_mode as _grad_mode
+from ..autograd.function import Function
 from ._util import as_tensor, normalize_axis, torch_kwargs
-from .shape import GetItem, IndexAdd, SetItem
+from .shape import GetItem, IndexAdd, SetItem, _mask_out
 
 
 def _index_tensor(index, like, op):
@@ -178,12 +179,22 @@ def select(input, dim, index):
 
 
 
-class _ScatterExtremum(NonDifferentiable):
+class ScatterCombine(Function):
+    """``x`` with ``src`` combined in at ``index`` by multiplication, maximum or minimum.
+
+    The gradient is PyTorch's: for amax/amin it is split evenly among the entries equal to the
+    result (self counted among them even with include_self=False, as PyTorch counts it); for
+    prod it is the product of the other factors, computed without dividing by a zero."""
+
     @staticmethod
     def forward(ctx, x, src, index, reduce, include_self):
         import numpy as np
 
+        ctx.index, ctx.reduce, ctx.include_self = index, reduce, include_self
+        ctx.save_inputs(0, 1)
+        ctx.save_output()
         be = ctx.be
+        # numpy's ufunc.at is the one unbuffered combine with repeats that every backend shares
         a, s = be.to_numpy(x).copy(), be.to_numpy(src)
         idx = tuple(be.to_numpy(i) if hasattr(i, "shape") else i for i in index)
         ufunc = {"amax": np.maximum, "amin": np.minimum, "prod": np.multiply}[reduce]
@@ -195,11 +206,55 @@ class _ScatterExtremum(NonDifferentiable):
         ufunc.at(a, idx, np.broadcast_to(s, _ix_shape(idx)))
         return be.to_device_array(a)
 
+    @staticmethod
+    def backward(ctx, g):
+        from .arith import where
+
+        x, s, out = ctx.saved_tensors
+        ix, shape = ctx.index, tuple(x.shape)
+        one = _tensor.ones((), dtype=x.dtype, device=x.device)
+        take = lambda t: GetItem.apply(t, index=ix)  # noqa: E731  (gather at index)
+        if ctx.reduce == "prod":
+            kept = where(x == 0, one, x)  # self's factor divided out, without dividing by 0
+            gx = g * ScatterCombine.apply(kept, s, index=ix, reduce="prod",
+                                          include_self=ctx.include_self) / kept
+            s_zero = s == 0
+            zeros_there = take(IndexAdd.apply(s_zero.to(x.dtype), shape=shape, index=ix))
+            single = s_zero & (zeros_there == 1)
+            others = ScatterCombine.apply(x, where(single, one, s), index=ix, reduce="prod",
+                                          include_self=ctx.include_self)
+            gs = where(single, take(g * others), take(g * out) / where(s_zero, one, s))
+            if _grad_mode.state.grad_enabled and bool((zeros_there > 1).any()):
+                gs = _NoDoubleBackward.apply(gs)
+        else:
+            x_is = (x == out).to(x.dtype)
+            s_is = (s == take(out)).to(x.dtype)
+            share = g / (x_is + IndexAdd.apply(s_is, shape=shape, index=ix))
+            gx, gs = x_is * share, s_is * take(share)
+        if not ctx.include_self:
+            gx = gx * _mask_out(gx, ix)
+        return gx, gs
+
+
+class _NoDoubleBackward(Function):
+    """Passes a first derivative through; differentiating it again raises (as PyTorch does for
+    scatter_reduce's prod when two zeros of src meet at one position)."""
+
+    @staticmethod
+    def forward(ctx, g):
+        return ctx.be.copy(g)
+
+    @staticmethod
+    def backward(ctx, gg):
+        raise RuntimeError("scatter_reduce: the double backward of reduce='prod' is not supported "
+                           "when more than one zero of src is scattered to the same position")
+
 
 @torch_kwargs
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     """A copy of ``input`` with ``src[i][j]`` combined into ``[index[i][j]][j]`` (dim 0) by
-    ``reduce``: "sum" and "mean" (differentiable), "prod", "amax", "amin" (values only)."""
+    ``reduce``: "sum", "mean", "prod", "amax" or "amin"; all differentiable (PyTorch's
+    gradients; with include_self=False the input's value at a scattered-to position is left out)."""
     from .arith import where
 
     ix = _along(input, dim, index, "scatter_reduce")
@@ -219,10 +274,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
         return where(hit, total / n, input)
     if reduce not in ("prod", "amax", "amin"):
         raise ValueError(f"scatter_reduce: reduce must be sum, prod, mean, amax or amin, got {reduce!r}")
-    if input.requires_grad or src.requires_grad:
-        raise RuntimeError(f"scatter_reduce: the gradient of reduce={reduce!r} is not supported; "
-                           "use 'sum' or 'mean', or detach the inputs")
-    return _ScatterExtremum.apply(input, src, index=ix, reduce=reduce, include_self=include_self)
+    return ScatterCombine.apply(input, src, index=ix, reduce=reduce, include_self=include_self)
 
 
 def _ix_shape(ix):
