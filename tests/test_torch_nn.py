@@ -31,12 +31,24 @@ PROBS = np.random.default_rng(9).dirichlet(np.ones(3), 4)
 TARGET = _u((4, 3), 0.05, 0.95, 8)
 
 
+class _OnCuda:
+    """gf.nn.functional, with the constants that _c builds created on the GPU."""
+
+    def __getattr__(self, attr):
+        return getattr(F, attr)
+
+
+_ON_CUDA = _OnCuda()
+
+
 def _c(L, a):
-    return gf.tensor(a) if L is F else torch.tensor(a)
+    if L is TF:
+        return torch.tensor(a)
+    return gf.tensor(a, device="cuda" if L is _ON_CUDA else "cpu")
 
 
 def _softmaxed(L, a):
-    return L.log_softmax(a, 1) if L is F else TF.log_softmax(a, 1)
+    return TF.log_softmax(a, 1) if L is TF else L.log_softmax(a, 1)
 
 
 # (id, f(F-module, *tensors), inputs); F is gf.nn.functional or torch.nn.functional.
@@ -66,6 +78,11 @@ CASES = [
     ("pad", lambda L, a: L.pad(a, (1, 2)), [_n((3, 4), 0)]),
     ("pad_2d_value", lambda L, a: L.pad(a, (0, 1, 2, 0), value=1.5), [_n((2, 3, 4), 0)]),
     ("pad_crop", lambda L, a: L.pad(a, (-1, 1)), [_n((3, 4), 0)]),
+    *[(f"pad_{mode}_{'_'.join(map(str, p))}", (lambda mode, p: lambda L, a: L.pad(a, p, mode=mode))(mode, p), [_n(shape, 0)])
+      for mode in ["reflect", "replicate", "circular"]
+      for p, shape in [((2, 1), (2, 4)), ((1, 3), (2, 3, 4)), ((-1, 2), (2, 3, 4)), ((1, 2, 2, 0), (2, 3, 4)),
+                       ((0, 1, -1, 2), (2, 2, 3, 4)), ((1, 1, 2, 0, 1, 2), (2, 3, 3, 4)),
+                       ((1, 0, 1, 2, 2, 1), (1, 2, 3, 3, 4))]],
     ("batch_norm_train", lambda L, a, w, b: L.batch_norm(a, None, None, w, b, training=True),
      [_n((5, 3), 0), _n((3,), 1), _n((3,), 2)]),
     ("batch_norm_3d", lambda L, a: L.batch_norm(a, None, None, training=True), [_n((4, 3, 2), 0)]),
@@ -122,6 +139,45 @@ def test_functional_matches_torch(name, fn, arrays):
                          ids=[c[0] for c in CASES if c[0] != "embedding_pad"])
 def test_functional_gradcheck(name, fn, arrays):
     assert gradcheck(lambda *xs: fn(F, *xs), [gf.tensor(a, requires_grad=True) for a in arrays])
+
+
+def test_pad_errors_as_torch():
+    x = gf.zeros(2, 3)
+    with pytest.raises(NotImplementedError, match="batch"):
+        F.pad(gf.zeros(3), (1, 1), mode="reflect")
+    with pytest.raises(NotImplementedError, match="batch"):
+        F.pad(x, (1, 1, 1, 1), mode="replicate")
+    with pytest.raises(RuntimeError, match="less than the size"):
+        F.pad(x, (3, 0), mode="reflect")
+    with pytest.raises(RuntimeError, match="more than once"):
+        F.pad(x, (4, 0), mode="circular")
+    with pytest.raises(RuntimeError, match="value"):
+        F.pad(x, (1, 1), mode="reflect", value=2.0)
+    with pytest.raises(RuntimeError, match="divisible by 2"):
+        F.pad(x, (1,))
+    with pytest.raises(NotImplementedError, match="unrecognised"):
+        F.pad(x, (1, 1), mode="wrap")
+    assert F.pad(x, (1, 1), mode="circular", value=0).shape == (2, 5) == tuple(
+        TF.pad(torch.zeros(2, 3), (1, 1), mode="circular", value=0).shape)
+
+
+@pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
+def test_functional_cuda_matches_cpu(name, fn, arrays):
+    """The same function on the CUDA backend: values and gradients as on the CPU."""
+    from conftest import _CUDA_SKIP
+
+    if _CUDA_SKIP is not None:
+        pytest.skip(_CUDA_SKIP)
+
+    results = []
+    for device in ("cpu", "cuda"):
+        ts = [gf.tensor(a, requires_grad=True, device=device) for a in arrays]
+        out = fn(F if device == "cpu" else _ON_CUDA, *ts)
+        out.sum().backward()
+        results.append([out.detach().cpu().numpy()] + [t.grad.cpu().numpy() if t.grad is not None
+                                                          else np.zeros(t.shape) for t in ts])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_dropout_and_one_hot():

@@ -457,31 +457,86 @@ def one_hot(tensor, num_classes=-1):
     return Tensor._make((tensor.array[..., None] == xp.arange(n)).astype("int64"), tensor._device)
 
 
-def pad(input, pad, mode="constant", value=0.0):
+def pad(input, pad, mode="constant", value=None):
     """Pads the last len(pad)/2 dims: ``pad = (left, right, top, bottom, ...)`` from the last dim
-    backwards, as PyTorch (negative amounts crop). Constant mode only."""
-    from ..ops.shape import IndexAdd
+    backwards, as PyTorch (negative amounts crop). ``mode`` "constant" (with ``value``, any
+    number of dims) or "reflect", "replicate", "circular", which as in PyTorch pad the last 1, 2
+    or 3 dims of an input with 1 or 2 more (batch) dims. Differentiable in every mode."""
+    pad = tuple(pad)
+    if len(pad) % 2:
+        raise RuntimeError(f"pad: padding length must be divisible by 2, got {pad}")
+    if len(pad) > 2 * input.ndim:
+        raise RuntimeError(f"pad: padding {pad} pads {len(pad) // 2} dims but the input has "
+                           f"only {input.ndim} (shape {input.shape})")
+    if mode == "constant":
+        return _pad_constant(input, pad, 0.0 if value is None else value)
+    if mode not in ("reflect", "replicate", "circular"):
+        raise NotImplementedError(f"pad: unrecognised padding mode {mode!r} (expected 'constant', "
+                                  "'reflect', 'replicate' or 'circular')")
+    if value is not None and value != 0:
+        raise RuntimeError(f"pad: padding mode {mode!r} doesn't take a value argument")
+    k = len(pad) // 2
+    if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of an input with 1 or 2 more "
+            f"(batch) dims (padding sizes 2, 4, 6 for 2-3, 3-4, 4-5 dim inputs); got padding "
+            f"size {len(pad)} for a {input.ndim}-dim input of shape {input.shape}")
+    from ..ops.index import index_select
+    from ..tensor import tensor
 
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
-    if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise ValueError(f"pad: {pad} must hold two values per padded dim, for at most {input.ndim} dims")
+    if mode != "circular" and 0 in input.shape[input.ndim - k - 1:]:
+        raise RuntimeError(f"pad: mode {mode!r} needs non-empty dims besides the batch dim, "
+                           f"got shape {input.shape}")
     x = input
-    crop = []
+    for i in range(k):
+        d = input.ndim - 1 - i
+        lo, hi = int(pad[2 * i]), int(pad[2 * i + 1])
+        pos = _pad_positions(x.shape[d], lo, hi, mode, d, input.shape)
+        x = index_select(x, d, tensor(pos, device=x.device))
+    return x
+
+
+def _pad_positions(n, lo, hi, mode, d, shape):
+    """For each output position along one dim, the input position it copies."""
+    import numpy as np
+
+    if mode == "circular":  # as PyTorch: crop first, then wrap the cropped dim around
+        start = max(0, -lo)
+        m = n - start - max(0, -hi)
+        lo, hi = max(0, lo), max(0, hi)
+        if m < 0 or lo > m or hi > m:
+            raise RuntimeError(f"pad: circular padding ({lo}, {hi}) of dim {d} (shape {shape}) "
+                               f"wraps around the (cropped) size {max(m, 0)} more than once")
+        return start + np.arange(-lo, m + hi) % m if m else np.zeros(0, np.int64)
+    size = n + lo + hi
+    if mode == "reflect" and (lo >= n or hi >= n):
+        raise RuntimeError(f"pad: reflect padding ({lo}, {hi}) must be less than the size {n} of "
+                           f"dim {d} (shape {shape})")
+    if size <= 0:
+        raise RuntimeError(f"pad: padding ({lo}, {hi}) leaves dim {d} of shape {shape} empty")
+    p = np.arange(size) - lo
+    if mode == "reflect":
+        p = np.abs(p)
+        return np.where(p > n - 1, 2 * (n - 1) - p, p)
+    return np.clip(p, 0, n - 1)
+
+
+def _pad_constant(input, pad, value):
+    from ..ops.shape import IndexAdd
+    from ..tensor import Tensor
+
+    x = input
     widths = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         widths[input.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    for d, (lo, hi) in enumerate(widths):
-        crop.append(slice(max(0, -lo), x.shape[d] - max(0, -hi)))
-    x = x[tuple(crop)]
+    x = x[tuple(slice(max(0, -lo), n - max(0, -hi)) for n, (lo, hi) in zip(x.shape, widths))]
     lo = [max(0, w[0]) for w in widths]
     shape = tuple(n + a + max(0, w[1]) for n, a, w in zip(x.shape, lo, widths))
     index = tuple(slice(a, a + n) for a, n in zip(lo, x.shape))
     out = IndexAdd.apply(x, shape=shape, index=index)
     if value != 0:
-        from ..tensor import Tensor
-
-        fill = x._be.xp.full(shape, value, x.dtype)
-        fill[index] = 0
+        be = x._be
+        fill = be.xp.full(shape, value, x.dtype)
+        be.setitem(fill, index, 0)
         out = out + Tensor._make(fill, x._device)
     return out
