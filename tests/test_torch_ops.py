@@ -271,6 +271,26 @@ def test_mode_unique_count_nonzero_all_any_match_torch():
         np.testing.assert_array_equal(x.numpy(), y.numpy())
 
 
+@pytest.mark.parametrize("dim", [None, 0, 1, -1])
+def test_unique_and_unique_consecutive_match_torch(device, dim):
+    a = np.array([[1, 2, 1, 2], [0, 5, 0, 5], [1, 2, 1, 2], [1, 2, 1, 3]])
+    g, t = gf.tensor(a, device=device), torch.tensor(a)
+    for name in ["unique", "unique_consecutive"]:
+        got = getattr(gf, name)(g, return_inverse=True, return_counts=True, dim=dim)
+        exp = getattr(torch, name)(t, return_inverse=True, return_counts=True, dim=dim)
+        for x, y in zip(got, exp):
+            assert str(x.dtype) == str(y.dtype).replace("torch.", "")
+            np.testing.assert_array_equal(x.cpu().numpy(), y.numpy())
+        np.testing.assert_array_equal(getattr(g, name)(dim=dim).cpu().numpy(), getattr(t, name)(dim=dim).numpy())
+    f = np.array([[0.5, -1.0], [0.5, -1.0], [0.25, 3.0]])
+    np.testing.assert_array_equal(gf.unique(gf.tensor(f, device=device), dim=0).cpu().numpy(),
+                                  torch.unique(torch.tensor(f), dim=0).numpy())
+    empty = gf.unique(gf.zeros(0, 3, device=device), dim=0, return_inverse=True, return_counts=True)
+    assert [tuple(x.shape) for x in empty] == [(0, 3), (0,), (0,)]
+    with pytest.raises(IndexError, match="no dimensions"):
+        gf.unique(gf.tensor(3, device=device), dim=0)
+
+
 def test_integer_division_bitwise_and_classification_match_torch():
     a, b = np.array([7, -7, 5, 0]), np.array([2, 2, -3, 1])
     g, h, t, u = gf.tensor(a), gf.tensor(b), torch.tensor(a), torch.tensor(b)

@@ -27,7 +27,7 @@ from .ops.layout import (chunk, clone, column_stack, contiguous, diag, diag_embe
 from .ops.linalg import bmm, dot, einsum, ger, inner, matmul, mm, mv, outer, vdot  # noqa: E402
 from .ops.scan import (all, any, argsort, count_nonzero, cummax, cummin, cumprod,  # noqa: E402,A004
                        cumsum, kthvalue, logcumsumexp, median, mode, norm, prod, sort, topk,
-                       unique)
+                       unique, unique_consecutive)
 from .ops.elementwise import (  # noqa: E402,A004
     acos, acosh, allclose, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, asin, asinh,
     atan, atan2, atanh, clamp, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,

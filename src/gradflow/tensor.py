@@ -722,7 +722,7 @@ def _attach_methods():
         (layout, """expand expand_as repeat repeat_interleave tile chunk unbind narrow flip fliplr
          flipud roll tril triu diag diagonal diag_embed clone contiguous"""),
         (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort
-         argsort topk kthvalue median mode unique"""),
+         argsort topk kthvalue median mode unique unique_consecutive"""),
         (_index, """gather take_along_dim index_select scatter scatter_add index_add masked_fill
          masked_select nonzero argwhere select scatter_reduce"""),
         (_reduce, "var_mean std_mean"),

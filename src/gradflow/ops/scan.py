@@ -1,9 +1,11 @@
 """PyTorch's other reductions, scans and orderings: prod, all, any, count_nonzero, norm,
 cumsum, cumprod, logcumsumexp, cummax, cummin, sort, argsort, topk, kthvalue, median, mode,
-unique.
+unique, unique_consecutive.
 
 Orderings and selections compute indices without a gradient and pick the values with
 ``take_along_dim``, so the gradient goes to the elements picked, as in PyTorch."""
+
+import numpy as np
 
 from .. import tensor as _tensor
 from ..autograd.function import Function, NonDifferentiable
@@ -326,16 +328,61 @@ def mode(input, dim=-1, keepdim=False):
     return ValuesIndices(values, idx) if keepdim else ValuesIndices(values.squeeze(d), idx.squeeze(d))
 
 
+@torch_kwargs
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
-    """The distinct values (sorted), with optionally the inverse indices and the counts."""
-    if dim is not None:
-        raise ValueError("unique: dim= is not supported; unique works on all elements")
-    xp = input._be.xp
-    vals, inv, counts = xp.unique(input._be.reshape(input.array, -1), return_inverse=True, return_counts=True)
+    """The distinct values (sorted), with optionally the inverse indices (where each element of
+    ``input`` went; with ``dim``, each slice) and the counts. With ``dim``, the distinct slices
+    along that dim, sorted lexicographically, as PyTorch."""
+    be = input._be
+    if dim is None:
+        vals, inv, counts = be.xp.unique(be.reshape(input.array, -1), return_inverse=True,
+                                         return_counts=True)
+        inv = be.reshape(inv, input.shape)
+    else:
+        if input.ndim == 0:
+            raise IndexError(f"unique: dim {dim} given but the tensor has no dimensions")
+        d = normalize_axis(dim, input.ndim, "unique")
+        # on the host: the output's size depends on the values, and not every array library has
+        # unique over slices
+        a = be.to_numpy(input.array)
+        if a.shape[d] == 0:
+            vals, inv, counts = a, np.zeros(0, np.int64), np.zeros(0, np.int64)
+        else:
+            vals, inv, counts = np.unique(a, axis=d, return_inverse=True, return_counts=True)
+        vals, inv, counts = (be.to_device_array(x) for x in (vals, inv.reshape(-1), counts))
+    return _unique_result(input, vals, inv, counts, return_inverse, return_counts)
+
+
+@torch_kwargs
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
+    """Like ``unique`` but only collapses runs of equal consecutive values (or slices along
+    ``dim``), keeping their order, as PyTorch."""
+    be = input._be
+    a = be.to_numpy(input.array)  # on the host: the output's size depends on the values
+    if dim is None:
+        a, d = a.reshape(-1), 0
+    elif input.ndim == 0:
+        raise IndexError(f"unique_consecutive: dim {dim} given but the tensor has no dimensions")
+    else:
+        d = normalize_axis(dim, input.ndim, "unique_consecutive")
+    rows = np.moveaxis(a, d, 0).reshape(a.shape[d], -1)
+    starts = np.ones(a.shape[d], bool)
+    starts[1:] = (rows[1:] != rows[:-1]).any(axis=1)
+    first = np.flatnonzero(starts)
+    vals = np.take(a, first, axis=d)
+    inv = np.cumsum(starts) - 1
+    counts = np.diff(np.append(first, a.shape[d]))
+    if dim is None:
+        inv = inv.reshape(input.shape)
+    vals, inv, counts = (be.to_device_array(x) for x in (vals, inv, counts))
+    return _unique_result(input, vals, inv, counts, return_inverse, return_counts)
+
+
+def _unique_result(input, vals, inv, counts, return_inverse, return_counts):
+    be = input._be
     out = [_T(vals, input)]
     if return_inverse:
-        out.append(_T(inv.reshape(input.shape).astype("int64"), input))
+        out.append(_T(be.astype(inv, "int64"), input))
     if return_counts:
-        out.append(_T(counts.astype("int64"), input))
+        out.append(_T(be.astype(counts, "int64"), input))
     return out[0] if len(out) == 1 else tuple(out)
-
