@@ -75,6 +75,8 @@ CASES = [
      [_n((2, 4), 0), _n((3, 4), 1), _n((3, 2), 2)]),
     ("embedding", lambda L, w: L.embedding(_c(L, np.array([[0, 2], [2, 3]])), w), [_n((4, 3), 0)]),
     ("embedding_pad", lambda L, w: L.embedding(_c(L, np.array([[0, 2], [1, 3]])), w, padding_idx=2), [_n((4, 3), 0)]),
+    ("embedding_freq", lambda L, w: L.embedding(_c(L, np.array([[0, 2, 2], [2, 3, 0]])), w, padding_idx=3,
+                                                scale_grad_by_freq=True), [_n((4, 3), 0)]),
     ("pad", lambda L, a: L.pad(a, (1, 2)), [_n((3, 4), 0)]),
     ("pad_2d_value", lambda L, a: L.pad(a, (0, 1, 2, 0), value=1.5), [_n((2, 3, 4), 0)]),
     ("pad_crop", lambda L, a: L.pad(a, (-1, 1)), [_n((3, 4), 0)]),
@@ -134,11 +136,54 @@ def test_functional_matches_torch(name, fn, arrays):
         np.testing.assert_allclose(a, b, rtol=tol, atol=1e-12)
 
 
-# The padding row of an embedding gets no gradient by design, so finite differences disagree.
-@pytest.mark.parametrize("name,fn,arrays", [c for c in CASES if c[0] != "embedding_pad"],
-                         ids=[c[0] for c in CASES if c[0] != "embedding_pad"])
+# The padding row of an embedding gets no gradient, and scale_grad_by_freq scales it, by design:
+# finite differences disagree.
+NOT_GRADIENTS = {"embedding_pad", "embedding_freq"}
+
+
+@pytest.mark.parametrize("name,fn,arrays", [c for c in CASES if c[0] not in NOT_GRADIENTS],
+                         ids=[c[0] for c in CASES if c[0] not in NOT_GRADIENTS])
 def test_functional_gradcheck(name, fn, arrays):
     assert gradcheck(lambda *xs: fn(F, *xs), [gf.tensor(a, requires_grad=True) for a in arrays])
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0])
+def test_embedding_max_norm_renormalises_in_place_as_torch(device, norm_type):
+    w = _n((5, 3), 0) * 2
+    idx = np.array([[0, 2, 2], [4, 0, 1]])
+    gm = nn.Embedding(5, 3, max_norm=1.5, norm_type=norm_type, scale_grad_by_freq=True,
+                      _weight=gf.tensor(w, device=device))
+    tm = torch.nn.Embedding(5, 3, max_norm=1.5, norm_type=norm_type, scale_grad_by_freq=True,
+                            _weight=torch.tensor(w))
+    v = gm.weight._vbox[0]
+    gy, ty = gm(gf.tensor(idx, device=device)), tm(torch.tensor(idx))
+    assert gm.weight._vbox[0] > v and gm.weight.grad_fn is None
+    np.testing.assert_allclose(gm.weight.detach().cpu().numpy(), tm.weight.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gy.detach().cpu().numpy(), ty.detach().numpy(), rtol=1e-12)
+    g = _n(tuple(ty.shape), 1)
+    (gy * gf.tensor(g, device=device)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(gm.weight.grad.cpu().numpy(), tm.weight.grad.numpy(), rtol=1e-12)
+    out = F.embedding(gf.tensor(idx, device=device), gf.tensor(w, device=device), max_norm=1.0)
+    assert float(out.norm(dim=-1).max()) <= 1.0
+    assert "max_norm=1.5" in repr(gm)
+
+
+def test_embedding_errors():
+    w = gf.zeros(4, 3)
+    with pytest.raises(NotImplementedError, match="sparse"):
+        F.embedding(gf.tensor([0]), w, sparse=True)
+    with pytest.raises(NotImplementedError, match="sparse"):
+        nn.Embedding(4, 3, sparse=True)
+    with pytest.raises(IndexError, match="out of range"):
+        F.embedding(gf.tensor([-1]), w)
+    with pytest.raises(TypeError, match="integer"):
+        F.embedding(gf.tensor([0.0]), w)
+    with pytest.raises(ValueError, match="padding_idx"):
+        nn.Embedding(4, 3, padding_idx=4)
+    e = nn.Embedding.from_pretrained(gf.ones(4, 3), freeze=False, padding_idx=-1)
+    assert e.padding_idx == 3 and e.weight.requires_grad
+    assert not nn.Embedding.from_pretrained(gf.ones(4, 3)).weight.requires_grad
 
 
 def test_pad_errors_as_torch():

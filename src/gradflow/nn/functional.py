@@ -1,5 +1,6 @@
 """Stateless neural-network functions (``import gradflow.nn.functional as F``)."""
 
+from ..autograd.function import Function
 from ..ops.activation import (cross_entropy_rows, gelu, leaky_relu, log_softmax, relu, sigmoid,
                               softmax, softplus, tanh)
 from ..ops.linalg import linear
@@ -423,25 +424,78 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
 
 # ---- embeddings, padding, one-hot --------------------------------------------------------------------
-def embedding(input, weight, padding_idx=None, max_norm=None):
-    """Rows of ``weight`` picked by the integer tensor ``input`` (any shape); the row at
-    ``padding_idx`` gets no gradient."""
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of ``weight`` picked by the integer tensor ``input`` (any shape), as PyTorch: the row
+    at ``padding_idx`` gets no gradient; with ``max_norm`` the rows looked up whose
+    ``norm_type``-norm exceeds it are first rescaled to that norm, in place in ``weight``;
+    with ``scale_grad_by_freq`` each row's gradient is divided by how often ``input`` holds it.
+    ``sparse=True`` (sparse gradients) is not supported."""
     from ..tensor import Tensor
 
-    if max_norm is not None:
-        raise ValueError("embedding: max_norm is not supported")
+    if sparse:
+        raise NotImplementedError("embedding: sparse=True is not supported (gradflow's gradients "
+                                  "are dense tensors); pass sparse=False")
     if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
-        raise TypeError("embedding: input must be an integer tensor of indices")
-    n = weight.shape[0]
-    if input.numel() and (int(input.array.min()) < -n or int(input.array.max()) >= n):
-        raise IndexError(f"embedding: index out of range for {n} embeddings")
+        raise TypeError("embedding: input must be an integer tensor of indices, got "
+                        f"{input.dtype if isinstance(input, Tensor) else type(input).__name__}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D, got shape {weight.shape}")
+    n, be = weight.shape[0], input._be
+    if input.numel() and (int(be.xp.min(input.array)) < 0 or int(be.xp.max(input.array)) >= n):
+        raise IndexError(f"embedding: index out of range for {n} embeddings (indices must be in "
+                         f"[0, {n}))")
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise ValueError(f"embedding: padding_idx {padding_idx} is not within {n} embeddings")
+        padding_idx %= n
+    if max_norm is not None:
+        _renorm_rows(weight, input, max_norm, norm_type)
     w = weight
     if padding_idx is not None and weight.requires_grad:
         keep = weight._be.xp.ones((n, 1), weight.dtype)
-        keep[padding_idx] = 0
+        weight._be.setitem(keep, padding_idx, 0)
         k = Tensor._make(keep, weight._device)
         w = weight * k + (weight * (1 - k)).detach()  # same values; no gradient to that row
-    return w[input]
+    out = w[input]
+    if scale_grad_by_freq and out.requires_grad:
+        xp = be.xp
+        counts = be.index_add((n,), weight.dtype, (be.reshape(input.array, -1),),
+                              xp.ones(input.numel(), weight.dtype))
+        per_use = be.reshape(1 / be.getitem(counts, input.array), tuple(input.shape) + (1,))
+        out = _GradScale.apply(out, scale=per_use)
+    return out
+
+
+def _renorm_rows(weight, input, max_norm, norm_type):
+    """PyTorch's embedding_renorm_: each distinct row looked up whose norm exceeds max_norm is
+    scaled by max_norm / (norm + 1e-7), in place and outside the graph."""
+    from ..autograd.grad_mode import no_grad
+    from ..ops.arith import where
+    from ..ops.scan import unique
+    from ..tensor import ones
+
+    with no_grad():
+        rows = unique(input)
+        picked = weight[rows]
+        norm = picked.norm(p=norm_type, dim=1, keepdim=True)
+        one = ones((), dtype=weight.dtype, device=weight.device)
+        weight[rows] = picked * where(norm > max_norm, max_norm / (norm + 1e-7), one)
+
+
+class _GradScale(Function):
+    """The identity, with the gradient multiplied by ``scale`` (a backend array)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return ctx.be.copy(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        from ..tensor import Tensor
+
+        return (g * Tensor._make(ctx.scale, g._device),)
 
 
 def one_hot(tensor, num_classes=-1):

@@ -323,18 +323,32 @@ class Unflatten(Module):
 
 class Embedding(Module):
     """A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``, initialised from
-    N(0, 1) (the ``padding_idx`` row zeroed, and kept from learning)."""
+    N(0, 1) (the ``padding_idx`` row zeroed, and kept from learning). ``max_norm``,
+    ``norm_type`` and ``scale_grad_by_freq`` as in :func:`gradflow.nn.functional.embedding`
+    (the rows looked up are renormalised in place); ``sparse=True`` is not supported."""
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
-                 dtype=None, device=None, _weight=None):
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
+                 _freeze=False, device=None, dtype=None):
         super().__init__()
+        if sparse:
+            raise NotImplementedError("Embedding: sparse=True is not supported (gradflow's "
+                                      "gradients are dense tensors); pass sparse=False")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        if padding_idx is not None and padding_idx < 0:
-            padding_idx += num_embeddings
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx {padding_idx} is not within "
+                                 f"{num_embeddings} embeddings")
+            padding_idx %= num_embeddings
         self.padding_idx = padding_idx
+        self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
+        self.sparse = False
+        if _weight is not None and tuple(_weight.shape) != (num_embeddings, embedding_dim):
+            raise ValueError(f"Embedding: _weight has shape {tuple(_weight.shape)}, expected "
+                             f"{(num_embeddings, embedding_dim)}")
         dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
         self.weight = Parameter(zeros(num_embeddings, embedding_dim, dtype=dt, device=device)
-                                if _weight is None else _weight)
+                                if _weight is None else _weight, requires_grad=not _freeze)
         if _weight is None:
             self.reset_parameters()
 
@@ -346,18 +360,30 @@ class Embedding(Module):
                 self.weight[self.padding_idx] = 0.0
 
     def forward(self, input):
-        return F.embedding(input, self.weight, self.padding_idx)
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq)
 
     @classmethod
-    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None):
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, sparse=False):
         """An Embedding holding ``embeddings`` (a 2-d tensor); frozen by default."""
-        m = cls(embeddings.shape[0], embeddings.shape[1], padding_idx, _weight=Parameter(embeddings))
-        m.weight.requires_grad_(not freeze)
-        return m
+        if embeddings.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape "
+                             f"{embeddings.shape}")
+        return cls(embeddings.shape[0], embeddings.shape[1], padding_idx, max_norm, norm_type,
+                   scale_grad_by_freq, sparse, _weight=embeddings, _freeze=freeze)
 
     def extra_repr(self):
-        pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
-        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += ", scale_grad_by_freq=True"
+        return s
 
 
 class LayerNorm(Module):
