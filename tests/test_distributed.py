@@ -212,7 +212,7 @@ def test_sampler_epochs_and_global_batches():
     first = list(samplers[0])
     samplers[0].set_epoch(1)
     assert list(samplers[0]) != first
-    with pytest.raises(ValueError, match="exclude"):
+    with pytest.raises(ValueError, match="mutually exclusive"):
         gf.data.DataLoader(data, sampler=samplers[0], shuffle=True)
     with pytest.raises(ValueError, match="rank 3"):
         gf.data.DistributedSampler(data, 3, 3)

@@ -1,5 +1,5 @@
 """The data API PyTorch users write: gradflow.utils.data, random_split, Subset, ConcatDataset,
-DataLoader collate_fn / generator / worker processes, default_collate on dicts, tuples and
+DataLoader collate_fn / generator / worker processes / samplers and batch samplers, default_collate on dicts, tuples and
 nested samples (against torch's), and train_test_split with scikit-learn's names."""
 from collections import namedtuple
 
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import gradflow as gf
-from gradflow.utils.data import (ConcatDataset, DataLoader, Dataset, Subset, TensorDataset,
-                                 default_collate, random_split)
+from gradflow.utils.data import (BatchSampler, ConcatDataset, DataLoader, Dataset, RandomSampler,
+                                 SequentialSampler, Subset, SubsetRandomSampler, TensorDataset,
+                                 WeightedRandomSampler, default_collate, random_split)
 
 torch = pytest.importorskip("torch")
 
@@ -64,6 +65,59 @@ def test_loader_collate_fn_generator_and_drop_last():
     assert [b["name"] for b in batches] == [b["name"] for b in again]
     custom = DataLoader(ds, batch_size=3, drop_last=True, collate_fn=lambda s: [d["y"] for d in s])
     assert list(custom) == [[0, 1, 2], [0, 1, 2], [0, 1, 2]]
+
+
+def test_samplers_match_torch():
+    from torch.utils import data as td
+
+    ds = list(range(10))
+    assert list(SequentialSampler(ds)) == list(td.SequentialSampler(ds)) and len(SequentialSampler(ds)) == 10
+    for args in [(3, False), (3, True), (4, True)]:
+        assert list(BatchSampler(range(10), *args)) == list(td.BatchSampler(range(10), *args))
+        assert len(BatchSampler(range(10), *args)) == len(td.BatchSampler(range(10), *args))
+    order = list(RandomSampler(ds, generator=gf.Generator().manual_seed(1)))
+    assert sorted(order) == ds and order == list(RandomSampler(ds, generator=gf.Generator().manual_seed(1)))
+    more = list(RandomSampler(ds, num_samples=25))
+    assert len(more) == 25 and sorted(more[:20]) == sorted(ds * 2) and len(set(more[20:])) == 5
+    drawn = list(RandomSampler(ds, replacement=True, num_samples=50))
+    assert len(drawn) == 50 and set(drawn) <= set(ds)
+    assert sorted(SubsetRandomSampler([3, 5, 7])) == [3, 5, 7]
+    w = list(WeightedRandomSampler([0.0, 1.0, 0.0, 2.0], 30))
+    assert len(w) == 30 and set(w) <= {1, 3}
+    assert sorted(WeightedRandomSampler([1, 1, 0, 1], 3, replacement=False)) == [0, 1, 3]
+    with pytest.raises(ValueError, match="without replacement"):
+        WeightedRandomSampler([1, 0], 2, replacement=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        BatchSampler(range(3), 0, False)
+
+
+def test_loader_batch_sampler_and_unbatched_as_torch():
+    from torch.utils import data as td
+
+    ds = TensorDataset(gf.arange(10.0), gf.arange(10))
+    loader = DataLoader(ds, batch_sampler=[[0, 3], [9], [1, 2, 4]])
+    assert len(loader) == 3 and loader.batch_size is None and not loader.drop_last
+    assert [b[1].tolist() for b in loader] == [[0, 3], [9], [1, 2, 4]]
+    bs = BatchSampler(SequentialSampler(ds), 4, drop_last=True)
+    assert [b[1].tolist() for b in DataLoader(ds, batch_sampler=bs)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    dd = DictDataset()
+    assert [b["y"].tolist() for b in DataLoader(dd, batch_sampler=[[1, 2], [5]])] == [[1, 2], [2]]
+    for kw in [dict(batch_size=2), dict(shuffle=True), dict(sampler=[0]), dict(drop_last=True)]:
+        with pytest.raises(ValueError, match="mutually exclusive") as e:
+            DataLoader(ds, batch_sampler=[[0]], **kw)
+        with pytest.raises(ValueError, match=str(e.value).split(": ", 1)[1]):
+            td.DataLoader(range(3), batch_sampler=[[0]], **kw)
+    with pytest.raises(ValueError, match="mutually exclusive with shuffle"):
+        DataLoader(ds, sampler=[0, 1], shuffle=True)
+    with pytest.raises(ValueError, match="mutually exclusive with drop_last"):
+        DataLoader(ds, batch_size=None, drop_last=True)
+    plain = list(range(4))
+    assert list(DataLoader(plain, batch_size=None)) == list(td.DataLoader(plain, batch_size=None))
+    unbatched = list(DataLoader(dd, batch_size=None, sampler=[2]))
+    _same_structure(unbatched[0], next(iter(td.DataLoader(dd, batch_size=None, sampler=[2]))))
+    loader = DataLoader(ds, batch_size=3, shuffle=True, drop_last=True)
+    assert isinstance(loader.sampler, RandomSampler) and isinstance(loader.batch_sampler, BatchSampler)
+    assert len(loader) == 3 and all(len(b[0]) == 3 for b in loader)
 
 
 def test_random_split_subset_concat():

@@ -1,4 +1,4 @@
-"""Datasets and minibatches: Dataset, TensorDataset, DataLoader, a deterministic
+"""Datasets and minibatches: Dataset, TensorDataset, DataLoader and its samplers, a deterministic
 train_test_split, toy problems, two digit sets, and DistributedSampler (a rank's share).
 
 ``load_digits()`` reads the UCI "Optical Recognition of Handwritten Digits" test set (1,797 8x8
@@ -11,11 +11,15 @@ uint8 labels. ``load_mnist(path)`` reads MNIST from IDX files you have downloade
 from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from .digits import load_digits
 from .distributed import DistributedSampler
-from .loader import DataLoader, default_collate
+from .loader import DataLoader, default_collate, default_convert
 from .mnist import load_mnist
+from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+                      WeightedRandomSampler)
 from .split import train_test_split
 from .toy import make_moons, make_regression_1d, make_spirals, make_xor
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader",
-           "DistributedSampler", "default_collate", "load_digits", "load_mnist",
+           "DistributedSampler", "Sampler", "SequentialSampler", "RandomSampler",
+           "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler", "default_collate",
+           "default_convert", "load_digits", "load_mnist",
            "train_test_split", "make_xor", "make_moons", "make_spirals", "make_regression_1d"]

@@ -14,33 +14,43 @@ from .. import backend as _backend
 from .. import random as _random
 from ..tensor import Tensor, tensor
 from .dataset import TensorDataset
+from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
 
 class DataLoader:
     """Iterates over ``dataset`` in batches.
 
-    shuffle: a new order every epoch, drawn from ``generator`` (a gf.Generator), or from
-    ``np.random.default_rng(seed)`` when a seed is given, else from gradflow's default
-    generator (gf.manual_seed). drop_last: skip the last, smaller batch. collate_fn: turns a
-    list of samples into a batch (default: :func:`default_collate`). num_workers > 0 loads
-    batches in that many spawned processes (the dataset and collate_fn must pickle);
-    persistent_workers keeps them between epochs. device: where the batches go. sampler: an
-    iterable of indices with a length (e.g. DistributedSampler) that gives the order instead (no
-    shuffle then).
-    A TensorDataset without a collate_fn gives a tuple of tensors per batch.
+    shuffle: a new order every epoch (a :class:`RandomSampler`), drawn from ``generator`` (a
+    gf.Generator), or from ``np.random.default_rng(seed)`` when a seed is given, else from
+    gradflow's default generator (gf.manual_seed). drop_last: skip the last, smaller batch.
+    sampler: an iterable of indices (with a length, e.g. DistributedSampler) that gives the
+    order instead; batch_sampler: an iterable of lists of indices that gives the batches
+    instead (then batch_size, shuffle, sampler and drop_last are left at their defaults, as
+    PyTorch requires). batch_size=None: no batching, each sample as it is (numpy arrays made
+    tensors). collate_fn: turns a list of samples into a batch (default:
+    :func:`default_collate`). num_workers > 0 loads batches in that many spawned processes
+    (the dataset and collate_fn must pickle); persistent_workers keeps them between epochs.
+    device: where the batches go. A TensorDataset without a collate_fn gives a tuple of
+    tensors per batch.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None,
                  num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
                  worker_init_fn=None, multiprocessing_context=None, generator=None, *,
                  prefetch_factor=None, persistent_workers=False, seed=None, device=None):
-        if batch_size is None or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if batch_sampler is not None:
-            raise ValueError("DataLoader: batch_sampler is not supported; use sampler=, or "
-                             "shuffle= and generator=")
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("DataLoader: batch_sampler option is mutually exclusive with "
+                                 "batch_size, shuffle, sampler, and drop_last")
+            batch_size = None
+        elif batch_size is None:
+            if drop_last:
+                raise ValueError("DataLoader: batch_size=None option disables auto-batching and "
+                                 "is mutually exclusive with drop_last")
+        elif isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer or None, got {batch_size!r}")
         if sampler is not None and shuffle:
-            raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the "
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle (the "
                              "sampler decides the order)")
         if num_workers < 0:
             raise ValueError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
@@ -48,33 +58,30 @@ class DataLoader:
             raise ValueError("DataLoader: persistent_workers needs num_workers > 0")
         if generator is not None and seed is not None:
             raise TypeError("DataLoader: give generator or seed, not both")
-        self.sampler = sampler
-        self.dataset, self.batch_size = dataset, int(batch_size)
+        if sampler is None:
+            sampler = RandomSampler(dataset, generator=np.random.default_rng(seed)
+                                    if seed is not None else generator) if shuffle else SequentialSampler(dataset)
+        if batch_size is not None and batch_sampler is None:
+            batch_sampler = BatchSampler(sampler, int(batch_size), bool(drop_last))
+        self.dataset, self.sampler, self.batch_sampler = dataset, sampler, batch_sampler
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         self.collate_fn, self.num_workers = collate_fn, int(num_workers)
         self.worker_init_fn, self.persistent_workers = worker_init_fn, bool(persistent_workers)
         self.multiprocessing_context = multiprocessing_context or "spawn"
         self.device = None if device is None else _backend.canonical_device(device)
         self.generator = generator
-        self._rng = np.random.default_rng(seed) if seed is not None else None
         self._pool = None
 
     def __len__(self):
-        n = len(self.dataset) if self.sampler is None else len(self.sampler)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def _order(self):
-        n = len(self.dataset)
-        if self.sampler is not None:
-            return np.fromiter(self.sampler, dtype=np.int64)
-        if not self.shuffle:
-            return np.arange(n)
-        rng = self._rng if self._rng is not None else _random.generator(self.generator)
-        return rng.permutation(n)
+        return len(self.sampler) if self.batch_sampler is None else len(self.batch_sampler)
 
     def __iter__(self):
-        order = self._order()
-        chunks = [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+        if self.batch_sampler is None:  # no batching: each sample, converted
+            for i in self.sampler:
+                yield self._to_device(default_convert(self.dataset[int(i)]))
+            return
+        chunks = [np.asarray(b, dtype=np.int64).reshape(-1) for b in self.batch_sampler]
         if self.num_workers == 0:
             for index in chunks:
                 yield self._to_device(self._batch(index))
@@ -165,6 +172,21 @@ def default_collate(batch):
             raise ValueError("DataLoader: samples have different numbers of fields")
         return [default_collate(list(f)) for f in zip(*batch)]
     raise TypeError(f"default_collate: cannot collate samples of type {type(elem).__name__}")
+
+
+def default_convert(data):
+    """A sample as DataLoader(batch_size=None) gives it, as torch's default_convert: numpy
+    arrays become tensors (Python numbers stay), in dicts, named tuples, tuples and lists too
+    (a plain tuple becomes a list)."""
+    if isinstance(data, np.ndarray):
+        return tensor(data)
+    if isinstance(data, collections.abc.Mapping):
+        return {k: default_convert(v) for k, v in data.items()}
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(default_convert(v) for v in data))
+    if isinstance(data, (list, tuple)):  # a plain tuple gives a list, as torch's
+        return [default_convert(v) for v in data]
+    return data
 
 
 def _map_tensors(batch, fn):
