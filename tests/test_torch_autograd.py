@@ -184,6 +184,83 @@ def test_custom_function_errors_are_clear():
         y.sum().backward()
 
 
+def _mul_inplace_functions():
+    """The same in-place custom Function (x *= k; x += w) in gradflow and torch."""
+    fns = {}
+    for lib in (gf, torch):
+        class MulAddInplace(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, w, k):
+                x.mul_(k)
+                x.add_(w)
+                ctx.mark_dirty(x)
+                ctx.k = k
+                return x
+
+            @staticmethod
+            def backward(ctx, grad):
+                return grad * ctx.k, grad, None
+
+        fns[lib] = MulAddInplace
+    return fns
+
+
+def test_mark_dirty_inplace_function_matches_torch():
+    fns = _mul_inplace_functions()
+    res = {}
+    for lib in (gf, torch):
+        a = lib.tensor(A, requires_grad=True)
+        w = lib.tensor(A[::-1].copy(), requires_grad=True)
+        x = a * 2  # a non-leaf: in place is allowed
+        x_vbox = x._vbox if lib is gf else None
+        v = x._vbox[0] if lib is gf else x._version
+        y = fns[lib].apply(x, w, 3.0)
+        assert y is x  # the caller's tensor comes back
+        assert (x._vbox[0] if lib is gf else x._version) > v and (lib is torch or x._vbox is x_vbox)
+        assert y.grad_fn is not None and y.requires_grad
+        (y * y).sum().backward()
+        res[lib] = (y.detach().numpy(), a.grad.numpy(), w.grad.numpy())
+    for g, t in zip(res[gf], res[torch]):
+        np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
+def test_mark_dirty_errors_as_torch():
+    fns = _mul_inplace_functions()
+    for lib in (gf, torch):
+        leaf = lib.tensor(A, requires_grad=True)
+        with pytest.raises(RuntimeError, match="leaf"):
+            fns[lib].apply(leaf, lib.tensor(A), 2.0)
+        with lib.no_grad():  # allowed outside recording; an alias outside the graph comes back
+            plain = lib.tensor(A, requires_grad=True)
+            alias = fns[lib].apply(plain, lib.tensor(A), 2.0)
+            assert alias is not plain and not alias.requires_grad
+            np.testing.assert_allclose(plain.detach().numpy(), A * 3)
+            other = lib.tensor(A)
+            assert fns[lib].apply(other, lib.tensor(A), 2.0) is other
+        e = lib.tensor(A, requires_grad=True).exp()  # exp saves its output for backward
+        fns[lib].apply(e, lib.tensor(A), 2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation|modified by an in-place"):
+            e.sum().backward()
+
+    class Forgets(gf.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.add_(1)
+            ctx.mark_dirty(x)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(RuntimeError, match="not returned"):
+        Forgets.apply(gf.tensor(A, requires_grad=True) * 1)
+    no_grad_input = gf.tensor(A)
+    out = fns[gf].apply(no_grad_input, gf.tensor(A), 2.0)
+    assert out is no_grad_input and not out.requires_grad
+    np.testing.assert_allclose(out.numpy(), A * 3)
+
+
 def _f(x):
     return (x.sin() * x).sum(1)
 

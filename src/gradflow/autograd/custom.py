@@ -16,7 +16,9 @@
 
 forward works on Tensors (with recording off) and returns a Tensor or a tuple of them;
 backward gets one gradient per output and returns one per forward argument (None for
-non-Tensors and for inputs that need none). Each output is wired into the graph as a node of
+non-Tensors and for inputs that need none). A forward that modifies an input in place calls
+``ctx.mark_dirty(x)`` and returns it: the caller's tensor itself comes back, now the output of
+the Function (its version bumped by the write), as in PyTorch. Each output is wired into the graph as a node of
 gradflow's own op protocol (gradflow.autograd.function.Function, whose forward works on backend
 arrays), so the engine treats it like any built-in op.
 """
@@ -38,6 +40,7 @@ class FunctionCtx:
         self._saved = ()
         self._versions = ()
         self._non_differentiable = set()
+        self._dirty = set()
         self.materialize_grads = True
 
     def save_for_backward(self, *tensors):
@@ -67,8 +70,12 @@ class FunctionCtx:
         self.materialize_grads = bool(value)
 
     def mark_dirty(self, *tensors):
-        """Not supported: custom Functions must return new tensors (raises RuntimeError)."""
-        raise RuntimeError("mark_dirty: in-place custom Functions are not supported; return a new tensor")
+        """Declares inputs that forward modified in place; forward must return them. The caller
+        then gets its own tensor back, now the output of this Function (as PyTorch's)."""
+        for t in tensors:
+            if not isinstance(t, _tensor.Tensor):
+                raise TypeError(f"mark_dirty takes Tensors, got {type(t).__name__}")
+        self._dirty.update(id(t) for t in tensors)
 
 
 class _Output(_function.Function):
@@ -132,23 +139,71 @@ class Function:
                     f"{cls.__name__}.forward returned a {type(o).__name__}: gf.autograd.Function "
                     "is PyTorch-style (forward gets and returns Tensors); an op written on backend "
                     "arrays subclasses gradflow.autograd.function.Function instead")
+        dirty = _dirty_originals(cls, ctx, outputs)
         if not (_state.grad_enabled and any(needs)):
-            return out
+            if not dirty:
+                return out
+            # as PyTorch: the caller's tensor, unless it requires grad (then an alias of it
+            # outside the graph, sharing its memory and version counter)
+            outputs = tuple(o if id(o) not in dirty or dirty[id(o)].requires_grad else dirty[id(o)]
+                            for o in outputs)
+            return outputs[0] if single else outputs
         slots = tuple(i for i, a in enumerate(args) if isinstance(a, Tensor))
         inputs = [args[i] for i in slots]
         wired, linked = [], {}
         for k, o in enumerate(outputs):
             if o is None or id(o) in ctx._non_differentiable or o.dtype.kind != "f":
-                wired.append(o)
+                wired.append(dirty.get(id(o), o))
                 continue
             w = _Output.apply(*inputs, fn=cls, ctx=ctx, outputs=outputs, k=k, arg_slots=slots)
-            w._vbox = o._vbox  # one tensor to the caller: in-place writes are seen by backward
+            if id(o) in dirty:  # the caller's tensor becomes the output, as after an in-place op
+                w = _rebase_dirty(dirty[id(o)], w)
+            else:
+                w._vbox = o._vbox  # one tensor to the caller: in-place writes are seen by backward
             linked[id(o)] = w
             wired.append(w)
         # Saved outputs are the wired ones, so that a backward recorded under create_graph
         # reaches the graph through them.
         ctx._saved = tuple(linked.get(id(t), t) for t in ctx._saved)
         return wired[0] if single else tuple(wired)
+
+
+def _dirty_originals(cls, ctx, outputs):
+    """id(returned tensor) -> the caller's tensor, for each input marked dirty; checks, as
+    PyTorch does, that each was returned and that none is a leaf requiring grad."""
+    if not ctx._dirty:
+        return {}
+    returned = {id(o) for o in outputs if o is not None}
+    if not ctx._dirty <= returned:
+        raise RuntimeError(f"{cls.__name__}: some tensors marked dirty in forward were not "
+                           "returned as outputs (an input modified in place must be returned)")
+    dirty = {}
+    for d in ctx._dirty:
+        original = ctx._originals.get(d)
+        if original is None:
+            raise RuntimeError(f"{cls.__name__}: mark_dirty was given a tensor that is not an "
+                               "input of forward")
+        if _state.grad_enabled and original.requires_grad and original._node is None:
+            raise RuntimeError(f"{cls.__name__}: a leaf tensor that requires grad (shape "
+                               f"{original.shape}) is being modified in place by this Function; "
+                               "modify a copy (x.clone()) or call it under gf.no_grad()")
+        if original._base is not None and any(ctx.needs_input_grad):
+            raise RuntimeError(f"{cls.__name__}: mark_dirty on a view (shape {original.shape}) "
+                               "is not supported when gradients are recorded; modify the base "
+                               "tensor, or a copy")
+        dirty[d] = original
+    return dirty
+
+
+def _rebase_dirty(original, wired):
+    """``original`` (modified in place by forward; its version already bumped by that write)
+    takes ``wired``'s node, and its views follow."""
+    from . import views
+
+    original._node = wired._node
+    original.requires_grad = wired.requires_grad
+    views.rebase(original)
+    return original
 
 
 def once_differentiable(backward):
