@@ -256,6 +256,8 @@ def test_mode_unique_count_nonzero_all_any_match_torch():
     a = np.array([[1, 2, 2, 3, 3], [0, 0, 5, 5, 5], [4, 1, 4, 1, 0]])
     g, t = gf.tensor(a), torch.tensor(a)
     np.testing.assert_array_equal(g.mode(1).values.numpy(), t.mode(1).values.numpy())
+    for x, y in zip(gf.tensor([1, 3, 2, 3, 1]).mode(), torch.tensor([1, 3, 2, 3, 1]).mode()):
+        assert x.shape == () and x.item() == y.item()  # 1-d input: 0-d values and index
     np.testing.assert_array_equal(gf.unique(g).numpy(), torch.unique(t).numpy())
     u, inv, cnt = gf.unique(g, return_inverse=True, return_counts=True)
     tu, tinv, tcnt = torch.unique(t, return_inverse=True, return_counts=True)
@@ -412,3 +414,33 @@ def test_cuda_matches_cpu(name, fn, arrays):
                                                           else np.zeros(t.shape) for t in ts])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_inplace_and_new_tensor_methods_match_torch():
+    """x.clamp_/masked_fill_/index_add_/scatter_/scatter_add_/scatter_reduce_ (values and the
+    gradient through the in-place write), neg, and the new_* factories."""
+    a, b = _n((3, 4), 0), _n((3, 4), 1)
+    steps = [("clamp_", lambda L, x, s: (-0.5, 0.5)), ("clip_", lambda L, x, s: (None, 0.3)),
+             ("masked_fill_", lambda L, x, s: (_lib(L)(MASK), 1.5)),
+             ("index_add_", lambda L, x, s: (0, _lib(L)(IDX1), s)),
+             ("scatter_", lambda L, x, s: (1, _lib(L)(IDXR[:, :2]), s[:, :2])),
+             ("scatter_add_", lambda L, x, s: (0, _lib(L)(IDXR), s)),
+             ("scatter_reduce_", lambda L, x, s: (0, _lib(L)(IDXR), s, "amax"))]
+    for name, args in steps:
+        res = []
+        for L in (gf, torch):
+            x, s = L.tensor(a, requires_grad=True), L.tensor(b, requires_grad=True)
+            y = x * 1.0
+            assert getattr(y, name)(*args(L, y, s)) is y
+            (y * y.neg()).sum().backward()
+            res.append([y.detach().numpy(), x.grad.numpy(),
+                        np.zeros(b.shape) if s.grad is None else s.grad.numpy()])
+        for g, t in zip(*res):
+            np.testing.assert_allclose(g, t, rtol=1e-12, err_msg=name)
+    x, t = gf.tensor(a), torch.tensor(a)
+    for name, args in [("new_zeros", (2, 3)), ("new_ones", ((2,),)), ("new_full", ((2, 2), 7)),
+                       ("new_tensor", ([1, 2],))]:
+        g, e = getattr(x, name)(*args), getattr(t, name)(*args)
+        assert str(g.dtype) == str(e.dtype).replace("torch.", "")
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+    assert x.new_empty(2, 3).shape == (2, 3) and x.new_zeros(2, dtype=gf.int64).dtype == gf.int64

@@ -738,9 +738,57 @@ def _attach_methods():
     Tensor.__xor__ = elementwise.bitwise_xor
     Tensor.__lshift__ = elementwise.bitwise_left_shift
     Tensor.__rshift__ = elementwise.bitwise_right_shift
+    Tensor.neg = Tensor.negative = _arith.neg
+    for name, fn in (("clamp_", elementwise.clamp), ("clip_", elementwise.clamp),
+                     ("masked_fill_", _index.masked_fill), ("index_add_", _index.index_add),
+                     ("scatter_", _index.scatter), ("scatter_add_", _index.scatter_add),
+                     ("scatter_reduce_", _index.scatter_reduce)):
+        setattr(Tensor, name, _inplace_form(fn, name))
+    for name, make in (("new_zeros", "zeros"), ("new_ones", "ones"), ("new_empty", "zeros")):
+        setattr(Tensor, name, _new_form(make, name))
+
+
+def _inplace_form(fn, name):
+    """``x.fn_(...)``: x's values replaced by ``fn(x, ...)``, recorded as an in-place write."""
+    def method(self, *args, **kwargs):
+        recording = _state.grad_enabled and (self.requires_grad or any(
+            isinstance(a, Tensor) and a.requires_grad for a in (*args, *kwargs.values())))
+        # while recording, fn reads a snapshot: the write below must not change what it saved
+        self.copy_(fn(self._snapshot() if recording else self, *args, **kwargs))
+        return self
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"In place: the tensor becomes ``{fn.__name__}(self, ...)``; returns self."
+    return method
+
+
+def _new_form(make, name):
+    """``x.new_zeros(size)`` and the like: a new tensor with x's dtype and device by default."""
+    def method(self, *size, dtype=None, device=None, requires_grad=False):
+        return globals()[make](*size, dtype=dtype or self.dtype, device=device or self.device,
+                               requires_grad=requires_grad)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (f"A new tensor of the given size filled as ``{make}``, with this "
+                      "tensor's dtype and device unless given.")
+    return method
+
+
+def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor of ``size`` filled with ``fill_value``, with this tensor's dtype and device
+    unless given."""
+    return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                requires_grad=requires_grad)
+
+
+def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor from ``data`` (copied), with this tensor's dtype and device unless given."""
+    return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                  requires_grad=requires_grad)
 
 
 _attach_methods()
+Tensor.new_full, Tensor.new_tensor = _new_full, _new_tensor
 _function.bind_tensor_type(Tensor)
 
 

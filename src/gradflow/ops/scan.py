@@ -314,7 +314,7 @@ class _Mode(NonDifferentiable):
         value = xp.take_along_axis(moved, best[..., None], -1)
         orig = xp.moveaxis(x, axis, -1)
         last = n - 1 - xp.argmax((orig == value)[..., ::-1], axis=-1)  # as PyTorch: the last one
-        return last.astype("int64")
+        return ctx.be.astype(xp.asarray(last), "int64")  # (numpy gives a scalar for 1-d input)
 
 
 @torch_kwargs
