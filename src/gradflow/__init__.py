@@ -77,3 +77,11 @@ from .serialization import load, save  # noqa: E402
 from . import data  # noqa: E402
 from . import distributed  # noqa: E402  (imports mpi4py only when a group starts)
 from . import utils  # noqa: E402  (gradflow.utils.data, as torch.utils.data)
+
+
+def __getattr__(name):
+    """``gf.bfloat16`` is the one PyTorch dtype name without a gradflow dtype: say why."""
+    if name == "bfloat16":
+        raise AttributeError(f"module 'gradflow' has no attribute 'bfloat16': "
+                             f"{dtypes.BFLOAT16_UNSUPPORTED}")
+    raise AttributeError(f"module 'gradflow' has no attribute {name!r}")

@@ -15,6 +15,10 @@ bool_ = np.dtype(np.bool_)
 half, double, short, long = float16, float64, int16, int64
 default_float = float32
 
+# Tensors hold numpy (or CuPy) arrays, which have no bfloat16 type of their own.
+BFLOAT16_UNSUPPORTED = ("bfloat16 is not supported: gradflow's tensors hold numpy arrays, and "
+                        "numpy has no bfloat16 dtype; use float16 or float32")
+
 # PyTorch's names that are Python builtins (gf.float, gf.int, gf.bool), exported as such.
 TORCH_ALIASES = {"float": float32, "int": int32, "bool": bool_}
 
@@ -31,8 +35,7 @@ def as_dtype(dtype):
     if isinstance(dtype, str) and dtype.startswith("torch."):
         dtype = dtype[6:]
     if dtype == "bfloat16":
-        raise TypeError("bfloat16 is not supported (numpy has no bfloat16 type): use float16 or "
-                        "float32")
+        raise TypeError(BFLOAT16_UNSUPPORTED)
     try:
         return np.dtype(dtype)
     except TypeError:
@@ -40,7 +43,10 @@ def as_dtype(dtype):
 
 
 def is_dtype_name(name: str) -> bool:
-    """Whether numpy understands ``name`` as a dtype."""
+    """Whether ``name`` names a dtype (one numpy understands, or "bfloat16", which as_dtype
+    rejects with the reason)."""
+    if name in ("bfloat16", "torch.bfloat16"):
+        return True
     try:
         np.dtype(name)
     except TypeError:

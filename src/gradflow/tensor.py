@@ -357,6 +357,10 @@ class Tensor(_C.TensorBase):
         """The tensor as float16."""
         return self.to(_dtypes.float16)
 
+    def bfloat16(self):
+        """Raises TypeError: bfloat16 is not supported (the error says why)."""
+        raise TypeError(_dtypes.BFLOAT16_UNSUPPORTED)
+
     def long(self):
         """The tensor as int64."""
         return self.to(_dtypes.int64)
