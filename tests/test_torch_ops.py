@@ -449,3 +449,19 @@ def test_inplace_and_new_tensor_methods_match_torch():
         assert str(g.dtype) == str(e.dtype).replace("torch.", "")
         np.testing.assert_array_equal(g.numpy(), e.numpy())
     assert x.new_empty(2, 3).shape == (2, 3) and x.new_zeros(2, dtype=gf.int64).dtype == gf.int64
+
+
+def test_random_fill_methods():
+    g1, g2 = gf.Generator().manual_seed(5), gf.Generator().manual_seed(5)
+    w = gf.zeros(2000, dtype=gf.float64)
+    assert w.normal_(1.0, 0.5, generator=g1) is w and abs(float(w.mean()) - 1) < 0.05
+    np.testing.assert_array_equal(w.numpy(), gf.zeros(2000, dtype=gf.float64).normal_(1.0, 0.5, generator=g2).numpy())
+    u = gf.zeros(2000).uniform_(-2, 3)
+    assert u.dtype == gf.float32 and float(u.min()) >= -2 and float(u.max()) < 3
+    p = gf.nn.Parameter(gf.zeros(3))
+    for fill in (p.normal_, p.uniform_):
+        with pytest.raises(RuntimeError, match="leaf"):  # as torch: not on a leaf that requires grad
+            fill()
+    with gf.no_grad():
+        p.normal_()
+    p.data.uniform_()

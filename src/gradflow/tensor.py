@@ -357,6 +357,20 @@ class Tensor(_C.TensorBase):
         """The tensor as float16."""
         return self.to(_dtypes.float16)
 
+    def uniform_(self, from_=0.0, to=1.0, *, generator=None):
+        """Fills with samples of U(from_, to) in place (as nn.init.uniform_); returns self."""
+        from .nn import init
+        if _state.grad_enabled:
+            self._check_inplace("uniform_")
+        return init.uniform_(self, from_, to, generator=generator)
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        """Fills with samples of N(mean, std^2) in place (as nn.init.normal_); returns self."""
+        from .nn import init
+        if _state.grad_enabled:
+            self._check_inplace("normal_")
+        return init.normal_(self, mean, std, generator=generator)
+
     def bfloat16(self):
         """Raises TypeError: bfloat16 is not supported (the error says why)."""
         raise TypeError(_dtypes.BFLOAT16_UNSUPPORTED)

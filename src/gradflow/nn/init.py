@@ -49,14 +49,16 @@ def _fan(tensor, mode):
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(tensor, a=0.0, b=1.0):
-    """Fills the tensor with samples of U(a, b), in place."""
-    return _assign(tensor, _random.generator().uniform(a, b, tensor.shape))
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """Fills the tensor with samples of U(a, b) (from ``generator``, a gf.Generator, or the
+    default one), in place."""
+    return _assign(tensor, _random.generator(generator).uniform(a, b, tensor.shape))
 
 
-def normal_(tensor, mean=0.0, std=1.0):
-    """Fills the tensor with samples of N(mean, std^2), in place."""
-    return _assign(tensor, _random.generator().normal(mean, std, tensor.shape))
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """Fills the tensor with samples of N(mean, std^2) (from ``generator``, a gf.Generator, or
+    the default one), in place."""
+    return _assign(tensor, _random.generator(generator).normal(mean, std, tensor.shape))
 
 
 def zeros_(tensor):
