@@ -157,6 +157,14 @@ CASES = [
     ("mm", lambda L, a, b: a.mm(b), [_n((3, 4), 0), _n((4, 2), 1)]),
     ("bmm", lambda L, a, b: L.bmm(a, b), [_n((2, 3, 4), 0), _n((2, 4, 2), 1)]),
     ("mv", lambda L, a, b: L.mv(a, b), [_n((3, 4), 0), _n((4,), 1)]),
+    ("add_alpha", lambda L, a, b: L.add(a, b, alpha=2.5) * a.sub(b, alpha=0.5) + a.mul(b) + L.multiply(a, 2),
+     [_n((3, 4), 0), _n((4,), 1)]),
+    ("subtract", lambda L, a, b: L.subtract(a, b) * L.mul(a, b), [_n((3, 4), 0), _n((3, 4), 1)]),
+    ("clamp_min_max", lambda L, a, b: L.clamp_min(a, 0.1) * a.clamp_max(b), [_n((3, 4), 0), _n((3, 4), 1) + 0.01]),
+    ("addcmul_addcdiv", lambda L, a, b, c: L.addcmul(a, b, c, value=0.5) + a.addcdiv(b, c, value=-2),
+     [_n((3, 4), 0), _n((3, 4), 1), _u((3, 4), 0.5, 2, 2)]),
+    ("maximum_method_where", lambda L, a, b: a.maximum(b) * a.minimum(b) + a.where(a > b, b),
+     [_distinct((3, 4), 0), _distinct((3, 4), 1) + 0.05]),
     ("clone", lambda L, a: a.clone() * a, [_n((3, 4), 0)]),
     ("contiguous", lambda L, a: a.t().contiguous() * 2.0, [_n((3, 4), 0)]),
 ]
@@ -425,7 +433,11 @@ def test_inplace_and_new_tensor_methods_match_torch():
     """x.clamp_/masked_fill_/index_add_/scatter_/scatter_add_/scatter_reduce_ (values and the
     gradient through the in-place write), neg, and the new_* factories."""
     a, b = _n((3, 4), 0), _n((3, 4), 1)
-    steps = [("clamp_", lambda L, x, s: (-0.5, 0.5)), ("clip_", lambda L, x, s: (None, 0.3)),
+    steps = [(name, lambda L, x, s: ()) for name in ["exp_", "sigmoid_", "tanh_", "relu_", "square_",
+                                                     "neg_", "abs_", "sin_", "round_", "sign_"]]
+    steps += [("pow_", lambda L, x, s: (2,)), ("clamp_min_", lambda L, x, s: (0.1,)),
+              ("lerp_", lambda L, x, s: (s, 0.3)), ("addcmul_", lambda L, x, s: (s, s)),
+              ("clamp_", lambda L, x, s: (-0.5, 0.5)), ("clip_", lambda L, x, s: (None, 0.3)),
              ("masked_fill_", lambda L, x, s: (_lib(L)(MASK), 1.5)),
              ("index_add_", lambda L, x, s: (0, _lib(L)(IDX1), s)),
              ("scatter_", lambda L, x, s: (1, _lib(L)(IDXR[:, :2]), s[:, :2])),
@@ -465,3 +477,31 @@ def test_random_fill_methods():
     with gf.no_grad():
         p.normal_()
     p.data.uniform_()
+
+
+def test_comparison_names_and_multinomial_match_torch():
+    a, b = _distinct((3, 4), 0), _distinct((3, 4), 1)
+    for name in ["eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal",
+                 "not_equal"]:
+        for other in (b, 0.37):
+            og, ot = (gf.tensor(other), torch.tensor(other)) if isinstance(other, np.ndarray) else (other, other)
+            np.testing.assert_array_equal(getattr(gf, name)(gf.tensor(a), og).numpy(),
+                                          getattr(torch, name)(torch.tensor(a), ot).numpy())
+            np.testing.assert_array_equal(getattr(gf.tensor(a), name)(og).numpy(),
+                                          getattr(torch.tensor(a), name)(ot).numpy())
+    p = gf.tensor([[0.0, 1.0, 0.0, 3.0], [1.0, 1.0, 1.0, 1.0]])
+    g = gf.Generator().manual_seed(0)
+    draws = gf.multinomial(p, 20000, replacement=True, generator=g)
+    assert draws.dtype == gf.int64 and draws.shape == (2, 20000)
+    freq = np.stack([np.bincount(r, minlength=4) / 20000 for r in draws.numpy()])
+    np.testing.assert_allclose(freq, [[0, 0.25, 0, 0.75], [0.25] * 4], atol=0.02)
+    distinct = p.multinomial(4, generator=g).numpy()
+    assert all(sorted(r) == [0, 1, 2, 3] for r in distinct) and set(distinct[0, :2]) == {1, 3}
+    assert gf.multinomial(gf.tensor([0.0, 2.0]), 1).item() == 1
+    for bad, n, repl in [(gf.tensor([0.0, 0.0]), 1, False), (gf.tensor([1.0, -1.0]), 1, True),
+                         (gf.ones(1, 1, 2), 1, True), (gf.ones(2), 3, False), (gf.ones(2), 0, True)]:
+        with pytest.raises(RuntimeError):
+            gf.multinomial(bad, n, repl)
+        tb = torch.tensor(bad.numpy())
+        with pytest.raises(RuntimeError):
+            torch.multinomial(tb, n, repl)

@@ -35,7 +35,9 @@ from .ops.elementwise import (  # noqa: E402,A004
     erfinv, exp2, expm1, fix, floor, floor_divide, fmod, frac, hypot, isclose, isfinite, isinf,
     isnan, isneginf, isposinf, lerp, log1p, log2, log10, logaddexp, logical_and, logical_not,
     logical_or, logical_xor, nan_to_num, reciprocal, remainder, round, rsqrt, sign, sin, sinh,
-    square, tan, trunc, true_divide, xlogy)
+    square, tan, trunc, true_divide, xlogy, eq, ne, lt, le, gt, ge, greater, greater_equal, less,
+    less_equal, not_equal, add, sub, subtract, mul, multiply, clamp_min, clamp_max, addcmul,
+    addcdiv)
 from .ops.index import (argwhere, gather, index_add, index_select, masked_fill,  # noqa: E402
                         masked_select, nonzero, scatter, scatter_add, scatter_reduce, select,
                         take_along_dim)
@@ -44,8 +46,8 @@ from .ops.reduce import (amax, amin, aminmax, argmax, argmin, logsumexp, max, me
 from .ops.shape import (broadcast_to, cat, concat, concatenate, flatten, movedim, permute,  # noqa: E402
                         reshape, split, squeeze, stack, swapaxes, swapdims, t, transpose,
                         unflatten, unsqueeze)
-from .random import (Generator, default_generator, initial_seed, manual_seed, normal,  # noqa: E402
-                     rand, rand_like, randint, randint_like, randn, randn_like, randperm, seed)
+from .random import (Generator, default_generator, initial_seed, manual_seed, multinomial,  # noqa: E402
+                     normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm, seed)
 from .factories import (as_tensor, empty, empty_like, full_like, is_tensor, linspace,  # noqa: E402
                         logspace, set_printoptions, tril_indices, triu_indices)
 from .tensor import (Size, Tensor, arange, eye, from_dlpack, from_numpy, full, ones, ones_like,  # noqa: E402

@@ -148,3 +148,38 @@ def _gen(gen):
     if gen is not None and not isinstance(gen, Generator):
         raise TypeError(f"generator must be a gf.Generator, got {type(gen).__name__}")
     return generator(gen)
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """``num_samples`` category indices per row of ``input`` (1-D, or 2-D: one row per
+    distribution; non-negative weights, not necessarily summing to 1), int64, as
+    torch.multinomial: with ``replacement`` independent draws, without it distinct categories
+    (zero-weight ones only after every positive-weight one is taken)."""
+    from .tensor import Tensor
+
+    if not isinstance(input, Tensor) or input.ndim not in (1, 2):
+        raise RuntimeError("multinomial: the weights must be a 1-D or 2-D tensor, got "
+                           f"{getattr(input, 'shape', type(input).__name__)}")
+    if int(num_samples) != num_samples or num_samples <= 0:
+        raise RuntimeError(f"multinomial: num_samples must be a positive integer, got {num_samples!r}")
+    p = np.asarray(input.detach()._host(), dtype=np.float64).reshape(-1, input.shape[-1])
+    k, n = p.shape[1], int(num_samples)
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise RuntimeError("multinomial: the weights contain inf, nan or an element < 0")
+    if (p.sum(axis=1) <= 0).any():
+        raise RuntimeError("multinomial: invalid distribution (a row's weights sum to <= 0)")
+    if not replacement and n > k:
+        raise RuntimeError(f"multinomial: cannot draw {n} samples from {k} categories without "
+                           "replacement")
+    rng = _gen(generator)
+    if replacement:
+        cdf = np.cumsum(p, axis=1)
+        cdf /= cdf[:, -1:]
+        u = rng.random((p.shape[0], n))
+        out = np.stack([np.searchsorted(c, r, side="right") for c, r in zip(cdf, u)])
+        out = np.minimum(out, k - 1)
+    else:  # the largest weight / Exp(1) keys: a draw without replacement, weighted as given
+        keys = p / rng.exponential(size=p.shape)
+        out = np.argsort(-keys, axis=1, kind="stable")[:, :n]
+    out = out.astype(np.int64).reshape(input.shape[:-1] + (n,))
+    return tensor(out, device=input.device)

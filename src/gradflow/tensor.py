@@ -736,7 +736,9 @@ def _attach_methods():
          remainder floor_divide logaddexp hypot lerp div divide true_divide isnan isinf
          isfinite isposinf isneginf isclose allclose equal nan_to_num bitwise_and bitwise_or
          bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift logical_not
-         logical_and logical_or logical_xor xlogy"""),
+         logical_and logical_or logical_xor xlogy eq ne lt le gt ge greater greater_equal less
+         less_equal not_equal add sub subtract mul multiply clamp_min clamp_max addcmul
+         addcdiv"""),
         (layout, """expand expand_as repeat repeat_interleave tile chunk unbind narrow flip fliplr
          flipud roll tril triu diag diagonal diag_embed clone contiguous"""),
         (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort
@@ -757,6 +759,17 @@ def _attach_methods():
     Tensor.__lshift__ = elementwise.bitwise_left_shift
     Tensor.__rshift__ = elementwise.bitwise_right_shift
     Tensor.neg = Tensor.negative = _arith.neg
+    from .ops import activation
+
+    Tensor.maximum, Tensor.minimum = _arith.maximum, _arith.minimum
+    for name in ("exp", "log", "sqrt", "abs", "neg", "pow"):
+        setattr(Tensor, name + "_", _inplace_form(getattr(_arith, name), name + "_"))
+    for name in ("sigmoid", "tanh", "relu"):
+        setattr(Tensor, name + "_", _inplace_form(getattr(activation, name), name + "_"))
+    for name in ("square", "reciprocal", "rsqrt", "sin", "cos", "erf", "erfinv", "floor", "ceil",
+                 "round", "trunc", "sign", "frac", "nan_to_num", "lerp", "clamp_min", "clamp_max",
+                 "addcmul", "addcdiv", "fmod", "remainder", "copysign", "xlogy"):
+        setattr(Tensor, name + "_", _inplace_form(getattr(elementwise, name), name + "_"))
     for name, fn in (("clamp_", elementwise.clamp), ("clip_", elementwise.clamp),
                      ("masked_fill_", _index.masked_fill), ("index_add_", _index.index_add),
                      ("scatter_", _index.scatter), ("scatter_add_", _index.scatter_add),
@@ -805,8 +818,20 @@ def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
                   requires_grad=requires_grad)
 
 
+def _where(self, condition, other):
+    """``self`` where ``condition`` is True, else ``other`` (gf.where(condition, self, other))."""
+    return _arith.where(condition, self, other)
+
+
+def _multinomial(self, num_samples, replacement=False, *, generator=None):
+    """gf.multinomial(self, num_samples, replacement, generator=generator)."""
+    from .random import multinomial
+    return multinomial(self, num_samples, replacement, generator=generator)
+
+
 _attach_methods()
 Tensor.new_full, Tensor.new_tensor = _new_full, _new_tensor
+Tensor.where, Tensor.multinomial = _where, _multinomial
 _function.bind_tensor_type(Tensor)
 
 

@@ -1,7 +1,8 @@
 """PyTorch's elementwise math beyond the fused kernels: trigonometric and hyperbolic functions,
 erf and friends, logs and exps of other bases, rounding, atan2, copysign, fmod, remainder,
 floor_divide, logaddexp, hypot, lerp, float classification, isclose/allclose/equal,
-nan_to_num and the bitwise ops.
+nan_to_num and the bitwise ops; the operators' PyTorch names (eq, add(alpha=), ...), clamp_min,
+clamp_max, addcmul, addcdiv.
 
 Each unary op is one backend call forward (``be.xp`` is numpy or CuPy) and a backward written
 with tensor ops (``g * f'(x)``), so that it is differentiable again. Rounding ops have a zero
@@ -412,3 +413,75 @@ def logical_or(input, other):
 def logical_xor(input, other):
     """True where exactly one is nonzero."""
     return _Bitwise.apply(*promote(input, other), fn="logical_xor")
+
+
+# ---- PyTorch's named forms of the operators ------------------------------------------------------
+def eq(input, other):
+    """``input == other`` (a bool tensor)."""
+    return input == other
+
+
+def ne(input, other):
+    """``input != other`` (a bool tensor)."""
+    return input != other
+
+
+def lt(input, other):
+    """``input < other`` (a bool tensor)."""
+    return input < other
+
+
+def le(input, other):
+    """``input <= other`` (a bool tensor)."""
+    return input <= other
+
+
+def gt(input, other):
+    """``input > other`` (a bool tensor)."""
+    return input > other
+
+
+def ge(input, other):
+    """``input >= other`` (a bool tensor)."""
+    return input >= other
+
+
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+
+def add(input, other, *, alpha=1):
+    """``input + alpha * other``."""
+    return input + (other if alpha == 1 else other * alpha)
+
+
+def sub(input, other, *, alpha=1):
+    """``input - alpha * other``."""
+    return input - (other if alpha == 1 else other * alpha)
+
+
+def mul(input, other):
+    """``input * other``."""
+    return input * other
+
+
+subtract, multiply = sub, mul
+
+
+def clamp_min(input, min):  # noqa: A002 - PyTorch's name
+    """``input`` limited from below by ``min`` (a number or tensor)."""
+    return clamp(input, min=min)
+
+
+def clamp_max(input, max):  # noqa: A002 - PyTorch's name
+    """``input`` limited from above by ``max`` (a number or tensor)."""
+    return clamp(input, max=max)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """``input + value * tensor1 * tensor2``."""
+    return input + (tensor1 * tensor2 if value == 1 else value * tensor1 * tensor2)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """``input + value * tensor1 / tensor2``."""
+    return input + (tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2)
