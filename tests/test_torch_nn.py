@@ -396,3 +396,22 @@ def test_utils_and_init():
     nn.init.constant_(w, 2.5)
     nn.init.ones_(w[0])
     assert w.sum().item() == 2.5 * 18 + 6
+
+
+@pytest.mark.parametrize("kind", ["Reflection", "Replication", "Circular", "Zero", "Constant"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_padding_layers_match_torch(kind, dims):
+    name = f"{kind}Pad{dims}d"
+    args = (2 if kind != "Circular" else 1,) + ((1.5,) if kind == "Constant" else ())
+    x = _n((2, 3) + (4,) * dims, 0)
+    for padding in [args[0], tuple(i % 3 for i in range(2 * dims))]:
+        gm, tm = getattr(nn, name)(padding, *args[1:]), getattr(torch.nn, name)(padding, *args[1:])
+        g, t = gf.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        gy, ty = gm(g), tm(t)
+        np.testing.assert_allclose(gy.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+        w = _n(tuple(ty.shape), 1)
+        (gy * gf.tensor(w)).sum().backward()
+        (ty * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="padding"):
+        getattr(nn, name)((1,) * (2 * dims + 1), *args[1:])

@@ -1,5 +1,5 @@
 """Neural-network building blocks: Module, Parameter, containers, layers, losses, init,
-functional, utils."""
+functional, utils, padding layers."""
 
 from . import functional, init, parallel, utils
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
@@ -9,6 +9,10 @@ from .layers import (CELU, ELU, GELU, SELU, BatchNorm1d, BCELoss, BCEWithLogitsL
                      LogSigmoid, LogSoftmax, Mish, MSELoss, NLLLoss, ReLU, ReLU6, Sigmoid, SiLU,
                      SmoothL1Loss, Softmax, Softmin, Softplus, Softsign, Tanh, Unflatten)
 from .module import Module
+from .padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d,
+                      ConstantPad3d, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d,
+                      ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d,
+                      ZeroPad3d)
 from .parameter import Parameter
 
 __all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Sequential", "ModuleList",
@@ -17,4 +21,7 @@ __all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Se
            "ReLU", "LeakyReLU", "GELU", "Softplus", "SiLU", "ELU", "SELU", "CELU", "Mish",
            "Hardswish", "Hardsigmoid", "Hardtanh", "ReLU6", "LogSigmoid", "Softsign", "Softmax",
            "LogSoftmax", "Softmin", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss",
-           "BCEWithLogitsLoss", "BCELoss", "HuberLoss", "SmoothL1Loss", "KLDivLoss"]
+           "BCEWithLogitsLoss", "BCELoss", "HuberLoss", "SmoothL1Loss", "KLDivLoss",
+           "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
+           "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d",
+           "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d"]
