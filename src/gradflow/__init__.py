@@ -23,11 +23,15 @@ from .ops.activation import sigmoid, softmax, log_softmax, tanh, relu  # noqa: E
 from .ops.arith import abs, clip, exp, log, maximum, minimum, pow, sqrt, where  # noqa: E402,A004
 from .ops.layout import (chunk, clone, column_stack, contiguous, diag, diag_embed,  # noqa: E402
                          diagonal, expand, expand_as, flip, fliplr, flipud, hstack, meshgrid,
-                         narrow, repeat, repeat_interleave, roll, tile, tril, triu, unbind, vstack)
-from .ops.linalg import bmm, dot, einsum, ger, inner, matmul, mm, mv, outer, vdot  # noqa: E402
+                         narrow, repeat, repeat_interleave, roll, tile, tril, triu, unbind, vstack,
+                         atleast_1d, atleast_2d, atleast_3d, broadcast_shapes, broadcast_tensors,
+                         diff, ravel, take, tensor_split)
+from .ops.linalg import (addmm, baddbmm, bmm, cdist, dot, einsum, ger, inner, matmul,  # noqa: E402
+                         mm, mv, outer, trace, vdot)
 from .ops.scan import (all, any, argsort, count_nonzero, cummax, cummin, cumprod,  # noqa: E402,A004
                        cumsum, kthvalue, logcumsumexp, median, mode, norm, prod, sort, topk,
-                       unique, unique_consecutive)
+                       unique, unique_consecutive, nansum, nanmean, isin, searchsorted, bucketize,
+                       bincount)
 from .ops.elementwise import (  # noqa: E402,A004
     acos, acosh, allclose, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, asin, asinh,
     atan, atan2, atanh, clamp, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
@@ -37,7 +41,7 @@ from .ops.elementwise import (  # noqa: E402,A004
     logical_or, logical_xor, nan_to_num, reciprocal, remainder, round, rsqrt, sign, sin, sinh,
     square, tan, trunc, true_divide, xlogy, eq, ne, lt, le, gt, ge, greater, greater_equal, less,
     less_equal, not_equal, add, sub, subtract, mul, multiply, clamp_min, clamp_max, addcmul,
-    addcdiv)
+    addcdiv, logit, fmax, fmin)
 from .ops.index import (argwhere, gather, index_add, index_select, masked_fill,  # noqa: E402
                         masked_select, nonzero, scatter, scatter_add, scatter_reduce, select,
                         take_along_dim)

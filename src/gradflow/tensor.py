@@ -738,15 +738,16 @@ def _attach_methods():
          bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift logical_not
          logical_and logical_or logical_xor xlogy eq ne lt le gt ge greater greater_equal less
          less_equal not_equal add sub subtract mul multiply clamp_min clamp_max addcmul
-         addcdiv"""),
+         addcdiv logit fmax fmin"""),
         (layout, """expand expand_as repeat repeat_interleave tile chunk unbind narrow flip fliplr
-         flipud roll tril triu diag diagonal diag_embed clone contiguous"""),
+         flipud roll tril triu diag diagonal diag_embed clone contiguous ravel tensor_split diff
+         take"""),
         (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort
-         argsort topk kthvalue median mode unique unique_consecutive"""),
+         argsort topk kthvalue median mode unique unique_consecutive nansum nanmean bincount"""),
         (_index, """gather take_along_dim index_select scatter scatter_add index_add masked_fill
          masked_select nonzero argwhere select scatter_reduce"""),
         (_reduce, "var_mean std_mean"),
-        (_linalg, "mm bmm mv dot vdot inner outer ger"),
+        (_linalg, "mm bmm mv dot vdot inner outer ger addmm baddbmm trace"),
     )
     for module, names in table:
         for name in names.split():

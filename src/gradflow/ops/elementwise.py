@@ -485,3 +485,29 @@ def addcmul(input, tensor1, tensor2, *, value=1):
 def addcdiv(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 / tensor2``."""
     return input + (tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2)
+
+
+def logit(input, eps=None):
+    """log(p / (1 - p)); with ``eps``, p is first clamped to [eps, 1 - eps] (no gradient
+    outside it, as PyTorch)."""
+    x = float_operand(input)
+    if eps is not None:
+        x = clamp(x, eps, 1 - eps)
+    return (x / (1 - x)).log()
+
+
+def fmax(input, other):
+    """The elementwise maximum ignoring NaN (NaN only where both are); at ties the gradient goes
+    to ``input``, as PyTorch's."""
+    from .arith import where
+
+    a, b = promote(input, other)
+    return where((a >= b) | isnan(b), a, b)
+
+
+def fmin(input, other):
+    """The elementwise minimum ignoring NaN, as fmax."""
+    from .arith import where
+
+    a, b = promote(input, other)
+    return where((a <= b) | isnan(b), a, b)

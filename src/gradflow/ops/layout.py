@@ -1,6 +1,7 @@
 """PyTorch's layout ops on top of reshape, broadcast_to, indexing and concatenate: expand,
 repeat, repeat_interleave, tile, chunk, unbind, narrow, flip, roll, tril, triu, diag,
-diagonal, meshgrid, clone, contiguous. Written with differentiable ops, so their gradients (to
+diagonal, meshgrid, clone, contiguous, ravel, broadcast_tensors, atleast_Nd, tensor_split, diff,
+take. Written with differentiable ops, so their gradients (to
 any order) come from those ops', on every backend."""
 
 import numbers
@@ -259,3 +260,93 @@ def hstack(tensors):
 def vstack(tensors):
     """Joined along dim 0, 1-D tensors as rows."""
     return concatenate([t.reshape(1, -1) if t.ndim == 1 else t for t in tensors], 0)
+
+
+def ravel(input):
+    """The tensor flattened to 1-D."""
+    return reshape(input, -1)
+
+
+def broadcast_shapes(*shapes):
+    """The shape that ``shapes`` broadcast to (a gf.Size); ValueError if they do not."""
+    return _tensor.Size(np.broadcast_shapes(*[(s,) if isinstance(s, numbers.Integral) else tuple(s)
+                                              for s in shapes]))
+
+
+def broadcast_tensors(*tensors):
+    """The tensors broadcast to their common shape (views)."""
+    shape = tuple(broadcast_shapes(*[t.shape for t in tensors]))
+    return tuple(t if tuple(t.shape) == shape else broadcast_to(t, shape) for t in tensors)
+
+
+def _atleast(tensors, n, op):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        return tuple(_atleast(tuple(tensors[0]), n, op))
+    out = []
+    for t in tensors:
+        shape = tuple(t.shape)
+        if len(shape) < n:  # as PyTorch: () -> (1,)*n, (a,) -> (1, a) or (1, a, 1), (a, b) -> (a, b, 1)
+            shape = {0: (1,) * n, 1: (1,) + shape + (1,) * (n - 2), 2: shape + (1,)}[len(shape)]
+            t = reshape(t, shape)
+        out.append(t)
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def atleast_1d(*tensors):
+    """Each tensor with at least 1 dim (a 0-d one becomes shape (1,))."""
+    return _atleast(tensors, 1, "atleast_1d")
+
+
+def atleast_2d(*tensors):
+    """Each tensor with at least 2 dims ((a,) becomes (1, a))."""
+    return _atleast(tensors, 2, "atleast_2d")
+
+
+def atleast_3d(*tensors):
+    """Each tensor with at least 3 dims ((a,) becomes (1, a, 1), (a, b) becomes (a, b, 1))."""
+    return _atleast(tensors, 3, "atleast_3d")
+
+
+@torch_kwargs
+def tensor_split(input, indices_or_sections, dim=0):
+    """Views of ``input`` along ``dim``: ``n`` parts as equal as can be (the first ``size % n``
+    one longer), or split before each index of a list."""
+    d = normalize_axis(dim, input.ndim, "tensor_split")
+    size = input.shape[d]
+    if isinstance(indices_or_sections, numbers.Integral):
+        n = int(indices_or_sections)
+        if n <= 0:
+            raise ValueError(f"tensor_split: the number of sections must be positive, got {n}")
+        lengths = [size // n + (1 if i < size % n else 0) for i in range(n)]
+        bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    else:
+        cuts = [min(max(int(i) if i >= 0 else int(i) + size, 0), size) for i in indices_or_sections]
+        bounds = [0] + cuts + [size]
+    lead = (slice(None),) * d
+    return tuple(input[lead + (slice(a, max(a, b)),)] for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+@torch_kwargs
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` joined on first)."""
+    d = normalize_axis(dim, input.ndim, "diff")
+    parts = [t for t in (prepend, input, append) if t is not None]
+    x = concatenate(parts, d) if len(parts) > 1 else input
+    lead = (slice(None),) * d
+    for _ in range(int(n)):
+        x = x[lead + (slice(1, None),)] - x[lead + (slice(None, -1),)]
+    return x
+
+
+def take(input, index):
+    """``input`` read as 1-D at ``index`` (any shape; negative indices count from the end)."""
+    from .index import _index_tensor
+
+    index = _index_tensor(index, input, "take")
+    n = input.numel()
+    if index.numel():
+        be = index._be
+        lo, hi = int(be.xp.min(index.array)), int(be.xp.max(index.array))
+        if lo < -n or hi >= n:
+            raise IndexError(f"take: index out of range for a tensor of {n} elements")
+    return GetItem.apply(reshape(input, -1), index=index.array)

@@ -1,6 +1,6 @@
 """Matrix products on the backend's BLAS: matmul (1-D, 2-D, batched with broadcast batch dims)
 and linear (x @ W^T + b with the bias fused into the GEMM). Gradients use the transpose flags
-instead of materialising transposes."""
+instead of materialising transposes. Also addmm, baddbmm, trace and cdist, written on them."""
 
 import builtins
 
@@ -225,3 +225,44 @@ def einsum(equation, *operands):
             sizes[c] = builtins.max(sizes.get(c, 1), n)
     ts = [t.broadcast_to(tuple(sizes[c] for c in s)) for s, t in zip(ins, ts)]  # size-1 dims
     return Einsum.apply(*ts, ins=tuple(ins), out=out)
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """``beta * input + alpha * (mat1 @ mat2)`` (input broadcast; with beta 0 it is not read, so
+    its NaNs do not propagate, as in PyTorch)."""
+    return _scaled_sum(input, mm(mat1, mat2), beta, alpha)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """``beta * input + alpha * bmm(batch1, batch2)``, as addmm."""
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
+
+
+def _scaled_sum(input, product, beta, alpha):
+    import numpy as np
+
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:
+        return product.broadcast_to(tuple(np.broadcast_shapes(tuple(input.shape), tuple(product.shape))))
+    return (input if beta == 1 else input * beta) + product
+
+
+def trace(input):
+    """The sum of a 2-D tensor's main diagonal."""
+    from .layout import diagonal
+
+    if input.ndim != 2:
+        raise ValueError(f"trace: expected a 2-D tensor, got shape {input.shape}")
+    return diagonal(input).sum()
+
+
+def cdist(x1, x2, p=2.0):
+    """The p-norm distances between the rows of ``x1`` (..., P, M) and of ``x2`` (..., R, M):
+    (..., P, R). The gradient at a zero distance is zero, as PyTorch's."""
+    from .scan import vector_norm
+
+    if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise ValueError(f"cdist: expected (..., P, M) and (..., R, M) tensors, got shapes "
+                         f"{x1.shape} and {x2.shape}")
+    return vector_norm(x1.unsqueeze(-2) - x2.unsqueeze(-3), ord=p, dim=-1)

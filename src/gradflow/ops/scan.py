@@ -1,6 +1,6 @@
 """PyTorch's other reductions, scans and orderings: prod, all, any, count_nonzero, norm,
 cumsum, cumprod, logcumsumexp, cummax, cummin, sort, argsort, topk, kthvalue, median, mode,
-unique, unique_consecutive.
+unique, unique_consecutive, nansum, nanmean, isin, searchsorted, bucketize, bincount.
 
 Orderings and selections compute indices without a gradient and pick the values with
 ``take_along_dim``, so the gradient goes to the elements picked, as in PyTorch."""
@@ -386,3 +386,82 @@ def _unique_result(input, vals, inv, counts, return_inverse, return_counts):
     if return_counts:
         out.append(_T(be.astype(counts, "int64"), input))
     return out[0] if len(out) == 1 else tuple(out)
+
+
+@torch_kwargs
+def nansum(input, dim=None, keepdim=False):
+    """The sum over ``dim`` with NaNs counted as zero (no gradient to them)."""
+    from .arith import where
+    from .elementwise import isnan
+
+    return where(isnan(input), _tensor.zeros((), dtype=input.dtype, device=input.device),
+                 input).sum(dim=dim, keepdim=keepdim)
+
+
+@torch_kwargs
+def nanmean(input, dim=None, keepdim=False):
+    """The mean over ``dim`` of the elements that are not NaN."""
+    from .elementwise import isnan
+
+    if input.dtype.kind != "f":
+        raise TypeError(f"nanmean: expected a floating-point tensor, got {input.dtype}")
+    kept = (~isnan(input)).to(input.dtype).sum(dim=dim, keepdim=keepdim)
+    return nansum(input, dim, keepdim) / kept
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """Whether each element of ``elements`` is among ``test_elements`` (a tensor or a number)."""
+    like = elements if isinstance(elements, _tensor.Tensor) else test_elements
+    be = like._be
+    a = elements.array if isinstance(elements, _tensor.Tensor) else be.xp.asarray(elements)
+    b = test_elements.array if isinstance(test_elements, _tensor.Tensor) else be.xp.asarray(test_elements)
+    return _T(be.xp.isin(a, b, assume_unique=assume_unique, invert=invert), like)
+
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None, sorter=None):
+    """Where each value of ``input`` would go in ``sorted_sequence`` (1-D, or one sorted row per
+    leading index of ``input``) to keep it sorted: the first such place, or with
+    ``right=True``/``side="right"`` the last."""
+    if side is not None:
+        if side not in ("left", "right") or (right and side == "left"):
+            raise ValueError(f"searchsorted: side must be 'left' or 'right' (and agree with right=), got {side!r}")
+        right = side == "right"
+    if sorter is not None:
+        raise ValueError("searchsorted: sorter= is not supported; sort the sequence first")
+    seq = sorted_sequence
+    scalar = not isinstance(input, _tensor.Tensor)
+    values = _tensor.tensor(input, device=seq.device) if scalar else input
+    be, xp, where = seq._be, seq._be.xp, "right" if right else "left"
+    if seq.ndim <= 1:
+        out = xp.searchsorted(seq.array, values.array, side=where)
+    else:
+        if tuple(seq.shape[:-1]) != tuple(values.shape[:-1]):
+            raise ValueError(f"searchsorted: the leading dims of the sequence {seq.shape} and the "
+                             f"values {values.shape} differ")
+        rows = be.reshape(seq.array, (-1, seq.shape[-1]))
+        vals = be.reshape(values.array, (rows.shape[0], -1))
+        out = be.reshape(xp.stack([xp.searchsorted(rows[i], vals[i], side=where)
+                                   for i in range(rows.shape[0])]), tuple(values.shape))
+    return _T(be.astype(xp.asarray(out), "int32" if out_int32 else "int64"), seq)
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    """The bucket of each value among the sorted 1-D ``boundaries``: i with
+    boundaries[i-1] < x <= boundaries[i] (``right=True``: boundaries[i-1] <= x < boundaries[i])."""
+    if boundaries.ndim != 1:
+        raise ValueError(f"bucketize: boundaries must be 1-D, got shape {boundaries.shape}")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right)
+
+
+def bincount(input, weights=None, minlength=0):
+    """How often each value 0..max occurs in the 1-D non-negative integer ``input`` (at least
+    ``minlength`` bins); with ``weights``, their sums instead (float64 unless weights is float32)."""
+    if input.ndim != 1 or input.dtype.kind not in "iu":
+        raise ValueError(f"bincount: expected a 1-D integer tensor, got {input.dtype} of shape {input.shape}")
+    be = input._be
+    if input.numel() and int(be.xp.min(input.array)) < 0:
+        raise ValueError("bincount: the input must be non-negative")
+    if weights is None:
+        return _T(be.astype(be.xp.bincount(input.array, minlength=minlength), "int64"), input)
+    counts = be.xp.bincount(input.array, weights=weights.array, minlength=minlength)
+    return _T(be.astype(counts, "float32" if weights.dtype == np.float32 else "float64"), input)

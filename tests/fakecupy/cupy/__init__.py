@@ -398,7 +398,7 @@ def _computes(np_fn):
 for _n in """sum mean max min amax amin argmax argmin prod var std any all where clip cumsum sort
 argsort dot vdot outer tensordot concatenate stack hstack vstack tile repeat diff allclose
 array_equal isclose count_nonzero nonzero unique take flip rot90 triu tril trace einsum round
-around nan_to_num cumprod roll tri""".split():
+around nan_to_num cumprod roll tri searchsorted isin bincount""".split():
     globals()[_n] = _computes(getattr(np, _n))
 del _n
 
