@@ -136,6 +136,9 @@ CASES = [
     ("clamp", lambda L, a: L.clamp(a, -0.5, 0.5) * a, [_n((3, 4), 0) + 0.01]),
     ("index_select", lambda L, a: a.index_select(1, _lib(L)(IDX1)), [_n((3, 4), 0)]),
     ("index_add", lambda L, a, b: a.index_add(0, _lib(L)(IDX1), b, alpha=2.0), [_n((3, 4), 0), _n((3, 4), 1)]),
+    ("index_fill", lambda L, a: a.index_fill(1, _lib(L)(np.array([0, 2])), -1.5) * L.index_fill(a, 0, _lib(L)(IDX1[:1]), 2.0),
+     [_n((3, 4), 0)]),
+    ("index_copy", lambda L, a, b: a.index_copy(0, _lib(L)(np.array([2, 0])), b), [_n((3, 4), 0), _n((2, 4), 1)]),
     ("masked_fill", lambda L, a: a.masked_fill(_lib(L)(MASK), -2.0), [_n((3, 4), 0)]),
     ("masked_select", lambda L, a: a.masked_select(_lib(L)(MASK)), [_n((3, 4), 0)]),
     ("tril", lambda L, a: a.tril(), [_n((3, 4), 0)]),
@@ -465,7 +468,9 @@ def test_inplace_and_new_tensor_methods_match_torch():
              ("index_add_", lambda L, x, s: (0, _lib(L)(IDX1), s)),
              ("scatter_", lambda L, x, s: (1, _lib(L)(IDXR[:, :2]), s[:, :2])),
              ("scatter_add_", lambda L, x, s: (0, _lib(L)(IDXR), s)),
-             ("scatter_reduce_", lambda L, x, s: (0, _lib(L)(IDXR), s, "amax"))]
+             ("scatter_reduce_", lambda L, x, s: (0, _lib(L)(IDXR), s, "amax")),
+             ("index_fill_", lambda L, x, s: (1, _lib(L)(IDX1), 0.5)),
+             ("index_copy_", lambda L, x, s: (0, _lib(L)(np.array([2, 0, 1])), s))]
     for name, args in steps:
         res = []
         for L in (gf, torch):
@@ -558,3 +563,13 @@ def test_search_count_and_membership_match_torch(device):
         gf.take(gf.ones(3, device=device), G([3]))
     with pytest.raises(ValueError, match="non-negative"):
         gf.bincount(G([-1, 2]))
+
+
+def test_stride_and_is_contiguous_match_torch():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    for f in [lambda x: x, lambda x: x.transpose(0, 2), lambda x: x[:, ::2], lambda x: x.permute(1, 0, 2)]:
+        g, t = f(gf.tensor(a)), f(torch.tensor(a))
+        assert g.stride() == t.stride() and g.stride(-1) == t.stride(-1)
+        assert g.is_contiguous() == t.is_contiguous()
+    with pytest.raises(ValueError, match="source has shape"):
+        gf.zeros(3, 4).index_copy(0, gf.tensor([0]), gf.ones(2, 4))

@@ -42,8 +42,8 @@ from .ops.elementwise import (  # noqa: E402,A004
     square, tan, trunc, true_divide, xlogy, eq, ne, lt, le, gt, ge, greater, greater_equal, less,
     less_equal, not_equal, add, sub, subtract, mul, multiply, clamp_min, clamp_max, addcmul,
     addcdiv, logit, fmax, fmin)
-from .ops.index import (argwhere, gather, index_add, index_select, masked_fill,  # noqa: E402
-                        masked_select, nonzero, scatter, scatter_add, scatter_reduce, select,
+from .ops.index import (argwhere, gather, index_add, index_copy, index_fill, index_select,  # noqa: E402
+                        masked_fill, masked_select, nonzero, scatter, scatter_add, scatter_reduce, select,
                         take_along_dim)
 from .ops.reduce import (amax, amin, aminmax, argmax, argmin, logsumexp, max, mean, min,  # noqa: E402,A004
                          std, std_mean, sum, var, var_mean)

@@ -127,6 +127,15 @@ class Tensor(_C.TensorBase):
 
     nelement = numel
 
+    def stride(self, dim=None):
+        """The step in elements between neighbours along each dim (a tuple), or along ``dim``."""
+        steps = tuple(s // self.array.itemsize for s in self.array.strides)
+        return steps if dim is None else steps[_util.normalize_axis(dim, self.ndim, "stride")]
+
+    def is_contiguous(self, memory_format=None):
+        """Whether the elements lie in memory in row-major order with no gaps."""
+        return bool(self.array.flags.c_contiguous)
+
     def dim(self):
         """The number of dims (as ``ndim``)."""
         return self.array.ndim
@@ -745,7 +754,7 @@ def _attach_methods():
         (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort
          argsort topk kthvalue median mode unique unique_consecutive nansum nanmean bincount"""),
         (_index, """gather take_along_dim index_select scatter scatter_add index_add masked_fill
-         masked_select nonzero argwhere select scatter_reduce"""),
+         masked_select nonzero argwhere select scatter_reduce index_fill index_copy"""),
         (_reduce, "var_mean std_mean"),
         (_linalg, "mm bmm mv dot vdot inner outer ger addmm baddbmm trace"),
     )
@@ -774,7 +783,8 @@ def _attach_methods():
     for name, fn in (("clamp_", elementwise.clamp), ("clip_", elementwise.clamp),
                      ("masked_fill_", _index.masked_fill), ("index_add_", _index.index_add),
                      ("scatter_", _index.scatter), ("scatter_add_", _index.scatter_add),
-                     ("scatter_reduce_", _index.scatter_reduce)):
+                     ("scatter_reduce_", _index.scatter_reduce), ("index_fill_", _index.index_fill),
+                     ("index_copy_", _index.index_copy)):
         setattr(Tensor, name, _inplace_form(fn, name))
     for name, make in (("new_zeros", "zeros"), ("new_ones", "ones"), ("new_empty", "zeros")):
         setattr(Tensor, name, _new_form(make, name))

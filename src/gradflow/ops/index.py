@@ -1,5 +1,6 @@
 """Indexing by index tensors along one dim: gather, take_along_dim, index_select, scatter,
-scatter_add, scatter_reduce, index_add, masked_fill, masked_select, nonzero.
+scatter_add, scatter_reduce, index_add, index_fill, index_copy, masked_fill, masked_select,
+nonzero.
 
 Each is written as an advanced index into the tensor (GetItem, whose gradient scatter-adds back,
 and IndexAdd / SetItem for the writes), so they are differentiable to any order on every
@@ -119,6 +120,35 @@ def index_add(input, dim, index, source, alpha=1):
         source = source * alpha
     ix = (slice(None),) * d + (index._be.reshape(index.array, -1),)
     return input + IndexAdd.apply(source, shape=tuple(input.shape), index=ix)
+
+
+@torch_kwargs
+def index_fill(input, dim, index, value):
+    """A copy of ``input`` with ``value`` (a number or 0-d tensor) at positions ``index`` (1-D)
+    along ``dim``."""
+    index = _index_tensor(index, input, "index_fill")
+    d = normalize_axis(dim, input.ndim, "index_fill")
+    if isinstance(value, _tensor.Tensor) and value.ndim:
+        raise ValueError(f"index_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+    ix = (slice(None),) * d + (index._be.reshape(index.array, -1),)
+    value = _src(value, input, "index_fill")
+    shape = tuple(input.shape[:d]) + (index.numel(),) + tuple(input.shape[d + 1:])
+    return SetItem.apply(input, value.broadcast_to(shape), index=ix)
+
+
+@torch_kwargs
+def index_copy(input, dim, index, source):
+    """A copy of ``input`` with the slices of ``source`` along ``dim`` written at positions
+    ``index`` (1-D, one per slice)."""
+    index = _index_tensor(index, input, "index_copy")
+    d = normalize_axis(dim, input.ndim, "index_copy")
+    source = _src(source, input, "index_copy")
+    expect = tuple(input.shape[:d]) + (index.numel(),) + tuple(input.shape[d + 1:])
+    if tuple(source.shape) != expect:
+        raise ValueError(f"index_copy: source has shape {source.shape}, expected {expect} "
+                         f"({index.numel()} indices along dim {d} of {input.shape})")
+    ix = (slice(None),) * d + (index._be.reshape(index.array, -1),)
+    return SetItem.apply(input, source, index=ix)
 
 
 def _mask(mask, like, op):
