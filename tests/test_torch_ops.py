@@ -186,6 +186,19 @@ CASES = [
     ("fmax_ties", lambda L, a, b: L.fmax(a, b) + a.fmin(b), [np.array([[1.0, 2.0], [3.0, np.nan]]), np.array([[1.0, 1.0], [3.0, 2.0]])]),
     ("nansum", lambda L, a: L.nansum(a) * a.nansum(1), [np.where(_n((3, 4), 5) > 0.8, np.nan, _n((3, 4), 0))]),
     ("nanmean", lambda L, a: L.nanmean(a, dim=0, keepdim=True) * a.nanmean(), [np.where(_n((3, 4), 5) > 0.8, np.nan, _n((3, 4), 0))]),
+    ("absolute_positive_sgn", lambda L, a: L.absolute(a) * L.positive(a) + a.sgn() * a, [_n((3, 4), 0) + 0.01]),
+    ("sinc", lambda L, a: L.sinc(a), [np.concatenate([_n((3, 3), 0), np.zeros((3, 1))], 1)]),
+    ("float_power", lambda L, a: L.float_power(a, 3) + a.float_power(2.5), [_u((3, 4), 0.5, 2, 0)]),
+    ("kron", lambda L, a, b: L.kron(a, b), [_n((2, 3), 0), _n((3,), 1)]),
+    ("rot90", lambda L, a: L.rot90(a) * 1.0 + L.rot90(a, 3, (1, 0)), [_n((3, 3), 0)]),
+    ("rot90_k2", lambda L, a: a.rot90(2, (0, 2)), [_n((2, 3, 4), 0)]),
+    ("hsplit_vsplit", lambda L, a: L.hsplit(a, 2)[1] * L.vsplit(a, [1])[1].sum() + a.hsplit([1])[0].sum(),
+     [_n((3, 4), 0)]),
+    ("dstack", lambda L, a, b: L.dstack([a, b]), [_n((3, 4), 0), _n((3, 4), 1)]),
+    ("block_diag", lambda L, a, b, c: L.block_diag(a, b, c), [_n((), 0), _n((3,), 1), _n((2, 2), 2)]),
+    ("cartesian_prod", lambda L, a, b: L.cartesian_prod(a, b), [_n((3,), 0), _n((2,), 1)]),
+    ("cross", lambda L, a, b: L.cross(a, b, dim=1) + L.linalg.cross(a, b), [_n((4, 3), 0), _n((4, 3), 1)]),
+    ("dist", lambda L, a, b: L.dist(a, b) + a.dist(b, p=1), [_n((3, 4), 0), _n((4,), 1)]),
     ("clone", lambda L, a: a.clone() * a, [_n((3, 4), 0)]),
     ("contiguous", lambda L, a: a.t().contiguous() * 2.0, [_n((3, 4), 0)]),
 ]
@@ -573,3 +586,27 @@ def test_stride_and_is_contiguous_match_torch():
         assert g.is_contiguous() == t.is_contiguous()
     with pytest.raises(ValueError, match="source has shape"):
         gf.zeros(3, 4).index_copy(0, gf.tensor([0]), gf.ones(2, 4))
+
+
+def test_dtype_rules_and_bernoulli_match_torch():
+    names = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+    for a in names:
+        for b in names:
+            ga, gb, ta, tb = getattr(gf, a if a != "bool" else "bool_"), getattr(gf, b if b != "bool" else "bool_"), \
+                getattr(torch, a), getattr(torch, b)
+            assert str(gf.promote_types(ga, gb)) == str(torch.promote_types(ta, tb)).replace("torch.", "").replace("bool", "bool")
+            assert gf.can_cast(ga, gb) == torch.can_cast(ta, tb), (a, b)
+    for x, y in [(lambda L: L.tensor([1, 2]), 1.0), (lambda L: L.tensor([1.0], dtype=L.float16),
+                                                     lambda L: L.tensor(2.0, dtype=L.float64)),
+                 (lambda L: L.tensor([True]), 3), (lambda L: 2, 3.0)]:
+        args = [[v(L) if callable(v) else v for v in (x, y)] for L in (gf, torch)]
+        assert str(gf.result_type(*args[0])) == str(torch.result_type(*args[1])).replace("torch.", "")
+    g = gf.Generator().manual_seed(0)
+    p = gf.tensor([0.0, 0.25, 1.0], dtype=gf.float64).expand(4000, 3)
+    draws = gf.bernoulli(p, generator=g)
+    assert draws.dtype == gf.float64 and set(np.unique(draws.numpy())) <= {0.0, 1.0}
+    np.testing.assert_allclose(draws.numpy().mean(0), [0, 0.25, 1], atol=0.03)
+    x = gf.zeros(4000)
+    assert x.bernoulli_(0.7) is x and abs(float(x.mean()) - 0.7) < 0.03
+    with pytest.raises(RuntimeError, match="probabilities"):
+        gf.tensor([1.5]).bernoulli()

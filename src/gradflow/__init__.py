@@ -16,8 +16,9 @@ from . import autograd, nn  # noqa: E402
 from .autograd import enable_grad, grad, no_grad, set_grad_enabled  # noqa: E402
 from .autograd.grad_mode import (inference_mode, is_grad_enabled,  # noqa: E402
                                  is_inference_mode_enabled)
-from .dtypes import (bool_, double, float16, float32, float64, get_default_dtype, half,  # noqa: E402
-                     int8, int16, int32, int64, long, set_default_dtype, short, uint8)
+from .dtypes import (bool_, can_cast, double, float16, float32, float64, get_default_dtype,  # noqa: E402
+                     half, int8, int16, int32, int64, long, promote_types, result_type,
+                     set_default_dtype, short, uint8)
 from .dtypes import TORCH_ALIASES as _ALIASES  # noqa: E402
 from .ops.activation import sigmoid, softmax, log_softmax, tanh, relu  # noqa: E402
 from .ops.arith import abs, clip, exp, log, maximum, minimum, pow, sqrt, where  # noqa: E402,A004
@@ -25,9 +26,10 @@ from .ops.layout import (chunk, clone, column_stack, contiguous, diag, diag_embe
                          diagonal, expand, expand_as, flip, fliplr, flipud, hstack, meshgrid,
                          narrow, repeat, repeat_interleave, roll, tile, tril, triu, unbind, vstack,
                          atleast_1d, atleast_2d, atleast_3d, broadcast_shapes, broadcast_tensors,
-                         diff, ravel, take, tensor_split)
+                         diff, ravel, take, tensor_split, block_diag, cartesian_prod, dstack, hsplit,
+                         kron, rot90, vsplit)
 from .ops.linalg import (addmm, baddbmm, bmm, cdist, dot, einsum, ger, inner, matmul,  # noqa: E402
-                         mm, mv, outer, trace, vdot)
+                         mm, mv, outer, trace, vdot, cross, dist)
 from .ops.scan import (all, any, argsort, count_nonzero, cummax, cummin, cumprod,  # noqa: E402,A004
                        cumsum, kthvalue, logcumsumexp, median, mode, norm, prod, sort, topk,
                        unique, unique_consecutive, nansum, nanmean, isin, searchsorted, bucketize,
@@ -41,7 +43,7 @@ from .ops.elementwise import (  # noqa: E402,A004
     logical_or, logical_xor, nan_to_num, reciprocal, remainder, round, rsqrt, sign, sin, sinh,
     square, tan, trunc, true_divide, xlogy, eq, ne, lt, le, gt, ge, greater, greater_equal, less,
     less_equal, not_equal, add, sub, subtract, mul, multiply, clamp_min, clamp_max, addcmul,
-    addcdiv, logit, fmax, fmin)
+    addcdiv, logit, fmax, fmin, absolute, positive, sgn, sinc, float_power)
 from .ops.index import (argwhere, gather, index_add, index_copy, index_fill, index_select,  # noqa: E402
                         masked_fill, masked_select, nonzero, scatter, scatter_add, scatter_reduce, select,
                         take_along_dim)
@@ -50,8 +52,8 @@ from .ops.reduce import (amax, amin, aminmax, argmax, argmin, logsumexp, max, me
 from .ops.shape import (broadcast_to, cat, concat, concatenate, flatten, movedim, permute,  # noqa: E402
                         reshape, split, squeeze, stack, swapaxes, swapdims, t, transpose,
                         unflatten, unsqueeze)
-from .random import (Generator, default_generator, initial_seed, manual_seed, multinomial,  # noqa: E402
-                     normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm, seed)
+from .random import (Generator, bernoulli, default_generator, initial_seed, manual_seed,  # noqa: E402
+                     multinomial, normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm, seed)
 from .factories import (as_tensor, empty, empty_like, full_like, is_tensor, linspace,  # noqa: E402
                         logspace, set_printoptions, tril_indices, triu_indices)
 from .tensor import (Size, Tensor, arange, eye, from_dlpack, from_numpy, full, ones, ones_like,  # noqa: E402

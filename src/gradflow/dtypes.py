@@ -80,3 +80,32 @@ def set_default_dtype(dtype):
     if dt not in (float16, float32, float64):
         raise TypeError(f"set_default_dtype: only floating-point dtypes, got {dt}")
     default_float = dt
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def promote_types(type1, type2):
+    """The dtype two tensors of these dtypes combine to, by PyTorch's rules (the higher of bool <
+    integer < float; within one, the wider: int64 with float32 gives float32)."""
+    a, b = as_dtype(type1), as_dtype(type2)
+    ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    if ca != cb:
+        return a if ca > cb else b
+    return np.promote_types(a, b)
+
+
+def can_cast(from_, to):
+    """Whether PyTorch lets an op's result of dtype ``from_`` be written into ``to``: not to a
+    lower category (float to integer, integer to bool)."""
+    return _CATEGORY[as_dtype(from_).kind] <= _CATEGORY[as_dtype(to).kind]
+
+
+def result_type(tensor1, tensor2):
+    """The dtype of ``tensor1 op tensor2`` (tensors or Python numbers), by PyTorch's rules."""
+    from .ops._util import promote
+    from .tensor import Tensor, tensor
+
+    if not isinstance(tensor1, Tensor) and not isinstance(tensor2, Tensor):
+        tensor1 = tensor(tensor1)  # two numbers: as a 0-d tensor and a number
+    return promote(tensor1, tensor2)[0].dtype

@@ -1,4 +1,4 @@
-"""``gf.linalg``: norms (as torch.linalg)."""
+"""``gf.linalg``: norms and the cross product (as torch.linalg)."""
 
 from .ops.scan import vector_norm
 
@@ -23,3 +23,10 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
 
 
 __all__ = ["norm", "vector_norm", "matrix_norm"]
+
+
+def cross(input, other, *, dim=-1):
+    """The cross product of 3-vectors along ``dim`` (default the last, as torch.linalg.cross)."""
+    from .ops.linalg import cross as _cross
+
+    return _cross(input, other, dim)

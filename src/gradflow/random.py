@@ -183,3 +183,14 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         out = np.argsort(-keys, axis=1, kind="stable")[:, :n]
     out = out.astype(np.int64).reshape(input.shape[:-1] + (n,))
     return tensor(out, device=input.device)
+
+
+def bernoulli(input, p=None, *, generator=None):
+    """0/1 samples, 1 with probability ``input`` (or ``p``, a number, for every element), in
+    ``input``'s dtype and shape."""
+    probs = np.asarray(input.detach()._host(), dtype=np.float64) if p is None else float(p)
+    if np.any((np.asarray(probs) < 0) | (np.asarray(probs) > 1)) or np.any(np.isnan(probs)):
+        raise RuntimeError("bernoulli: probabilities must be in [0, 1]")
+    draws = _gen(generator).random(tuple(input.shape)) < probs
+    return tensor(draws.astype(input.dtype if input.dtype.kind == "f" else _dtypes.default_float),
+                  device=input.device)

@@ -747,16 +747,16 @@ def _attach_methods():
          bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift logical_not
          logical_and logical_or logical_xor xlogy eq ne lt le gt ge greater greater_equal less
          less_equal not_equal add sub subtract mul multiply clamp_min clamp_max addcmul
-         addcdiv logit fmax fmin"""),
+         addcdiv logit fmax fmin absolute positive sgn sinc float_power"""),
         (layout, """expand expand_as repeat repeat_interleave tile chunk unbind narrow flip fliplr
          flipud roll tril triu diag diagonal diag_embed clone contiguous ravel tensor_split diff
-         take"""),
+         take kron rot90 hsplit vsplit"""),
         (scan, """prod all any count_nonzero norm cumsum cumprod logcumsumexp cummax cummin sort
          argsort topk kthvalue median mode unique unique_consecutive nansum nanmean bincount"""),
         (_index, """gather take_along_dim index_select scatter scatter_add index_add masked_fill
          masked_select nonzero argwhere select scatter_reduce index_fill index_copy"""),
         (_reduce, "var_mean std_mean"),
-        (_linalg, "mm bmm mv dot vdot inner outer ger addmm baddbmm trace"),
+        (_linalg, "mm bmm mv dot vdot inner outer ger addmm baddbmm trace cross dist"),
     )
     for module, names in table:
         for name in names.split():
@@ -840,9 +840,26 @@ def _multinomial(self, num_samples, replacement=False, *, generator=None):
     return multinomial(self, num_samples, replacement, generator=generator)
 
 
+def _bernoulli(self, p=None, *, generator=None):
+    """gf.bernoulli(self, p, generator=generator)."""
+    from .random import bernoulli
+    return bernoulli(self, p, generator=generator)
+
+
+def _bernoulli_(self, p=0.5, *, generator=None):
+    """Fills with 0/1 samples, 1 with probability ``p``, in place; returns self."""
+    from .random import bernoulli
+    if _state.grad_enabled:
+        self._check_inplace("bernoulli_")
+    from .autograd.grad_mode import no_grad
+    with no_grad():
+        return self.copy_(bernoulli(self, p, generator=generator))
+
+
 _attach_methods()
 Tensor.new_full, Tensor.new_tensor = _new_full, _new_tensor
-Tensor.where, Tensor.multinomial = _where, _multinomial
+Tensor.where, Tensor.multinomial, Tensor.bernoulli = _where, _multinomial, _bernoulli
+Tensor.bernoulli_ = _bernoulli_
 _function.bind_tensor_type(Tensor)
 
 

@@ -511,3 +511,40 @@ def fmin(input, other):
 
     a, b = promote(input, other)
     return where((a <= b) | isnan(b), a, b)
+
+
+def absolute(input):
+    """``abs(input)``."""
+    return input.abs()
+
+
+def positive(input):
+    """``input`` itself (PyTorch's unary plus)."""
+    return input
+
+
+def sgn(input):
+    """The sign (-1, 0 or 1) of a real tensor, as ``sign``."""
+    return sign(input)
+
+
+def sinc(input):
+    """sin(pi x) / (pi x), 1 at x = 0 (where the gradient is 0)."""
+    from .arith import where
+
+    x = float_operand(input)
+    zero = x == 0
+    one = _tensor.ones((), dtype=x.dtype, device=x.device)
+    safe = where(zero, one, x) * math.pi  # no 0/0 in the unused branch: its gradient would be NaN
+    return where(zero, one, sin(safe) / safe)
+
+
+def float_power(input, exponent):
+    """``input ** exponent`` computed in float64 (the result is float64)."""
+    from .arith import pow as _pow
+
+    x = input.to("float64") if isinstance(input, _tensor.Tensor) else input
+    e = exponent.to("float64") if isinstance(exponent, _tensor.Tensor) else float(exponent)
+    if not isinstance(x, _tensor.Tensor):
+        x = _tensor.tensor(float(x), dtype="float64", device=e.device)
+    return _pow(x, e)

@@ -350,3 +350,93 @@ def take(input, index):
         if lo < -n or hi >= n:
             raise IndexError(f"take: index out of range for a tensor of {n} elements")
     return GetItem.apply(reshape(input, -1), index=index.array)
+
+
+def kron(input, other):
+    """The Kronecker product (the shapes multiply dim by dim, the shorter padded with 1s in
+    front)."""
+    n = max(input.ndim, other.ndim)
+    a = reshape(input, (1,) * (n - input.ndim) + tuple(input.shape))
+    b = reshape(other, (1,) * (n - other.ndim) + tuple(other.shape))
+    shape = tuple(x * y for x, y in zip(a.shape, b.shape))
+    spread_a = reshape(a, tuple(s for d in a.shape for s in (d, 1)))
+    spread_b = reshape(b, tuple(s for d in b.shape for s in (1, d)))
+    return reshape(spread_a * spread_b, shape)
+
+
+def rot90(input, k=1, dims=(0, 1)):
+    """Rotates by 90 degrees ``k`` times in the plane of ``dims``, from the first towards the
+    second."""
+    if len(dims) != 2:
+        raise ValueError(f"rot90: dims must name two dims, got {dims}")
+    d0, d1 = (normalize_axis(d, input.ndim, "rot90") for d in dims)
+    if d0 == d1:
+        raise ValueError(f"rot90: the two dims must differ, got {dims}")
+    k %= 4
+    if k == 0:
+        return input
+    if k == 2:
+        return flip(input, (d0, d1))
+    from .shape import transpose
+
+    return transpose(flip(input, d1), d0, d1) if k == 1 else flip(transpose(input, d0, d1), d1)
+
+
+def _split_evenly(input, sections, dim, op):
+    if isinstance(sections, numbers.Integral) and input.shape[dim] % sections:
+        raise ValueError(f"{op}: dim {dim} of size {input.shape[dim]} is not divisible by {sections}")
+    return tensor_split(input, sections, dim)
+
+
+def hsplit(input, indices_or_sections):
+    """tensor_split along dim 1 (dim 0 of a 1-D tensor); a number of sections must divide it."""
+    if input.ndim == 0:
+        raise ValueError("hsplit: needs a tensor with at least 1 dim")
+    return _split_evenly(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit")
+
+
+def vsplit(input, indices_or_sections):
+    """tensor_split along dim 0 of a tensor with at least 2 dims; a number of sections must
+    divide it."""
+    if input.ndim < 2:
+        raise ValueError(f"vsplit: needs a tensor with at least 2 dims, got shape {input.shape}")
+    return _split_evenly(input, indices_or_sections, 0, "vsplit")
+
+
+def dstack(tensors):
+    """The tensors (made at least 3-D) joined along dim 2."""
+    return concatenate([atleast_3d(t) for t in tensors], 2)
+
+
+def block_diag(*tensors):
+    """The tensors (0-d as 1x1, 1-D as one row) as blocks down the diagonal of a zero matrix."""
+    from ._util import result_dtype
+
+    blocks = [reshape(t, (1, 1)) if t.ndim == 0 else reshape(t, (1, -1)) if t.ndim == 1 else t
+              for t in tensors]
+    for t in blocks:
+        if t.ndim != 2:
+            raise ValueError(f"block_diag: expected tensors of at most 2 dims, got shape {t.shape}")
+    dtype = blocks[0].dtype
+    for t in blocks[1:]:
+        dtype = result_dtype(_tensor.zeros(1, dtype=dtype), t)
+    width = sum(t.shape[1] for t in blocks)
+    rows, left = [], 0
+    for t in blocks:
+        r, c = t.shape
+        parts = [_tensor.zeros(r, left, dtype=dtype, device=t.device), t.to(dtype),
+                 _tensor.zeros(r, width - left - c, dtype=dtype, device=t.device)]
+        rows.append(concatenate(parts, 1))
+        left += c
+    return concatenate(rows, 0)
+
+
+def cartesian_prod(*tensors):
+    """Every combination of one element from each 1-D tensor, as rows (a single tensor is
+    returned as it is)."""
+    from .shape import stack
+
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([reshape(g, -1) for g in grids], 1)

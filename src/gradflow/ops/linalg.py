@@ -266,3 +266,31 @@ def cdist(x1, x2, p=2.0):
         raise ValueError(f"cdist: expected (..., P, M) and (..., R, M) tensors, got shapes "
                          f"{x1.shape} and {x2.shape}")
     return vector_norm(x1.unsqueeze(-2) - x2.unsqueeze(-3), ord=p, dim=-1)
+
+
+def cross(input, other, dim=None):
+    """The cross product of 3-vectors along ``dim`` (default: the first dim of size 3, as
+    PyTorch's torch.cross; torch.linalg.cross uses -1), the operands broadcast."""
+    from .layout import broadcast_tensors
+    from .shape import stack
+
+    a, b = broadcast_tensors(*promote(input, other))
+    if dim is None:
+        dim = next((i for i, n in enumerate(a.shape) if n == 3), None)
+        if dim is None:
+            raise ValueError(f"cross: no dim of size 3 in shape {a.shape}")
+    d = dim % a.ndim if -a.ndim <= dim < a.ndim else dim
+    if not 0 <= d < a.ndim or a.shape[d] != 3:
+        raise ValueError(f"cross: dim {dim} of shape {a.shape} must exist and have size 3")
+    lead = (slice(None),) * d
+    x = [a[lead + (i,)] for i in range(3)]
+    y = [b[lead + (i,)] for i in range(3)]
+    return stack([x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2],
+                  x[0] * y[1] - x[1] * y[0]], d)
+
+
+def dist(input, other, p=2):
+    """The p-norm of ``input - other`` (broadcast)."""
+    from .scan import vector_norm
+
+    return vector_norm(input - other, ord=p)
