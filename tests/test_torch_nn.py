@@ -85,6 +85,16 @@ CASES = [
       for p, shape in [((2, 1), (2, 4)), ((1, 3), (2, 3, 4)), ((-1, 2), (2, 3, 4)), ((1, 2, 2, 0), (2, 3, 4)),
                        ((0, 1, -1, 2), (2, 2, 3, 4)), ((1, 1, 2, 0, 1, 2), (2, 3, 3, 4)),
                        ((1, 0, 1, 2, 2, 1), (1, 2, 3, 3, 4))]],
+    ("glu", lambda L, a: L.glu(a) + L.glu(a, 0).sum(), [_n((4, 6), 0)]),
+    ("threshold", lambda L, a: L.threshold(a, 0.2, -1.5), [_n((3, 4), 0)]),
+    ("shrinks", lambda L, a: L.tanhshrink(a) + L.softshrink(a, 0.3) * L.hardshrink(a), [_n((3, 4), 0) * 2]),
+    ("prelu", lambda L, a, w: L.prelu(a, w), [_n((2, 3, 4), 0), _u((3,), 0.1, 0.5, 1)]),
+    ("prelu_single", lambda L, a, w: L.prelu(a, w), [_n((3, 4), 0), _u((1,), 0.1, 0.5, 1)]),
+    ("rms_norm", lambda L, a, w: L.rms_norm(a, (4,), w) + L.rms_norm(a, (3, 4), eps=1e-3),
+     [_n((2, 3, 4), 0), _n((4,), 1)]),
+    ("group_norm", lambda L, a, w, b: L.group_norm(a, 2, w, b), [_n((2, 4, 3), 0), _n((4,), 1), _n((4,), 2)]),
+    ("pairwise_distance", lambda L, a, b: L.pairwise_distance(a, b) + L.pairwise_distance(a, b, p=1.0, keepdim=True).sum(),
+     [_n((3, 4), 0), _n((3, 4), 1)]),
     ("batch_norm_train", lambda L, a, w, b: L.batch_norm(a, None, None, w, b, training=True),
      [_n((5, 3), 0), _n((3,), 1), _n((3,), 2)]),
     ("batch_norm_3d", lambda L, a: L.batch_norm(a, None, None, training=True), [_n((4, 3, 2), 0)]),
@@ -415,3 +425,34 @@ def test_padding_layers_match_torch(kind, dims):
         np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="padding"):
         getattr(nn, name)((1,) * (2 * dims + 1), *args[1:])
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.nn.PReLU(3), lambda lib: lib.nn.RMSNorm(4), lambda lib: lib.nn.RMSNorm((3, 4), eps=1e-4),
+    lambda lib: lib.nn.GroupNorm(3, 3), lambda lib: lib.nn.GLU(), lambda lib: lib.nn.Threshold(0.1, 2.0),
+    lambda lib: lib.nn.Softshrink(0.2), lambda lib: lib.nn.Hardshrink(), lambda lib: lib.nn.Tanhshrink(),
+], ids=["prelu", "rmsnorm", "rmsnorm_2d", "groupnorm", "glu", "threshold", "softshrink", "hardshrink",
+        "tanhshrink"])
+def test_more_layers_match_torch(make):
+    gm, tm = make(gf), make(torch).double()
+    gm.double()
+    _copy_params(gm, tm)
+    x = _n((2, 3, 4), 0)
+    g, t = gf.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    gy, ty = gm(g), tm(t)
+    np.testing.assert_allclose(gy.detach().numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (gy * gy).sum().backward()
+    (ty * ty).sum().backward()
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for (name, gp), (_, tp) in zip(gm.named_parameters(), tm.named_parameters()):
+        np.testing.assert_allclose(gp.grad.numpy(), tp.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_distance_modules_match_torch():
+    a, b = _n((3, 4), 0), _n((3, 4), 1)
+    for gm, tm in [(nn.CosineSimilarity(), torch.nn.CosineSimilarity()),
+                   (nn.PairwiseDistance(p=3.0, keepdim=True), torch.nn.PairwiseDistance(p=3.0, keepdim=True))]:
+        np.testing.assert_allclose(gm(gf.tensor(a), gf.tensor(b)).numpy(), tm(torch.tensor(a), torch.tensor(b)).numpy(),
+                                   rtol=1e-10)
+    with pytest.raises(ValueError, match="groups"):
+        nn.GroupNorm(2, 3)

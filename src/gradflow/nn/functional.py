@@ -11,7 +11,8 @@ __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "gelu", "softplus", "softmax
            "mish", "elu", "selu", "celu", "hardtanh", "relu6", "hardsigmoid", "hardswish",
            "logsigmoid", "softsign", "softmin", "dropout", "layer_norm", "batch_norm",
            "normalize", "cosine_similarity", "scaled_dot_product_attention", "embedding",
-           "one_hot", "pad"]
+           "one_hot", "pad", "glu", "threshold", "tanhshrink", "softshrink", "hardshrink", "prelu",
+           "rms_norm", "group_norm", "pairwise_distance"]
 
 
 def _reduce(loss, reduction, op):
@@ -297,6 +298,97 @@ def softsign(input):
 def softmin(input, dim=-1, dtype=None):
     """softmax(-x) along ``dim``."""
     return softmax(-input, dim, dtype)
+
+
+def glu(input, dim=-1):
+    """a * sigmoid(b), with a and b the two halves of ``input`` along ``dim``."""
+    from ..ops._util import normalize_axis
+
+    d = normalize_axis(dim, input.ndim, "glu")
+    if input.shape[d] % 2:
+        raise ValueError(f"glu: dim {dim} of shape {input.shape} must have an even size")
+    a, b = input.chunk(2, d)
+    return a * sigmoid(b)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, else ``value``."""
+    return _where(input > threshold, input, _scalar(value, input))
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    return input - tanh(input)
+
+
+def softshrink(input, lambd=0.5):
+    """x - lambd above lambd, x + lambd below -lambd, 0 between."""
+    if lambd < 0:
+        raise ValueError(f"softshrink: lambd must be >= 0, got {lambd}")
+    zero = _scalar(0.0, input)
+    return _where(input > lambd, input - lambd, _where(input < -lambd, input + lambd, zero))
+
+
+def hardshrink(input, lambd=0.5):
+    """x where |x| > lambd, else 0."""
+    return _where(input.abs() > lambd, input, _scalar(0.0, input))
+
+
+def prelu(input, weight):
+    """x for x >= 0, weight * x otherwise; ``weight`` has 1 element or one per channel (dim 1)."""
+    if weight.numel() != 1:
+        if input.ndim < 2 or weight.numel() != input.shape[1]:
+            raise ValueError(f"prelu: weight of {weight.numel()} elements does not match the "
+                             f"channels (dim 1) of input shape {input.shape}")
+        weight = weight.reshape((-1,) + (1,) * (input.ndim - 2))
+    return _where(input >= 0, input, weight * input)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2) + eps) over the last len(normalized_shape) dims, then * weight; eps
+    defaults to the dtype's machine epsilon, as PyTorch."""
+    import numpy as np
+
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise ValueError(f"rms_norm: input of shape {input.shape} does not end in {shape}")
+    if eps is None:
+        eps = float(np.finfo(input.dtype).eps)
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
+    return out if weight is None else out * weight
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Layer norm within each of ``num_groups`` groups of the channels (dim 1) of an (N, C, *)
+    input, then * weight + bias per channel."""
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise ValueError(f"group_norm: the channels (dim 1) of input shape {input.shape} do not "
+                         f"divide into {num_groups} groups")
+    n, c = input.shape[0], input.shape[1]
+    x = input.reshape(n, num_groups, -1)
+    mean = x.mean(-1, keepdim=True)
+    d = x - mean
+    out = (d * ((d * d).mean(-1, keepdim=True) + eps).rsqrt()).reshape(tuple(input.shape))
+    per_channel = (c,) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(per_channel)
+    if bias is not None:
+        out = out + bias.reshape(per_channel)
+    return out
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """The p-norm of ``x1 - x2 + eps`` along the last dim."""
+    from ..ops.scan import vector_norm
+
+    return vector_norm(x1 - x2 + eps, p, -1, keepdim=keepdim)
+
+
+def _scalar(value, like):
+    from ..ops._util import as_tensor
+
+    return as_tensor(value, like)
 
 
 def _where(cond, a, b):

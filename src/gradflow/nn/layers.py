@@ -282,6 +282,89 @@ Softmax = _activation("Softmax", F.softmax, (("dim", -1),), "softmax along dim."
 LogSoftmax = _activation("LogSoftmax", F.log_softmax, (("dim", -1),), "log_softmax along dim.")
 Softmin = _activation("Softmin", F.softmin, (("dim", -1),), "softmax(-x) along dim.")
 
+GLU = _activation("GLU", F.glu, (("dim", -1),), "a * sigmoid(b) for the halves a, b along dim.")
+Threshold = _activation("Threshold", F.threshold, (("threshold", 0.0), ("value", 0.0)),
+                        "x where x > threshold, else value.")
+Tanhshrink = _activation("Tanhshrink", F.tanhshrink, doc="x - tanh(x).")
+Softshrink = _activation("Softshrink", F.softshrink, (("lambd", 0.5),), "x shrunk towards 0 by lambd.")
+Hardshrink = _activation("Hardshrink", F.hardshrink, (("lambd", 0.5),), "x where |x| > lambd, else 0.")
+
+
+class PReLU(Module):
+    """x for x >= 0, a * x otherwise, with a learnt (one value, or one per channel)."""
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters = int(num_parameters)
+        dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
+        self.weight = Parameter(ones(self.num_parameters, dtype=dt, device=device) * init)
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class RMSNorm(Module):
+    """x / sqrt(mean(x^2) + eps) over the last dims ``normalized_shape``, times a learnt weight
+    (1 to start); eps None is the dtype's machine epsilon."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
+        self.weight = Parameter(ones(shape, dtype=dt, device=device)) if elementwise_affine else None
+
+    def forward(self, input):
+        return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
+
+
+class GroupNorm(Module):
+    """Normalises each of ``num_groups`` groups of the channels (dim 1), then a learnt weight
+    and bias per channel."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: {num_channels} channels do not divide into {num_groups} groups")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
+        self.weight = Parameter(ones(num_channels, dtype=dt, device=device)) if affine else None
+        self.bias = Parameter(zeros(num_channels, dtype=dt, device=device)) if affine else None
+
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class CosineSimilarity(Module):
+    """F.cosine_similarity(x1, x2, dim, eps)."""
+
+    def __init__(self, dim=1, eps=1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1, x2):
+        return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    """F.pairwise_distance(x1, x2, p, eps, keepdim)."""
+
+    def __init__(self, p=2.0, eps=1e-6, keepdim=False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1, x2):
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
 
 class Identity(Module):
     """Returns its input (arguments to the constructor are ignored, as in PyTorch)."""
