@@ -610,3 +610,12 @@ def test_dtype_rules_and_bernoulli_match_torch():
     assert x.bernoulli_(0.7) is x and abs(float(x.mean()) - 0.7) < 0.03
     with pytest.raises(RuntimeError, match="probabilities"):
         gf.tensor([1.5]).bernoulli()
+
+
+def test_atleast_shapes_match_torch():
+    for name in ["atleast_1d", "atleast_2d", "atleast_3d"]:
+        for shape in [(), (2,), (2, 3), (2, 3, 4)]:
+            assert tuple(getattr(gf, name)(gf.ones(shape)).shape) == tuple(getattr(torch, name)(torch.ones(shape)).shape)
+        got = getattr(gf, name)([gf.ones(2)])
+        exp = getattr(torch, name)([torch.ones(2)])
+        assert isinstance(got, tuple) and [tuple(x.shape) for x in got] == [tuple(x.shape) for x in exp]

@@ -279,32 +279,35 @@ def broadcast_tensors(*tensors):
     return tuple(t if tuple(t.shape) == shape else broadcast_to(t, shape) for t in tensors)
 
 
-def _atleast(tensors, n, op):
-    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-        return tuple(_atleast(tuple(tensors[0]), n, op))
+def _atleast(tensors, n):
+    """Each tensor reshaped to at least ``n`` dims as PyTorch does: () -> (1,) * n, (a,) ->
+    (1, a) or (1, a, 1), (a, b) -> (a, b, 1). One tensor gives a tensor; several, or a
+    sequence of them, give a tuple."""
+    as_tuple = len(tensors) == 1 and isinstance(tensors[0], (list, tuple))
+    if as_tuple:
+        tensors = tuple(tensors[0])
     out = []
     for t in tensors:
         shape = tuple(t.shape)
-        if len(shape) < n:  # as PyTorch: () -> (1,)*n, (a,) -> (1, a) or (1, a, 1), (a, b) -> (a, b, 1)
-            shape = {0: (1,) * n, 1: (1,) + shape + (1,) * (n - 2), 2: shape + (1,)}[len(shape)]
-            t = reshape(t, shape)
+        if len(shape) < n:
+            t = reshape(t, {0: (1,) * n, 1: (1,) + shape + (1,) * (n - 2), 2: shape + (1,)}[len(shape)])
         out.append(t)
-    return out[0] if len(out) == 1 else tuple(out)
+    return out[0] if len(out) == 1 and not as_tuple else tuple(out)
 
 
 def atleast_1d(*tensors):
     """Each tensor with at least 1 dim (a 0-d one becomes shape (1,))."""
-    return _atleast(tensors, 1, "atleast_1d")
+    return _atleast(tensors, 1)
 
 
 def atleast_2d(*tensors):
     """Each tensor with at least 2 dims ((a,) becomes (1, a))."""
-    return _atleast(tensors, 2, "atleast_2d")
+    return _atleast(tensors, 2)
 
 
 def atleast_3d(*tensors):
     """Each tensor with at least 3 dims ((a,) becomes (1, a, 1), (a, b) becomes (a, b, 1))."""
-    return _atleast(tensors, 3, "atleast_3d")
+    return _atleast(tensors, 3)
 
 
 @torch_kwargs

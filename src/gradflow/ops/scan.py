@@ -431,6 +431,9 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
     seq = sorted_sequence
     scalar = not isinstance(input, _tensor.Tensor)
     values = _tensor.tensor(input, device=seq.device) if scalar else input
+    if values._device != seq._device:
+        raise RuntimeError(f"searchsorted: the sequence is on {seq._device} but the values are on "
+                           f"{values._device}")
     be, xp, where = seq._be, seq._be.xp, "right" if right else "left"
     if seq.ndim <= 1:
         out = xp.searchsorted(seq.array, values.array, side=where)
@@ -440,7 +443,7 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
                              f"values {values.shape} differ")
         rows = be.reshape(seq.array, (-1, seq.shape[-1]))
         vals = be.reshape(values.array, (rows.shape[0], -1))
-        out = be.reshape(xp.stack([xp.searchsorted(rows[i], vals[i], side=where)
+        out = be.reshape(xp.stack([xp.searchsorted(be.getitem(rows, i), be.getitem(vals, i), side=where)
                                    for i in range(rows.shape[0])]), tuple(values.shape))
     return _T(be.astype(xp.asarray(out), "int32" if out_int32 else "int64"), seq)
 
