@@ -1,0 +1,333 @@
+"""``gf.jit``: run a function once while recording its backend calls, then replay them.
+
+A call with a new input signature runs the function eagerly and records every backend kernel it
+calls (the forward ops, the backward pass ``loss.backward()`` runs, the optimizer's update),
+each argument named by where it came from (see :mod:`.trace`). The record becomes a plan: a
+generated Python function that checks what the record assumed (the guards), calls the kernels
+in order on the new inputs and leaves the same effects (each parameter's new ``.grad``) as the
+eager call did. Later calls of the same signature run the plan: no op layer, no tape, no
+autograd engine; the results are bitwise those of the eager function.
+"""
+
+import functools
+import threading
+import types
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import _C
+from ..tensor import Tensor
+from ..autograd import grad_mode as _grad_mode
+from . import trace as _trace
+from .trace import JitError, JitWarning
+
+_MISS = object()  # a plan's answer when a guard fails: trace again
+_EAGER = "eager"  # the plan of a signature the record cannot replay
+
+
+def _is_array(obj):
+    return isinstance(obj, np.ndarray) or hasattr(obj, "__cuda_array_interface__")
+
+
+def _signature(args, kwargs):
+    """(the tensors and arrays among the arguments, in order; a hashable key of the rest)."""
+    leaves, key = [], []
+
+    def visit(obj):
+        if isinstance(obj, Tensor):
+            a = obj.array
+            leaves.append(obj)
+            key.append((a.shape, a.dtype, obj._device, obj.requires_grad, obj._node is None))
+        elif _is_array(obj):
+            leaves.append(obj)
+            key.append(("array", obj.shape, obj.dtype, str(getattr(obj, "device", "cpu"))))
+        elif type(obj) is list or type(obj) is tuple:
+            key.append((type(obj), len(obj)))
+            for x in obj:
+                visit(x)
+        elif type(obj) is dict:
+            key.append((dict, tuple(obj)))
+            for x in obj.values():
+                visit(x)
+        else:
+            try:
+                hash(obj)
+                key.append((type(obj), obj))  # by value: numbers, strings, flags, objects by id
+            except TypeError:
+                key.append(("id", id(obj)))
+
+    for a in args:
+        visit(a)
+    if kwargs:
+        key.append(tuple(kwargs))
+        for v in kwargs.values():
+            visit(v)
+    return leaves, tuple(key)
+
+
+class _Environment:
+    """What the traced function can reach besides its arguments: the tensors (parameters,
+    buffers, tensor attributes), modules and optimizers among its arguments, closure cells, the
+    globals it names and the attributes of those objects, two levels deep."""
+
+    def __init__(self, fn, args, kwargs, leaves):
+        from ..nn.module import Module
+        from ..optim.optimizer import Optimizer
+
+        self.tensors, self.modules, self.roots = [], [], []
+        self._seen = {id(x) for x in leaves}
+        self._Module, self._Optimizer, self._Tensor = Module, Optimizer, Tensor
+        func = getattr(fn, "__func__", fn)
+        if hasattr(fn, "__self__"):
+            self._visit(fn.__self__, 0)
+        for a in list(args) + list(kwargs.values()):
+            self._visit(a, 0)
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            for cell in func.__closure__ or ():
+                try:
+                    obj = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
+                if self._visit(obj, 0):
+                    self.roots.append(("cell", cell, None, obj))
+            g = func.__globals__
+            for name in _names(code):
+                if name in g and self._visit(g[name], 0):
+                    self.roots.append(("global", g, name, g[name]))
+        self.entry = [(t.array, t.grad, None if t.grad is None else t.grad.array)
+                      for t in self.tensors]
+        self.training = [m.training for m in self.modules]
+        del self._seen
+
+    def _visit(self, obj, depth):
+        """Collects what ``obj`` holds; True if it held a tensor, module or optimizer."""
+        if id(obj) in self._seen or depth > 2:
+            return False
+        if isinstance(obj, self._Tensor):
+            self._seen.add(id(obj))
+            self.tensors.append(obj)
+            return True
+        if isinstance(obj, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType,
+                            str, bytes, int, float, bool)) or obj is None:
+            return False
+        self._seen.add(id(obj))
+        if isinstance(obj, self._Module):
+            for m in obj.modules():
+                if m is not obj:
+                    self._seen.add(id(m))
+                self.modules.append(m)
+                for t in list(m._parameters.values()) + list(m._buffers.values()):
+                    self._visit(t, 0)
+                for v in vars(m).values():
+                    if isinstance(v, self._Tensor):
+                        self._visit(v, 0)
+            return True
+        if isinstance(obj, self._Optimizer):
+            for g in obj.param_groups:
+                for p in g["params"]:
+                    self._visit(p, 0)
+            return True
+        if type(obj) in (list, tuple, set, frozenset):
+            values = obj
+        elif type(obj) is dict:
+            values = obj.values()
+        elif hasattr(obj, "__dict__") and not callable(obj):
+            values = vars(obj).values()
+        else:
+            return False
+        found = False
+        for v in list(values):
+            found = self._visit(v, depth + 1) or found
+        return found
+
+
+def _names(code):
+    """The global names ``code`` and the functions it defines refer to."""
+    out = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            out |= _names(c)
+    return out
+
+
+class _Plan:
+    """The replay of one record: ``run(*leaves)`` gives the function's result, or _MISS when
+    something the record assumed no longer holds."""
+
+    def __init__(self, rec, env, leaves, entry_grads, out, name):
+        self.rec, self.env = rec, env
+        ns, lines, guards = rec.ns, [], []
+        ns.update(_MISS=_MISS, wrap=_C.wrap, _gm=_grad_mode.state)
+        effects = []
+        for i, t in enumerate(env.tensors):
+            ns[f"t{i}"] = t
+            self._effects(f"t{i}", t, env.entry[i], effects, guards)
+        tensor_leaves = []
+        for j, x in enumerate(leaves):
+            if isinstance(x, Tensor):
+                tensor_leaves.append(j)
+                self._effects(f"x{j}", x, entry_grads[j], effects, guards)
+        for k, (m, flag) in enumerate(zip(env.modules, env.training)):
+            ns[f"m{k}"] = m
+            guards.append(f"m{k}.training is {flag}")
+        for k, (kind, holder, key, obj) in enumerate(env.roots):
+            ns[f"h{k}"], ns[f"o{k}"] = holder, obj
+            guards.append(f"h{k}.get({key!r}) is o{k}" if kind == "global"
+                          else f"h{k}.cell_contents is o{k}")
+        guards.append(f"_gm.grad_enabled is {_grad_mode.state.grad_enabled}")
+        ret = self._out(out, env, leaves)
+        body = [f"{target} = {call}" if target else call for _, call, target in rec.steps]
+        text = "\n".join(body + effects + [ret])
+        loads = []  # the reachable arrays the steps read, each checked to be the one recorded
+        for i, t in enumerate(env.tensors):
+            for var, expr, captured in ((f"p{i}", f"t{i}.array", env.entry[i][0]),
+                                        (f"g{i}", f"t{i}.grad.array", env.entry[i][2])):
+                if _mentions(text, var):
+                    ns[f"P_{var}"] = captured
+                    loads.append(f"{var} = {expr}")
+                    loads.append(f"if {var} is not P_{var}: return _MISS")
+        loads += [f"a{j} = x{j}.array" for j in tensor_leaves]
+        loads += [f"a{j} = x{j}" for j in range(len(leaves)) if j not in tensor_leaves]
+        params = ", ".join(f"x{j}" for j in range(len(leaves)))
+        src = (f"def replay({params}):\n"
+               f"    if not ({' and '.join(guards)}):\n        return _MISS\n"
+               + "".join(f"    {line}\n" for line in loads + text.split("\n")))
+        for key in [k for k in ns if k.startswith("_ref_")]:
+            del ns[key]
+        self.source = src
+        exec(compile(src, f"<gf.jit plan of {name}>", "exec"), ns)
+        self.run = ns["replay"]
+
+    def _effects(self, var, t, entry, effects, guards):
+        """The lines that leave ``t`` as the eager call did, and the guard on its entry state."""
+        rec = self.rec
+        array, grad, grad_array = entry
+        if t.array is not array:
+            name = rec.names.get(id(t.array))
+            if name is None:
+                rec.fail("a tensor's array was replaced by one of unknown origin")
+            effects.append(f"{var}.array = {name}")
+        if t.requires_grad:
+            guards.append(f"{var}.grad is {'not ' if grad is not None else ''}None")
+        g = t.grad
+        if g is grad:
+            if g is not None and g.array is not grad_array:
+                rec.fail("a gradient tensor's array was replaced")
+        elif g is None:
+            effects.append(f"{var}.grad = None")
+        elif g.requires_grad:
+            rec.fail("a .grad that requires grad (backward with create_graph=True)")
+        else:
+            name = rec.names.get(id(g.array))
+            if name is None:
+                rec.fail("a .grad of unknown origin was set")
+            effects.append(f"{var}.grad = wrap({name}, {var}._be, None)")
+
+    def _out(self, out, env, leaves):
+        rec = self.rec
+        index = {id(t): f"t{i}" for i, t in enumerate(env.tensors)}
+        index.update({id(x): f"x{j}" for j, x in enumerate(leaves)})
+        grads = {id(t.grad): f"{var}.grad" for t, var in
+                 [(t, f"t{i}") for i, t in enumerate(env.tensors)] +
+                 [(x, f"x{j}") for j, x in enumerate(leaves) if isinstance(x, Tensor)]
+                 if t.grad is not None}
+
+        def src(obj):
+            if isinstance(obj, Tensor):
+                if id(obj) in index:
+                    return index[id(obj)]
+                if id(obj) in grads:
+                    return grads[id(obj)]
+                name = rec.names.get(id(obj.array))
+                if name is None:
+                    rec.fail("the function returned a tensor of unknown origin")
+                return f"wrap({name}, {rec.const(obj._be)}, None)"
+            if type(obj) in (tuple, list):
+                body = ", ".join(src(x) for x in obj)
+                return f"[{body}]" if type(obj) is list else f"({body},)" if obj else "()"
+            if type(obj) is dict:
+                return "{" + ", ".join(f"{rec.src(k)}: {src(v)}" for k, v in obj.items()) + "}"
+            return rec.src(obj)
+
+        return "return " + src(out)
+
+
+def _mentions(text, name):
+    import re
+
+    return re.search(rf"\b{name}\b", text) is not None
+
+
+class Jitted:
+    """A function under :func:`jit`: call it as the function itself."""
+
+    def __init__(self, fn, strict=False, cache_size=8):
+        functools.update_wrapper(self, fn)
+        self._fn, self._strict, self._cache_size = fn, strict, cache_size
+        self._plans = OrderedDict()  # signature -> _Plan | _EAGER, least recently used first
+        self._lock = threading.Lock()
+
+    def __get__(self, obj, cls=None):  # as a method: the instance is the first argument
+        return self if obj is None else functools.partial(self, obj)
+
+    def __call__(self, *args, **kwargs):
+        if _trace.active and _trace.recorder() is not None:  # inside another trace: its steps
+            return self._fn(*args, **kwargs)
+        leaves, key = _signature(args, kwargs)
+        plan = self._plans.get(key)
+        if plan is _EAGER:
+            return self._fn(*args, **kwargs)
+        if plan is not None:
+            out = plan.run(*leaves)
+            if out is not _MISS:
+                return out
+        return self._trace(key, leaves, args, kwargs)
+
+    def _trace(self, key, leaves, args, kwargs):
+        rec = _trace.Recorder(self._strict)
+        env = _Environment(self._fn, args, kwargs, leaves)
+        for i, (array, _, grad_array) in enumerate(env.entry):
+            rec.bind(array, f"p{i}")
+            if grad_array is not None:
+                rec.bind(grad_array, f"g{i}")
+
+        entry_grads = []
+        for j, x in enumerate(leaves):
+            rec.bind(x.array if isinstance(x, Tensor) else x, f"a{j}")
+            if isinstance(x, Tensor):
+                g = x.grad
+                entry_grads.append((x.array, g, None if g is None else g.array))
+            else:
+                entry_grads.append(None)
+        _trace.start(rec)
+        try:
+            out = self._fn(*args, **kwargs)
+        finally:
+            _trace.stop()
+        plan = _EAGER
+        if rec.failure is None:
+            built = _Plan(rec, env, leaves, entry_grads, out, self.__name__)
+            if rec.failure is None:
+                plan = built
+        if plan is _EAGER:
+            warnings.warn(f"gf.jit: {self.__name__} runs eagerly for this input signature: "
+                          f"{rec.failure}", JitWarning, stacklevel=3)
+        with self._lock:
+            self._plans[key] = plan
+            self._plans.move_to_end(key)
+            while len(self._plans) > self._cache_size:
+                self._plans.popitem(last=False)
+        return out
+
+
+def jit(fn=None, *, strict=False, cache_size=8):
+    """``gf.jit(fn)`` or ``@gf.jit``: ``fn`` recorded on its first call and replayed after."""
+    if fn is None:
+        return lambda f: Jitted(f, strict, cache_size)
+    return Jitted(fn, strict, cache_size)
+
+
+__all__ = ["jit", "Jitted", "JitError", "JitWarning"]
