@@ -25,6 +25,7 @@ from .trace import JitError, JitWarning
 
 _MISS = object()  # a plan's answer when a guard fails: trace again
 _EAGER = "eager"  # the plan of a signature the record cannot replay
+_VARIANTS = 4  # records kept per input signature (differing in modes, .grad states...)
 
 
 def _is_array(obj):
@@ -277,10 +278,10 @@ class Jitted:
         if _trace.active and _trace.recorder() is not None:  # inside another trace: its steps
             return self._fn(*args, **kwargs)
         leaves, key = _signature(args, kwargs)
-        plan = self._plans.get(key)
-        if plan is _EAGER:
-            return self._fn(*args, **kwargs)
-        if plan is not None:
+        plans = self._plans.get(key, ())
+        for plan in plans:  # the records of this signature, most recent first
+            if plan is _EAGER:
+                return self._fn(*args, **kwargs)
             out = plan.run(*leaves)
             if out is not _MISS:
                 return out
@@ -293,7 +294,6 @@ class Jitted:
             rec.bind(array, f"p{i}")
             if grad_array is not None:
                 rec.bind(grad_array, f"g{i}")
-
         entry_grads = []
         for j, x in enumerate(leaves):
             rec.bind(x.array if isinstance(x, Tensor) else x, f"a{j}")
@@ -316,8 +316,9 @@ class Jitted:
             warnings.warn(f"gf.jit: {self.__name__} runs eagerly for this input signature: "
                           f"{rec.failure}", JitWarning, stacklevel=3)
         with self._lock:
-            self._plans[key] = plan
-            self._plans.move_to_end(key)
+            # A signature keeps a few records (train and eval mode, say), newest first.
+            variants = [plan] + list(self._plans.pop(key, ()))[:_VARIANTS - 1]
+            self._plans[key] = variants if plan is not _EAGER else [plan]
             while len(self._plans) > self._cache_size:
                 self._plans.popitem(last=False)
         return out

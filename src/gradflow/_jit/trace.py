@@ -29,6 +29,9 @@ _OUT_POSITION = (2,)  # binary kernels: a, b, out
 for _n in "add sub mul div pow maximum minimum".split():
     WRITES[_n] = _OUT_POSITION
 HOST_READS = frozenset({"to_numpy"})  # a device array's values copied to the host
+# Array functions whose result's shape depends on the values: a replay would keep the shape.
+VALUE_SHAPED = frozenset(f"xp.{n}" for n in "nonzero flatnonzero argwhere unique extract compress "
+                         "unique_values unique_counts unique_inverse unique_all".split())
 
 
 class JitError(RuntimeError):
@@ -77,6 +80,11 @@ def _holds_array(obj):
     if type(obj) is dict:
         return any(_holds_array(x) for x in obj.values())
     return _is_array(obj)
+
+
+def _bool_index(index):
+    items = index if type(index) is tuple else (index,)
+    return any(_is_array(i) and i.dtype.kind == "b" for i in items)
 
 
 def _literal(obj):
@@ -154,6 +162,8 @@ class Recorder:
             return repr(obj)
         if obj is Ellipsis:
             return "..."
+        if t is _RecordedXp:  # replays call the array module itself
+            return self.const(obj._xp)
         if t in (tuple, list, dict) and not _holds_array(obj):
             return repr(obj) if t is tuple and _literal(obj) else self.const(obj)  # (live)
         if t is tuple or t is list:
@@ -173,6 +183,9 @@ class Recorder:
         if name in HOST_READS:
             self.fail(f"{name}: a device array's values were copied to the host inside the "
                       "function")
+        if name in VALUE_SHAPED or (name in ("getitem", "setitem") and _bool_index(args[1])):
+            self.fail(f"{name}: the shape of its result depends on the values (a boolean mask, "
+                      "nonzero, unique...); a replay would keep the recorded shape")
         arg_src = [self.src(a, i in writes, where) for i, a in enumerate(args)]
         arg_src += [f"{k}={self.src(v, k == 'out', where)}" for k, v in kwargs.items()]
         self.paused += 1

@@ -10,6 +10,7 @@ gradient, as in PyTorch."""
 import math
 
 from .. import tensor as _tensor
+from .._jit import trace as _jit_trace
 from ..autograd.function import Function, NonDifferentiable
 from ._util import as_tensor, float_operand, promote
 
@@ -64,7 +65,7 @@ class _Unary(Function):
         if ctx.grad is not None:
             ctx.save_inputs(0)
             ctx.save_output()
-        return ctx.kernel(ctx.be.xp, x)
+        return _jit_trace.call(ctx.kernel, ctx.be.xp, x)  # (array operators: one replay step)
 
     @staticmethod
     def backward(ctx, g):
@@ -163,7 +164,7 @@ class _Binary(Function):
     def forward(ctx, a, b):
         ctx.save_inputs(0, 1)
         ctx.save_output()
-        return ctx.kernel(ctx.be.xp, a, b)
+        return _jit_trace.call(ctx.kernel, ctx.be.xp, a, b)
 
     @staticmethod
     def backward(ctx, g):

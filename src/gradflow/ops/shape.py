@@ -33,7 +33,7 @@ class Transpose(Function):
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
-        return x.transpose(axes)
+        return ctx.be.xp.transpose(x, axes)
 
     @staticmethod
     def backward(ctx, g):
