@@ -3,6 +3,7 @@
 import contextlib
 import io
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -60,6 +61,21 @@ def test_same_seed_same_numbers(tmp_path):
     assert first["history"]["loss"] == second["history"]["loss"]
     assert first["test_accuracy"] == second["test_accuracy"]
     assert other["history"]["loss"] != first["history"]["loss"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_jit_and_no_jit_give_the_same_checkpoint(tmp_path, optimizer):
+    argv = ["--epochs", "3", "--hidden", "32,16", "--optimizer", optimizer, "--batch-size", "50"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gf.JitWarning)  # every step is replayable
+        jitted, _ = run(argv + ["--out", str(tmp_path / "jit.npz")])
+    eager, _ = run(argv + ["--no-jit", "--out", str(tmp_path / "eager.npz")])
+    assert jitted["history"]["loss"] == eager["history"]["loss"]
+    assert jitted["test_accuracy"] == eager["test_accuracy"]
+    a, b = np.load(jitted["checkpoint"]), np.load(eager["checkpoint"])
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
 
 
 @pytest.mark.parametrize("activation", sorted(train.ACTIVATIONS))

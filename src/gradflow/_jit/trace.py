@@ -60,11 +60,16 @@ def call(fn, *args):
 
 def host_read(tensor):
     """Called by the tensor methods that hand values to Python (item, tolist, numpy, bool...)."""
-    rec = getattr(_local, "rec", None)
+    refuse("a tensor's values were read on the host inside the function (item(), tolist(), "
+           "numpy(), bool(), float(), print...): the result could steer Python code that a "
+           "replay would not run")
+
+
+def refuse(reason):
+    """Marks this thread's running trace (if any) as impossible to replay, for ``reason``."""
+    rec = getattr(_local, "rec", None) if active else None
     if rec is not None and not rec.paused:
-        rec.fail("a tensor's values were read on the host inside the function (item(), tolist(), "
-                 "numpy(), bool(), float(), print...): the result could steer Python code that a "
-                 "replay would not run")
+        rec.fail(reason)
 
 
 def _is_array(obj):
