@@ -586,3 +586,7 @@ def get_array_module(*args):
 
 
 from . import linalg, random  # noqa: E402,F401
+
+from . import _capture  # noqa: E402
+
+_capture.install(__import__("sys").modules[__name__])  # stream capture records the work above
