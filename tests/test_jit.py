@@ -9,6 +9,7 @@ import pytest
 import gradflow as gf
 import gradflow.nn as nn
 import gradflow.nn.functional as F
+from conftest import requires_cuda
 
 
 def batches(n, batch=32, features=64, classes=10, seed=0, dtype=np.float32):
@@ -361,18 +362,20 @@ def test_non_tensor_arguments_are_part_of_the_signature():
 def test_two_threads_each_with_their_own_jitted_step():
     data = batches(4)
 
-    def run(jit, out, index):
+    def setup(index):  # (in this thread: initialisation draws from the global generator)
         model = mlp(seed=index)
-        opt = gf.optim.Adam(model.parameters(), lr=1e-2)
+        return model, gf.optim.Adam(model.parameters(), lr=1e-2)
+
+    def run(jit, model, opt, out, index):
         step = train_step(model, opt)
         step = gf.jit(step) if jit else step
         out[index] = [step(*data[i % 4]).item() for i in range(30)] + [state_of(model, opt)]
 
     eager = {}
     for i in range(2):
-        run(False, eager, i)
+        run(False, *setup(i), eager, i)
     jitted = {}
-    threads = [threading.Thread(target=run, args=(True, jitted, i)) for i in range(2)]
+    threads = [threading.Thread(target=run, args=(True, *setup(i), jitted, i)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -407,3 +410,77 @@ def test_eager_thread_unaffected_while_another_traces():
         stop.set()
         t.join()
     assert not errors
+
+
+# ---- CUDA: replays through CUDA graphs ------------------------------------------------------------
+def cuda_run(jit, make_opt, dropout, steps=12):
+    data = [(x.to("cuda"), y.to("cuda")) for x, y in batches(3)]
+    model = mlp(dropout=dropout).to("cuda")
+    opt = make_opt(model.parameters())
+    step = train_step(model, opt)
+    step = gf.jit(step) if jit else step
+    gf.manual_seed(5)
+    losses, kept = [], []
+    for i in range(steps):
+        if i == steps - 3:
+            model.eval()
+        loss = step(*data[i % 3])
+        kept.append(loss)
+        losses.append(loss.item())
+    states = [a if a is None else a.get() for a in
+              [p.array for p in model.parameters()] + [p.grad.array for p in model.parameters()]]
+    return losses, states, [k.item() for k in kept], step
+
+
+@requires_cuda
+@pytest.mark.parametrize("make_opt", [lambda ps: gf.optim.SGD(ps, lr=0.05, momentum=0.9),
+                                      lambda ps: gf.optim.AdamW(ps, lr=1e-2)], ids=["sgd", "adamw"])
+def test_cuda_graph_replays_match_eager(make_opt):
+    eager = cuda_run(False, make_opt, dropout=0.25)
+    jitted = cuda_run(True, make_opt, dropout=0.25)
+    assert eager[0] == jitted[0]
+    assert jitted[2] == jitted[0]  # a returned loss is the caller's: later steps leave it alone
+    for a, b in zip(eager[1], jitted[1]):
+        assert np.array_equal(a, b)
+    # (the first step's record, from before the gradients existed, is never replayed)
+    plans = [p for p in replayed(jitted[3]) if p.source.startswith("def launch")]
+    assert len(plans) == 2  # training and eval
+    # the live steps (the dropout draws, the update) run between the graphs
+    train_plan = [p for p in plans if "_G1.launch()" in p.source]
+    assert train_plan and "_copyto(" in train_plan[0].source
+
+
+@requires_cuda
+def test_cuda_in_place_change_of_an_input_replays_without_graphs():
+    f = gf.jit(lambda x, y: x.add_(y) * 2)
+    a, b = gf.tensor([1.0, 2.0], device="cuda"), gf.tensor([0.5, 0.5], device="cuda")
+    for i in range(4):
+        out = f(a, b)
+        assert a.tolist() == [1.0 + 0.5 * (i + 1), 2.0 + 0.5 * (i + 1)]
+        assert out.tolist() == [2 * v for v in a.tolist()]
+    assert replayed(f)[0].source.startswith("def replay")
+
+
+@requires_cuda
+def test_stand_in_stream_capture_records_and_relaunches():
+    import cupy as cp
+
+    if "stand-in" not in cp.__version__:
+        pytest.skip("checks the CUDA stand-in itself")
+    a = cp.arange(4, dtype=cp.float32)
+    s = cp.cuda.Stream()
+    with s:
+        s.begin_capture()
+        b = a * 2 + 1
+        assert np.isnan(b._a).all()  # captured, not done
+        with pytest.raises(cp.cuda.runtime.CUDARuntimeError, match="capturing"):
+            b.get()
+        a += 1  # in place: not done either
+        graph = s.end_capture()
+    assert a.get().tolist() == [0, 1, 2, 3]
+    graph.launch()
+    assert b.get().tolist() == [1, 3, 5, 7] and a.get().tolist() == [1, 2, 3, 4]
+    graph.launch()
+    assert b.get().tolist() == [3, 5, 7, 9] and a.get().tolist() == [2, 3, 4, 5]
+    with pytest.raises(RuntimeError, match="default"):
+        cp.cuda.Stream.null.begin_capture()

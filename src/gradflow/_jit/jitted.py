@@ -156,21 +156,24 @@ def _names(code):
 
 class _Plan:
     """The replay of one record: ``run(*leaves)`` gives the function's result, or _MISS when
-    something the record assumed no longer holds."""
+    something the record assumed no longer holds.
+
+    On the CPU ``run`` calls the recorded kernels in order. On one CUDA device the first run
+    captures each stretch of kernels between two live steps (the optimizer's update, a random
+    draw) into a CUDA graph, and later runs copy the inputs into the arrays the graphs read,
+    launch the graphs and run the live steps in between.
+    """
 
     def __init__(self, rec, env, leaves, entry_grads, out, name):
-        self.rec, self.env = rec, env
-        ns, lines, guards = rec.ns, [], []
+        self.rec, self.name = rec, name
+        ns, guards, effects = rec.ns, [], []
         ns.update(_MISS=_MISS, wrap=_C.wrap, _gm=_grad_mode.state)
-        effects = []
         for i, t in enumerate(env.tensors):
             ns[f"t{i}"] = t
             self._effects(f"t{i}", t, env.entry[i], effects, guards)
-        tensor_leaves = []
-        for j, x in enumerate(leaves):
-            if isinstance(x, Tensor):
-                tensor_leaves.append(j)
-                self._effects(f"x{j}", x, entry_grads[j], effects, guards)
+        self.tensor_leaves = [j for j, x in enumerate(leaves) if isinstance(x, Tensor)]
+        for j in self.tensor_leaves:
+            self._effects(f"x{j}", leaves[j], entry_grads[j], effects, guards)
         for k, (m, flag) in enumerate(zip(env.modules, env.training)):
             ns[f"m{k}"] = m
             guards.append(f"m{k}.training is {flag}")
@@ -179,28 +182,126 @@ class _Plan:
             guards.append(f"h{k}.get({key!r}) is o{k}" if kind == "global"
                           else f"h{k}.cell_contents is o{k}")
         guards.append(f"_gm.grad_enabled is {_grad_mode.state.grad_enabled}")
-        ret = self._out(out, env, leaves)
-        body = [f"{target} = {call}" if target else call for _, call, target in rec.steps]
-        text = "\n".join(body + effects + [ret])
-        loads = []  # the reachable arrays the steps read, each checked to be the one recorded
+        self.effects, self.n_leaves = effects, len(leaves)
+        self.out_expr = self._out(out, env, leaves, fresh=False)
+        self.fresh_out_expr = self._out(out, env, leaves, fresh=True)
+        text = "\n".join([call for _, call, _ in rec.steps] + effects + [self.out_expr])
+        checks = []  # the reachable arrays the steps read, each checked to be the one recorded
         for i, t in enumerate(env.tensors):
             for var, expr, captured in ((f"p{i}", f"t{i}.array", env.entry[i][0]),
                                         (f"g{i}", f"t{i}.grad.array", env.entry[i][2])):
                 if _mentions(text, var):
                     ns[f"P_{var}"] = captured
-                    loads.append(f"{var} = {expr}")
-                    loads.append(f"if {var} is not P_{var}: return _MISS")
-        loads += [f"a{j} = x{j}.array" for j in tensor_leaves]
-        loads += [f"a{j} = x{j}" for j in range(len(leaves)) if j not in tensor_leaves]
-        params = ", ".join(f"x{j}" for j in range(len(leaves)))
-        src = (f"def replay({params}):\n"
-               f"    if not ({' and '.join(guards)}):\n        return _MISS\n"
-               + "".join(f"    {line}\n" for line in loads + text.split("\n")))
+                    checks += [f"{var} = {expr}", f"if {var} is not P_{var}: return _MISS"]
+        self.head = (f"    if not ({' and '.join(guards)}):\n        return _MISS\n"
+                     + "".join(f"    {line}\n" for line in checks))
         for key in [k for k in ns if k.startswith("_ref_")]:
             del ns[key]
+        loads = [f"a{j} = x{j}.array" if j in self.tensor_leaves else f"a{j} = x{j}"
+                 for j in range(len(leaves))]
+        body = [f"{target} = {call}" if target else call for _, call, target in rec.steps]
+        self.run = self._compile("replay", loads + body + effects + ["return " + self.out_expr])
+        backend = None if rec.wrote_input else self._cuda_backend(env, leaves)
+        if backend is not None:
+            self._replay, self.be = self.run, backend
+            self.run = self._capture
+
+    def _compile(self, name, lines):
+        params = ", ".join(f"x{j}" for j in range(self.n_leaves))
+        src = f"def {name}({params}):\n" + self.head + "".join(f"    {x}\n" for x in lines)
         self.source = src
-        exec(compile(src, f"<gf.jit plan of {name}>", "exec"), ns)
-        self.run = ns["replay"]
+        exec(compile(src, f"<gf.jit plan of {self.name}>", "exec"), self.rec.ns)
+        return self.rec.ns[name]
+
+    @staticmethod
+    def _cuda_backend(env, leaves):
+        """The backend of the one CUDA device all the tensors are on, or None."""
+        devices = {t._device for t in env.tensors} | {x._device for x in leaves
+                                                       if isinstance(x, Tensor)}
+        devices |= {f"cuda:{x.device.id}" for x in leaves if not isinstance(x, (Tensor, np.ndarray))}
+        if len(devices) != 1 or not next(iter(devices)).startswith("cuda"):
+            return None
+        from .. import backend
+
+        return backend.get(next(iter(devices)))
+
+    # ---- CUDA graphs ---------------------------------------------------------------------------
+    def _capture(self, *leaves):
+        """The first run on CUDA: each stretch of kernels captured into a graph and launched."""
+        cp, ns = self.be.xp, self.rec.ns
+        with self.be.device:
+            stream, pool = cp.cuda.Stream(), cp.cuda.MemoryPool()
+        graphs, state = [], {"capturing": None}
+
+        def begin():
+            # The graphs' own memory: what the capture frees stays out of other allocations.
+            state["capturing"] = ctx = (cp.cuda.using_allocator(pool.malloc), stream)
+            for c in ctx:
+                c.__enter__()
+            stream.begin_capture()
+
+        def end():
+            graph = stream.end_capture()
+            for c in reversed(state["capturing"]):
+                c.__exit__(None, None, None)
+            state["capturing"] = None
+            graphs.append(graph)
+            graph.launch()
+
+        ns.update(_begin=begin, _end=end, _static=lambda a: a.copy())
+        loads = [f"a{j} = _static(x{j}.array)" if j in self.tensor_leaves
+                 else f"a{j} = _static(x{j})" for j in range(self.n_leaves)]
+        lines, launch, open_ = list(loads), [f"_copyto(a{j}, x{j}{'.array' if j in self.tensor_leaves else ''})"
+                                            for j in range(self.n_leaves)], False
+        for kind, call, target in self.rec.steps:
+            if (kind == "kernel") != open_:
+                lines.append("_begin()" if not open_ else "_end()")
+                if not open_:
+                    launch.append(f"_G{sum(x.startswith('_G') for x in launch)}.launch()")
+                open_ = not open_
+            lines.append(f"{target} = {call}" if target else call)
+            if kind == "host":
+                # a live step's results go where the graphs after it read them
+                launch.append(f"_h = {call}")
+                names = [n.strip() for n in (target or "").split(",") if n.strip()]
+                if len(names) == 1 and not target.endswith(","):
+                    launch.append(f"_copyto({names[0]}, _h)")
+                else:
+                    launch += [f"_copyto({n}, _h[{i}])" for i, n in enumerate(names) if n != "_"]
+        if open_:
+            lines.append("_end()")
+        lines += self.effects + [f"_out = {self.fresh_out_expr}", "return _out, locals()"]
+        ns["_fresh"] = lambda a: a.copy()
+        capture = self._compile("capture", lines)
+        try:
+            result = capture(*leaves)
+        except Exception as e:
+            if state["capturing"] is not None:
+                self._abandon(stream, state)
+            if graphs:  # live steps ran after the first graph: this call cannot be redone
+                raise JitError(f"gf.jit: capturing {self.name} into a CUDA graph failed "
+                               f"midway: {e}") from e
+            self.run = self._replay  # kernels that cannot be captured: replayed without graphs
+            return self._replay(*leaves)
+        if result is _MISS:
+            return _MISS
+        out, static = result
+        for k, v in static.items():
+            if k[:1] in "rab" and k[1:].isdigit():
+                ns[k] = v  # the arrays the graphs read and write
+        ns.update({f"_G{k}": g for k, g in enumerate(graphs)}, _copyto=cp.copyto,
+                  _keep=(stream, pool))
+        self.run = self._compile("launch", launch + self.effects
+                                 + ["return " + self.fresh_out_expr])
+        return out
+
+    @staticmethod
+    def _abandon(stream, state):
+        try:
+            stream.end_capture()
+        finally:
+            for c in reversed(state["capturing"]):
+                c.__exit__(None, None, None)
 
     def _effects(self, var, t, entry, effects, guards):
         """The lines that leave ``t`` as the eager call did, and the guard on its entry state."""
@@ -227,7 +328,9 @@ class _Plan:
                 rec.fail("a .grad of unknown origin was set")
             effects.append(f"{var}.grad = wrap({name}, {var}._be, None)")
 
-    def _out(self, out, env, leaves):
+    def _out(self, out, env, leaves, fresh):
+        """The expression of the function's result (with ``fresh``, the arrays copied out of
+        the graphs' memory, which the next launch overwrites)."""
         rec = self.rec
         index = {id(t): f"t{i}" for i, t in enumerate(env.tensors)}
         index.update({id(x): f"x{j}" for j, x in enumerate(leaves)})
@@ -245,7 +348,8 @@ class _Plan:
                 name = rec.names.get(id(obj.array))
                 if name is None:
                     rec.fail("the function returned a tensor of unknown origin")
-                return f"wrap({name}, {rec.const(obj._be)}, None)"
+                return (f"wrap(_fresh({name}), {rec.const(obj._be)}, None)" if fresh
+                        else f"wrap({name}, {rec.const(obj._be)}, None)")
             if type(obj) in (tuple, list):
                 body = ", ".join(src(x) for x in obj)
                 return f"[{body}]" if type(obj) is list else f"({body},)" if obj else "()"
@@ -253,7 +357,7 @@ class _Plan:
                 return "{" + ", ".join(f"{rec.src(k)}: {src(v)}" for k, v in obj.items()) + "}"
             return rec.src(obj)
 
-        return "return " + src(out)
+        return src(out)
 
 
 def _mentions(text, name):

@@ -47,15 +47,17 @@ def recorder():
     return getattr(_local, "rec", None)
 
 
-def call(fn, *args):
+def call(fn, *args, live=True):
     """``fn(*args)``, recorded as one replayable step when a trace runs in this thread: the
-    step runs again at every replay (an optimizer's update reading its live learning rate, a
-    random draw advancing its generator). Arrays among ``args`` are named as kernel arguments
-    are; what ``fn`` calls inside is not recorded."""
+    step runs again at every replay. ``live``: it reads Python state as it is then (an
+    optimizer's learning rate, a generator's draws), so it runs on the host between CUDA
+    graphs; otherwise it is device work like a kernel (an op written with array operators).
+    Arrays among ``args`` are named as kernel arguments are; what ``fn`` calls inside is not
+    recorded."""
     rec = getattr(_local, "rec", None) if active else None
     if rec is None or rec.paused:
         return fn(*args)
-    return rec.call(fn, args, {}, (), host=True)
+    return rec.call(fn, args, {}, (), host=live)
 
 
 def host_read(tensor):
@@ -109,6 +111,7 @@ class Recorder:
         self.ns = {}  # the replay function's globals: kernels, constants
         self.steps = []  # (kind, call source, output target or None); kind: "kernel" | "host"
         self.used = set()  # the source names the steps read
+        self.wrote_input = False
         self.paused = 0
         self.failure = None
         self._count = 0
@@ -160,6 +163,8 @@ class Recorder:
                     return "None"
                 name = self.const(obj, "b")  # the function's own buffer, written here first
                 self.bind(obj, name)
+            elif written and name[0] == "a":
+                self.wrote_input = True  # (a CUDA graph would write its own copy of the input)
             self.used.add(name)
             return name
         t = type(obj)

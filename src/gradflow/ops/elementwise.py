@@ -65,7 +65,7 @@ class _Unary(Function):
         if ctx.grad is not None:
             ctx.save_inputs(0)
             ctx.save_output()
-        return _jit_trace.call(ctx.kernel, ctx.be.xp, x)  # (array operators: one replay step)
+        return _jit_trace.call(ctx.kernel, ctx.be.xp, x, live=False)  # (one step of gf.jit's record)
 
     @staticmethod
     def backward(ctx, g):
@@ -164,7 +164,7 @@ class _Binary(Function):
     def forward(ctx, a, b):
         ctx.save_inputs(0, 1)
         ctx.save_output()
-        return _jit_trace.call(ctx.kernel, ctx.be.xp, a, b)
+        return _jit_trace.call(ctx.kernel, ctx.be.xp, a, b, live=False)
 
     @staticmethod
     def backward(ctx, g):
