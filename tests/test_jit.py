@@ -484,3 +484,24 @@ def test_stand_in_stream_capture_records_and_relaunches():
     assert b.get().tolist() == [3, 5, 7, 9] and a.get().tolist() == [2, 3, 4, 5]
     with pytest.raises(RuntimeError, match="default"):
         cp.cuda.Stream.null.begin_capture()
+
+
+def test_random_op_inside_is_refused():
+    @gf.jit(strict=True)
+    def f(x):
+        return x + gf.randn(3)
+
+    with pytest.raises(gf.JitError):
+        f(gf.tensor([1.0, 2.0, 3.0]))
+
+
+def test_hooks_are_refused():
+    w = gf.tensor([1.0, 2.0], requires_grad=True)
+    w.register_hook(lambda g: g * 2)
+
+    @gf.jit(strict=True)
+    def f(x):
+        (x * w).sum().backward()
+
+    with pytest.raises(gf.JitError, match="hook"):
+        f(gf.tensor([1.0, 1.0]))

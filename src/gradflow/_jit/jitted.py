@@ -429,7 +429,25 @@ class Jitted:
 
 
 def jit(fn=None, *, strict=False, cache_size=8):
-    """``gf.jit(fn)`` or ``@gf.jit``: ``fn`` recorded on its first call and replayed after."""
+    """``gf.jit(fn)`` or ``@gf.jit``: ``fn`` runs eagerly on the first call of each input
+    signature while its backend kernels are recorded; later calls replay the record, bitwise as
+    the eager call (forward, ``loss.backward()``, ``opt.step()`` and ``opt.zero_grad()``
+    included, with the same parameters, ``.grad`` and optimizer state left behind).
+
+    The signature is the shapes, dtypes and devices of the tensor and array arguments and the
+    values of the others; a replay first checks what else the record assumed (the parameter
+    arrays, which gradients were None, train/eval modes, grad mode, the globals and closure
+    cells holding models) and records again when that changed. Optimizer options (a
+    scheduler's learning rate) and state, and dropout's draws from the default generator, are
+    read at every replay. Returned tensors are new and detached.
+
+    What cannot be replayed (values read on the host: ``.item()``, ``bool(t)``, ``print``...;
+    value-dependent shapes: masks, ``nonzero``, ``unique``; tensors built inside from host
+    data, random ops other than dropout; hooks, collectives, ``create_graph``) makes ``fn`` run
+    eagerly for that signature with a :class:`JitWarning`, or raise :class:`JitError` with
+    ``strict=True``. Python state other than tensors that ``fn`` changes is not replayed. On a
+    CUDA device the replay launches CUDA graphs (see the README, "Replaying a step").
+    ``cache_size``: input signatures kept (least recently recorded dropped first)."""
     if fn is None:
         return lambda f: Jitted(f, strict, cache_size)
     return Jitted(fn, strict, cache_size)

@@ -119,6 +119,7 @@ class Recorder:
 
     # ---- names -------------------------------------------------------------------------------
     def new_name(self, prefix):
+        """A fresh variable name of the replay function."""
         self._count += 1
         return f"{prefix}{self._count}"
 
@@ -137,6 +138,7 @@ class Recorder:
             self.ns["_ref_" + name] = array
 
     def const(self, obj, prefix="k"):
+        """The name under which the replay function sees ``obj`` itself (a global of it)."""
         key = id(obj)
         name = self._consts.get(key)
         if name is None:
@@ -145,6 +147,7 @@ class Recorder:
         return name
 
     def fail(self, reason):
+        """Marks the record as impossible to replay (the first reason is the one reported)."""
         if self.failure is None:
             self.failure = reason
         if self.strict:
@@ -298,6 +301,7 @@ def start(rec):
 
 
 def stop():
+    """Stops this thread's recording (the backends are unwrapped when no trace is left)."""
     global active
     _local.rec = None
     with _install_lock:
