@@ -505,3 +505,25 @@ def test_hooks_are_refused():
 
     with pytest.raises(gf.JitError, match="hook"):
         f(gf.tensor([1.0, 1.0]))
+
+
+def test_layout_and_aliasing_of_inputs_are_part_of_the_signature():
+    w = gf.tensor(np.arange(6, dtype=np.float32).reshape(3, 2))
+    f = gf.jit(lambda a, b: a @ w + b.sum())
+    x = gf.tensor(np.arange(12, dtype=np.float32).reshape(4, 3))
+    xt = gf.tensor(np.arange(12, dtype=np.float32).reshape(3, 4)).t()  # same shape, transposed
+    y = gf.tensor(np.ones((4, 3), np.float32))
+    for a, b in [(x, y), (x, y), (xt, y), (xt, y), (x, x), (x, x), (x, y)]:
+        assert np.array_equal(f(a, b).numpy(), (a @ w + b.sum()).numpy())
+    assert len(f._plans) == 3
+
+
+def test_default_dtype_change_records_again():
+    f = gf.jit(lambda x: x + gf.zeros(3))
+    x = gf.tensor([1.0, 2.0, 3.0], dtype=gf.float64)
+    f(x), f(x)
+    gf.set_default_dtype(gf.float64)
+    try:
+        assert f(x).dtype == (x + gf.zeros(3)).dtype
+    finally:
+        gf.set_default_dtype(gf.float32)

@@ -18,6 +18,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _C
+from .. import dtypes as _dtypes
 from ..tensor import Tensor
 from ..autograd import grad_mode as _grad_mode
 from . import trace as _trace
@@ -37,13 +38,16 @@ def _signature(args, kwargs):
     leaves, key = [], []
 
     def visit(obj):
+        # (the strides too: the op layer picks kernels and flags by layout)
         if isinstance(obj, Tensor):
             a = obj.array
             leaves.append(obj)
-            key.append((a.shape, a.dtype, obj._device, obj.requires_grad, obj._node is None))
+            key.append((a.shape, a.strides, a.dtype, obj._device, obj.requires_grad,
+                        obj._node is None))
         elif _is_array(obj):
             leaves.append(obj)
-            key.append(("array", obj.shape, obj.dtype, str(getattr(obj, "device", "cpu"))))
+            key.append(("array", obj.shape, obj.strides, obj.dtype,
+                        str(getattr(obj, "device", "cpu"))))
         elif type(obj) is list or type(obj) is tuple:
             key.append((type(obj), len(obj)))
             for x in obj:
@@ -65,6 +69,10 @@ def _signature(args, kwargs):
         key.append(tuple(kwargs))
         for v in kwargs.values():
             visit(v)
+    if len(leaves) > 1:  # which arguments share an array (f(x, x) is not f(x, y))
+        ids = [id(x.array if isinstance(x, Tensor) else x) for x in leaves]
+        if len(set(ids)) < len(ids):
+            key.append(("aliases", tuple(ids.index(i) for i in ids)))
     return leaves, tuple(key)
 
 
@@ -182,6 +190,8 @@ class _Plan:
             guards.append(f"h{k}.get({key!r}) is o{k}" if kind == "global"
                           else f"h{k}.cell_contents is o{k}")
         guards.append(f"_gm.grad_enabled is {_grad_mode.state.grad_enabled}")
+        ns.update(_dts=_dtypes, _default_float=_dtypes.default_float)
+        guards.append("_dts.default_float is _default_float")  # (factories inside fn use it)
         self.effects, self.n_leaves = effects, len(leaves)
         self.out_expr = self._out(out, env, leaves, fresh=False)
         self.fresh_out_expr = self._out(out, env, leaves, fresh=True)
@@ -400,7 +410,11 @@ class Jitted:
                 rec.bind(grad_array, f"g{i}")
         entry_grads = []
         for j, x in enumerate(leaves):
-            rec.bind(x.array if isinstance(x, Tensor) else x, f"a{j}")
+            array = x.array if isinstance(x, Tensor) else x
+            if rec.names.get(id(array), "a")[0] in "pg":
+                rec.fail(f"argument {j} holds the array of a tensor the function also reaches "
+                         "otherwise (a parameter passed as an argument)")
+            rec.bind(array, f"a{j}")
             if isinstance(x, Tensor):
                 g = x.grad
                 entry_grads.append((x.array, g, None if g is None else g.array))
