@@ -527,3 +527,21 @@ def test_default_dtype_change_records_again():
         assert f(x).dtype == (x + gf.zeros(3)).dtype
     finally:
         gf.set_default_dtype(gf.float32)
+
+
+def test_gradients_of_inputs_and_accumulation_into_grad():
+    def make():
+        return gf.tensor([[1.0, 2.0], [3.0, -4.0]], requires_grad=True)
+
+    def f(x, w):
+        (x @ w).sigmoid().sum().backward()  # w.grad accumulates over the calls
+        return x.grad
+
+    we, wj, fj = make(), make(), gf.jit(f)
+    for i in range(5):
+        xe = gf.tensor([[0.1 * i, 0.2]], requires_grad=True)
+        xj = gf.tensor([[0.1 * i, 0.2]], requires_grad=True)
+        ge, gj = f(xe, we), fj(xj, wj)
+        assert gj is xj.grad and np.array_equal(ge.numpy(), gj.numpy())
+        assert np.array_equal(we.grad.numpy(), wj.grad.numpy())
+    assert len(replayed(fj)) == 2  # w.grad None, then accumulated into

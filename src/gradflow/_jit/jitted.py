@@ -10,6 +10,7 @@ autograd engine; the results are bitwise those of the eager function.
 """
 
 import functools
+import re
 import threading
 import types
 import warnings
@@ -209,9 +210,13 @@ class _Plan:
             del ns[key]
         loads = [f"a{j} = x{j}.array" if j in self.tensor_leaves else f"a{j} = x{j}"
                  for j in range(len(leaves))]
+        # an argument's gradient, accumulated into (its None-ness is checked above)
+        grads_read = [j for j in self.tensor_leaves if _mentions(text, f"q{j}")]
+        loads += [f"q{j} = x{j}.grad.array" for j in grads_read]
         body = [f"{target} = {call}" if target else call for _, call, target in rec.steps]
         self.run = self._compile("replay", loads + body + effects + ["return " + self.out_expr])
-        backend = None if rec.wrote_input else self._cuda_backend(env, leaves)
+        # (a graph would write into the arrays it was captured with, not the caller's)
+        backend = None if rec.wrote_input or grads_read else self._cuda_backend(env, leaves)
         if backend is not None:
             self._replay, self.be = self.run, backend
             self.run = self._capture
@@ -261,8 +266,9 @@ class _Plan:
         ns.update(_begin=begin, _end=end, _static=lambda a: a.copy())
         loads = [f"a{j} = _static(x{j}.array)" if j in self.tensor_leaves
                  else f"a{j} = _static(x{j})" for j in range(self.n_leaves)]
-        lines, launch, open_ = list(loads), [f"_copyto(a{j}, x{j}{'.array' if j in self.tensor_leaves else ''})"
-                                            for j in range(self.n_leaves)], False
+        lines, open_ = list(loads), False
+        launch = [f"_copyto(a{j}, x{j}.array)" if j in self.tensor_leaves
+                  else f"_copyto(a{j}, x{j})" for j in range(self.n_leaves)]
         for kind, call, target in self.rec.steps:
             if (kind == "kernel") != open_:
                 lines.append("_begin()" if not open_ else "_end()")
@@ -288,7 +294,7 @@ class _Plan:
         except Exception as e:
             if state["capturing"] is not None:
                 self._abandon(stream, state)
-            if graphs:  # live steps ran after the first graph: this call cannot be redone
+            if graphs or self.rec.steps[0][0] == "host":  # live steps ran: no second try
                 raise JitError(f"gf.jit: capturing {self.name} into a CUDA graph failed "
                                f"midway: {e}") from e
             self.run = self._replay  # kernels that cannot be captured: replayed without graphs
@@ -371,8 +377,6 @@ class _Plan:
 
 
 def _mentions(text, name):
-    import re
-
     return re.search(rf"\b{name}\b", text) is not None
 
 
@@ -418,6 +422,8 @@ class Jitted:
             if isinstance(x, Tensor):
                 g = x.grad
                 entry_grads.append((x.array, g, None if g is None else g.array))
+                if g is not None:
+                    rec.bind(g.array, f"q{j}")
             else:
                 entry_grads.append(None)
         _trace.start(rec)
