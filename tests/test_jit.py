@@ -545,3 +545,28 @@ def test_gradients_of_inputs_and_accumulation_into_grad():
         assert gj is xj.grad and np.array_equal(ge.numpy(), gj.numpy())
         assert np.array_equal(we.grad.numpy(), wj.grad.numpy())
     assert len(replayed(fj)) == 2  # w.grad None, then accumulated into
+
+
+def test_batchnorm_running_statistics_and_zero_grad_to_zeros():
+    data = batches(3)
+    results = []
+    for jit in (False, True):
+        gf.manual_seed(0)
+        model = nn.Sequential(nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+        opt = gf.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad(set_to_none=False)  # the same .grad arrays, zeroed in place
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = gf.jit(step) if jit else step
+        losses = [step(*data[i % 3]).item() for i in range(10)]
+        model.eval()
+        losses.append(step(*data[0]).item())  # eval: the running statistics
+        results.append((losses, [b.numpy().copy() for b in model.buffers()], state_of(model, opt)))
+    assert results[0][0] == results[1][0]
+    assert_same(results[0][1], results[1][1])
+    assert_same(results[0][2], results[1][2])
