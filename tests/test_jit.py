@@ -570,3 +570,30 @@ def test_batchnorm_running_statistics_and_zero_grad_to_zeros():
     assert results[0][0] == results[1][0]
     assert_same(results[0][1], results[1][1])
     assert_same(results[0][2], results[1][2])
+
+
+def test_nested_jitted_function_is_part_of_the_outer_record():
+    inner = gf.jit(lambda x: x.sigmoid() * 2)
+    outer = gf.jit(lambda x: inner(x).sum())
+    x = gf.tensor([0.5, -1.0])
+    for _ in range(3):
+        assert outer(x).item() == (x.sigmoid() * 2).sum().item()
+    assert len(replayed(outer)) == 1 and not inner._plans
+
+
+def test_an_exception_inside_leaves_no_record():
+    fail = [True]
+
+    @gf.jit
+    def f(x):
+        y = x * 2
+        if fail[0]:
+            raise ValueError("boom")
+        return y
+
+    x = gf.tensor([1.0])
+    with pytest.raises(ValueError):
+        f(x)
+    assert not f._plans and gf._jit.trace.active == 0
+    fail[0] = False
+    assert f(x).tolist() == [2.0] and f(x).tolist() == [2.0]
