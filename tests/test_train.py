@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import gradflow as gf
+from conftest import requires_cuda
 from gradflow import train
 
 
@@ -63,9 +64,11 @@ def test_same_seed_same_numbers(tmp_path):
     assert other["history"]["loss"] != first["history"]["loss"]
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_jit_and_no_jit_give_the_same_checkpoint(tmp_path, optimizer):
-    argv = ["--epochs", "3", "--hidden", "32,16", "--optimizer", optimizer, "--batch-size", "50"]
+@pytest.mark.parametrize("optimizer,device", [
+    ("sgd", "cpu"), ("adam", "cpu"), pytest.param("sgd", "cuda", marks=requires_cuda)])
+def test_jit_and_no_jit_give_the_same_checkpoint(tmp_path, optimizer, device):
+    argv = ["--epochs", "3", "--hidden", "32,16", "--optimizer", optimizer, "--batch-size", "50",
+            "--device", device]
     with warnings.catch_warnings():
         warnings.simplefilter("error", gf.JitWarning)  # every step is replayable
         jitted, _ = run(argv + ["--out", str(tmp_path / "jit.npz")])
