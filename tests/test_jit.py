@@ -597,3 +597,11 @@ def test_an_exception_inside_leaves_no_record():
     assert not f._plans and gf._jit.trace.active == 0
     fail[0] = False
     assert f(x).tolist() == [2.0] and f(x).tolist() == [2.0]
+
+
+def test_masked_writes_replay():
+    f = gf.jit(lambda x: gf.masked_fill(x, x < 0, 0.0) * 2)
+    for v in ([1.0, -2.0, 3.0], [-1.0, 2.0, -3.0], [4.0, 5.0, -6.0]):
+        x = gf.tensor(v)
+        assert f(x).tolist() == [2 * max(a, 0.0) for a in v]
+    assert replayed(f)

@@ -2,11 +2,12 @@
 
 While a trace runs in some thread, the backends' interface functions (and their ``xp`` array
 module) are wrapped: a call from the tracing thread runs the kernel and appends one line to the
-plan (``r7 = f3(r2, s0, 1.5)``); a call from any other thread goes straight through. Every array
-a kernel reads is named by where it came from: an input of the traced function (``a0``), a
-tensor the function can reach (a parameter's array or gradient, ``t1.array``, ``t1.grad.array``),
-or the result of an earlier line. An array of any other origin (made by code that bypasses the
-backend, or kept from an earlier call) cannot be replayed, and the trace fails with the reason.
+plan (``r7 = f3(r2, p0, 1.5)``); a call from any other thread goes straight through. Every array
+a kernel reads is named by where it came from: an argument of the traced function (``a0``, its
+gradient ``q0``), a tensor the function can reach (a parameter's array ``p1`` or gradient
+``g1``), the result of an earlier line (``r7``), or a buffer the function made and wrote first
+(``b3``). An array of any other origin (made by code that bypasses the backend, or kept from an
+earlier call) cannot be replayed, and the trace fails with the reason.
 
 This module imports nothing from gradflow at load time: tensor.py and the optimizers call its
 hooks (``active`` is the cheap check they make first).
@@ -196,7 +197,7 @@ class Recorder:
         if name in HOST_READS:
             self.fail(f"{name}: a device array's values were copied to the host inside the "
                       "function")
-        if name in VALUE_SHAPED or (name in ("getitem", "setitem") and _bool_index(args[1])):
+        if name in VALUE_SHAPED or (name == "getitem" and _bool_index(args[1])):
             self.fail(f"{name}: the shape of its result depends on the values (a boolean mask, "
                       "nonzero, unique...); a replay would keep the recorded shape")
         arg_src = [self.src(a, i in writes, where) for i, a in enumerate(args)]
