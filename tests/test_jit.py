@@ -605,3 +605,18 @@ def test_masked_writes_replay():
         x = gf.tensor(v)
         assert f(x).tolist() == [2 * max(a, 0.0) for a in v]
     assert replayed(f)
+
+
+@requires_cuda
+def test_cuda_kernels_that_cannot_be_captured_replay_without_graphs():
+    gf.cuda.check_labels(True)  # cross-entropy then reads the labels on the host
+    try:
+        sgd = lambda ps: gf.optim.SGD(ps, lr=0.05)  # noqa: E731
+        eager, jitted = cuda_run(False, sgd, 0.0), cuda_run(True, sgd, 0.0)
+    finally:
+        gf.cuda.check_labels(False)
+    assert eager[0] == jitted[0]
+    for a, b in zip(eager[1], jitted[1]):
+        assert np.array_equal(a, b)
+    plans = replayed(jitted[3])
+    assert plans and all(p.source.startswith("def replay") for p in plans)

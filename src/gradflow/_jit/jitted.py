@@ -215,6 +215,7 @@ class _Plan:
         loads += [f"q{j} = x{j}.grad.array" for j in grads_read]
         body = [f"{target} = {call}" if target else call for _, call, target in rec.steps]
         self.run = self._compile("replay", loads + body + effects + ["return " + self.out_expr])
+        self._replay_source = self.source
         # (a graph would write into the arrays it was captured with, not the caller's)
         backend = None if rec.wrote_input or grads_read else self._cuda_backend(env, leaves)
         if backend is not None:
@@ -224,7 +225,8 @@ class _Plan:
     def _compile(self, name, lines):
         params = ", ".join(f"x{j}" for j in range(self.n_leaves))
         src = f"def {name}({params}):\n" + self.head + "".join(f"    {x}\n" for x in lines)
-        self.source = src
+        if name != "capture":
+            self.source = src  # (what ``run`` does, for reading)
         exec(compile(src, f"<gf.jit plan of {self.name}>", "exec"), self.rec.ns)
         return self.rec.ns[name]
 
@@ -242,82 +244,77 @@ class _Plan:
 
     # ---- CUDA graphs ---------------------------------------------------------------------------
     def _capture(self, *leaves):
-        """The first run on CUDA: each stretch of kernels captured into a graph and launched."""
+        """The first run on CUDA: each stretch of kernels between live steps captured into a
+        graph (nothing runs while capturing: a live step's results are captured as empty
+        arrays of their shapes), then the launch function built and run."""
         cp, ns = self.be.xp, self.rec.ns
         with self.be.device:
             stream, pool = cp.cuda.Stream(), cp.cuda.MemoryPool()
-        graphs, state = [], {"capturing": None}
+        graphs, capturing = [], []
 
         def begin():
             # The graphs' own memory: what the capture frees stays out of other allocations.
-            state["capturing"] = ctx = (cp.cuda.using_allocator(pool.malloc), stream)
-            for c in ctx:
+            capturing[:] = [cp.cuda.using_allocator(pool.malloc), stream]
+            for c in capturing:
                 c.__enter__()
             stream.begin_capture()
 
         def end():
-            graph = stream.end_capture()
-            for c in reversed(state["capturing"]):
-                c.__exit__(None, None, None)
-            state["capturing"] = None
-            graphs.append(graph)
-            graph.launch()
+            graphs.append(stream.end_capture())
+            self._leave(capturing)
 
-        ns.update(_begin=begin, _end=end, _static=lambda a: a.copy())
-        loads = [f"a{j} = _static(x{j}.array)" if j in self.tensor_leaves
+        ns.update(_begin=begin, _end=end, _static=lambda a: a.copy(), _empty=cp.empty,
+                  _copyto=cp.copyto, _fresh=lambda a: a.copy())
+        lines = [f"a{j} = _static(x{j}.array)" if j in self.tensor_leaves
                  else f"a{j} = _static(x{j})" for j in range(self.n_leaves)]
-        lines, open_ = list(loads), False
         launch = [f"_copyto(a{j}, x{j}.array)" if j in self.tensor_leaves
                   else f"_copyto(a{j}, x{j})" for j in range(self.n_leaves)]
+        segment_open = False
         for kind, call, target in self.rec.steps:
-            if (kind == "kernel") != open_:
-                lines.append("_begin()" if not open_ else "_end()")
-                if not open_:
+            if (kind == "kernel") != segment_open:
+                segment_open = not segment_open
+                lines.append("_begin()" if segment_open else "_end()")
+                if segment_open:
                     launch.append(f"_G{sum(x.startswith('_G') for x in launch)}.launch()")
-                open_ = not open_
-            lines.append(f"{target} = {call}" if target else call)
-            if kind == "host":
-                # a live step's results go where the graphs after it read them
-                launch.append(f"_h = {call}")
-                names = [n.strip() for n in (target or "").split(",") if n.strip()]
-                if len(names) == 1 and not target.endswith(","):
-                    launch.append(f"_copyto({names[0]}, _h)")
-                else:
-                    launch += [f"_copyto({n}, _h[{i}])" for i, n in enumerate(names) if n != "_"]
-        if open_:
+            names = [n.strip() for n in (target or "").split(",") if n.strip() not in ("", "_")]
+            if kind == "kernel":
+                lines.append(f"{target} = {call}" if target else call)
+                continue
+            # a live step runs at each launch; its results go where the graphs read them
+            launch.append(f"_h = {call}")
+            for i, n in enumerate(names):
+                shape, dtype = self.rec.host_outputs[n]
+                ns[f"_dt{n}"] = dtype
+                lines.append(f"{n} = _empty({shape!r}, _dt{n})")
+                launch.append(f"_copyto({n}, _h{'' if target.count(',') == 0 else f'[{i}]'})")
+        if segment_open:
             lines.append("_end()")
-        lines += self.effects + [f"_out = {self.fresh_out_expr}", "return _out, locals()"]
-        ns["_fresh"] = lambda a: a.copy()
-        capture = self._compile("capture", lines)
+        capture = self._compile("capture", lines + ["return locals()"])
         try:
-            result = capture(*leaves)
-        except Exception as e:
-            if state["capturing"] is not None:
-                self._abandon(stream, state)
-            if graphs or self.rec.steps[0][0] == "host":  # live steps ran: no second try
-                raise JitError(f"gf.jit: capturing {self.name} into a CUDA graph failed "
-                               f"midway: {e}") from e
-            self.run = self._replay  # kernels that cannot be captured: replayed without graphs
+            static = capture(*leaves)
+        except Exception:  # kernels that cannot be captured: replayed without graphs
+            if capturing:
+                try:
+                    stream.end_capture()
+                finally:
+                    self._leave(capturing)
+            self.run, self.source = self._replay, self._replay_source
             return self._replay(*leaves)
-        if result is _MISS:
+        if static is _MISS:
             return _MISS
-        out, static = result
         for k, v in static.items():
             if k[:1] in "rab" and k[1:].isdigit():
                 ns[k] = v  # the arrays the graphs read and write
-        ns.update({f"_G{k}": g for k, g in enumerate(graphs)}, _copyto=cp.copyto,
-                  _keep=(stream, pool))
+        ns.update({f"_G{k}": g for k, g in enumerate(graphs)}, _keep=(stream, pool))
         self.run = self._compile("launch", launch + self.effects
                                  + ["return " + self.fresh_out_expr])
-        return out
+        return self.run(*leaves)
 
     @staticmethod
-    def _abandon(stream, state):
-        try:
-            stream.end_capture()
-        finally:
-            for c in reversed(state["capturing"]):
-                c.__exit__(None, None, None)
+    def _leave(capturing):
+        for c in reversed(capturing):
+            c.__exit__(None, None, None)
+        capturing.clear()
 
     def _effects(self, var, t, entry, effects, guards):
         """The lines that leave ``t`` as the eager call did, and the guard on its entry state."""

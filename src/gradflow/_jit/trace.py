@@ -113,6 +113,7 @@ class Recorder:
         self.steps = []  # (kind, call source, output target or None); kind: "kernel" | "host"
         self.used = set()  # the source names the steps read
         self.wrote_input = False
+        self.host_outputs = {}  # name -> (shape, dtype) of what a live step returned
         self.paused = 0
         self.failure = None
         self._count = 0
@@ -224,6 +225,10 @@ class Recorder:
             if xp:  # metadata (dtypes, shapes): nothing to replay
                 return result
             target = None
+        if host:  # (what a CUDA graph reading the results is captured with)
+            for x in result if type(result) is tuple else (result,):
+                if _is_array(x):
+                    self.host_outputs[self.names[id(x)]] = (x.shape, x.dtype)
         self.steps.append(("host" if host else "kernel", call_src, target))
         return result
 
