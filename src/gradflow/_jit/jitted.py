@@ -216,8 +216,13 @@ class _Plan:
         body = [f"{target} = {call}" if target else call for _, call, target in rec.steps]
         self.run = self._compile("replay", loads + body + effects + ["return " + self.out_expr])
         self._replay_source = self.source
-        # (a graph would write into the arrays it was captured with, not the caller's)
-        backend = None if rec.wrote_input or grads_read else self._cuda_backend(env, leaves)
+        # A graph reads and writes the arrays it was captured with: contiguous copies of the
+        # inputs, refreshed at each launch. Not when the function writes into its inputs or
+        # their gradients, or an input has another layout (the record may depend on it).
+        contiguous = all((x.array if isinstance(x, Tensor) else x).flags.c_contiguous
+                         for x in leaves)
+        backend = (self._cuda_backend(env, leaves)
+                   if contiguous and not rec.wrote_input and not grads_read else None)
         if backend is not None:
             self._replay, self.be = self.run, backend
             self.run = self._capture
