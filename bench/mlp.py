@@ -3,7 +3,9 @@
 784-512-512-10 ReLU at batch 64 and 256, 64-32-10 sigmoid at batch 32; gradflow
 (``nn.functional`` + the backend's fused ``sgd_step``) against torch (``nn.functional`` +
 ``torch.optim.SGD``) and a hand-written numpy step, which in float64 is also the reference.
-A step returns (loss, gradients, updated parameters); all three are checked.
+A step returns (loss, gradients, updated parameters); all three are checked. Each net is also
+a ``gf.jit`` case: the same gradflow step recorded once and replayed, against the same peers
+timed again in that case.
 
 The network helpers here are shared with the backprop-cost suite.
 """
@@ -122,6 +124,21 @@ def gradflow_step(act):
     return make
 
 
+def gradflow_jit_step(act):
+    """The gradflow step under gf.jit, traced and replayed once before the harness's first
+    call (which is then a replay, checked like every first result); the parameters are put
+    back to the inputs' values afterwards."""
+    def make(c, x, labels, *params):
+        step = gf.jit(gradflow_step(act)(c, x, labels, *params))
+        for _ in range(3):  # a record from before the gradients exist, one after, a replay
+            out = step()
+        for p, host in zip(out[len(out) // 2 + 1:], params):
+            p.array[...] = c.asarray(host)
+        return step
+
+    return make
+
+
 def torch_step(act):
     def make(c, x, labels, *params):
         x, labels, ps = tensors(c, x, labels, params)
@@ -156,5 +173,13 @@ def cases(quick):
             lambda sizes=sizes, batch=batch: make_inputs(sizes, batch), reference_step(act),
             {"gradflow": gradflow_step(act), "torch": torch_step(act), "numpy": numpy_step(act)},
             {"sizes": sizes, "activation": act, "batch": batch, "multiply_adds": fwd + bwd},
+            gflops(2 * (fwd + bwd))))
+        out.append(Case(
+            "mlp", f"{'-'.join(map(str, sizes))} {act} b{batch} gf.jit",
+            lambda sizes=sizes, batch=batch: make_inputs(sizes, batch), reference_step(act),
+            {"gradflow": gradflow_jit_step(act), "torch": torch_step(act),
+             "numpy": numpy_step(act)},
+            {"sizes": sizes, "activation": act, "batch": batch, "multiply_adds": fwd + bwd,
+             "jit": True},
             gflops(2 * (fwd + bwd))))
     return out

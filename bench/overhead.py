@@ -2,13 +2,16 @@
 
 * ``add``: one recorded op, ``a + b`` with requires_grad leaves;
 * ``chain``: a 16-op chain (mul, add, sigmoid, tanh, four times, each reusing the leaf x) then
-  ``.backward()``; the analysis divides its time by 16 for a per-op forward+backward cost.
+  ``.backward()``; the analysis divides its time by 16 for a per-op forward+backward cost;
+  once more under ``gf.jit`` (recorded once, then replayed without the op layer).
 gradflow against torch (numpy has no autograd). The reference is the chain rule by hand.
 """
 
 import math
 
 import numpy as np
+
+import gradflow as gf
 
 from .harness import Case
 
@@ -52,6 +55,13 @@ def _chain_step(c, x):
     return step
 
 
+def _chain_step_jit(c, x):
+    step = gf.jit(_chain_step(c, x))
+    for _ in range(3):  # a record from before x.grad exists, one after, a replay
+        step()
+    return step
+
+
 def cases(quick):
     def scalars(*values):
         return lambda: tuple(np.array(v, np.float32) for v in values)
@@ -61,6 +71,9 @@ def cases(quick):
              lambda a, b: a.astype(np.float64) + b, {"gradflow": _add, "torch": _add}, {"ops": 1}),
         Case("overhead", f"chain fwd+bwd ({CHAIN_OPS} ops)", scalars(0.75),
              _chain_reference, {"gradflow": _chain_step, "torch": _chain_step}, {"ops": CHAIN_OPS}),
+        Case("overhead", f"chain fwd+bwd ({CHAIN_OPS} ops) gf.jit", scalars(0.75),
+             _chain_reference, {"gradflow": _chain_step_jit, "torch": _chain_step},
+             {"ops": CHAIN_OPS, "jit": True}),
     ]
 
 

@@ -3,11 +3,13 @@
 import contextlib
 import io
 import os
+import warnings
 
 import numpy as np
 import pytest
 
 import gradflow as gf
+from conftest import requires_cuda
 from gradflow import train
 
 
@@ -60,6 +62,23 @@ def test_same_seed_same_numbers(tmp_path):
     assert first["history"]["loss"] == second["history"]["loss"]
     assert first["test_accuracy"] == second["test_accuracy"]
     assert other["history"]["loss"] != first["history"]["loss"]
+
+
+@pytest.mark.parametrize("optimizer,device", [
+    ("sgd", "cpu"), ("adam", "cpu"), pytest.param("sgd", "cuda", marks=requires_cuda)])
+def test_jit_and_no_jit_give_the_same_checkpoint(tmp_path, optimizer, device):
+    argv = ["--epochs", "3", "--hidden", "32,16", "--optimizer", optimizer, "--batch-size", "50",
+            "--device", device]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gf.JitWarning)  # every step is replayable
+        jitted, _ = run(argv + ["--out", str(tmp_path / "jit.npz")])
+    eager, _ = run(argv + ["--no-jit", "--out", str(tmp_path / "eager.npz")])
+    assert jitted["history"]["loss"] == eager["history"]["loss"]
+    assert jitted["test_accuracy"] == eager["test_accuracy"]
+    a, b = np.load(jitted["checkpoint"]), np.load(eager["checkpoint"])
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
 
 
 @pytest.mark.parametrize("activation", sorted(train.ACTIVATIONS))

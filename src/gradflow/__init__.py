@@ -81,6 +81,7 @@ def empty_cache():
     cuda.empty_cache()
 
 from . import optim  # noqa: E402
+from ._jit.jitted import JitError, JitWarning, jit  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import data  # noqa: E402
 from . import distributed  # noqa: E402  (imports mpi4py only when a group starts)

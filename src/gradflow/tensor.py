@@ -6,6 +6,7 @@ import numpy as np
 
 from . import _C
 from . import backend as _backend
+from ._jit import trace as _jit_trace
 from . import dtypes as _dtypes
 from .autograd import engine as _engine
 from .autograd import function as _function
@@ -189,6 +190,8 @@ class Tensor(_C.TensorBase):
         """The values as a numpy array (a copy from the GPU; on the CPU, the array itself)."""
         if self.requires_grad:
             raise RuntimeError("numpy() on a tensor that requires grad: call .detach().numpy()")
+        if _jit_trace.active:
+            _jit_trace.host_read(self)
         return self.array if self._device == "cpu" else self._be.to_numpy(self.array)
 
     def item(self):
@@ -210,6 +213,8 @@ class Tensor(_C.TensorBase):
         return format(self.item(), spec)
 
     def _host(self):
+        if _jit_trace.active:  # (values handed to Python cannot be replayed)
+            _jit_trace.host_read(self)
         return self.array if self._device == "cpu" else self._be.to_numpy(self.array)
 
     def __repr__(self):

@@ -114,6 +114,9 @@ def make_parser():
     p.add_argument("--out", help="checkpoint path (default: checkpoints/<dataset>_mlp.npz)")
     p.add_argument("--plot", metavar="PATH", help="save loss/accuracy curves as a PNG (needs matplotlib)")
     p.add_argument("--threads", type=_number(int, 1, False), help="CPU threads (gf.set_num_threads)")
+    p.add_argument("--no-jit", dest="jit", action="store_false",
+                   help="run each training step eagerly instead of replaying it with gf.jit "
+                        "(the results are the same)")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the ranks of an MPI job (mpi for CPU, nccl for CUDA "
                         "tensors): mpiexec -n 2 python -m mpi4py -m gradflow.train --distributed")
@@ -223,6 +226,22 @@ def main(argv=None):
     loader = gf.data.DataLoader(gf.data.TensorDataset(x_train, y_train), args.batch_size,
                                 shuffle=True, seed=args.seed)
 
+    def step(x, y):
+        """One training step on a batch; returns the summed loss over it (this rank's part)."""
+        if dist:  # this rank's share of the global batch; the loss sums over it
+            lo, hi = _share(len(y), rank, world)
+            loss = nn.functional.cross_entropy(step_model(x[lo:hi]), y[lo:hi],
+                                               reduction="sum") / len(y)
+        else:
+            loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.detach() * len(y)
+
+    if args.jit and not dist:  # (DDP's reductions run in hooks, which a replay would skip)
+        step = gf.jit(step)
+
     history = {"loss": [], "train_accuracy": [], "test_accuracy": [], "seconds": []}
     # Once the training set is fitted, gradients drift to denormal floats, which the CPU
     # handles ~80x slower (a 1.4 s run took 20 s); flushing them to zero while training
@@ -235,18 +254,10 @@ def main(argv=None):
             bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", leave=False,
                        disable=rank != 0)
             for x, y in bar:
-                if dist:  # this rank's share of the global batch; the loss sums over it
-                    lo, hi = _share(len(y), rank, world)
-                    loss = nn.functional.cross_entropy(step_model(x[lo:hi]), y[lo:hi],
-                                                       reduction="sum") / len(y)
-                else:
-                    loss = loss_fn(model(x), y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                step_total = loss.detach() * len(y)
+                step_total = step(x, y)
                 total = step_total if total is None else total + step_total
-                seen += len(y) if not dist else hi - lo
+                lo, hi = _share(len(y), rank, world) if dist else (0, len(y))
+                seen += hi - lo
                 # Read on the host (a GPU sync) only as often as tqdm redraws the bar.
                 if not bar.disable and time.perf_counter() - shown >= bar.mininterval:
                     shown = time.perf_counter()

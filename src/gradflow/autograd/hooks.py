@@ -16,6 +16,8 @@ test per registry. Weak references drop a tensor's entries when the tensor goes 
 import functools
 import weakref
 
+from .._jit import trace as _jit_trace
+
 _node_hooks = weakref.WeakKeyDictionary()  # node -> {handle id: hook}
 _leaf_hooks = {}  # id(leaf) -> (weakref to the leaf, {handle id: hook})
 post_accumulate = {}  # id(leaf) -> (weakref to the leaf, {handle id: hook})
@@ -97,6 +99,7 @@ def fire_post_accumulate(leaf):
     tensor they were registered on), after its ``.grad`` was accumulated."""
     entry = post_accumulate.get(id(leaf))
     if entry is not None and entry[0]() is leaf:
+        _jit_trace.refuse(_HOOK_RAN)
         for hook in list(entry[1].values()):  # a hook may remove itself
             hook(leaf)
 
@@ -126,7 +129,11 @@ def retains_grad(t):
     return ref is not None and ref() is t
 
 
+_HOOK_RAN = "a gradient hook ran (Python code, a DDP reduction, that a replay would not run)"
+
+
 def _apply(hooks, grad):
+    _jit_trace.refuse(_HOOK_RAN)
     changed = False
     for hook in list(hooks.values()):
         out = hook(grad)

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from .._jit import trace as _jit_trace
 from ..tensor import Tensor
 from . import debug as _debug
 from .work import ReduceOp, Work, reduce_op
@@ -119,6 +120,7 @@ def destroy_process_group():
 
 # ---- collectives on tensors -----------------------------------------------------------------------
 def _check(tensor, what, comm):
+    _jit_trace.refuse(f"{what}: a collective (communication a replay would not run)")
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a gradflow Tensor, got {type(tensor).__name__}")
     check_device(comm, tensor.device, what)

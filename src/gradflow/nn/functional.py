@@ -3,6 +3,7 @@
 from ..autograd.function import Function
 from ..ops.activation import (cross_entropy_rows, gelu, leaky_relu, log_softmax, relu, sigmoid,
                               softmax, softplus, tanh)
+from .._jit import trace as _jit_trace
 from ..ops.linalg import linear
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "gelu", "softplus", "softmax", "log_softmax",
@@ -404,7 +405,6 @@ def _min0(x):
 # ---- dropout, normalisation, attention ----------------------------------------------------------------
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) when training."""
-    from .. import random as _random
     from ..tensor import Tensor
 
     if not 0 <= p <= 1:
@@ -413,14 +413,20 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     if p == 1:
         return input * 0.0
-    shape = tuple(input.shape)
-    if input._device == "cpu":
-        keep = _random.generator().random(shape) >= p
-        mask = (keep / (1 - p)).astype(input.dtype)
-    else:  # drawn on the device from a seed: no mask copied from the host every step
-        seed = int(_random.generator().integers(0, 2**63))
-        mask = input._be.dropout_mask(shape, p, input.dtype, seed)
+    # One step of gf.jit's record: a replay draws a new mask, advancing the generator as this did.
+    mask = _jit_trace.call(_dropout_mask, input._be, tuple(input.shape), p, input.dtype)
     return input * Tensor._make(mask, input._device)
+
+
+def _dropout_mask(be, shape, p, dtype):
+    """0 with probability p, else 1 / (1 - p), drawn from the default generator."""
+    from .. import random as _random
+
+    if be.name == "cpu":
+        keep = _random.generator().random(shape) >= p
+        return (keep / (1 - p)).astype(dtype)
+    # on the device from a seed: no mask copied from the host every step
+    return be.dropout_mask(shape, p, dtype, int(_random.generator().integers(0, 2**63)))
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

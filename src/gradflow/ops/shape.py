@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from .._jit import trace as _jit_trace
 from ..autograd import views as _views
 from ..autograd.function import Function, NonDifferentiable
 from ._util import normalize_axis, normalize_dims, torch_kwargs
@@ -27,13 +28,17 @@ class Reshape(Function):
         return (g.reshape(ctx.in_shape),)
 
 
+def _transpose_array(x, axes):
+    return x.transpose(axes)
+
+
 class Transpose(Function):
     is_view = True
 
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
-        return x.transpose(axes)
+        return _jit_trace.call(_transpose_array, x, axes, live=False)  # (one step of gf.jit's record)
 
     @staticmethod
     def backward(ctx, g):

@@ -1,5 +1,6 @@
 """Optimizer: parameter groups, per-parameter state, state_dict round trips."""
 
+from .._jit import trace as _jit_trace
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 
@@ -61,6 +62,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         with no_grad():
+            items = []
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is None:
@@ -68,21 +70,29 @@ class Optimizer:
                     if p.grad.shape != p.shape:
                         raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter "
                                            f"of shape {p.shape}")
-                    xp = p._be.xp
-                    # The fused kernels update C-contiguous memory in place; any other layout
-                    # (a parameter made from a transposed view) goes through a contiguous copy.
-                    grad = xp.ascontiguousarray(p.grad.array)
-                    if group.get("maximize"):
-                        grad = -grad
-                    state = self.state.setdefault(p, {})
-                    if p.array.flags.c_contiguous:
-                        self._update(p.array, grad, group, state, p._be)
-                    else:
-                        work = xp.ascontiguousarray(p.array)
-                        self._update(work, grad, group, state, p._be)
-                        p._be.setitem(p.array, Ellipsis, work)
-                    p._vbox[0] += 1
+                    items.append((p, p.grad.array, group))
+            # One step of gf.jit's record: a replay runs the update again, reading the state and
+            # the options (a scheduler's learning rate) as they are then.
+            _jit_trace.call(self._apply, items)
         return loss
+
+    def _apply(self, items):
+        """The update of each (parameter, gradient array, group) in ``items``."""
+        for p, grad, group in items:
+            xp = p._be.xp
+            # The fused kernels update C-contiguous memory in place; any other layout (a
+            # parameter made from a transposed view) goes through a contiguous copy.
+            grad = xp.ascontiguousarray(grad)
+            if group.get("maximize"):
+                grad = -grad
+            state = self.state.setdefault(p, {})
+            if p.array.flags.c_contiguous:
+                self._update(p.array, grad, group, state, p._be)
+            else:
+                work = xp.ascontiguousarray(p.array)
+                self._update(work, grad, group, state, p._be)
+                p._be.setitem(p.array, Ellipsis, work)
+            p._vbox[0] += 1
 
     def _update(self, param, grad, group, state, be):
         """One step on C-contiguous arrays ``param`` (in place) and ``grad``, with backend ``be``."""

@@ -12,7 +12,10 @@ faults hide:
   integer-array indices around as CuPy does;
 * ElementwiseKernel / ReductionKernel compile the kernel strings themselves (``_kernels``);
 * matmul rounds float32 inputs to TF32 on the 2-D path when the compute type says so (cuBLAS
-  through ``gemmEx``); CuPy's batched path ignores the setting, and so does this one.
+  through ``gemmEx``); CuPy's batched path ignores the setting, and so does this one;
+* stream capture records the work instead of doing it: results read during a capture are
+  garbage (NaN), in-place writes do not happen, host reads raise, and each launch of the graph
+  does the work again into the captured arrays (``_capture``).
 """
 
 import builtins
@@ -586,3 +589,7 @@ def get_array_module(*args):
 
 
 from . import linalg, random  # noqa: E402,F401
+
+from . import _capture  # noqa: E402
+
+_capture.install(__import__("sys").modules[__name__])  # stream capture records the work above

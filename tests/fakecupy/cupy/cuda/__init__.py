@@ -1,7 +1,8 @@
 """The stand-in's cupy.cuda: N fake devices (GRADFLOW_TEST_FAKE_CUDA=N), a current device per
-thread, a memory pool with CuPy's accounting, and streams/events that do nothing (the work has
-already been done when a call returns)."""
+thread, a memory pool with CuPy's accounting, events that do nothing (the work has already been
+done when a call returns) and streams whose capture records the work into a replayable graph."""
 
+import contextlib
 import threading
 import time
 import weakref
@@ -127,6 +128,18 @@ def set_allocator(allocator=None):
     _allocator = allocator if allocator is not None else (lambda n: MemoryPointer(_Chunk(n, _current_id(), None)))
 
 
+@contextlib.contextmanager
+def using_allocator(allocator=None):
+    """Allocations inside the block come from ``allocator`` (the pool's default when None)."""
+    global _allocator
+    prev = _allocator
+    set_allocator(allocator)
+    try:
+        yield
+    finally:
+        _allocator = prev
+
+
 def get_allocator():
     return _allocator
 
@@ -135,31 +148,76 @@ def alloc(nbytes):
     return _allocator(nbytes)
 
 
-# ---- streams and events: no-ops (the host computes synchronously) -----------------------------
+# ---- streams, and stream capture into graphs ---------------------------------------------------
 class Stream:
+    """A stream: the host computes synchronously, so ordering needs nothing. ``with stream:``
+    makes it current in this thread. Between ``begin_capture`` and ``end_capture`` the device
+    work issued while it is current is recorded, not done (see ``cupy._capture``), and
+    ``end_capture`` returns it as a :class:`Graph`."""
+
     null = None
 
     def __init__(self, null=False, non_blocking=False, ptds=False):
-        self.ptr = 0
+        self.ptr = 0 if null else id(self)
+        self._work = None  # while capturing: the recorded device work
 
     def synchronize(self):
-        pass
+        if self._work is not None:
+            raise CUDARuntimeError("cudaErrorStreamCaptureUnsupported: operation not permitted "
+                                   "when stream is capturing")
 
     def use(self):
+        _local.streams = [self]
         return self
 
     def __enter__(self):
+        _local.__dict__.setdefault("streams", []).append(self)
         return self
 
     def __exit__(self, *exc):
-        pass
+        _local.streams.pop()
+
+    def begin_capture(self, mode=None):
+        if self.ptr == 0:
+            raise RuntimeError("cannot capture on the default (null) stream")
+        if self._work is not None:
+            raise CUDARuntimeError("cudaErrorIllegalState: the stream is already capturing")
+        self._work = []
+
+    def is_capturing(self):
+        return self._work is not None
+
+    def end_capture(self):
+        if self._work is None:
+            raise CUDARuntimeError("cudaErrorIllegalState: the stream is not capturing")
+        work, self._work = self._work, None
+        return Graph(work)
 
 
 Stream.null = Stream(null=True)
 
 
 def get_current_stream(device_id=None):
-    return Stream.null
+    streams = getattr(_local, "streams", None)
+    return streams[-1] if streams else Stream.null
+
+
+class Graph:
+    """cupy.cuda.graph.Graph: the device work of a stream capture, run again by each launch
+    (into the same arrays: the results land where the captured work put them)."""
+
+    def __init__(self, work):
+        self._work = work
+
+    def launch(self, stream=None):
+        if get_current_stream()._work is not None:
+            raise CUDARuntimeError("cudaErrorStreamCaptureUnsupported: a graph launched while "
+                                   "capturing")
+        for run in self._work:
+            run()
+
+    def upload(self, stream=None):
+        pass
 
 
 class Event:

@@ -1,0 +1,1 @@
+"""gf.jit: a function's backend calls recorded once and replayed (see :mod:`.jitted`)."""
