@@ -67,9 +67,9 @@ template <class T> GF_HD T leaky_relu_grad(T x, T g, T slope) { return x > T(0) 
 // ---- GELU -------------------------------------------------------------------------------------
 // Both GELUs cancel for x < 0 (1 + erf, 1 + tanh) and their derivatives have a zero near
 // x = -0.75, so the textbook forms lose up to ~100 ulp in float32. The double versions use
-// the normal tail Q and keep the forms below. The float exact GELU is all float (a vector of doubles holds
-// half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and error-free products
-// (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also within 3 ulp. Its
+// the normal tail Q and keep the forms below. The float exact GELU is all float (a vector of
+// doubles holds half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and
+// error-free products (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also within 3 ulp. Its
 // derivative computes in double with its own exp, rounded once at the end (within 0.7 ulp).
 
 namespace detail {
@@ -263,7 +263,8 @@ GF_HD float gelu_tanh(float x) {
   float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // beyond, gelu is x or -0
   float lo, z = detail::gelu_tanh_z(xc, lo);
   float e2 = detail::exp_nonpos_2p100(z < 0 ? z : -z, z < 0 ? -lo : lo);  // e 2^100
-  float y = (z >= 0 ? x : xc * e2) / (1.0f + e2 * detail::two_m100());
+  float e = (abs(z) < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
+  float y = (z >= 0 ? x : xc * e2) / (1.0f + e);
   return z >= 0 ? y : y * detail::two_m100();
 }
 // s (1 + x (1 - s) z') in double; its second factor has a zero at x1 = -0.7524614220710163,
@@ -285,7 +286,8 @@ GF_HD float gelu_tanh_grad(float x, float g) {
 
 // log(1 + e) for e in [0, 1], the range softplus needs. float: 2 atanh(s) with s = e / (2 + e)
 // in [0, 1/3], an odd polynomial (least-squares fit; within 2 ulp of log1p over all of [0, 1]):
-// no exponent handling, cheaper than a full log plus a correction. double: log(u) plus the rounding error of u = 1 + e over u.
+// no exponent handling, cheaper than a full log plus a correction. double: log(u) plus the
+// rounding error of u = 1 + e over u.
 GF_HD float log1p_unit(float e) {
   float s = e / (2.0f + e);
   float z = s * s;
