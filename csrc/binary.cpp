@@ -5,7 +5,6 @@
 // dimensions have stride 0) by StridedLoop, which collapses the loop to as few dimensions as
 // possible; the innermost run goes to a multi-versioned kernel with fast paths for the
 // contiguous, scalar-operand and row-broadcast cases.
-#include "simd_math.h"  // first: with LTO, every file must see the SIMD declarations of libm
 #include <cmath>
 #include <cstdint>
 

@@ -6,65 +6,12 @@
 // globals.
 #pragma once
 
-#if defined(__CUDACC__)
-#define GF_HD __host__ __device__ __forceinline__
-#else
-#define GF_HD inline
-#include <cmath>
+#if !defined(__CUDACC__)
+#include "gf_vecmath.h"  // exp, log, expm1, tanh, normal tail (pasted before this file for NVRTC)
 #endif
 
 namespace gf {
 namespace math {
-
-#if !defined(__CUDACC__)
-using std::abs;
-using std::erfc;
-using std::exp;
-using std::fma;
-using std::log;
-using std::log1p;
-using std::sqrt;
-using std::tanh;
-#endif
-
-namespace detail {
-GF_HD double bits_to_double(long long i) {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double(i);
-#else
-  double d;
-  __builtin_memcpy(&d, &i, sizeof d);
-  return d;
-#endif
-}
-GF_HD long long double_to_bits(double d) {
-#if defined(__CUDA_ARCH__)
-  return __double_as_longlong(d);
-#else
-  long long i;
-  __builtin_memcpy(&i, &d, sizeof i);
-  return i;
-#endif
-}
-GF_HD float bits_to_float(int i) {
-#if defined(__CUDA_ARCH__)
-  return __int_as_float(i);
-#else
-  float f;
-  __builtin_memcpy(&f, &i, sizeof f);
-  return f;
-#endif
-}
-GF_HD int float_to_bits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_int(f);
-#else
-  int i;
-  __builtin_memcpy(&i, &f, sizeof i);
-  return i;
-#endif
-}
-}  // namespace detail
 
 namespace detail {
 // e^(x - m) 2^100 for x <= 0 and |m| < 2^-16 (minus the low part of a two-float argument; m = 0
@@ -91,9 +38,8 @@ GF_HD float exp_nonpos_2p100(float x, float m) {
 GF_HD float two_m100() { return 7.88860905e-31f; }  // 2^-100 (a function: NVRTC has no globals)
 }  // namespace detail
 
-// e^x for x <= 0, the argument every stable activation form passes. float: within 1 ulp
-// (libmvec's expf is off by up to 2.6), plain arithmetic that vectorises; a subnormal result is
-// rounded once, by the last product. double: libm's exp.
+// e^x for x <= 0, the argument every stable activation form passes. float: within 1 ulp, a
+// subnormal result rounded once, by the last product. double: exp of gf_vecmath.h.
 GF_HD float exp_nonpos(float x) { return detail::exp_nonpos_2p100(x, 0.0f) * detail::two_m100(); }
 GF_HD double exp_nonpos(double x) { return exp(x); }
 
@@ -121,10 +67,12 @@ template <class T> GF_HD T leaky_relu_grad(T x, T g, T slope) { return x > T(0) 
 // ---- GELU -------------------------------------------------------------------------------------
 // Both GELUs cancel for x < 0 (1 + erf, 1 + tanh) and their derivatives have a zero near
 // x = -0.75, so the textbook forms lose up to ~100 ulp in float32. The double versions use
-// erfc and keep the forms below. The float exact GELU is all float (a vector of doubles holds
-// half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and error-free products
-// (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also within 3 ulp. Its
-// derivative computes in double with its own exp, rounded once at the end (within 0.7 ulp).
+// the normal tail Q and keep the forms below. The float exact GELU is all float (a vector of
+// doubles holds half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and
+// error-free products (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also
+// within 3 ulp. Its derivative computes in double with its own exp, rounded once at the end
+// (within 0.7 ulp): a float formulation within 4 ulp needs as many operations per element as
+// that one does in double (error-free products and a fit around the zero).
 
 namespace detail {
 // exp(-h) for h >= 0 (NaN: any number), relative error below 6e-9 (a tenth of a float ulp): float
@@ -233,16 +181,20 @@ GF_HD float normal_exp_half_sq_2p100(float a) {
 }
 }  // namespace detail
 
-// Exact GELU: x Phi(x), Phi the standard normal CDF; Phi(x) = erfc(-x / sqrt 2) / 2 has no
-// cancellation for x < 0, 1 - erfc(x / sqrt 2) / 2 none for x >= 0 (one erfc either way).
+// Exact GELU: x Phi(x), Phi the standard normal CDF; Phi(x) = Q(-x) has no cancellation for
+// x < 0, 1 - Q(x) none for x >= 0 (one tail Q either way, of x itself: no x / sqrt 2 whose
+// rounding would grow with x^2 in the tails).
 template <class T> GF_HD T gelu(T x) {
-  T q = T(0.5) * erfc(abs(x) * T(0.70710678118654752440));  // Phi(-|x|)
+  T q = normal_upper_tail(abs(x));  // Phi(-|x|)
   return x < T(0) ? x * q : x * (T(1) - q);
 }
-// d/dx [x Phi(x)] = Phi(x) + x phi(x).
+// d/dx [x Phi(x)] = Phi(x) + x phi(x); x^2 / 2 in two parts, x clamped where phi is 0 (so that
+// +-inf gives 1 or 0, not inf * 0).
 template <class T> GF_HD T gelu_grad(T x, T g) {
-  T q = T(0.5) * erfc(abs(x) * T(0.70710678118654752440));
-  T xpdf = x * T(0.39894228040143267794) * exp(T(-0.5) * x * x);
+  T q = normal_upper_tail(abs(x));
+  T xc = x < T(-40) ? T(-40) : (x > T(40) ? T(40) : x);
+  T h = xc * xc;
+  T xpdf = xc * T(0.39894228040143267794) * exp_hl(T(-0.5) * h, T(-0.5) * fma(xc, xc, -h));
   return g * ((x < T(0) ? q : T(1) - q) + xpdf);
 }
 // x Q(a) 2^100 = x e^(-a^2/2) u P(u (1 + du)) 2^100: the products error-free (fma) until the
@@ -313,7 +265,8 @@ GF_HD float gelu_tanh(float x) {
   float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // beyond, gelu is x or -0
   float lo, z = detail::gelu_tanh_z(xc, lo);
   float e2 = detail::exp_nonpos_2p100(z < 0 ? z : -z, z < 0 ? -lo : lo);  // e 2^100
-  float y = (z >= 0 ? x : xc * e2) / (1.0f + e2 * detail::two_m100());
+  float e = (abs(z) < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
+  float y = (z >= 0 ? x : xc * e2) / (1.0f + e);
   return z >= 0 ? y : y * detail::two_m100();
 }
 // s (1 + x (1 - s) z') in double; its second factor has a zero at x1 = -0.7524614220710163,
@@ -335,9 +288,8 @@ GF_HD float gelu_tanh_grad(float x, float g) {
 
 // log(1 + e) for e in [0, 1], the range softplus needs. float: 2 atanh(s) with s = e / (2 + e)
 // in [0, 1/3], an odd polynomial (least-squares fit; within 2 ulp of log1p over all of [0, 1]):
-// no exponent handling and no libm call, a quarter faster than libmvec's logf plus a
-// correction. double: log(u) plus the rounding error of u = 1 + e over u (libmvec's vector log
-// costs far less than its log1p).
+// no exponent handling, cheaper than a full log plus a correction. double: log(u) plus the
+// rounding error of u = 1 + e over u.
 GF_HD float log1p_unit(float e) {
   float s = e / (2.0f + e);
   float z = s * s;

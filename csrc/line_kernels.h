@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "common.h"
-#include "simd_math.h"
+#include "gf_vecmath.h"
 
 namespace gf {
 namespace {
@@ -51,10 +51,10 @@ GF_DISPATCH double sumexp_line(const T* p, index_t n, index_t s, T shift) {
   double acc = 0;
   if (s == 1) {
 #pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i] - shift));
+    for (index_t i = 0; i < n; ++i) acc += double(math::exp(p[i] - shift));
   } else {
 #pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < n; ++i) acc += double(vm::vexp(p[i * s] - shift));
+    for (index_t i = 0; i < n; ++i) acc += double(math::exp(p[i * s] - shift));
   }
   return acc;
 }

@@ -26,7 +26,7 @@
 
 #include "common.h"
 #include "line_kernels.h"
-#include "simd_math.h"
+#include "gf_vecmath.h"
 #include "strided.h"
 
 namespace gf {
@@ -216,7 +216,7 @@ GF_DISPATCH void lse_cols(T* m, double* s, T* bm, T* sh, const T* const* rows, i
     T om = m[j];
     T nm = nanmax(om, bm[j]);
     // om == nm also covers the all -inf column (no exp(-inf - -inf) = NaN)
-    double sc = (nm == om) ? 1.0 : vm::vexp(double(om) - double(nm));
+    double sc = (nm == om) ? 1.0 : math::exp(double(om) - double(nm));
     s[j] *= sc;
     m[j] = nm;
     sh[j] = is_finite(nm) ? nm : T(0);  // non-finite max: the sum is not used
@@ -224,13 +224,13 @@ GF_DISPATCH void lse_cols(T* m, double* s, T* bm, T* sh, const T* const* rows, i
   for (int r = 0; r < nr; ++r) {
     const T* a = rows[r];
 #pragma omp simd
-    for (index_t j = 0; j < W; ++j) s[j] += double(vm::vexp(a[j * cs] - sh[j]));
+    for (index_t j = 0; j < W; ++j) s[j] += double(math::exp(a[j * cs] - sh[j]));
   }
 }
 
 template <class T> T lse_finish(T m, double s) {
   if (!is_finite(m)) return m;  // NaN, +inf, or -inf (all -inf / empty)
-  return T(double(m) + std::log(s));
+  return T(double(m) + math::log(s));
 }
 
 // ---- the ops -----------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ struct LseOp {
     if (bm > st.m) {
       st.s = (st.m == -std::numeric_limits<T>::infinity())
                  ? 0.0
-                 : st.s * std::exp(double(st.m) - double(bm));
+                 : st.s * math::exp(double(st.m) - double(bm));
       st.m = bm;
     }
     return true;
@@ -370,7 +370,7 @@ struct LseOp {
       return;
     }
     T M = std::max(a.m, b.m);
-    a.s = a.s * std::exp(double(a.m) - double(M)) + b.s * std::exp(double(b.m) - double(M));
+    a.s = a.s * math::exp(double(a.m) - double(M)) + b.s * math::exp(double(b.m) - double(M));
     a.m = M;
   }
   static T finish(const State& st, index_t) { return lse_finish(st.m, st.s); }

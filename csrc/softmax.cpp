@@ -16,7 +16,7 @@
 
 #include "common.h"
 #include "line_kernels.h"
-#include "simd_math.h"
+#include "gf_vecmath.h"
 #include "strided.h"
 
 namespace gf {
@@ -32,7 +32,7 @@ GF_DISPATCH void softmax_line(T* o, index_t so, const T* x, index_t sx, index_t 
   if (so == 1 && sx == 1) {
 #pragma omp simd reduction(+ : s)
     for (index_t i = 0; i < n; ++i) {
-      T e = vm::vexp(x[i] - m);
+      T e = math::exp(x[i] - m);
       o[i] = e;
       s += double(e);
     }
@@ -42,7 +42,7 @@ GF_DISPATCH void softmax_line(T* o, index_t so, const T* x, index_t sx, index_t 
   } else {
 #pragma omp simd reduction(+ : s)
     for (index_t i = 0; i < n; ++i) {
-      T e = vm::vexp(x[i * sx] - m);
+      T e = math::exp(x[i * sx] - m);
       o[i * so] = e;
       s += double(e);
     }
@@ -56,7 +56,7 @@ template <class T>
 GF_DISPATCH void log_softmax_line(T* o, index_t so, const T* x, index_t sx, index_t n) {
   const T m = extreme_line<T, true>(x, n, sx);
   // (x - m) - log(s): x - m is exact near the max, so the result has one rounding there
-  const T c = T(std::log(sumexp_line<T>(x, n, sx, m)));
+  const T c = T(math::log(sumexp_line<T>(x, n, sx, m)));
   if (so == 1 && sx == 1) {
 #pragma omp simd
     for (index_t i = 0; i < n; ++i) o[i] = (x[i] - m) - c;
@@ -87,7 +87,7 @@ GF_DISPATCH void log_softmax_bwd_line(T* o, index_t so, const T* y, index_t sy, 
   for (index_t i = 0; i < n; ++i) d += double(g[i * sg]);
   const T dt = T(d);
 #pragma omp simd
-  for (index_t i = 0; i < n; ++i) o[i * so] = g[i * sg] - vm::vexp(y[i * sy]) * dt;
+  for (index_t i = 0; i < n; ++i) o[i * so] = g[i * sg] - math::exp(y[i * sy]) * dt;
 }
 
 // ---- column mode: W lines at once; c* = stride between lines, a* = stride along the axis -------
@@ -107,10 +107,10 @@ GF_DISPATCH void softmax_cols(bool log, T* o, index_t co, index_t ao, const T* x
     for (index_t r = 0; r < n; ++r) {
       const T* xr = x + r * ax;
 #pragma omp simd
-      for (index_t j = 0; j < W; ++j) s[j] += double(vm::vexp(xr[j * cx] - m[j]));
+      for (index_t j = 0; j < W; ++j) s[j] += double(math::exp(xr[j * cx] - m[j]));
     }
     T c[kColBlock];
-    for (index_t j = 0; j < W; ++j) c[j] = T(std::log(s[j]));
+    for (index_t j = 0; j < W; ++j) c[j] = T(math::log(s[j]));
     for (index_t r = 0; r < n; ++r) {
       const T* xr = x + r * ax;
       T* orow = o + r * ao;
@@ -124,7 +124,7 @@ GF_DISPATCH void softmax_cols(bool log, T* o, index_t co, index_t ao, const T* x
     T* orow = o + r * ao;
 #pragma omp simd
     for (index_t j = 0; j < W; ++j) {
-      T e = vm::vexp(xr[j * cx] - m[j]);
+      T e = math::exp(xr[j * cx] - m[j]);
       orow[j * co] = e;
       s[j] += double(e);
     }
@@ -165,7 +165,7 @@ GF_DISPATCH void softmax_bwd_cols(bool log, T* o, index_t co, index_t ao, const 
     T* orow = o + r * ao;
     if (log) {
 #pragma omp simd
-      for (index_t j = 0; j < W; ++j) orow[j * co] = gr[j * cg] - vm::vexp(yr[j * cy]) * dt[j];
+      for (index_t j = 0; j < W; ++j) orow[j * co] = gr[j * cg] - math::exp(yr[j * cy]) * dt[j];
     } else {
 #pragma omp simd
       for (index_t j = 0; j < W; ++j) orow[j * co] = yr[j * cy] * (gr[j * cg] - dt[j]);
@@ -333,7 +333,7 @@ py::tuple cross_entropy_typed(py::array x, py::array_t<std::int64_t> labels) {
         if (m - m == T(0)) {
           // loss = (m - x[label]) + log(s) in double: not through the rounded lse, so it stays
           // exact to the dtype's precision when lse is large (logits ~ 1e4)
-          const double ls_ = std::log(sumexp_line<T>(r, C, cs, m));
+          const double ls_ = math::log(sumexp_line<T>(r, C, cs, m));
           le[i] = T(double(m) + ls_);
           lo[i] = T((double(m) - double(xl)) + ls_);
         } else {  // NaN or +-inf in the row
@@ -363,14 +363,14 @@ GF_DISPATCH double ce_bwd_exp(T* o, const T* x, index_t cs, index_t C, T l) {
   if (cs == 1) {
 #pragma omp simd reduction(+ : s)
     for (index_t j = 0; j < C; ++j) {
-      T e = vm::vexp(x[j] - l);
+      T e = math::exp(x[j] - l);
       o[j] = e;
       s += double(e);
     }
   } else {
 #pragma omp simd reduction(+ : s)
     for (index_t j = 0; j < C; ++j) {
-      T e = vm::vexp(x[j * cs] - l);
+      T e = math::exp(x[j * cs] - l);
       o[j] = e;
       s += double(e);
     }

@@ -2,14 +2,13 @@
 //
 // Every op's formula comes from gf_math.h (shared with the CUDA backend) or is a one-liner
 // written here. Each op is compiled into one flat loop per dtype, marked GF_DISPATCH (AVX-512 /
-// AVX2 / baseline clones) with `#pragma omp simd`, so that libm calls go through libmvec (see
-// simd_math.h), and split across threads by gf::parallel_for for large inputs.
+// AVX2 / baseline clones) with `#pragma omp simd` (the transcendental functions are gf_vecmath.h's,
+// which vectorise), and split across threads by gf::parallel_for for large inputs.
 //
 // Layout: inputs that are C-contiguous are read in place (no copy). Any other layout
 // (transposed, step-sliced, negative strides) is first copied into a C-contiguous temporary by
 // numpy (one extra pass), and the flat loop runs on that. Outputs are always new C-contiguous
 // arrays of the input's shape and dtype.
-#include "simd_math.h"  // before gf_math.h: makes expf/tanhf/erfc/... vectorisable
 #include "gf_math.h"
 
 #include "common.h"
