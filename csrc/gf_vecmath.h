@@ -227,6 +227,22 @@ GF_HD double log(double x) {
   return x != x ? x : y;
 }
 
+// ---- float pow ---------------------------------------------------------------------------------
+// x^p for float x and p as exp(p log|x|) in double (relative error about 1e-14 before the one
+// rounding to float), with C's pow special cases as selects, so that the loop vectorises.
+// Returned in double for formulas that multiply it further before rounding.
+GF_HD double pow_in_double(float x, float p) {
+  double pd = p, ax = x < 0.0f ? -double(x) : double(x);
+  double r = exp(pd * log(ax));
+  bool p_int = ::floor(pd) == pd;  // (also +-inf: even, as C's pow takes them)
+  bool p_odd = p_int && ::floor(pd * 0.5) != pd * 0.5;
+  r = x < 0.0f && x != -detail::inf_f() && !p_int ? detail::inf_d() - detail::inf_d() : r;  // NaN
+  r = p_odd && detail::float_to_bits(x) < 0 ? -r : r;              // sign of x, -0 included
+  r = ax == 1.0 && pd - pd != 0.0 && pd == pd ? 1.0 : r;           // (-1)^+-inf = 1
+  return x == 1.0f || p == 0.0f ? 1.0 : r;                         // even with a NaN
+}
+GF_HD float pow(float x, float p) { return float(pow_in_double(x, p)); }
+
 // ---- tanh --------------------------------------------------------------------------------------
 // tanh|x| = -m / (2 + m), m = expm1(-2|x|) in (-1, 0]: no cancellation anywhere (m is accurate
 // near 0, and 2 + m >= 1), then the sign of x (so -0 stays -0).

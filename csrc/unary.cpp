@@ -75,8 +75,11 @@ inline float sqrt_grad(float y, float g) { return float(double(g) / (2.0 * doubl
 // while the product is a normal float; rounded once.
 template <class T> inline T pow_grad(T x, T g, T p, T pm1) { return g * p * std::pow(x, pm1); }
 inline float pow_grad(float x, float g, float p, float pm1) {
-  return float(double(g) * double(p) * std::pow(double(x), double(pm1)));
+  return float(double(g) * double(p) * M::pow_in_double(x, pm1));
 }
+// float: gradflow's vectorisable pow (above); double: libm's, one call per element.
+inline float pow_(float x, float p) { return M::pow(x, p); }
+inline double pow_(double x, double p) { return std::pow(x, p); }
 
 // ---- forward loops ----------------------------------------------------------------------------
 GF_UNARY_FWD(sigmoid_fwd, M::sigmoid(x))
@@ -96,7 +99,7 @@ GF_UNARY_FWD(neg_fwd, -x)
 GF_UNARY_FWD(pow0_fwd, T(1))
 GF_UNARY_FWD(pow1_fwd, x)
 GF_UNARY_FWD(pow2_fwd, x * x)
-GF_UNARY_FWD(pow_fwd, std::pow(x, pa))
+GF_UNARY_FWD(pow_fwd, pow_(x, pa))
 
 // ---- backward loops ---------------------------------------------------------------------------
 GF_UNARY_BWD(sigmoid_bwd, M::sigmoid_grad(x, g))  // x is the forward output y
