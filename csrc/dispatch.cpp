@@ -9,7 +9,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
-#if defined(__APPLE__)
+#if defined(__APPLE__) && defined(__x86_64__)
 #include <sys/sysctl.h>
 #endif
 #if defined(__aarch64__) && defined(__linux__)
@@ -35,7 +35,7 @@ namespace sve { void fill_tables(KernelTables&); }
 
 namespace {
 
-#if defined(__APPLE__)
+#if defined(__APPLE__) && defined(__x86_64__)
 bool sysctl_flag(const char* name) {
   int v = 0;
   size_t len = sizeof v;
