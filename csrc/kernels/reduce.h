@@ -107,12 +107,16 @@ void lockstep_x4(const T* const* p, index_t n, typename F::Out* out) {
       a3[j] = F::step(a3[j], q3[i + j]);
     }
   }
+  // Each line folds its lanes in order; the four lines' chains are interleaved, so that they
+  // overlap instead of waiting out one another's add latency.
   const T* acc[kStreams] = {a0, a1, a2, a3};
+  typename F::Out r[kStreams];
+  for (int k = 0; k < kStreams; ++k) r[k] = F::init();
+  for (int j = 0; j < L; ++j)
+    for (int k = 0; k < kStreams; ++k) r[k] = F::fold(r[k], acc[k][j]);
   for (int k = 0; k < kStreams; ++k) {
-    typename F::Out r = F::init();
-    for (int j = 0; j < L; ++j) r = F::fold(r, acc[k][j]);
-    for (index_t t = i; t < n; ++t) r = F::fold(r, p[k][t]);
-    out[k] = r;
+    for (index_t t = i; t < n; ++t) r[k] = F::fold(r[k], p[k][t]);
+    out[k] = r[k];
   }
 }
 
