@@ -14,10 +14,11 @@ import sys
 import numpy as np
 import pytest
 
+import gradflow
 from gradflow import _C
 from gradflow.backend import reference as ref
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE_PARENT = pathlib.Path(gradflow.__file__).resolve().parents[1]  # the gradflow under test
 EPS = {np.float32: float(np.finfo(np.float32).eps), np.float64: float(np.finfo(np.float64).eps)}
 LEVELS = _C.simd_levels()
 
@@ -28,7 +29,7 @@ def run_python(code, level, *args):
     env.pop("GRADFLOW_SIMD", None)
     if level is not None:
         env["GRADFLOW_SIMD"] = level
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"),
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), os.path.dirname(__file__),
                                          env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=300)
