@@ -3,86 +3,21 @@
 //
 // Operands are walked through their own strides (views are never copied, broadcast
 // dimensions have stride 0) by StridedLoop, which collapses the loop to as few dimensions as
-// possible; the innermost run goes to a multi-versioned kernel with fast paths for the
-// contiguous, scalar-operand and row-broadcast cases.
+// possible; the innermost run goes to a kernel of kernels/binary.h (compiled per instruction-set
+// level) with fast paths for the contiguous, scalar-operand and row-broadcast cases.
 #include <cmath>
 #include <cstdint>
 
 #include "common.h"
+#include "kernels/table.h"
 #include "strided.h"
 
 namespace gf {
 namespace {
 
-// ---- the ops ---------------------------------------------------------------------------------
-struct Add { template <class T> static T f(T a, T b) { return a + b; } };
-struct Sub { template <class T> static T f(T a, T b) { return a - b; } };
-struct Mul { template <class T> static T f(T a, T b) { return a * b; } };
-struct Div { template <class T> static T f(T a, T b) { return a / b; } };
-struct Pow { template <class T> static T f(T a, T b) { return std::pow(a, b); } };
-// NaN in either operand gives NaN, as numpy's maximum/minimum.
-struct Maximum { template <class T> static T f(T a, T b) { return (a > b || a != a) ? a : b; } };
-struct Minimum { template <class T> static T f(T a, T b) { return (a < b || a != a) ? a : b; } };
-
-struct Eq { template <class T> static bool f(T a, T b) { return a == b; } };
-struct Ne { template <class T> static bool f(T a, T b) { return a != b; } };
-struct Lt { template <class T> static bool f(T a, T b) { return a < b; } };
-struct Le { template <class T> static bool f(T a, T b) { return a <= b; } };
-struct Gt { template <class T> static bool f(T a, T b) { return a > b; } };
-struct Ge { template <class T> static bool f(T a, T b) { return a >= b; } };
-
-// ---- inner kernels (strides in elements) ---------------------------------------------------------
-template <class Op, class T, class R>
-GF_DISPATCH void binary_run(R* o, index_t so, const T* a, index_t sa, const T* b, index_t sb,
-                            index_t n) {
-  if (so == 1) {
-    if (sa == 1 && sb == 1) {
-#pragma omp simd
-      for (index_t i = 0; i < n; ++i) o[i] = Op::f(a[i], b[i]);
-      return;
-    }
-    if (sa == 1 && sb == 0) {
-      const T bv = *b;
-#pragma omp simd
-      for (index_t i = 0; i < n; ++i) o[i] = Op::f(a[i], bv);
-      return;
-    }
-    if (sa == 0 && sb == 1) {
-      const T av = *a;
-#pragma omp simd
-      for (index_t i = 0; i < n; ++i) o[i] = Op::f(av, b[i]);
-      return;
-    }
-  }
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) o[i * so] = Op::f(a[i * sa], b[i * sb]);
-}
-
-template <class T>
-GF_DISPATCH void where_run(T* o, index_t so, const std::uint8_t* c, index_t sc, const T* a,
-                           index_t sa, const T* b, index_t sb, index_t n) {
-  if (so == 1 && sc == 1) {
-    if (sa == 1 && sb == 1) {
-#pragma omp simd
-      for (index_t i = 0; i < n; ++i) o[i] = c[i] ? a[i] : b[i];
-      return;
-    }
-    if (sa == 1 && sb == 0) {
-      const T bv = *b;
-#pragma omp simd
-      for (index_t i = 0; i < n; ++i) o[i] = c[i] ? a[i] : bv;
-      return;
-    }
-    if (sa == 0 && sb == 1) {
-      const T av = *a;
-#pragma omp simd
-      for (index_t i = 0; i < n; ++i) o[i] = c[i] ? av : b[i];
-      return;
-    }
-  }
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) o[i * so] = c[i * sc] ? a[i * sa] : b[i * sb];
-}
+// One strided run of an op (strides in elements): a binary_run of kernels/binary.h.
+template <class T, class R>
+using BinaryFn = void (*)(R*, index_t, const T*, index_t, const T*, index_t, index_t);
 
 // ---- drivers ---------------------------------------------------------------------------------------
 // Validates `out` for `op`: an ndarray of exactly `shape` and dtype `dt`, writeable.
@@ -116,8 +51,9 @@ py::array detach_from(const py::array& in, const py::array& out) {
   return py::module_::import("numpy").attr("array")(in, py::arg("copy") = true);
 }
 
-template <class Op, class T, class R>
-py::array binary_typed(py::array a, py::array b, py::object out_obj, const char* name) {
+template <class T, class R>
+py::array binary_typed(py::array a, py::array b, py::object out_obj, const char* name,
+                       BinaryFn<T, R> run, index_t grain) {
   std::vector<index_t> shape = broadcast_shapes(name, {&a, &b});
   py::array out;
   if (!out_obj.is_none()) {
@@ -135,11 +71,10 @@ py::array binary_typed(py::array a, py::array b, py::object out_obj, const char*
   L.set_operand(1, a);
   L.set_operand(2, b);
   L.collapse();
-  const index_t grain = std::is_same<Op, Pow>::value ? kGrain / 8 : kGrain;
   {
     NoGilIf nogil(L.size() >= kNoGilMin);
-    L.for_each(grain, [](char* const* p, const index_t* s, index_t n) {
-      binary_run<Op, T, R>(reinterpret_cast<R*>(p[0]), s[0] / index_t(sizeof(R)),
+    L.for_each(grain, [run](char* const* p, const index_t* s, index_t n) {
+      run(reinterpret_cast<R*>(p[0]), s[0] / index_t(sizeof(R)),
                            reinterpret_cast<const T*>(p[1]), s[1] / index_t(sizeof(T)),
                            reinterpret_cast<const T*>(p[2]), s[2] / index_t(sizeof(T)), n);
     });
@@ -149,17 +84,16 @@ py::array binary_typed(py::array a, py::array b, py::object out_obj, const char*
 
 // Same shape, both C-contiguous, no out=: the common case of an op on two tensors of one shape
 // skips the broadcast bookkeeping (it dominates the cost of small ops).
-template <class Op, class T, class R>
-py::array binary_flat(const py::array& a, const py::array& b) {
+template <class T, class R>
+py::array binary_flat(const py::array& a, const py::array& b, BinaryFn<T, R> run, index_t grain) {
   py::array out = new_array<R>(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
   R* o = static_cast<R*>(out.mutable_data());
   const T* pa = static_cast<const T*>(a.data());
   const T* pb = static_cast<const T*>(b.data());
-  const index_t grain = std::is_same<Op, Pow>::value ? kGrain / 8 : kGrain;
   {
     NoGilIf nogil(index_t(a.size()) >= kNoGilMin);
     parallel_for(index_t(a.size()), grain, [&](index_t lo, index_t hi) {
-      binary_run<Op, T, R>(o + lo, 1, pa + lo, 1, pb + lo, 1, hi - lo);
+      run(o + lo, 1, pa + lo, 1, pb + lo, 1, hi - lo);
     });
   }
   return out;
@@ -175,15 +109,16 @@ bool flat_pair(const py::array& a, const py::array& b) {
   return true;
 }
 
-template <class Op, bool Compare>
-py::array binary(const char* name, py::array a, py::array b, py::object out) {
+// run32 / run64: the op's kernels for the two dtypes; R32 / R64 their result types.
+template <class R32, class R64>
+py::array binary(const char* name, py::array a, py::array b, py::object out,
+                 BinaryFn<float, R32> run32, BinaryFn<double, R64> run64, index_t grain) {
   DType dt = same_float_dtype(name, {&a, &b});
-  using R32 = typename std::conditional<Compare, bool, float>::type;
-  using R64 = typename std::conditional<Compare, bool, double>::type;
   if (out.is_none() && flat_pair(a, b))
-    return dt == DType::f32 ? binary_flat<Op, float, R32>(a, b) : binary_flat<Op, double, R64>(a, b);
-  return dt == DType::f32 ? binary_typed<Op, float, R32>(a, b, out, name)
-                          : binary_typed<Op, double, R64>(a, b, out, name);
+    return dt == DType::f32 ? binary_flat<float>(a, b, run32, grain)
+                            : binary_flat<double>(a, b, run64, grain);
+  return dt == DType::f32 ? binary_typed<float>(a, b, out, name, run32, grain)
+                          : binary_typed<double>(a, b, out, name, run64, grain);
 }
 
 template <class T>
@@ -201,12 +136,13 @@ py::array where_typed(py::array c, py::array a, py::array b) {
   L.collapse();
   {
     NoGilIf nogil(L.size() >= kNoGilMin);
-    L.for_each(kGrain, [](char* const* p, const index_t* s, index_t n) {
+    const auto run = kern<T>().where;
+    L.for_each(kGrain, [run](char* const* p, const index_t* s, index_t n) {
       const index_t z = sizeof(T);
-      where_run<T>(reinterpret_cast<T*>(p[0]), s[0] / z,
-                   reinterpret_cast<const std::uint8_t*>(p[1]), s[1],
-                   reinterpret_cast<const T*>(p[2]), s[2] / z,
-                   reinterpret_cast<const T*>(p[3]), s[3] / z, n);
+      run(reinterpret_cast<T*>(p[0]), s[0] / z,
+          reinterpret_cast<const std::uint8_t*>(p[1]), s[1],
+          reinterpret_cast<const T*>(p[2]), s[2] / z,
+          reinterpret_cast<const T*>(p[3]), s[3] / z, n);
     });
   }
   return out;
@@ -223,36 +159,38 @@ py::array where(py::object c_, py::object a_, py::object b_) {
 }  // namespace
 
 void bind_binary(py::module_& m) {
-#define GF_BIN(name, Op, doc)                                                          \
-  m.def(                                                                               \
-      #name,                                                                           \
-      [](py::object a, py::object b, py::object out) {                                 \
-        return binary<Op, false>(#name, as_array(a, #name), as_array(b, #name), out);  \
-      },                                                                               \
-      py::arg("a"), py::arg("b"), py::arg("out") = py::none(),                         \
+#define GF_BIN(name, grain, doc)                                                        \
+  m.def(                                                                                \
+      #name,                                                                            \
+      [](py::object a, py::object b, py::object out) {                                  \
+        return binary(#name, as_array(a, #name), as_array(b, #name), out,               \
+                      kern<float>().name, kern<double>().name, grain);                  \
+      },                                                                                \
+      py::arg("a"), py::arg("b"), py::arg("out") = py::none(),                          \
       doc " with numpy broadcasting; float32/float64, equal dtypes. out= (an array of " \
           "the broadcast shape and dtype, possibly an input itself) computes in place.");
-  GF_BIN(add, Add, "a + b")
-  GF_BIN(sub, Sub, "a - b")
-  GF_BIN(mul, Mul, "a * b")
-  GF_BIN(div, Div, "a / b")
-  GF_BIN(pow, Pow, "std::pow(a, b)")
-  GF_BIN(maximum, Maximum, "Elementwise max (NaN propagates)")
-  GF_BIN(minimum, Minimum, "Elementwise min (NaN propagates)")
+  GF_BIN(add, kGrain, "a + b")
+  GF_BIN(sub, kGrain, "a - b")
+  GF_BIN(mul, kGrain, "a * b")
+  GF_BIN(div, kGrain, "a / b")
+  GF_BIN(pow, kGrain / 8, "std::pow(a, b)")  // a libm call per element: threads pay off sooner
+  GF_BIN(maximum, kGrain, "Elementwise max (NaN propagates)")
+  GF_BIN(minimum, kGrain, "Elementwise min (NaN propagates)")
 #undef GF_BIN
-#define GF_CMP(name, Op, doc)                                                                 \
-  m.def(                                                                                      \
-      #name,                                                                                  \
-      [](py::object a, py::object b) {                                                        \
-        return binary<Op, true>(#name, as_array(a, #name), as_array(b, #name), py::none());   \
-      },                                                                                      \
+#define GF_CMP(name, doc)                                                        \
+  m.def(                                                                         \
+      #name,                                                                     \
+      [](py::object a, py::object b) {                                           \
+        return binary(#name, as_array(a, #name), as_array(b, #name), py::none(), \
+                      kern<float>().name, kern<double>().name, kGrain);          \
+      },                                                                         \
       py::arg("a"), py::arg("b"), doc " as a numpy bool array, with numpy broadcasting.");
-  GF_CMP(eq, Eq, "a == b")
-  GF_CMP(ne, Ne, "a != b")
-  GF_CMP(lt, Lt, "a < b")
-  GF_CMP(le, Le, "a <= b")
-  GF_CMP(gt, Gt, "a > b")
-  GF_CMP(ge, Ge, "a >= b")
+  GF_CMP(eq, "a == b")
+  GF_CMP(ne, "a != b")
+  GF_CMP(lt, "a < b")
+  GF_CMP(le, "a <= b")
+  GF_CMP(gt, "a > b")
+  GF_CMP(ge, "a >= b")
 #undef GF_CMP
   m.def("where", &where, py::arg("cond"), py::arg("a"), py::arg("b"),
         "cond ? a : b elementwise; cond a bool array, a and b the same float dtype; all three "

@@ -113,11 +113,17 @@ void reacquire_gil(PyThreadState* state) noexcept {
   // Finalization can also begin while this thread waits for the GIL: CPython then ends it from
   // inside PyEval_RestoreThread (a forced unwind, which must not leave the catch block: it is
   // not rethrown, the thread just waits; it holds no lock of the interpreter's at that point).
+  // glibc's pthread_exit unwinds as an exception only libstdc++ names; macOS's ends the thread
+  // without unwinding its frames.
+#if defined(__GLIBCXX__)
   try {
     PyEval_RestoreThread(state);
   } catch (abi::__forced_unwind&) {
     wait_for_exit();
   }
+#else
+  PyEval_RestoreThread(state);
+#endif
 }
 
 // ---- the output buffer cache ----------------------------------------------------------------
@@ -134,7 +140,9 @@ void* raw_alloc(std::size_t nbytes) {
   const std::size_t total = (kHeader + nbytes + 4095) & ~std::size_t(4095);
   void* block = std::aligned_alloc(4096, total);
   if (!block) throw std::bad_alloc();
+#if defined(MADV_HUGEPAGE)  // Linux's transparent huge pages
   if (total >= (std::size_t(2) << 20)) madvise(block, total, MADV_HUGEPAGE);  // fewer faults
+#endif
   char* data = static_cast<char*>(block) + kHeader;
   reinterpret_cast<std::size_t*>(data)[-8] = nbytes;
   return data;

@@ -13,20 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "kernels/types.h"  // index_t
+
 namespace py = pybind11;
 
 namespace gf {
-
-using index_t = std::int64_t;
-
-// Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time by the
-// CPU (GCC function multi-versioning). A -march=native build, or a sanitizer build, skips this.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(GF_NATIVE) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define GF_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define GF_DISPATCH
-#endif
 
 // ---- threads -------------------------------------------------------------------------------
 // Below this many elements an op runs on the calling thread: waking a team costs more than the

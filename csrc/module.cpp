@@ -9,6 +9,7 @@
 #endif
 
 #include "common.h"
+#include "kernels/table.h"
 
 namespace gf {
 void bind_matmul(py::module_& m);
@@ -40,19 +41,6 @@ static bool set_flush_denormal(bool on) {
   return false;
 #endif
 }
-
-static std::string simd_level() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    return "avx512";
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
-  return "baseline";
-#else
-  return "baseline";
-#endif
-}
 }  // namespace gf
 
 PYBIND11_MODULE(_C, m) {
@@ -74,7 +62,17 @@ PYBIND11_MODULE(_C, m) {
 #else
   m.attr("build") = "portable";
 #endif
-  m.def("simd_level", &gf::simd_level, "The SIMD code path the kernels run on this CPU.");
+  // First: GRADFLOW_SIMD may name a level this CPU cannot run, which fails the import.
+  gf::init_dispatch();
+  m.def("simd_level", &gf::simd_level,
+        "The instruction-set level the kernels run at: the best this CPU runs ('avx512', 'avx2', "
+        "'baseline'; 'sve', 'neon'; 'native' for a GRADFLOW_NATIVE build), or GRADFLOW_SIMD's.");
+  m.def("simd_levels", []() {
+          py::list names;
+          for (const std::string& n : gf::simd_levels()) names.append(n);
+          return names;
+        },
+        "The levels this build has and this CPU runs, lowest first (what GRADFLOW_SIMD accepts).");
   m.def("set_flush_denormal", &gf::set_flush_denormal, py::arg("mode"),
         "Flush denormal floats to zero in gradflow's CPU threads (and this thread); returns "
         "False where the CPU has no such mode.");

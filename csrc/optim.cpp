@@ -5,72 +5,15 @@
 // the ones written (param and the optimizer state) must be writeable. The scalar
 // hyper-parameters arrive as Python floats and are converted to the array's dtype once;
 // derived scalars (Adam's bias corrections) are formed in double first, as PyTorch does.
+// The update loops are in kernels/optim.h (compiled per instruction-set level).
 #include "common.h"
+#include "kernels/table.h"
 
 #include <cmath>
 #include <string>
 
 namespace gf {
 namespace {
-
-// ---- SGD ------------------------------------------------------------------------------------
-// d = g + wd p; with momentum: buf = first ? d : mu buf + (1 - damp) d;
-// d = nesterov ? d + mu buf : buf; p -= lr d.
-#define GF_SGD(TYPE)                                                                                \
-  GF_DISPATCH void sgd_plain_##TYPE(TYPE* p, const TYPE* g, index_t n, TYPE lr, TYPE wd) {         \
-    _Pragma("omp simd") for (index_t i = 0; i < n; ++i) {                                          \
-      TYPE d = g[i] + wd * p[i];                                                                   \
-      p[i] = p[i] - lr * d;                                                                        \
-    }                                                                                              \
-  }                                                                                                \
-  GF_DISPATCH void sgd_momentum_##TYPE(TYPE* p, const TYPE* g, TYPE* buf, index_t n, TYPE lr,      \
-                                       TYPE wd, TYPE mu, TYPE damp1, bool nesterov, bool first) {  \
-    if (first) {                                                                                   \
-      _Pragma("omp simd") for (index_t i = 0; i < n; ++i) {                                        \
-        TYPE d = g[i] + wd * p[i];                                                                 \
-        buf[i] = d;                                                                                \
-        TYPE u = nesterov ? d + mu * d : d;                                                        \
-        p[i] = p[i] - lr * u;                                                                      \
-      }                                                                                            \
-    } else {                                                                                       \
-      _Pragma("omp simd") for (index_t i = 0; i < n; ++i) {                                        \
-        TYPE d = g[i] + wd * p[i];                                                                 \
-        TYPE b = mu * buf[i] + damp1 * d;                                                          \
-        buf[i] = b;                                                                                \
-        TYPE u = nesterov ? d + mu * b : b;                                                        \
-        p[i] = p[i] - lr * u;                                                                      \
-      }                                                                                            \
-    }                                                                                              \
-  }
-GF_SGD(float)
-GF_SGD(double)
-#undef GF_SGD
-
-// ---- Adam / AdamW ---------------------------------------------------------------------------
-// decoupled (AdamW): p *= 1 - lr wd;  else (Adam): g += wd p.
-// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
-// p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).
-#define GF_ADAM(TYPE)                                                                               \
-  GF_DISPATCH void adam_##TYPE(TYPE* p, const TYPE* g, TYPE* m, TYPE* v, index_t n, TYPE b1,        \
-                               TYPE omb1, TYPE b2, TYPE omb2, TYPE step_size, TYPE bc2_sqrt,       \
-                               TYPE eps, TYPE wd, TYPE decay, bool decoupled) {                    \
-    _Pragma("omp simd") for (index_t i = 0; i < n; ++i) {                                          \
-      TYPE pi = p[i];                                                                              \
-      TYPE gi = g[i];                                                                              \
-      if (decoupled)                                                                               \
-        pi = pi * decay;                                                                           \
-      else                                                                                         \
-        gi = gi + wd * pi;                                                                         \
-      TYPE mi = b1 * m[i] + omb1 * gi;                                                             \
-      TYPE vi = b2 * v[i] + omb2 * gi * gi;                                                        \
-      m[i] = mi;                                                                                   \
-      v[i] = vi;                                                                                   \
-      p[i] = pi - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);                               \
-    }                                                                                              \
-  }
-GF_ADAM(float)
-GF_ADAM(double)
-#undef GF_ADAM
 
 // ---- argument checks ------------------------------------------------------------------------
 std::string shape_of(const py::array& a) { return shape_str(a); }
@@ -125,10 +68,10 @@ void sgd_step(py::array param, py::array grad, py::object buf_obj, double lr, do
     T* b = static_cast<T*>(bp);
     parallel_for(n, kGrain, [&](index_t s, index_t e) {
       if (use_mom)
-        sgd_momentum_float(p + s, g + s, b + s, e - s, T(lr), T(weight_decay), T(momentum),
+        kern<T>().sgd_momentum(p + s, g + s, b + s, e - s, T(lr), T(weight_decay), T(momentum),
                            T(1.0 - dampening), nesterov, first_step);
       else
-        sgd_plain_float(p + s, g + s, e - s, T(lr), T(weight_decay));
+        kern<T>().sgd_plain(p + s, g + s, e - s, T(lr), T(weight_decay));
     });
   } else {
     using T = double;
@@ -137,10 +80,10 @@ void sgd_step(py::array param, py::array grad, py::object buf_obj, double lr, do
     T* b = static_cast<T*>(bp);
     parallel_for(n, kGrain, [&](index_t s, index_t e) {
       if (use_mom)
-        sgd_momentum_double(p + s, g + s, b + s, e - s, T(lr), T(weight_decay), T(momentum),
+        kern<T>().sgd_momentum(p + s, g + s, b + s, e - s, T(lr), T(weight_decay), T(momentum),
                             T(1.0 - dampening), nesterov, first_step);
       else
-        sgd_plain_double(p + s, g + s, e - s, T(lr), T(weight_decay));
+        kern<T>().sgd_plain(p + s, g + s, e - s, T(lr), T(weight_decay));
     });
   }
 }
@@ -170,7 +113,7 @@ void adam_step(py::array param, py::array grad, py::array exp_avg, py::array exp
     T *p = static_cast<T*>(pp), *m = static_cast<T*>(mp), *v = static_cast<T*>(vp);
     const T* g = static_cast<const T*>(gp);
     parallel_for(n, kGrain, [&](index_t s, index_t e) {
-      adam_float(p + s, g + s, m + s, v + s, e - s, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+      kern<T>().adam(p + s, g + s, m + s, v + s, e - s, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
                  T(step_size), T(bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
     });
   } else {
@@ -178,7 +121,7 @@ void adam_step(py::array param, py::array grad, py::array exp_avg, py::array exp
     T *p = static_cast<T*>(pp), *m = static_cast<T*>(mp), *v = static_cast<T*>(vp);
     const T* g = static_cast<const T*>(gp);
     parallel_for(n, kGrain, [&](index_t s, index_t e) {
-      adam_double(p + s, g + s, m + s, v + s, e - s, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+      kern<T>().adam(p + s, g + s, m + s, v + s, e - s, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
                   T(step_size), T(bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
     });
   }

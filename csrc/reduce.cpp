@@ -25,208 +25,25 @@
 #include <type_traits>
 
 #include "common.h"
-#include "line_kernels.h"
-#include "gf_vecmath.h"
+#include "kernels/table.h"
 #include "strided.h"
 
 namespace gf {
 namespace {
 
-constexpr int kLanes = 32;
 constexpr index_t kSumBlock = 4096;
 constexpr index_t kLseBlock = 1024;
 
-template <class T> inline bool is_finite(T x) { return x - x == T(0); }
-
-// ---- row kernels: one strided line (stride in elements) ---------------------------------------
-// float32, unit stride, n <= kSumBlock: eight 16-float vector accumulators (enough independent
-// add chains to cover the add latency on both ports, no per-element widening to double), so at
-// most kSumBlock / 128 = 32 float additions per lane before the lanes are summed in double.
-typedef float f32x16 __attribute__((vector_size(64)));
-
-GF_DISPATCH double sum_block_f32(const float* p, index_t n) {
-  constexpr int V = 16, U = 8;
-  f32x16 a[U] = {};
-  index_t i = 0;
-  for (; i + V * U <= n; i += V * U) {
-    for (int u = 0; u < U; ++u) {
-      f32x16 v;
-      __builtin_memcpy(&v, p + i + V * u, sizeof v);
-      a[u] += v;
-    }
-  }
-  double acc[V] = {};
-  for (int u = 0; u < U; ++u)
-    for (int j = 0; j < V; ++j) acc[j] += double(a[u][j]);
-  double t = 0;
-  for (; i < n; ++i) t += double(p[i]);
-  for (int w = V / 2; w > 0; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0] + t;
-}
-
-template <class T>
-GF_DISPATCH double sum_line(const T* p, index_t n, index_t s) {
-  if constexpr (std::is_same<T, float>::value)
-    if (s == 1) return sum_block_f32(p, n);
-  double acc[kLanes] = {};
-  index_t i = 0;
-  if (s == 1) {
-    for (; i + kLanes <= n; i += kLanes) {
-#pragma omp simd
-      for (int j = 0; j < kLanes; ++j) acc[j] += double(p[i + j]);
-    }
-  } else {
-    for (; i + kLanes <= n; i += kLanes) {
-#pragma omp simd
-      for (int j = 0; j < kLanes; ++j) acc[j] += double(p[(i + j) * s]);
-    }
-  }
-  double t = 0;
-  for (; i < n; ++i) t += double(p[i * s]);
-  for (int w = kLanes / 2; w > 0; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0] + t;
-}
-
+// The row, lockstep and column kernels are in kernels/reduce.h (compiled per instruction-set
+// level, called through kern<T>()).
 // ---- four unit-stride lines at once ------------------------------------------------------------
 // One core streams memory faster from several places at once than from one (more prefetches in
 // flight: 7.8 -> 11 GB/s for four streams on the 2-core AVX-512 machine), so long contiguous
 // reductions walk four lines in lockstep: the four quarters of one range (a full reduction), or
 // four rows (a reduction over the last axis). Two vectors of lanes per line; float32 sums take
-// blocks of kSumBlock4 so that no float lane adds more than 32 elements, as sum_block_f32.
-constexpr int kStreams = 4;
+// blocks of kSumBlock4 so that no float lane adds more than 32 elements, as sum_block_f32 (kernels/reduce.h).
 constexpr index_t kSumBlock4 = 1024;
 constexpr index_t kLockstepMin = 1 << 14;  // elements per quarter for a range to be split
-
-// What the four lines fold with: each lane's step, and the fold of the lanes and the tail into
-// one result per line (a float32 sum folds in double).
-template <class T>
-struct SumLanes {
-  using Out = double;
-  static T init() { return T(0); }
-  static T step(T a, T x) { return a + x; }
-  static double fold(double s, T v) { return s + double(v); }
-};
-template <class T, bool Max>
-struct ExtremeLanes {
-  using Out = T;
-  static T init() {
-    return Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-  }
-  static T step(T a, T x) { return Max ? nanmax(a, x) : nanmin(a, x); }
-  static T fold(T m, T v) { return step(m, v); }
-};
-
-template <class T, class F>
-GF_DISPATCH void lockstep_x4(const T* const* p, index_t n, typename F::Out* out) {
-  constexpr int L = 128 / int(sizeof(T));
-  T a0[L], a1[L], a2[L], a3[L];
-  for (int j = 0; j < L; ++j) a0[j] = a1[j] = a2[j] = a3[j] = F::init();
-  const T *q0 = p[0], *q1 = p[1], *q2 = p[2], *q3 = p[3];
-  index_t i = 0;
-  for (; i + L <= n; i += L) {
-#pragma omp simd
-    for (int j = 0; j < L; ++j) {
-      a0[j] = F::step(a0[j], q0[i + j]);
-      a1[j] = F::step(a1[j], q1[i + j]);
-      a2[j] = F::step(a2[j], q2[i + j]);
-      a3[j] = F::step(a3[j], q3[i + j]);
-    }
-  }
-  const T* acc[kStreams] = {a0, a1, a2, a3};
-  for (int k = 0; k < kStreams; ++k) {
-    typename F::Out r = F::init();
-    for (int j = 0; j < L; ++j) r = F::fold(r, acc[k][j]);
-    for (index_t t = i; t < n; ++t) r = F::fold(r, p[k][t]);
-    out[k] = r;
-  }
-}
-
-// ---- column kernels: update W accumulators (column stride cs) from rows ------------------------
-template <class T>
-GF_DISPATCH void sum_cols(double* acc, const T* const* rows, int nr, index_t W, index_t cs) {
-  int r = 0;
-  if (cs == 1) {
-    for (; r + 4 <= nr; r += 4) {
-      const T *a = rows[r], *b = rows[r + 1], *c = rows[r + 2], *d = rows[r + 3];
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j)
-        acc[j] += (double(a[j]) + double(b[j])) + (double(c[j]) + double(d[j]));
-    }
-    for (; r < nr; ++r) {
-      const T* a = rows[r];
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) acc[j] += double(a[j]);
-    }
-  } else {
-    for (; r < nr; ++r) {
-      const T* a = rows[r];
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) acc[j] += double(a[j * cs]);
-    }
-  }
-}
-
-template <class T, bool Max>
-GF_DISPATCH void extreme_cols(T* acc, const T* const* rows, int nr, index_t W, index_t cs) {
-  int r = 0;
-  if (cs == 1) {
-    for (; r + 4 <= nr; r += 4) {
-      const T *a = rows[r], *b = rows[r + 1], *c = rows[r + 2], *d = rows[r + 3];
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) {
-        T m = acc[j];
-        m = Max ? nanmax(m, a[j]) : nanmin(m, a[j]);
-        m = Max ? nanmax(m, b[j]) : nanmin(m, b[j]);
-        m = Max ? nanmax(m, c[j]) : nanmin(m, c[j]);
-        m = Max ? nanmax(m, d[j]) : nanmin(m, d[j]);
-        acc[j] = m;
-      }
-    }
-    for (; r < nr; ++r) {
-      const T* a = rows[r];
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) acc[j] = Max ? nanmax(acc[j], a[j]) : nanmin(acc[j], a[j]);
-    }
-  } else {
-    for (; r < nr; ++r) {
-      const T* a = rows[r];
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j)
-        acc[j] = Max ? nanmax(acc[j], a[j * cs]) : nanmin(acc[j], a[j * cs]);
-    }
-  }
-}
-
-// logsumexp state per column: running max m, running sum s of exp(x - m)
-template <class T>
-GF_DISPATCH void lse_cols(T* m, double* s, T* bm, T* sh, const T* const* rows, int nr, index_t W,
-                          index_t cs) {
-  const T ninf = -std::numeric_limits<T>::infinity();
-#pragma omp simd
-  for (index_t j = 0; j < W; ++j) bm[j] = ninf;
-  for (int r = 0; r < nr; ++r) {
-    const T* a = rows[r];
-#pragma omp simd
-    for (index_t j = 0; j < W; ++j) bm[j] = nanmax(bm[j], a[j * cs]);
-  }
-#pragma omp simd
-  for (index_t j = 0; j < W; ++j) {
-    T om = m[j];
-    T nm = nanmax(om, bm[j]);
-    // om == nm also covers the all -inf column (no exp(-inf - -inf) = NaN)
-    double sc = (nm == om) ? 1.0 : math::exp(double(om) - double(nm));
-    s[j] *= sc;
-    m[j] = nm;
-    sh[j] = is_finite(nm) ? nm : T(0);  // non-finite max: the sum is not used
-  }
-  for (int r = 0; r < nr; ++r) {
-    const T* a = rows[r];
-#pragma omp simd
-    for (index_t j = 0; j < W; ++j) s[j] += double(math::exp(a[j * cs] - sh[j]));
-  }
-}
 
 template <class T> T lse_finish(T m, double s) {
   if (!is_finite(m)) return m;  // NaN, +inf, or -inf (all -inf / empty)
@@ -252,13 +69,13 @@ struct SumOp {
   }
   static void run(State& st, const T* p, index_t n, index_t s) {
     for (index_t b = 0; b < n; b += kSumBlock)
-      add(st, sum_line<T>(p + b * s, std::min(kSumBlock, n - b), s));
+      add(st, kern<T>().sum_line(p + b * s, std::min(kSumBlock, n - b), s));
   }
   static void run4(State* st, const T* const* p, index_t n) {
     for (index_t b = 0; b < n; b += kSumBlock4) {
       const T* q[kStreams] = {p[0] + b, p[1] + b, p[2] + b, p[3] + b};
       double sums[kStreams];
-      lockstep_x4<T, SumLanes<T>>(q, std::min(kSumBlock4, n - b), sums);
+      kern<T>().sum_x4(q, std::min(kSumBlock4, n - b), sums);
       for (int k = 0; k < kStreams; ++k) add(st[k], sums[k]);
     }
   }
@@ -281,7 +98,7 @@ struct SumOp {
     }
   };
   static void col_rows(Cols& c, const T* const* rows, int nr, index_t W, index_t cs) {
-    sum_cols<T>(c.acc.data(), rows, nr, W, cs);
+    kern<T>().sum_cols(c.acc.data(), rows, nr, W, cs);
     c.rows += nr;
     if (c.rows >= 128) {
       for (index_t j = 0; j < W; ++j) c.tot[j] += c.acc[j], c.acc[j] = 0;
@@ -302,12 +119,12 @@ struct ExtremeOp {
     T m = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
   };
   static void run(State& st, const T* p, index_t n, index_t s) {
-    T v = extreme_line<T, Max>(p, n, s);
+    T v = (Max ? kern<T>().max_line : kern<T>().min_line)(p, n, s);
     st.m = Max ? nanmax(st.m, v) : nanmin(st.m, v);
   }
   static void run4(State* st, const T* const* p, index_t n) {
     T m[kStreams];
-    lockstep_x4<T, ExtremeLanes<T, Max>>(p, n, m);
+    (Max ? kern<T>().max_x4 : kern<T>().min_x4)(p, n, m);
     for (int k = 0; k < kStreams; ++k) st[k].m = Max ? nanmax(st[k].m, m[k]) : nanmin(st[k].m, m[k]);
   }
   static void combine(State& a, const State& b) { a.m = Max ? nanmax(a.m, b.m) : nanmin(a.m, b.m); }
@@ -318,7 +135,7 @@ struct ExtremeOp {
     void init(index_t W) { acc.assign(W, State().m); }
   };
   static void col_rows(Cols& c, const T* const* rows, int nr, index_t W, index_t cs) {
-    extreme_cols<T, Max>(c.acc.data(), rows, nr, W, cs);
+    (Max ? kern<T>().max_cols : kern<T>().min_cols)(c.acc.data(), rows, nr, W, cs);
   }
   static void col_finish(Cols& c, T* out, index_t os, index_t W, index_t) {
     for (index_t j = 0; j < W; ++j) out[j * os] = c.acc[j];
@@ -355,7 +172,7 @@ struct LseOp {
     for (index_t b = 0; b < n; b += kLseBlock) {
       index_t len = std::min(kLseBlock, n - b);
       const T* q = p + b * s;
-      if (update(st, extreme_line<T, true>(q, len, s))) st.s += sumexp_line<T>(q, len, s, st.m);
+      if (update(st, kern<T>().max_line(q, len, s))) st.s += kern<T>().sumexp_line(q, len, s, st.m);
     }
   }
   static void run4(State* st, const T* const* p, index_t n) {  // exp-bound: no gain from lockstep
@@ -386,7 +203,7 @@ struct LseOp {
     }
   };
   static void col_rows(Cols& c, const T* const* rows, int nr, index_t W, index_t cs) {
-    lse_cols<T>(c.m.data(), c.s.data(), c.bm.data(), c.sh.data(), rows, nr, W, cs);
+    kern<T>().lse_cols(c.m.data(), c.s.data(), c.bm.data(), c.sh.data(), rows, nr, W, cs);
   }
   static void col_finish(Cols& c, T* out, index_t os, index_t W, index_t) {
     for (index_t j = 0; j < W; ++j) out[j * os] = lse_finish(c.m[j], c.s[j]);
@@ -626,7 +443,7 @@ py::array reduce(Kind k, const py::object& xo, const py::object& axes, bool keep
 // First index of the extreme value of a line (first NaN if any, as numpy).
 template <class T, bool Max>
 index_t arg_line(const T* p, index_t n, index_t s, T& best) {
-  T m = extreme_line<T, Max>(p, n, s);
+  T m = (Max ? kern<T>().max_line : kern<T>().min_line)(p, n, s);
   best = m;
   if (m != m) {
     for (index_t i = 0; i < n; ++i)

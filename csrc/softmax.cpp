@@ -15,163 +15,14 @@
 #include <limits>
 
 #include "common.h"
-#include "line_kernels.h"
-#include "gf_vecmath.h"
+#include "kernels/table.h"
 #include "strided.h"
 
 namespace gf {
 namespace {
 
-constexpr index_t kColBlock = 256;
-
-// ---- row mode (strides in elements) ----------------------------------------------------------------
-template <class T>
-GF_DISPATCH void softmax_line(T* o, index_t so, const T* x, index_t sx, index_t n) {
-  const T m = extreme_line<T, true>(x, n, sx);
-  double s = 0;
-  if (so == 1 && sx == 1) {
-#pragma omp simd reduction(+ : s)
-    for (index_t i = 0; i < n; ++i) {
-      T e = math::exp(x[i] - m);
-      o[i] = e;
-      s += double(e);
-    }
-    const T inv = T(1.0 / s);
-#pragma omp simd
-    for (index_t i = 0; i < n; ++i) o[i] *= inv;
-  } else {
-#pragma omp simd reduction(+ : s)
-    for (index_t i = 0; i < n; ++i) {
-      T e = math::exp(x[i * sx] - m);
-      o[i * so] = e;
-      s += double(e);
-    }
-    const T inv = T(1.0 / s);
-#pragma omp simd
-    for (index_t i = 0; i < n; ++i) o[i * so] *= inv;
-  }
-}
-
-template <class T>
-GF_DISPATCH void log_softmax_line(T* o, index_t so, const T* x, index_t sx, index_t n) {
-  const T m = extreme_line<T, true>(x, n, sx);
-  // (x - m) - log(s): x - m is exact near the max, so the result has one rounding there
-  const T c = T(math::log(sumexp_line<T>(x, n, sx, m)));
-  if (so == 1 && sx == 1) {
-#pragma omp simd
-    for (index_t i = 0; i < n; ++i) o[i] = (x[i] - m) - c;
-  } else {
-#pragma omp simd
-    for (index_t i = 0; i < n; ++i) o[i * so] = (x[i * sx] - m) - c;
-  }
-}
-
-// dx = y * (g - sum(g * y))
-template <class T>
-GF_DISPATCH void softmax_bwd_line(T* o, index_t so, const T* y, index_t sy, const T* g, index_t sg,
-                                  index_t n) {
-  double d = 0;
-#pragma omp simd reduction(+ : d)
-  for (index_t i = 0; i < n; ++i) d += double(g[i * sg]) * double(y[i * sy]);
-  const T dt = T(d);
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) o[i * so] = y[i * sy] * (g[i * sg] - dt);
-}
-
-// dx = g - exp(y) * sum(g)
-template <class T>
-GF_DISPATCH void log_softmax_bwd_line(T* o, index_t so, const T* y, index_t sy, const T* g,
-                                      index_t sg, index_t n) {
-  double d = 0;
-#pragma omp simd reduction(+ : d)
-  for (index_t i = 0; i < n; ++i) d += double(g[i * sg]);
-  const T dt = T(d);
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) o[i * so] = g[i * sg] - math::exp(y[i * sy]) * dt;
-}
-
-// ---- column mode: W lines at once; c* = stride between lines, a* = stride along the axis -------
-template <class T>
-GF_DISPATCH void softmax_cols(bool log, T* o, index_t co, index_t ao, const T* x, index_t cx,
-                              index_t ax, index_t n, index_t W) {
-  T m[kColBlock];
-  double s[kColBlock];
-#pragma omp simd
-  for (index_t j = 0; j < W; ++j) m[j] = -std::numeric_limits<T>::infinity(), s[j] = 0;
-  for (index_t r = 0; r < n; ++r) {
-    const T* xr = x + r * ax;
-#pragma omp simd
-    for (index_t j = 0; j < W; ++j) m[j] = nanmax(m[j], xr[j * cx]);
-  }
-  if (log) {
-    for (index_t r = 0; r < n; ++r) {
-      const T* xr = x + r * ax;
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) s[j] += double(math::exp(xr[j * cx] - m[j]));
-    }
-    T c[kColBlock];
-    for (index_t j = 0; j < W; ++j) c[j] = T(math::log(s[j]));
-    for (index_t r = 0; r < n; ++r) {
-      const T* xr = x + r * ax;
-      T* orow = o + r * ao;
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) orow[j * co] = (xr[j * cx] - m[j]) - c[j];
-    }
-    return;
-  }
-  for (index_t r = 0; r < n; ++r) {
-    const T* xr = x + r * ax;
-    T* orow = o + r * ao;
-#pragma omp simd
-    for (index_t j = 0; j < W; ++j) {
-      T e = math::exp(xr[j * cx] - m[j]);
-      orow[j * co] = e;
-      s[j] += double(e);
-    }
-  }
-  T inv[kColBlock];
-#pragma omp simd
-  for (index_t j = 0; j < W; ++j) inv[j] = T(1.0 / s[j]);
-  for (index_t r = 0; r < n; ++r) {
-    T* orow = o + r * ao;
-#pragma omp simd
-    for (index_t j = 0; j < W; ++j) orow[j * co] *= inv[j];
-  }
-}
-
-template <class T>
-GF_DISPATCH void softmax_bwd_cols(bool log, T* o, index_t co, index_t ao, const T* y, index_t cy,
-                                  index_t ay, const T* g, index_t cg, index_t ag, index_t n,
-                                  index_t W) {
-  double d[kColBlock];
-#pragma omp simd
-  for (index_t j = 0; j < W; ++j) d[j] = 0;
-  for (index_t r = 0; r < n; ++r) {
-    const T* yr = y + r * ay;
-    const T* gr = g + r * ag;
-    if (log) {
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) d[j] += double(gr[j * cg]);
-    } else {
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) d[j] += double(gr[j * cg]) * double(yr[j * cy]);
-    }
-  }
-  T dt[kColBlock];
-  for (index_t j = 0; j < W; ++j) dt[j] = T(d[j]);
-  for (index_t r = 0; r < n; ++r) {
-    const T* yr = y + r * ay;
-    const T* gr = g + r * ag;
-    T* orow = o + r * ao;
-    if (log) {
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) orow[j * co] = gr[j * cg] - math::exp(yr[j * cy]) * dt[j];
-    } else {
-#pragma omp simd
-      for (index_t j = 0; j < W; ++j) orow[j * co] = yr[j * cy] * (gr[j * cg] - dt[j]);
-    }
-  }
-}
+// The line, column and cross-entropy row kernels are in kernels/softmax.h (compiled per
+// instruction-set level, called through kern<T>()).
 
 // ---- drivers ------------------------------------------------------------------------------------------
 // Loop over the lines along `axis` of K operands (operand 0 the new C-contiguous output);
@@ -209,16 +60,16 @@ py::array softmax_typed(py::array x, int axis, bool log) {
     T* o = reinterpret_cast<T*>(p[0]);
     const T* xi = reinterpret_cast<const T*>(p[1]);
     if (m >= 8 && n > 1 && std::abs(s[1]) < std::abs(as[1])) {
-      for (index_t j0 = 0; j0 < m; j0 += kColBlock)
-        softmax_cols<T>(log, o + j0 * (s[0] / z), s[0] / z, as[0] / z, xi + j0 * (s[1] / z), s[1] / z,
-                        as[1] / z, n, std::min(kColBlock, m - j0));
+      for (index_t j0 = 0; j0 < m; j0 += kSoftmaxColBlock)
+        kern<T>().softmax_cols(log, o + j0 * (s[0] / z), s[0] / z, as[0] / z, xi + j0 * (s[1] / z), s[1] / z,
+                        as[1] / z, n, std::min(kSoftmaxColBlock, m - j0));
       return;
     }
     for (index_t i = 0; i < m; ++i) {
       T* oi = o + i * (s[0] / z);
       const T* xr = xi + i * (s[1] / z);
-      if (log) log_softmax_line<T>(oi, as[0] / z, xr, as[1] / z, n);
-      else softmax_line<T>(oi, as[0] / z, xr, as[1] / z, n);
+      if (log) kern<T>().log_softmax_line(oi, as[0] / z, xr, as[1] / z, n);
+      else kern<T>().softmax_line(oi, as[0] / z, xr, as[1] / z, n);
     }
   });
   return out;
@@ -248,18 +99,18 @@ py::array softmax_bwd_typed(py::array y, py::array g, int axis, bool log) {
     const T* yi = reinterpret_cast<const T*>(p[1]);
     const T* gi = reinterpret_cast<const T*>(p[2]);
     if (m >= 8 && n > 1 && std::abs(s[1]) < std::abs(as[1])) {
-      for (index_t j0 = 0; j0 < m; j0 += kColBlock)
-        softmax_bwd_cols<T>(log, o + j0 * (s[0] / z), s[0] / z, as[0] / z, yi + j0 * (s[1] / z),
+      for (index_t j0 = 0; j0 < m; j0 += kSoftmaxColBlock)
+        kern<T>().softmax_bwd_cols(log, o + j0 * (s[0] / z), s[0] / z, as[0] / z, yi + j0 * (s[1] / z),
                             s[1] / z, as[1] / z, gi + j0 * (s[2] / z), s[2] / z, as[2] / z, n,
-                            std::min(kColBlock, m - j0));
+                            std::min(kSoftmaxColBlock, m - j0));
       return;
     }
     for (index_t i = 0; i < m; ++i) {
       T* oi = o + i * (s[0] / z);
       const T* yr = yi + i * (s[1] / z);
       const T* gr = gi + i * (s[2] / z);
-      if (log) log_softmax_bwd_line<T>(oi, as[0] / z, yr, as[1] / z, gr, as[2] / z, n);
-      else softmax_bwd_line<T>(oi, as[0] / z, yr, as[1] / z, gr, as[2] / z, n);
+      if (log) kern<T>().log_softmax_bwd_line(oi, as[0] / z, yr, as[1] / z, gr, as[2] / z, n);
+      else kern<T>().softmax_bwd_line(oi, as[0] / z, yr, as[1] / z, gr, as[2] / z, n);
     }
   });
   return out;
@@ -328,12 +179,12 @@ py::tuple cross_entropy_typed(py::array x, py::array_t<std::int64_t> labels) {
     parallel_for(N, std::max<index_t>(1, (kGrain / 4) / C), [&](index_t b, index_t e) {
       for (index_t i = b; i < e; ++i) {
         const T* r = reinterpret_cast<const T*>(base + i * rs);
-        T m = extreme_line<T, true>(r, C, cs);
+        T m = kern<T>().max_line(r, C, cs);
         const T xl = r[lab[i * ls] * cs];
         if (m - m == T(0)) {
           // loss = (m - x[label]) + log(s) in double: not through the rounded lse, so it stays
           // exact to the dtype's precision when lse is large (logits ~ 1e4)
-          const double ls_ = math::log(sumexp_line<T>(r, C, cs, m));
+          const double ls_ = math::log(kern<T>().sumexp_line(r, C, cs, m));
           le[i] = T(double(m) + ls_);
           lo[i] = T((double(m) - double(xl)) + ls_);
         } else {  // NaN or +-inf in the row
@@ -356,34 +207,6 @@ py::tuple cross_entropy(const py::object& xo, const py::object& lo) {
   return dt == DType::f32 ? cross_entropy_typed<float>(x, labels) : cross_entropy_typed<double>(x, labels);
 }
 
-// Writes exp(x - l) for one row and returns its sum (1 up to the rounding of l).
-template <class T>
-GF_DISPATCH double ce_bwd_exp(T* o, const T* x, index_t cs, index_t C, T l) {
-  double s = 0;
-  if (cs == 1) {
-#pragma omp simd reduction(+ : s)
-    for (index_t j = 0; j < C; ++j) {
-      T e = math::exp(x[j] - l);
-      o[j] = e;
-      s += double(e);
-    }
-  } else {
-#pragma omp simd reduction(+ : s)
-    for (index_t j = 0; j < C; ++j) {
-      T e = math::exp(x[j * cs] - l);
-      o[j] = e;
-      s += double(e);
-    }
-  }
-  return s;
-}
-
-template <class T>
-GF_DISPATCH void ce_bwd_scale(T* o, index_t C, T f) {
-#pragma omp simd
-  for (index_t j = 0; j < C; ++j) o[j] *= f;
-}
-
 template <class T>
 py::array cross_entropy_bwd_typed(py::array x, py::array_t<std::int64_t> labels, py::array lse, py::array g) {
   const index_t N = x.shape(0), C = x.shape(1);
@@ -403,11 +226,11 @@ py::array cross_entropy_bwd_typed(py::array x, py::array_t<std::int64_t> labels,
       for (index_t i = b; i < e; ++i) {
         const T gi = gp[i * gs];
         T* o = op + i * C;
-        const double sum = ce_bwd_exp<T>(o, reinterpret_cast<const T*>(base + i * rs), cs, C, lp[i * lss]);
+        const double sum = kern<T>().ce_bwd_exp(o, reinterpret_cast<const T*>(base + i * rs), cs, C, lp[i * lss]);
         // exp(x - lse) sums to 1 but for the rounding of lse (float32 lse of logits ~ 1e4 is
         // off by up to 5e-4): dividing by the sum, while the row is in cache, removes that.
         const bool ok = sum > 0 && sum < std::numeric_limits<double>::infinity();
-        ce_bwd_scale<T>(o, C, ok ? T(double(gi) / sum) : gi);
+        kern<T>().ce_bwd_scale(o, C, ok ? T(double(gi) / sum) : gi);
         o[lab[i * ls]] -= gi;
       }
     });

@@ -1,17 +1,16 @@
 // Elementwise activations and math functions, forward and backward.
 //
-// Every op's formula comes from gf_math.h (shared with the CUDA backend) or is a one-liner
-// written here. Each op is compiled into one flat loop per dtype, marked GF_DISPATCH (AVX-512 /
-// AVX2 / baseline clones) with `#pragma omp simd` (the transcendental functions are gf_vecmath.h's,
-// which vectorise), and split across threads by gf::parallel_for for large inputs.
+// Every op's formula comes from gf_math.h (shared with the CUDA backend) or is a one-liner in
+// kernels/unary.h, which compiles each op into one flat `omp simd` loop per dtype and per
+// instruction-set level (kernels/table.h); the loops are split across threads by
+// gf::parallel_for for large inputs.
 //
 // Layout: inputs that are C-contiguous are read in place (no copy). Any other layout
 // (transposed, step-sliced, negative strides) is first copied into a C-contiguous temporary by
 // numpy (one extra pass), and the flat loop runs on that. Outputs are always new C-contiguous
 // arrays of the input's shape and dtype.
-#include "gf_math.h"
-
 #include "common.h"
+#include "kernels/table.h"
 
 #include <string>
 #include <vector>
@@ -19,111 +18,10 @@
 namespace gf {
 namespace {
 
-// Argument pack for the scalar parameters of an op (slope, beta, threshold, exponent).
-// Converted to T once, outside the loop.
-struct Params {
-  double a = 0, b = 0;
-};
-
 using Fwd32 = void (*)(const float*, float*, index_t, Params);
 using Fwd64 = void (*)(const double*, double*, index_t, Params);
 using Bwd32 = void (*)(const float*, const float*, float*, index_t, Params);
 using Bwd64 = void (*)(const double*, const double*, double*, index_t, Params);
-
-// Defines NAME_f32 / NAME_f64 forward loops computing y[i] = EXPR, where EXPR may use the
-// element `x`, the type `T` and the converted parameters `pa`, `pb`.
-#define GF_UNARY_FWD_T(NAME, TYPE, EXPR)                                                       \
-  GF_DISPATCH void NAME(const TYPE* __restrict xp, TYPE* __restrict yp, index_t n, Params p) { \
-    using T = TYPE;                                                                            \
-    const T pa = T(p.a), pb = T(p.b);                                                          \
-    (void)pa;                                                                                  \
-    (void)pb;                                                                                  \
-    _Pragma("omp simd") for (index_t i = 0; i < n; ++i) {                                     \
-      const T x = xp[i];                                                                       \
-      yp[i] = (EXPR);                                                                          \
-    }                                                                                          \
-  }
-#define GF_UNARY_FWD(NAME, EXPR)                 \
-  GF_UNARY_FWD_T(NAME##_f32, float, EXPR)        \
-  GF_UNARY_FWD_T(NAME##_f64, double, EXPR)
-
-// Backward loops: out[i] = EXPR with the saved tensor element `x` (input or output, per op),
-// the incoming gradient `g`, and `pa`, `pb`.
-#define GF_UNARY_BWD_T(NAME, TYPE, EXPR)                                                      \
-  GF_DISPATCH void NAME(const TYPE* __restrict xp, const TYPE* __restrict gp,                 \
-                        TYPE* __restrict op, index_t n, Params p) {                           \
-    using T = TYPE;                                                                           \
-    const T pa = T(p.a), pb = T(p.b);                                                         \
-    (void)pa;                                                                                 \
-    (void)pb;                                                                                 \
-    _Pragma("omp simd") for (index_t i = 0; i < n; ++i) {                                    \
-      const T x = xp[i];                                                                      \
-      const T g = gp[i];                                                                      \
-      op[i] = (EXPR);                                                                         \
-    }                                                                                         \
-  }
-#define GF_UNARY_BWD(NAME, EXPR)                 \
-  GF_UNARY_BWD_T(NAME##_f32, float, EXPR)        \
-  GF_UNARY_BWD_T(NAME##_f64, double, EXPR)
-
-namespace M = gf::math;
-
-// g / (2 y). float: in double, where 2 y can overflow and g / y too for a subnormal y.
-template <class T> inline T sqrt_grad(T y, T g) { return g / (T(2) * y); }
-inline float sqrt_grad(float y, float g) { return float(double(g) / (2.0 * double(y))); }
-// g p x^(p-1). float: in double, where x^(p-1) alone can overflow or lose bits as a subnormal
-// while the product is a normal float; rounded once.
-template <class T> inline T pow_grad(T x, T g, T p, T pm1) { return g * p * std::pow(x, pm1); }
-inline float pow_grad(float x, float g, float p, float pm1) {
-  return float(double(g) * double(p) * M::pow_in_double(x, pm1));
-}
-// float: gradflow's vectorisable pow (above); double: libm's, one call per element.
-inline float pow_(float x, float p) { return M::pow(x, p); }
-inline double pow_(double x, double p) { return std::pow(x, p); }
-
-// ---- forward loops ----------------------------------------------------------------------------
-GF_UNARY_FWD(sigmoid_fwd, M::sigmoid(x))
-GF_UNARY_FWD(tanh_fwd, M::tanh_(x))
-GF_UNARY_FWD(relu_fwd, M::relu(x))
-GF_UNARY_FWD(leaky_relu_fwd, M::leaky_relu(x, pa))
-GF_UNARY_FWD(gelu_fwd, M::gelu(x))
-GF_UNARY_FWD(gelu_tanh_fwd, M::gelu_tanh(x))
-GF_UNARY_FWD(softplus_fwd, M::softplus(x, pa, pb))
-GF_UNARY_FWD(exp_fwd, M::exp(x))
-GF_UNARY_FWD(log_fwd, M::log(x))
-GF_UNARY_FWD(sqrt_fwd, M::sqrt(x))
-GF_UNARY_FWD(abs_fwd, M::abs(x))
-GF_UNARY_FWD(neg_fwd, -x)
-// pow_scalar: the exponents 0, 1 and 2 get exact loops (picked outside the loop); the rest
-// call pow.
-GF_UNARY_FWD(pow0_fwd, T(1))
-GF_UNARY_FWD(pow1_fwd, x)
-GF_UNARY_FWD(pow2_fwd, x * x)
-GF_UNARY_FWD(pow_fwd, pow_(x, pa))
-
-// ---- backward loops ---------------------------------------------------------------------------
-GF_UNARY_BWD(sigmoid_bwd, M::sigmoid_grad(x, g))  // x is the forward output y
-GF_UNARY_BWD(tanh_bwd, M::tanh_grad(x, g))        // output
-GF_UNARY_BWD(relu_bwd, M::relu_grad(x, g))        // output
-GF_UNARY_BWD(leaky_relu_bwd, M::leaky_relu_grad(x, g, pa))  // input
-GF_UNARY_BWD(gelu_bwd, M::gelu_grad(x, g))                  // input
-GF_UNARY_BWD(gelu_tanh_bwd, M::gelu_tanh_grad(x, g))        // input
-GF_UNARY_BWD(softplus_bwd, M::softplus_grad(x, g, pa, pb))  // input
-GF_UNARY_BWD(exp_bwd, g * x)                                // output
-GF_UNARY_BWD(log_bwd, g / x)                                // input
-GF_UNARY_BWD(sqrt_bwd, sqrt_grad(x, g))  // output
-// g * sign(x): 0 at +-0, NaN where x is NaN.
-GF_UNARY_BWD(abs_bwd, x > T(0) ? g : (x < T(0) ? -g : (x == x ? T(0) : x)))
-// g * p * x^(p-1); exponents 0, 1, 2 are exact and never produce 0 * inf.
-GF_UNARY_BWD(pow0_bwd, T(0))
-GF_UNARY_BWD(pow1_bwd, g)
-GF_UNARY_BWD(pow2_bwd, T(2) * g * x)
-GF_UNARY_BWD(pow_bwd, pow_grad(x, g, pa, pb))  // pb = p - 1 (computed in T)
-
-#undef GF_UNARY_FWD
-#undef GF_UNARY_FWD_T
-#undef GF_UNARY_BWD
-#undef GF_UNARY_BWD_T
 
 struct FwdK {
   Fwd32 f32;
@@ -133,8 +31,9 @@ struct BwdK {
   Bwd32 f32;
   Bwd64 f64;
 };
+// An op's loops for both dtypes, from the kernel table.
 #define GF_K(NAME) \
-  { NAME##_f32, NAME##_f64 }
+  { kern<float>().NAME, kern<double>().NAME }
 
 constexpr index_t kGrainHeavy = 1 << 13;  // ops that call exp / erf / tanh / log / pow
 

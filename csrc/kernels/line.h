@@ -1,23 +1,21 @@
 // Line kernels shared by the reductions and the softmax family: NaN-propagating max/min and
 // the max-shifted sum of exponentials along one strided line (stride in elements).
-// In an anonymous namespace: each including file gets its own multi-versioned copies.
-#pragma once
+//
+// A family header of the dispatched kernels: no include guard, code in namespace
+// gf::GF_KERNEL_NS (see table.h).
 
-#include <limits>
-
-#include "common.h"
-#include "gf_vecmath.h"
+#define GF_LINE_TABLE                         \
+  GF_KERNEL(max_line, extreme_line<T, true>)  \
+  GF_KERNEL(min_line, extreme_line<T, false>) \
+  GF_KERNEL(sumexp_line, sumexp_line<T>)
 
 namespace gf {
-namespace {
+namespace GF_KERNEL_NS {
 
 constexpr int kLineLanes = 64;  // independent accumulators: enough to fill the vector units
 
-template <class T> inline T nanmax(T m, T x) { return (x > m || x != x) ? x : m; }
-template <class T> inline T nanmin(T m, T x) { return (x < m || x != x) ? x : m; }
-
 template <class T, bool Max>
-GF_DISPATCH T extreme_line(const T* p, index_t n, index_t s) {
+T extreme_line(const T* p, index_t n, index_t s) {
   const T init = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
   T acc[kLineLanes];
   for (int j = 0; j < kLineLanes; ++j) acc[j] = init;
@@ -47,7 +45,7 @@ GF_DISPATCH T extreme_line(const T* p, index_t n, index_t s) {
 
 // sum of exp(x - shift) over a line, accumulated in double
 template <class T>
-GF_DISPATCH double sumexp_line(const T* p, index_t n, index_t s, T shift) {
+double sumexp_line(const T* p, index_t n, index_t s, T shift) {
   double acc = 0;
   if (s == 1) {
 #pragma omp simd reduction(+ : acc)
@@ -59,5 +57,5 @@ GF_DISPATCH double sumexp_line(const T* p, index_t n, index_t s, T shift) {
   return acc;
 }
 
-}  // namespace
+}  // namespace GF_KERNEL_NS
 }  // namespace gf

@@ -1,0 +1,101 @@
+// Elementwise activation and math loops, forward and backward: one flat `omp simd` loop per op
+// and dtype. Each op is one line of GF_UNARY_KERNELS: the list both defines the loops (here)
+// and names them in the kernel table (table.h).
+//
+// A family header of the dispatched kernels: no include guard, code in namespace
+// gf::GF_KERNEL_NS (see table.h).
+
+// FWD(name, expr): y[i] = expr, with the element `x`, the type `T` and the converted
+// parameters `pa`, `pb`. BWD(name, expr): out[i] = expr, with the saved tensor element `x`
+// (the forward's input or output, per op), the incoming gradient `g`, and `pa`, `pb`.
+#define GF_UNARY_KERNELS(FWD, BWD)                                                         \
+  FWD(sigmoid_fwd, M::sigmoid(x))                                                          \
+  FWD(tanh_fwd, M::tanh_(x))                                                               \
+  FWD(relu_fwd, M::relu(x))                                                                \
+  FWD(leaky_relu_fwd, M::leaky_relu(x, pa))                                                \
+  FWD(gelu_fwd, M::gelu(x))                                                                \
+  FWD(gelu_tanh_fwd, M::gelu_tanh(x))                                                      \
+  FWD(softplus_fwd, M::softplus(x, pa, pb))                                                \
+  FWD(exp_fwd, M::exp(x))                                                                  \
+  FWD(log_fwd, M::log(x))                                                                  \
+  FWD(sqrt_fwd, M::sqrt(x))                                                                \
+  FWD(abs_fwd, M::abs(x))                                                                  \
+  FWD(neg_fwd, -x)                                                                         \
+  /* pow_scalar: the exponents 0, 1 and 2 get exact loops (picked by the caller); the rest \
+     call pow. */                                                                          \
+  FWD(pow0_fwd, T(1))                                                                      \
+  FWD(pow1_fwd, x)                                                                         \
+  FWD(pow2_fwd, x * x)                                                                     \
+  FWD(pow_fwd, pow_(x, pa))                                                                \
+  BWD(sigmoid_bwd, M::sigmoid_grad(x, g)) /* x is the forward output y */                  \
+  BWD(tanh_bwd, M::tanh_grad(x, g))       /* output */                                     \
+  BWD(relu_bwd, M::relu_grad(x, g))       /* output */                                     \
+  BWD(leaky_relu_bwd, M::leaky_relu_grad(x, g, pa)) /* input */                            \
+  BWD(gelu_bwd, M::gelu_grad(x, g))                 /* input */                            \
+  BWD(gelu_tanh_bwd, M::gelu_tanh_grad(x, g))       /* input */                            \
+  BWD(softplus_bwd, M::softplus_grad(x, g, pa, pb)) /* input */                            \
+  BWD(exp_bwd, g * x)                               /* output */                           \
+  BWD(log_bwd, g / x)                               /* input */                            \
+  BWD(sqrt_bwd, sqrt_grad(x, g))                    /* output */                           \
+  /* g * sign(x): 0 at +-0, NaN where x is NaN. */                                         \
+  BWD(abs_bwd, x > T(0) ? g : (x < T(0) ? -g : (x == x ? T(0) : x)))                       \
+  /* g * p * x^(p-1); exponents 0, 1, 2 are exact and never produce 0 * inf. */            \
+  BWD(pow0_bwd, T(0))                                                                      \
+  BWD(pow1_bwd, g)                                                                         \
+  BWD(pow2_bwd, T(2) * g * x)                                                              \
+  BWD(pow_bwd, pow_grad(x, g, pa, pb)) /* pb = p - 1 (computed in T) */
+
+#define GF_UNARY_TABLE_ENTRY(NAME, EXPR) GF_KERNEL(NAME, NAME<T>)
+#define GF_UNARY_TABLE GF_UNARY_KERNELS(GF_UNARY_TABLE_ENTRY, GF_UNARY_TABLE_ENTRY)
+
+namespace gf {
+namespace GF_KERNEL_NS {
+
+namespace M = gf::math;
+
+// g / (2 y). float: in double, where 2 y can overflow and g / y too for a subnormal y.
+template <class T> inline T sqrt_grad(T y, T g) { return g / (T(2) * y); }
+inline float sqrt_grad(float y, float g) { return float(double(g) / (2.0 * double(y))); }
+// g p x^(p-1). float: in double, where x^(p-1) alone can overflow or lose bits as a subnormal
+// while the product is a normal float; rounded once.
+template <class T> inline T pow_grad(T x, T g, T p, T pm1) { return g * p * std::pow(x, pm1); }
+inline float pow_grad(float x, float g, float p, float pm1) {
+  return float(double(g) * double(p) * M::pow_in_double(x, pm1));
+}
+// float: gradflow's vectorisable pow (gf_vecmath.h); double: libm's, one call per element.
+inline float pow_(float x, float p) { return M::pow(x, p); }
+inline double pow_(double x, double p) { return std::pow(x, p); }
+
+#define GF_UNARY_FWD(NAME, EXPR)                                              \
+  template <class T>                                                          \
+  void NAME(const T* __restrict xp, T* __restrict yp, index_t n, Params p) {  \
+    const T pa = T(p.a), pb = T(p.b);                                         \
+    (void)pa;                                                                 \
+    (void)pb;                                                                 \
+    _Pragma("omp simd") for (index_t i = 0; i < n; ++i) {                     \
+      const T x = xp[i];                                                      \
+      (void)x;                                                                \
+      yp[i] = (EXPR);                                                         \
+    }                                                                         \
+  }
+#define GF_UNARY_BWD(NAME, EXPR)                                              \
+  template <class T>                                                          \
+  void NAME(const T* __restrict xp, const T* __restrict gp, T* __restrict op, \
+            index_t n, Params p) {                                            \
+    const T pa = T(p.a), pb = T(p.b);                                         \
+    (void)pa;                                                                 \
+    (void)pb;                                                                 \
+    _Pragma("omp simd") for (index_t i = 0; i < n; ++i) {                     \
+      const T x = xp[i];                                                      \
+      const T g = gp[i];                                                      \
+      (void)x;                                                                \
+      (void)g;                                                                \
+      op[i] = (EXPR);                                                         \
+    }                                                                         \
+  }
+GF_UNARY_KERNELS(GF_UNARY_FWD, GF_UNARY_BWD)
+#undef GF_UNARY_FWD
+#undef GF_UNARY_BWD
+
+}  // namespace GF_KERNEL_NS
+}  // namespace gf
