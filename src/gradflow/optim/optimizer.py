@@ -62,6 +62,7 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
+                batches = {}  # backend -> (tensors, params, grads, states): one update call each
                 for p in group["params"]:
                     if p.grad is None:
                         continue
@@ -76,13 +77,25 @@ class Optimizer:
                         grad = -grad
                     state = self.state.setdefault(p, {})
                     if p.array.flags.c_contiguous:
-                        self._update(p.array, grad, group, state, p._be)
+                        batch = batches.setdefault(p._be, ([], [], [], []))
+                        for item, value in zip(batch, (p, p.array, grad, state)):
+                            item.append(value)
                     else:
                         work = xp.ascontiguousarray(p.array)
-                        self._update(work, grad, group, state, p._be)
+                        self._update_many([work], [grad], [state], group, p._be)
                         p._be.setitem(p.array, Ellipsis, work)
-                    p._vbox[0] += 1
+                        p._vbox[0] += 1
+                for be, (tensors, params, grads, states) in batches.items():
+                    self._update_many(params, grads, states, group, be)
+                    for p in tensors:
+                        p._vbox[0] += 1
         return loss
+
+    def _update_many(self, params, grads, states, group, be):
+        """One step of each of the C-contiguous arrays ``params`` (in place), with its gradient
+        and its state dict, on backend ``be``; by default one ``_update`` per parameter."""
+        for param, grad, state in zip(params, grads, states):
+            self._update(param, grad, group, state, be)
 
     def _update(self, param, grad, group, state, be):
         """One step on C-contiguous arrays ``param`` (in place) and ``grad``, with backend ``be``."""
