@@ -1,9 +1,14 @@
 """mlp: one full training step (forward, cross-entropy, backward, SGD) of a small MLP.
 
 784-512-512-10 ReLU at batch 64 and 256, 64-32-10 sigmoid at batch 32; gradflow
-(``nn.functional`` + the backend's fused ``sgd_step``) against torch (``nn.functional`` +
-``torch.optim.SGD``) and a hand-written numpy step, which in float64 is also the reference.
-A step returns (loss, gradients, updated parameters); all three are checked.
+(``nn.Sequential`` of ``nn.Linear`` and the activation's module + ``optim.SGD``) against torch
+(``nn.functional`` + ``torch.optim.SGD``) and a hand-written numpy step, which in float64 is
+also the reference. A step returns (loss, gradients, updated parameters); all three are checked.
+
+The floor of a step is its GEMMs: for each ReLU net a "gemms" case times the eight GEMMs of
+its step alone (3 forward; dW of the 3 layers and dX of the upper 2), gradflow's matmul on
+arrays of the step's shapes. The analysis sets each step against them (step / GEMMs, the time
+outside the GEMMs) and against torch's step, all from the same run.
 
 The network helpers here are shared with the backprop-cost suite.
 """
@@ -103,23 +108,69 @@ def tensors(c, x, labels, params):
     return c.tensor(x), c.tensor(labels), [c.tensor(p, requires_grad=True) for p in params]
 
 
+def sequential(act, params):
+    """gradflow's nn.Sequential of Linear layers (holding ``params``) and the activation."""
+    nn, layers = gf.nn, []
+    for i in range(0, len(params), 2):
+        lin = nn.Linear(params[i].shape[1], params[i].shape[0])
+        lin.weight, lin.bias = nn.Parameter(params[i]), nn.Parameter(params[i + 1])
+        layers.append(lin)
+        if i + 2 < len(params):
+            layers.append(nn.ReLU() if act == "relu" else nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
 def gradflow_step(act):
     def make(c, x, labels, *params):
         x, labels, ps = tensors(c, x, labels, params)
+        net = sequential(act, ps)
+        ps = list(net.parameters())  # W0, b0, W1, ...
+        opt = gf.optim.SGD(ps, lr=LR)
+        F = gf.nn.functional
 
         def step():
-            loss = forward(gf.nn.functional, act, x, labels, ps)
-            for p in ps:
-                p.grad = None
+            loss = F.cross_entropy(net(x), labels)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
-            with gf.no_grad():
-                for p in ps:  # plain SGD: lr, no momentum, dampening, nesterov or weight decay
-                    p._be.sgd_step(p.array, p.grad.array, None, LR, 0.0, 0.0, False, 0.0, True)
+            opt.step()
             return (loss, *(p.grad for p in ps), *ps)
 
         return step
 
     return make
+
+
+# ---- the floor: the step's eight GEMMs alone -----------------------------------------------------
+def gemm_inputs(sizes, batch):
+    """x, W0, W1, W2 of the step and float32 arrays of the shapes of the layer inputs h1, h2 and
+    the pre-activation gradients g0, g1, g2 (values from the numpy step)."""
+    x, labels, *params = make_inputs(sizes, batch)
+    _, hs, log_probs = np_forward("relu", x, labels, *params)
+    gs, dz = [], np.exp(log_probs)
+    dz[np.arange(batch), labels] -= 1
+    for i in range(len(params) - 2, -1, -2):
+        gs.insert(0, dz)
+        dz = (dz @ params[i]) * (hs[i // 2] > 0)
+    return (x, *params[0::2], *hs[1:], *gs)
+
+
+def _gemms(mm, x, w0, w1, w2, h1, h2, g0, g1, g2):
+    return (mm(x, w0, False, True), mm(h1, w1, False, True), mm(h2, w2, False, True),  # forward
+            mm(g2, h2, True, False), mm(g2, w2, False, False), mm(g1, h1, True, False),  # backward
+            mm(g1, w1, False, False), mm(g0, x, True, False))
+
+
+def gradflow_gemms(c, *host):
+    arrays = [c.asarray(h) for h in host]
+    return lambda: _gemms(c.be.matmul, *arrays)
+
+
+def reference_gemms(*host):
+    def mm(a, b, ta, tb):
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        return (a.T if ta else a) @ (b.T if tb else b)
+
+    return _gemms(mm, *host)
 
 
 def torch_step(act):
@@ -151,10 +202,43 @@ def cases(quick):
     out = []
     for sizes, act, batch in NETS:
         fwd, bwd = multiply_adds(sizes, batch)
+        name = f"{'-'.join(map(str, sizes))} {act} b{batch}"
+        if act == "relu":
+            out.append(Case(
+                "mlp", name + " gemms", lambda sizes=sizes, batch=batch: gemm_inputs(sizes, batch),
+                reference_gemms, {"gradflow": gradflow_gemms},
+                {"sizes": sizes, "activation": act, "batch": batch, "multiply_adds": fwd + bwd,
+                 "part": "gemms"}, gflops(2 * (fwd + bwd))))
         out.append(Case(
-            "mlp", f"{'-'.join(map(str, sizes))} {act} b{batch}",
+            "mlp", name,
             lambda sizes=sizes, batch=batch: make_inputs(sizes, batch), reference_step(act),
             {"gradflow": gradflow_step(act), "torch": torch_step(act), "numpy": numpy_step(act)},
-            {"sizes": sizes, "activation": act, "batch": batch, "multiply_adds": fwd + bwd},
+            {"sizes": sizes, "activation": act, "batch": batch, "multiply_adds": fwd + bwd,
+             "part": "step"},
             gflops(2 * (fwd + bwd))))
+    return out
+
+
+def analyse(rows):
+    """Per net with a gemms case and device: each contender's step on that device against
+    gradflow's eight GEMMs alone there (ratio and the time outside them), and gradflow's step
+    against torch's."""
+    med = {}  # (net, part, device) -> {family: median seconds}
+    for r in rows:
+        if r["status"] == "ok":
+            p = r["params"]
+            net = f"{'-'.join(map(str, p['sizes']))} {p['activation']} b{p['batch']}"
+            med.setdefault((net, p["part"], r["device"]), {})[r["family"]] = r["median_s"]
+    out = {}
+    for (net, part, device), by_family in sorted(med.items()):
+        gemm_s = by_family.get("gradflow")
+        if part != "gemms" or gemm_s is None:
+            continue
+        steps = med.get((net, "step", device), {})
+        entry = out.setdefault(device, {})[net] = {"gemms_s": gemm_s, "steps": {
+            family: {"step_s": t, "step_over_gemms": t / gemm_s, "outside_gemms_s": t - gemm_s,
+                     "outside_gemms_fraction": 1 - gemm_s / t}
+            for family, t in steps.items()}}
+        if "gradflow" in steps and "torch" in steps:
+            entry["gradflow_over_torch"] = steps["gradflow"] / steps["torch"]
     return out
