@@ -129,6 +129,7 @@ constexpr std::size_t kCacheLimit = std::size_t(1) << 30;
 std::mutex cache_mutex;
 std::multimap<std::size_t, void*> cache;  // nbytes -> data pointer
 std::size_t cached = 0;
+std::size_t fresh = 0;  // buffers acquire had to allocate (none of the cached size was free)
 
 void* raw_alloc(std::size_t nbytes) {
   const std::size_t total = (kHeader + nbytes + 4095) & ~std::size_t(4095);
@@ -152,6 +153,7 @@ void* buffer_acquire(std::size_t nbytes) {
       cached -= nbytes;
       return p;
     }
+    ++fresh;
   }
   return raw_alloc(nbytes);
 }
@@ -166,6 +168,11 @@ void buffer_release(void* p, std::size_t nbytes) {
     }
   }
   raw_free(p);
+}
+
+std::size_t buffer_fresh_count() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return fresh;
 }
 
 std::size_t buffer_cache_bytes() {

@@ -80,6 +80,8 @@ PYBIND11_MODULE(_C, m) {
         "False where the CPU has no such mode.");
   m.def("cached_bytes", &gf::buffer_cache_bytes,
         "Bytes of freed output buffers kept for reuse by the next outputs of the same size.");
+  m.def("fresh_buffers", &gf::buffer_fresh_count,
+        "How many large output buffers were allocated so far rather than taken from the cache.");
   m.def("empty_cache", &gf::buffer_cache_clear, "Returns the cached output buffers to the system.");
   // Before any BLAS call: the BLAS runs its jobs on OpenMP's threads, as many as OpenMP has
   // (OMP_NUM_THREADS or the core count).
