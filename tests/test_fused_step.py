@@ -330,3 +330,54 @@ def test_training_step_reuses_its_buffers(optimizer):
     for _ in range(3):
         step()
     assert _C.fresh_buffers() == before
+
+
+# ---- .grad takes a kernel's large output without a copy, and stays private ------------------------
+BIG = (256, 512)  # float32: 512 KiB, an output in a recycled buffer
+
+
+def test_large_weight_gradient_is_taken_not_copied():
+    gf.manual_seed(0)
+    lin = nn.Linear(BIG[1], BIG[0])
+    x = gf.tensor(np.ones((8, BIG[1]), np.float32))
+    lin(x).sum().backward()
+    g = lin.weight.grad.array
+    assert _C.owns_buffer(g) and not g.flags.owndata  # the GEMM's output itself
+    assert not _C.owns_buffer(g[1:]) and not _C.owns_buffer(np.ones(3))
+
+
+def test_large_gradients_stay_private():
+    """A gradient sent to two leaves, one a backward also keeps, one the caller passed in, or a
+    view of a buffer: each leaf's .grad is memory of its own."""
+    rng = np.random.default_rng(0)
+    a = gf.tensor(rng.standard_normal(BIG).astype(np.float32), requires_grad=True)
+    b = gf.tensor(rng.standard_normal(BIG).astype(np.float32), requires_grad=True)
+    (a * 2 + b).sum().backward()
+    assert not np.shares_memory(a.grad.array, b.grad.array)
+
+    kept = []
+
+    class Keep(gf.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            out = g * 3
+            kept.append(out)
+            return out
+
+    c = gf.tensor(rng.standard_normal(BIG).astype(np.float32), requires_grad=True)
+    Keep.apply(c).sum().backward()
+    assert not np.shares_memory(c.grad.array, kept[0].array)
+
+    d = gf.tensor(rng.standard_normal(BIG).astype(np.float32), requires_grad=True)
+    seed = d * 2  # a kernel output: a recycled buffer
+    (d * 1).backward(seed)
+    assert not np.shares_memory(d.grad.array, seed.array)
+
+    e = gf.tensor(rng.standard_normal((2,) + BIG).astype(np.float32), requires_grad=True)
+    big = e * 1
+    big[0].sum().backward()
+    assert e.grad is not None and not np.shares_memory(e.grad.array, big.array)
