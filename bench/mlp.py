@@ -242,3 +242,65 @@ def analyse(rows):
         if "gradflow" in steps and "torch" in steps:
             entry["gradflow_over_torch"] = steps["gradflow"] / steps["torch"]
     return out
+
+
+# ---- the breakdown: step against its GEMMs, sample by sample ------------------------------------
+def breakdown(found, quick):
+    """For each ReLU net on the CPU: the eight GEMMs, gradflow's, torch's and numpy's steps timed
+    in turn, one sample each per round, so that load from other processes falls on all alike;
+    per round the ratio of each step to the GEMMs (and gradflow's to torch's), reported as
+    median and quartiles, next to the ratio of the fastest samples."""
+    import time
+
+    by = {c.family: c for c in found if c.device == "cpu"}
+    if "gradflow" not in by:
+        return {}
+    rounds, calls = (4, 1) if quick else (40, 4)
+    out = {}
+    for sizes, act, batch in NETS:
+        if act != "relu":
+            continue
+        host = make_inputs(sizes, batch)
+        fns = {"gemms": gradflow_gemms(by["gradflow"], *gemm_inputs(sizes, batch))}
+        for family, make in (("gradflow", gradflow_step), ("torch", torch_step), ("numpy", numpy_step)):
+            if family in by:
+                fns[family] = make(act)(by[family], *host)
+        times = {k: [] for k in fns}
+        for f in fns.values():
+            for _ in range(3):
+                f()
+        for _ in range(rounds):
+            for k, f in fns.items():
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    f()
+                times[k].append((time.perf_counter() - t0) / calls)
+        t = {k: np.array(v) for k, v in times.items()}
+
+        def ratio(a, b):
+            q1, med, q3 = np.percentile(t[a] / t[b], [25, 50, 75])
+            return {"median": float(med), "q1": float(q1), "q3": float(q3),
+                    "of_fastest": float(t[a].min() / t[b].min())}
+
+        entry = out[f"{'-'.join(map(str, sizes))} {act} b{batch}"] = {
+            "rounds": rounds, "calls_per_sample": calls,
+            "median_s": {k: float(np.median(v)) for k, v in t.items()},
+            "fastest_s": {k: float(v.min()) for k, v in t.items()},
+            "step_over_gemms": {k: ratio(k, "gemms") for k in t if k != "gemms"}}
+        if "torch" in t:
+            entry["gradflow_over_torch"] = ratio("gradflow", "torch")
+    return out
+
+
+def breakdown_table(result):
+    lines = ["net, GEMMs (median); gradflow/GEMMs; torch/GEMMs; numpy/GEMMs; gradflow/torch"]
+    for net, e in result.items():
+        r = e["step_over_gemms"]
+
+        def cell(x):
+            return f"{x['median']:.2f} [{x['q1']:.2f}-{x['q3']:.2f}] ({x['of_fastest']:.2f})" if x else "-"
+
+        lines.append(f"{net}, {e['median_s']['gemms'] * 1e3:.2f} ms; {cell(r.get('gradflow'))}; "
+                     f"{cell(r.get('torch'))}; {cell(r.get('numpy'))}; {cell(e.get('gradflow_over_torch'))}")
+    lines.append("median [quartiles] of the per-round ratios (ratio of the fastest samples)")
+    return "\n".join(lines)
