@@ -68,6 +68,8 @@ def main(argv=None):
                 for s in args.suites if hasattr(SUITES[s], "analyse")}
     if "distributed" in args.suites:  # its own mpiexec jobs, not in-process cases
         analysis["distributed"] = distributed.measure(args.quick)
+    if "mlp" in args.suites:  # the step against its GEMMs, interleaved sample by sample
+        analysis["mlp"]["breakdown"] = mlp.breakdown(found, args.quick)
     report.add_ratios(rows)
     wall = time.perf_counter() - start
 
@@ -83,6 +85,8 @@ def main(argv=None):
         print("\nbackprop-cost\n" + report.backprop_table(analysis["backprop-cost"]))
     if "distributed" in analysis:
         print("\ndistributed\n" + distributed.table(analysis["distributed"]))
+    if analysis.get("mlp", {}).get("breakdown"):
+        print("\nmlp step against its eight GEMMs (interleaved)\n" + mlp.breakdown_table(analysis["mlp"]["breakdown"]))
     for suite, key in (("gemm", "peak"), ("elementwise", "copy_bw")):
         if analysis.get(suite, {}).get(key):
             print(f"\n{suite} {key} ({analysis[suite][key + '_definition']}): {analysis[suite][key]}")

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace gf {
@@ -135,6 +136,8 @@ constexpr std::size_t kCacheLimit = std::size_t(1) << 30;
 std::mutex cache_mutex;
 std::multimap<std::size_t, void*> cache;  // nbytes -> data pointer
 std::size_t cached = 0;
+std::size_t fresh = 0;  // buffers acquire had to allocate (none of the cached size was free)
+std::unordered_set<const void*> in_use;  // buffers handed out and not yet released
 
 void* raw_alloc(std::size_t nbytes) {
   const std::size_t total = (kHeader + nbytes + 4095) & ~std::size_t(4095);
@@ -158,15 +161,21 @@ void* buffer_acquire(std::size_t nbytes) {
       void* p = it->second;
       cache.erase(it);
       cached -= nbytes;
+      in_use.insert(p);
       return p;
     }
+    ++fresh;
   }
-  return raw_alloc(nbytes);
+  void* p = raw_alloc(nbytes);
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  in_use.insert(p);
+  return p;
 }
 
 void buffer_release(void* p, std::size_t nbytes) {
   {
     std::lock_guard<std::mutex> lock(cache_mutex);
+    in_use.erase(p);
     if (cached + nbytes <= kCacheLimit) {
       cache.emplace(nbytes, p);
       cached += nbytes;
@@ -174,6 +183,16 @@ void buffer_release(void* p, std::size_t nbytes) {
     }
   }
   raw_free(p);
+}
+
+bool buffer_in_use(const void* p) {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return in_use.count(p) != 0;
+}
+
+std::size_t buffer_fresh_count() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return fresh;
 }
 
 std::size_t buffer_cache_bytes() {

@@ -101,6 +101,8 @@ py::array as_array(const py::object& o, const char* op);
 void* buffer_acquire(std::size_t nbytes);
 void buffer_release(void* p, std::size_t nbytes);
 std::size_t buffer_cache_bytes();
+std::size_t buffer_fresh_count();  // output buffers allocated so far (not taken from the cache)
+bool buffer_in_use(const void* p);  // whether p is the start of a buffer acquire handed out
 void buffer_cache_clear();
 
 template <class T>

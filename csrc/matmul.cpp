@@ -13,6 +13,12 @@
 // from this thread (each gemm threads itself on the OpenMP pool; never from inside an OpenMP
 // region, where its jobs could not all run at once).
 // bias (n,) is fused: C is pre-filled with it and gemm runs with beta = 1.
+//
+// linear_relu(x, w, bias) is relu(matmul(x, w, False, True, bias)) with the ReLU as an epilogue:
+// one in-place pass over the output right after the GEMM wrote it (still in cache), bitwise
+// the values of the two ops run one after the other.
+#include "gf_vecmath.h"
+#include "gf_math.h"
 #include "common.h"
 
 #include <cblas.h>
@@ -123,6 +129,18 @@ void prefill(T* c, index_t rows, index_t n, const T* bias) {
   });
 }
 
+// The ReLU epilogue: c = relu(c) in place, over the whole (rows * n) output.
+template <class T>
+void relu_inplace(T* c, index_t n) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) c[i] = math::relu(c[i]);
+}
+
+template <class T>
+void relu_epilogue(T* c, index_t count) {
+  parallel_for(count, kGrain, [&](index_t b, index_t e) { relu_inplace<T>(c + b, e - b); });
+}
+
 // The 32-bit BLAS takes m, n, k and the leading dimensions as int: larger ones are an error
 // (raised before any memory is allocated), not the BLAS's "illegal value" and an unwritten output.
 void check_int(index_t v, const char* what, const py::array& a, const py::array& b) {
@@ -155,7 +173,7 @@ bool rows_collapse(const Operand& a, index_t m, index_t k, index_t it, index_t& 
 template <class T>
 py::array run(const py::array& a_in, const py::array& b_in, bool trans_a, bool trans_b,
               const py::array* bias_in, const std::vector<py::ssize_t>& out_batch, index_t m,
-              index_t n, index_t k) {
+              index_t n, index_t k, bool relu) {
   std::vector<py::ssize_t> out_shape = out_batch;
   out_shape.push_back(m);
   out_shape.push_back(n);
@@ -176,6 +194,7 @@ py::array run(const py::array& a_in, const py::array& b_in, bool trans_a, bool t
   if (k == 0) {  // empty sum: zeros, plus the bias
     NoGilIf nogil(true);
     prefill<T>(c, batch * m, n, bias_p);
+    if (relu) relu_epilogue<T>(c, batch * m * n);
     return std::move(out);
   }
 
@@ -206,6 +225,7 @@ py::array run(const py::array& a_in, const py::array& b_in, bool trans_a, bool t
     if (bias_p) prefill<T>(c, batch * m, n, bias_p);
     gemm(false, B.t, int(batch * m), int(n), int(k), reinterpret_cast<const T*>(A.base), int(lda_rows),
          reinterpret_cast<const T*>(B.base), int(B.ld), beta, c, int(n));
+    if (relu) relu_epilogue<T>(c, batch * m * n);
     return std::move(out);
   }
 
@@ -227,11 +247,12 @@ py::array run(const py::array& a_in, const py::array& b_in, bool trans_a, bool t
       idx[d] = 0;
     }
   }
+  if (relu) relu_epilogue<T>(c, batch * m * n);
   return std::move(out);
 }
 
-py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
-                 const py::object& bias_obj) {
+py::array matmul_impl(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
+                      const py::object& bias_obj, bool relu) {
   std::optional<py::array> bias;
   if (!bias_obj.is_none()) bias = as_array(bias_obj, "matmul: bias");
   DType dt = bias ? same_float_dtype("matmul", {&a, &b, &*bias}) : same_float_dtype("matmul", {&a, &b});
@@ -268,8 +289,17 @@ py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool tran
   check_int(n, "n (columns of op(b))", a, b);
   check_int(ka, "k (the inner dimension)", a, b);
   const py::array* bp = bias ? &*bias : nullptr;
-  if (dt == DType::f32) return run<float>(a, b, trans_a, trans_b, bp, out_batch, m, n, ka);
-  return run<double>(a, b, trans_a, trans_b, bp, out_batch, m, n, ka);
+  if (dt == DType::f32) return run<float>(a, b, trans_a, trans_b, bp, out_batch, m, n, ka, relu);
+  return run<double>(a, b, trans_a, trans_b, bp, out_batch, m, n, ka, relu);
+}
+
+py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
+                 const py::object& bias) {
+  return matmul_impl(a, b, trans_a, trans_b, bias, false);
+}
+
+py::array linear_relu(const py::array& x, const py::array& w, const py::object& bias) {
+  return matmul_impl(x, w, false, true, bias, true);
 }
 
 }  // namespace
@@ -279,6 +309,9 @@ void bind_matmul(py::module_& m) {
         py::arg("trans_b") = false, py::arg("bias") = py::none(),
         "op(a) @ op(b) (+ bias), op swapping the last two axes when its flag is set; batch axes "
         "broadcast. a and b need ndim >= 2; bias has shape (n,).");
+  m.def("linear_relu", &linear_relu, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
+        "relu(x @ w^T (+ bias)), the ReLU applied to the GEMM's output in place: bitwise "
+        "relu(matmul(x, w, False, True, bias)).");
 }
 
 }  // namespace gf

@@ -78,6 +78,17 @@ PYBIND11_MODULE(_C, m) {
         "False where the CPU has no such mode.");
   m.def("cached_bytes", &gf::buffer_cache_bytes,
         "Bytes of freed output buffers kept for reuse by the next outputs of the same size.");
+  m.def("fresh_buffers", &gf::buffer_fresh_count,
+        "How many large output buffers were allocated so far rather than taken from the cache.");
+  m.def("owns_buffer",
+        [](const py::array& a) {
+          // a's base is the capsule new_array made around a buffer of the cache, and a spans it
+          PyObject* base = py::detail::array_proxy(a.ptr())->base;
+          return base && PyCapsule_CheckExact(base) &&
+                 PyCapsule_GetPointer(base, PyCapsule_GetName(base)) == a.data() &&
+                 gf::buffer_in_use(a.data());
+        },
+        py::arg("a"), "Whether a is an output array of the kernels holding its own cached buffer.");
   m.def("empty_cache", &gf::buffer_cache_clear, "Returns the cached output buffers to the system.");
   // Before any BLAS call: the BLAS runs its jobs on OpenMP's threads, as many as OpenMP has
   // (OMP_NUM_THREADS or the core count).

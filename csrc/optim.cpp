@@ -127,6 +127,135 @@ void adam_step(py::array param, py::array grad, py::array exp_avg, py::array exp
   }
 }
 
+// ---- multi-tensor updates: every parameter of a group in one call --------------------------
+// One parallel pass over the parameters laid end to end: each thread takes a contiguous share
+// of the total and runs the per-parameter kernel on the parts of the parameters it covers, so
+// the values are bitwise those of one sgd_step / adam_step per parameter, with one thread team
+// per step instead of one per parameter.
+struct Part {
+  bool f64;
+  void *p, *m, *v;  // param; SGD: momentum buffer (m); Adam: exp_avg (m), exp_avg_sq (v)
+  const void* g;
+  index_t n;
+  bool first;        // SGD: the momentum buffer's first step
+  double step_size, bc2_sqrt;  // Adam: lr / bc1, sqrt(bc2)
+};
+
+template <class F>
+void over_parts(const std::vector<Part>& parts, F&& f) {
+  std::vector<index_t> start(parts.size() + 1, 0);
+  for (size_t i = 0; i < parts.size(); ++i) start[i + 1] = start[i] + parts[i].n;
+  NoGilIf nogil(start.back() >= kNoGilMin);
+  parallel_for(start.back(), kGrain, [&](index_t b, index_t e) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const index_t s = std::max(b, start[i]), t = std::min(e, start[i + 1]);
+      if (s < t) f(parts[i], s - start[i], t - s);
+    }
+  });
+}
+
+py::list as_list(const py::object& o, const char* op, const char* name, size_t n) {
+  py::list l(o);
+  if (l.size() != n)
+    throw py::value_error(std::string(op) + ": " + name + " has " + std::to_string(l.size()) +
+                          " entries for " + std::to_string(n) + " parameters");
+  return l;
+}
+
+void sgd_step_multi(const py::object& params_obj, const py::object& grads_obj, const py::object& bufs_obj,
+                    const py::object& first_obj, double lr, double momentum, double dampening,
+                    bool nesterov, double weight_decay) {
+  const char* op = "sgd_step_multi";
+  py::list params(params_obj);
+  const size_t np = params.size();
+  py::list grads = as_list(grads_obj, op, "grads", np), bufs = as_list(bufs_obj, op, "momentum_buffers", np),
+           firsts = as_list(first_obj, op, "first_steps", np);
+  const bool use_mom = momentum != 0.0;
+  std::vector<py::array> keep;  // the arrays stay referenced while the kernels run
+  std::vector<Part> parts;
+  for (size_t i = 0; i < np; ++i) {
+    py::array p = as_array(params[i], op), g = as_array(grads[i], op);
+    py::array b;
+    if (use_mom) {
+      if (bufs[i].is_none())
+        throw py::value_error("sgd_step_multi: momentum = " + std::to_string(momentum) +
+                              " needs a momentum_buffer array for every parameter, got None");
+      b = as_array(bufs[i], op);
+    }
+    DType dt = use_mom ? same_float_dtype(op, {&p, &g, &b}) : same_float_dtype(op, {&p, &g});
+    check_state(op, "param", p, p, true);
+    check_state(op, "grad", g, p, false);
+    if (use_mom) check_state(op, "momentum_buffer", b, p, true);
+    parts.push_back({dt == DType::f64, p.mutable_data(), use_mom ? b.mutable_data() : nullptr, nullptr,
+                     g.data(), index_t(p.size()), firsts[i].cast<bool>(), 0, 0});
+    keep.push_back(p), keep.push_back(g);
+    if (use_mom) keep.push_back(b);
+  }
+  over_parts(parts, [&](const Part& q, index_t s, index_t n) {
+    if (q.f64) {
+      using T = double;
+      T* p = static_cast<T*>(q.p) + s;
+      const T* g = static_cast<const T*>(q.g) + s;
+      if (use_mom)
+        kern<T>().sgd_momentum(p, g, static_cast<T*>(q.m) + s, n, T(lr), T(weight_decay), T(momentum),
+                            T(1.0 - dampening), nesterov, q.first);
+      else
+        kern<T>().sgd_plain(p, g, n, T(lr), T(weight_decay));
+    } else {
+      using T = float;
+      T* p = static_cast<T*>(q.p) + s;
+      const T* g = static_cast<const T*>(q.g) + s;
+      if (use_mom)
+        kern<T>().sgd_momentum(p, g, static_cast<T*>(q.m) + s, n, T(lr), T(weight_decay), T(momentum),
+                           T(1.0 - dampening), nesterov, q.first);
+      else
+        kern<T>().sgd_plain(p, g, n, T(lr), T(weight_decay));
+    }
+  });
+}
+
+void adam_step_multi(const py::object& params_obj, const py::object& grads_obj, const py::object& m_obj,
+                     const py::object& v_obj, const py::object& steps_obj, double lr, double beta1,
+                     double beta2, double eps, double weight_decay, bool decoupled) {
+  const char* op = "adam_step_multi";
+  py::list params(params_obj);
+  const size_t np = params.size();
+  py::list grads = as_list(grads_obj, op, "grads", np), ms = as_list(m_obj, op, "exp_avgs", np),
+           vs = as_list(v_obj, op, "exp_avg_sqs", np), steps = as_list(steps_obj, op, "steps", np);
+  std::vector<py::array> keep;
+  std::vector<Part> parts;
+  for (size_t i = 0; i < np; ++i) {
+    py::array p = as_array(params[i], op), g = as_array(grads[i], op), m = as_array(ms[i], op),
+              v = as_array(vs[i], op);
+    const long long step = steps[i].cast<long long>();
+    if (step < 1) throw py::value_error("adam_step_multi: step must be >= 1, got " + std::to_string(step));
+    DType dt = same_float_dtype(op, {&p, &g, &m, &v});
+    check_state(op, "param", p, p, true);
+    check_state(op, "grad", g, p, false);
+    check_state(op, "exp_avg", m, p, true);
+    check_state(op, "exp_avg_sq", v, p, true);
+    // (as adam_step: the bias corrections in double)
+    const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
+    parts.push_back({dt == DType::f64, p.mutable_data(), m.mutable_data(), v.mutable_data(), g.data(),
+                     index_t(p.size()), false, lr / bc1, std::sqrt(bc2)});
+    keep.insert(keep.end(), {p, g, m, v});
+  }
+  const double decay = 1.0 - lr * weight_decay;
+  over_parts(parts, [&](const Part& q, index_t s, index_t n) {
+    if (q.f64) {
+      using T = double;
+      kern<T>().adam(static_cast<T*>(q.p) + s, static_cast<const T*>(q.g) + s, static_cast<T*>(q.m) + s,
+                  static_cast<T*>(q.v) + s, n, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+                  T(q.step_size), T(q.bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
+    } else {
+      using T = float;
+      kern<T>().adam(static_cast<T*>(q.p) + s, static_cast<const T*>(q.g) + s, static_cast<T*>(q.m) + s,
+                 static_cast<T*>(q.v) + s, n, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+                 T(q.step_size), T(q.bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
+    }
+  });
+}
+
 }  // namespace
 
 void bind_optim(py::module_& m) {
@@ -142,6 +271,16 @@ void bind_optim(py::module_& m) {
         arg("decoupled") = false,
         "In-place Adam (decoupled=False: g += wd p) / AdamW (decoupled=True: p *= 1 - lr wd) "
         "update, PyTorch's rule; step counts from 1.");
+  m.def("sgd_step_multi", &sgd_step_multi, arg("params"), arg("grads"), arg("momentum_buffers"),
+        arg("first_steps"), arg("lr"), arg("momentum") = 0.0, arg("dampening") = 0.0, arg("nesterov") = false,
+        arg("weight_decay") = 0.0,
+        "sgd_step on every parameter of the lists (bitwise the same values) in one parallel pass; "
+        "first_steps: per parameter, whether its momentum buffer takes its first step.");
+  m.def("adam_step_multi", &adam_step_multi, arg("params"), arg("grads"), arg("exp_avgs"), arg("exp_avg_sqs"),
+        arg("steps"), arg("lr"), arg("beta1") = 0.9, arg("beta2") = 0.999, arg("eps") = 1e-8,
+        arg("weight_decay") = 0.0, arg("decoupled") = false,
+        "adam_step on every parameter of the lists (bitwise the same values) in one parallel pass; "
+        "steps: per parameter, its step count (from 1).");
 }
 
 }  // namespace gf

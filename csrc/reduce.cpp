@@ -547,7 +547,93 @@ py::array argext(const py::object& xo, const py::object& axis, bool keepdims) {
 
 }  // namespace
 
+// ---- relu_backward_sum: the ReLU's backward and the bias gradient in one pass -----------------
+// gx = relu_backward(y, g) for rows of width W, written 16 rows at a time, each block summed
+// into the column accumulators while it is in cache: the same blocks, pairings and flushes as
+// the column mode of sum over the leading axes, so the sums are bitwise that kernel's.
+template <class T>
+void relu_backward_rows(T* gx, const T* y, const T* g, index_t n) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) gx[i] = math::relu_grad(y[i], g[i]);
+}
+
+template <class T>
+void relu_backward_sum_cols(const T* y, const T* g, T* gx, T* gb, index_t R, index_t W, index_t j0,
+                            index_t j1) {
+  using Op = SumOp<T, false>;
+  constexpr int kRows = 16;
+  typename Op::Cols cols;
+  const T* rows[kRows];
+  for (index_t b = j0; b < j1; b += Op::kColBlock) {
+    const index_t w = std::min(Op::kColBlock, j1 - b);
+    cols.init(w);
+    for (index_t r0 = 0; r0 < R; r0 += kRows) {
+      const int nr = int(std::min<index_t>(kRows, R - r0));
+      for (int r = 0; r < nr; ++r) {
+        const index_t off = (r0 + r) * W + b;
+        relu_backward_rows<T>(gx + off, y + off, g + off, w);
+        rows[r] = gx + off;
+      }
+      Op::col_rows(cols, rows, nr, w, 1);
+    }
+    Op::col_finish(cols, gb + b, 1, w, R);
+  }
+}
+
+py::tuple relu_backward_sum(const py::array& y, const py::array& g) {
+  const char* op = "relu_backward_sum";
+  DType dt = same_float_dtype(op, {&y, &g});
+  bool same = y.ndim() == g.ndim() && y.ndim() >= 2;
+  for (py::ssize_t d = 0; same && d < y.ndim(); ++d) same = y.shape(d) == g.shape(d);
+  if (!same)
+    throw py::value_error(std::string(op) + ": y and g need one shape of at least 2 dimensions, got y: " +
+                          describe(y) + " and g: " + describe(g));
+  if (!(y.flags() & py::array::c_style) || !(g.flags() & py::array::c_style))
+    throw py::value_error(std::string(op) + ": y and g must be C-contiguous, got y: " + describe(y) +
+                          " and g: " + describe(g));
+  std::vector<py::ssize_t> shape(y.shape(), y.shape() + y.ndim());
+  const index_t W = shape.back(), R = index_t(y.size()) / std::max<index_t>(W, 1);
+  const int nt = num_threads();
+  auto run = [&](auto zero) -> py::tuple {
+    using T = decltype(zero);
+    py::array_t<T> gx = new_array<T>(shape);
+    py::array_t<T> gb = new_array<T>({py::ssize_t(W)});
+    const T* yp = static_cast<const T*>(y.data());
+    const T* gp = static_cast<const T*>(g.data());
+    T* xp = gx.mutable_data();
+    T* bp = gb.mutable_data();
+    if (R == 0) {
+      std::fill(bp, bp + W, T(0));
+      return py::make_tuple(gx, gb);
+    }
+    // The sum kernel takes its column mode for R > 1 rows and enough columns to give every
+    // thread some; otherwise (few columns, one row) the sum itself runs on gx.
+    if (R > 1 && W >= 4 * index_t(nt)) {
+      {
+        NoGilIf nogil(R * W >= kNoGilMin);
+        parallel_for(W, std::max<index_t>(1, kGrain / R),
+                     [&](index_t j0, index_t j1) { relu_backward_sum_cols<T>(yp, gp, xp, bp, R, W, j0, j1); });
+      }
+      return py::make_tuple(gx, gb);
+    }
+    {
+      NoGilIf nogil(R * W >= kNoGilMin);
+      parallel_for(R * W, kGrain, [&](index_t b, index_t e) { relu_backward_rows<T>(xp + b, yp + b, gp + b, e - b); });
+    }
+    std::vector<bool> mask(shape.size(), true);
+    mask.back() = false;
+    py::array out = gb;
+    reduce_kernel<SumOp<T, false>, T>(gx, mask, out);
+    return py::make_tuple(gx, gb);
+  };
+  return dt == DType::f32 ? run(float(0)) : run(double(0));
+}
+
 void bind_reduce(py::module_& m) {
+  m.def("relu_backward_sum", &relu_backward_sum, py::arg("y"), py::arg("g"),
+        "(relu_backward(y, g), its sum over all but the last axis) in one pass: the gradient "
+        "through a ReLU with output y and that of the bias before it. y and g: one shape, "
+        "C-contiguous, ndim >= 2.");
   const char* doc =
       " over `axes` (a tuple of ints, negative allowed; an int; or None for all; () reduces "
       "nothing), float32/float64, keeping size-1 dims if keepdims.";

@@ -11,6 +11,7 @@ This is also the one place where gradients are reduced back to the shape (and dt
 operand they belong to, undoing broadcasting.
 """
 
+import datetime
 import sys
 import threading
 
@@ -127,6 +128,7 @@ def _accumulate(leaf, g, shared, create_graph):
     if hooked is not g:  # a hook's result may be kept by the hook: never taken as .grad
         shared.add(id(hooked.array))
         g = hooked
+    del hooked  # (a reference _private_grad's count of g's owners does not allow for)
     with _accumulate_lock:
         if leaf.grad is None:
             leaf.grad = _private_grad(g, shared, create_graph)
@@ -185,6 +187,12 @@ class _ReadyLeaves:
 # getrefcount's; its array's, from the
 # Tensor, _private_grad's local, its flags object and getrefcount's.
 _PRIVATE_TENSOR_REFS, _PRIVATE_ARRAY_REFS = 4, 4
+# The CPU kernels' large outputs live in recycled buffers: the array does not own its data, its
+# base is the capsule that hands the buffer back to the cache (views of the array are based on
+# the array, so they show in its count). The array owns its memory when the capsule is one of
+# those (_C.owns_buffer; a DLPack capsule is not) held by nothing else: the references are the
+# array's, _private_grad's local and getrefcount's.
+_CAPSULE, _PRIVATE_CAPSULE_REFS = type(datetime.datetime_CAPI), 3
 
 
 def _private_grad(g, shared, create_graph):
@@ -195,7 +203,11 @@ def _private_grad(g, shared, create_graph):
     inputs (add), or an array a custom backward also keeps."""
     arr = g.array
     flags = arr.flags
-    private = (id(arr) not in shared and flags.owndata and flags.c_contiguous
+    base = arr.base
+    owned = flags.owndata or (type(base) is _CAPSULE and _C.owns_buffer(arr)
+                              and sys.getrefcount(base) <= _PRIVATE_CAPSULE_REFS)
+    del base
+    private = (id(arr) not in shared and owned and flags.c_contiguous
                and getattr(flags, "writeable", True)  # CuPy arrays lack the flag
                and sys.getrefcount(g) <= _PRIVATE_TENSOR_REFS
                and sys.getrefcount(arr) <= _PRIVATE_ARRAY_REFS)

@@ -21,7 +21,8 @@ name = "cpu"
 _FLOAT_ONLY = """sigmoid sigmoid_backward tanh tanh_backward relu relu_backward leaky_relu
 leaky_relu_backward gelu gelu_backward softplus softplus_backward exp exp_backward log log_backward
 sqrt sqrt_backward mean logsumexp softmax log_softmax softmax_backward log_softmax_backward
-cross_entropy cross_entropy_backward matmul sgd_step adam_step""".split()
+cross_entropy cross_entropy_backward matmul linear_relu relu_backward_sum sgd_step adam_step
+sgd_step_multi adam_step_multi""".split()
 _ANY_DTYPE = """add sub mul div pow maximum minimum eq ne lt le gt ge where abs abs_backward neg
 pow_scalar pow_scalar_backward sum max min argmax""".split()
 

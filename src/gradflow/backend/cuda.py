@@ -268,6 +268,17 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None):
     return out
 
 
+def linear_relu(x, w, bias=None):
+    """relu(x @ w^T (+ bias)), the ReLU in place on the GEMM's output."""
+    out = matmul(x, w, False, True, bias)
+    return _k("gf_relu")(out, out)
+
+
+def relu_backward_sum(y, g):
+    gx = relu_backward(y, g)
+    return gx, sum(gx, tuple(range(gx.ndim - 1)), False)
+
+
 def _check_update(op, param, *others):
     """The CPU kernels' checks: an ElementwiseKernel would broadcast a (1, n) gradient into an
     (m, n) parameter, or write a non-contiguous parameter through a copy."""
@@ -375,6 +386,17 @@ def empty_cache():
     for index in range(device_count()):
         with cp.cuda.Device(index):
             _pool.free_all_blocks()
+
+
+def sgd_step_multi(params, grads, bufs, first_steps, lr, momentum, dampening, nesterov, weight_decay):
+    for p, g, b, first in zip(params, grads, bufs, first_steps, strict=True):
+        sgd_step(p, g, b, lr, momentum, dampening, nesterov, weight_decay, first)
+
+
+def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay,
+                    decoupled):
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
+        adam_step(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled)
 
 
 # ---- one backend object per device ---------------------------------------------------------------

@@ -247,6 +247,18 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None):
     return out + bias if bias is not None else out
 
 
+def linear_relu(x, w, bias=None):
+    """relu(x @ w^T (+ bias)): a linear layer followed by a ReLU."""
+    return relu(matmul(x, w, False, True, bias))
+
+
+def relu_backward_sum(y, g):
+    """(relu_backward(y, g), its sum over all but the last axis): the gradients of a ReLU's
+    input (y its output) and of the bias before it."""
+    gx = relu_backward(y, g)
+    return gx, gx.sum(axis=tuple(range(gx.ndim - 1)))
+
+
 def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
     """One SGD update of param in place (momentum buffer buf, PyTorch's rule)."""
     d = grad + weight_decay * param if weight_decay else grad.copy()
@@ -272,6 +284,19 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, wei
     exp_avg_sq += (1 - beta2) * grad * grad
     bc1, bc2 = 1 - beta1**step, 1 - beta2**step
     param -= (lr / bc1) * exp_avg / (np.sqrt(exp_avg_sq) / np.sqrt(bc2) + eps)
+
+
+def sgd_step_multi(params, grads, bufs, first_steps, lr, momentum, dampening, nesterov, weight_decay):
+    """sgd_step on each parameter of the lists (first_steps: per parameter)."""
+    for p, g, b, first in zip(params, grads, bufs, first_steps, strict=True):
+        sgd_step(p, g, b, lr, momentum, dampening, nesterov, weight_decay, first)
+
+
+def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay,
+                    decoupled):
+    """adam_step on each parameter of the lists (steps: per parameter)."""
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
+        adam_step(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled)
 
 
 # ---- scatter (the gradient of indexing) -----------------------------------------------------------

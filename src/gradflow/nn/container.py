@@ -2,6 +2,8 @@
 
 from collections import OrderedDict
 
+from ..ops.linalg import linear_relu
+from .layers import Linear, ReLU
 from .module import Module
 from .parameter import Parameter
 
@@ -10,6 +12,14 @@ def _check_module(m, where):
     if not isinstance(m, Module):
         raise TypeError(f"{where}: {type(m).__name__} is not a Module")
     return m
+
+
+def _fuses(a, b):
+    """Whether a Linear followed by a ReLU can run as one op: both exactly those layers (not
+    subclasses, whose forward may differ) and without forward hooks, which would see the
+    intermediate value."""
+    return (type(a) is Linear and type(b) is ReLU and not (
+        a._forward_hooks or a._forward_pre_hooks or b._forward_hooks or b._forward_pre_hooks))
 
 
 class Sequential(Module):
@@ -25,8 +35,16 @@ class Sequential(Module):
                 setattr(self, str(i), _check_module(m, f"Sequential: item {i}"))
 
     def forward(self, input):
-        for layer in self._modules.values():
-            input = layer(input)
+        layers = list(self._modules.values())
+        i, n = 0, len(layers)
+        while i < n:
+            layer = layers[i]
+            if i + 1 < n and _fuses(layer, layers[i + 1]):
+                input = linear_relu(input, layer.weight, layer.bias)
+                i += 2
+            else:
+                input = layer(input)
+                i += 1
         return input
 
     def __getitem__(self, i):

@@ -5,6 +5,7 @@ instead of materialising transposes. Also addmm, baddbmm, trace and cdist, writt
 import builtins
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ._util import float_operand, promote
 
 
@@ -45,14 +46,51 @@ class Linear(Function):
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         need = ctx.needs_input_grad
+        gx, gw = Linear.input_grads(need, g, x, w)
+        if len(need) == 2:  # no bias
+            return gx, gw
+        return gx, gw, (g if need[2] else None)  # the engine sums g over the batch for the bias
+
+    @staticmethod
+    def input_grads(need, g, x, w):
+        """(dx, dW) from the output's gradient g, each None where not needed: two GEMMs on the
+        transpose flags."""
         gx = MatMul.apply(g, w) if need[0] else None  # skipped for the data input of layer 1
         gw = None
         if need[1]:
             gw = MatMul.apply(g, x, trans_a=True) if g.ndim == 2 else MatMul.apply(
                 g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1]), trans_a=True)
-        if len(need) == 2:  # no bias
-            return gx, gw
-        return gx, gw, (g if need[2] else None)  # the engine sums g over the batch for the bias
+        return gx, gw
+
+
+class LinearReLU(Function):
+    """relu(x @ W^T + bias) as one op, with the values and gradients (bitwise) of Linear then
+    ReLU: the ReLU runs over the GEMM's output while it is in cache, and backward takes the
+    bias gradient (the column sums) in the same pass as the ReLU's backward."""
+
+    @staticmethod
+    def forward(ctx, x, w, bias=None):
+        ctx.save_inputs(0, 1)
+        ctx.save_output()
+        return ctx.be.linear_relu(x, w, bias)
+
+    @staticmethod
+    def backward(ctx, g):
+        from ..tensor import Tensor
+        from .activation import ReLU
+
+        x, w, y = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        want_bias = len(need) == 3 and need[2]
+        gb = None
+        if is_grad_enabled() or not want_bias:  # create_graph: recorded ops, differentiable again
+            gz = ReLU.run_backward(y, g, ())
+            gb = gz if want_bias else None  # the engine sums it over the batch
+        else:
+            gz, gb = ctx.be.relu_backward_sum(y.array, g.array)
+            gz, gb = Tensor._make(gz, g._device), Tensor._make(gb, g._device)
+        gx, gw = Linear.input_grads(need, gz, x, w)
+        return (gx, gw) if len(need) == 2 else (gx, gw, gb)
 
 
 def matmul(a, b):
@@ -82,6 +120,16 @@ def matmul(a, b):
 def linear(x, weight, bias=None):
     """x @ weight^T + bias. The input must have the weight's dtype, as in PyTorch (an integer
     input is an error, not silently converted)."""
+    return _linear(Linear, x, weight, bias)
+
+
+def linear_relu(x, weight, bias=None):
+    """relu(linear(x, weight, bias)) as one op (nn.Sequential runs a Linear followed by a ReLU
+    through it): the same values and gradients, with the ReLU and the bias gradient fused."""
+    return _linear(LinearReLU, x, weight, bias)
+
+
+def _linear(op, x, weight, bias):
     if x.dtype != weight.dtype:
         raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}; "
                         f"convert the input first (x.to({weight.dtype}))")
@@ -90,14 +138,14 @@ def linear(x, weight, bias=None):
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
             "(expected weight (out_features, in_features) with in_features == input.shape[-1])")
     if x.ndim == 1:
-        return linear(x.reshape(1, -1), weight, bias).reshape(-1)
+        return _linear(op, x.reshape(1, -1), weight, bias).reshape(-1)
     if bias is None:
-        return Linear.apply(x, weight)
+        return op.apply(x, weight)
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias of shape {bias.shape} does not fit weight of shape {weight.shape}")
     if bias.dtype != x.dtype:
         bias = bias.to(x.dtype)
-    return Linear.apply(x, weight, bias)
+    return op.apply(x, weight, bias)
 
 
 def mm(input, mat2):

@@ -4,8 +4,9 @@ from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
-    """PyTorch's Adam rule, one fused in-place kernel per parameter. ``weight_decay`` adds
-    wd * p to the gradient (L2); AdamW decays the weights directly instead."""
+    """PyTorch's Adam rule, one fused in-place kernel over all parameters of a group.
+    ``weight_decay`` adds wd * p to the gradient (L2); AdamW decays the weights directly
+    instead."""
 
     decoupled = False
 
@@ -22,18 +23,21 @@ class Adam(Optimizer):
         if group["eps"] < 0 or group["weight_decay"] < 0:
             raise ValueError(f"invalid eps/weight_decay: {group['eps']}, {group['weight_decay']}")
 
-    def _update(self, param, grad, group, state, be):
-        if "step" not in state:
-            state["step"] = 0
-            state["exp_avg"] = be.xp.zeros(param.shape, param.dtype)
-            state["exp_avg_sq"] = be.xp.zeros(param.shape, param.dtype)
-        state["step"] += 1
-        b1, b2 = group["betas"]
+    def _update_many(self, params, grads, states, group, be):
+        for param, state in zip(params, states):
+            if "step" not in state:
+                state["step"] = 0
+                state["exp_avg"] = be.xp.zeros(param.shape, param.dtype)
+                state["exp_avg_sq"] = be.xp.zeros(param.shape, param.dtype)
+            state["step"] += 1
         if group["amsgrad"]:
-            self._amsgrad_update(param, grad, group, state, be.xp)
+            for param, grad, state in zip(params, grads, states):
+                self._amsgrad_update(param, grad, group, state, be.xp)
             return
-        be.adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
-                     group["lr"], b1, b2, group["eps"], group["weight_decay"], self.decoupled)
+        b1, b2 = group["betas"]
+        be.adam_step_multi(params, grads, [s["exp_avg"] for s in states],
+                           [s["exp_avg_sq"] for s in states], [s["step"] for s in states],
+                           group["lr"], b1, b2, group["eps"], group["weight_decay"], self.decoupled)
 
 
     def _amsgrad_update(self, param, grad, group, state, xp):

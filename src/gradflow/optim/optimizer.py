@@ -77,7 +77,9 @@ class Optimizer:
         return loss
 
     def _apply(self, items):
-        """The update of each (parameter, gradient array, group) in ``items``."""
+        """The update of each (parameter, gradient array, group) in ``items``: a group's
+        C-contiguous parameters on one backend in one ``_update_many`` call."""
+        batches = {}  # (group, backend) -> (group, tensors, params, grads, states)
         for p, grad, group in items:
             xp = p._be.xp
             # The fused kernels update C-contiguous memory in place; any other layout (a
@@ -87,12 +89,24 @@ class Optimizer:
                 grad = -grad
             state = self.state.setdefault(p, {})
             if p.array.flags.c_contiguous:
-                self._update(p.array, grad, group, state, p._be)
+                batch = batches.setdefault((id(group), p._be), (group, [], [], [], []))
+                for item, value in zip(batch[1:], (p, p.array, grad, state)):
+                    item.append(value)
             else:
                 work = xp.ascontiguousarray(p.array)
-                self._update(work, grad, group, state, p._be)
+                self._update_many([work], [grad], [state], group, p._be)
                 p._be.setitem(p.array, Ellipsis, work)
-            p._vbox[0] += 1
+                p._vbox[0] += 1
+        for (_, be), (group, tensors, params, grads, states) in batches.items():
+            self._update_many(params, grads, states, group, be)
+            for p in tensors:
+                p._vbox[0] += 1
+
+    def _update_many(self, params, grads, states, group, be):
+        """One step of each of the C-contiguous arrays ``params`` (in place), with its gradient
+        and its state dict, on backend ``be``; by default one ``_update`` per parameter."""
+        for param, grad, state in zip(params, grads, states):
+            self._update(param, grad, group, state, be)
 
     def _update(self, param, grad, group, state, be):
         """One step on C-contiguous arrays ``param`` (in place) and ``grad``, with backend ``be``."""

@@ -4,7 +4,7 @@ from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    """PyTorch's SGD rule, one fused in-place kernel per parameter:
+    """PyTorch's SGD rule, one fused in-place kernel over all parameters of a group:
     d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at the first step);
     d = d + momentum buf (Nesterov) or buf; p -= lr d."""
 
@@ -23,13 +23,17 @@ class SGD(Optimizer):
         if group["weight_decay"] < 0:
             raise ValueError(f"invalid weight_decay: {group['weight_decay']}")
 
-    def _update(self, param, grad, group, state, be):
+    def _update_many(self, params, grads, states, group, be):
         momentum = group["momentum"]
-        buf, first = None, False
-        if momentum:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = be.xp.empty(param.shape, param.dtype)
-                first = True
-        be.sgd_step(param, grad, buf, group["lr"], momentum, group["dampening"],
-                    group["nesterov"], group["weight_decay"], first)
+        bufs, firsts = [], []
+        for param, state in zip(params, states):
+            buf, first = None, False
+            if momentum:
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = be.xp.empty(param.shape, param.dtype)
+                    first = True
+            bufs.append(buf)
+            firsts.append(first)
+        be.sgd_step_multi(params, grads, bufs, firsts, group["lr"], momentum, group["dampening"],
+                          group["nesterov"], group["weight_decay"])

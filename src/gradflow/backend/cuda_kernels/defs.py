@@ -185,5 +185,7 @@ USES = {
     "cross_entropy_backward": ("gf_cross_entropy_backward",),
     "sgd_step": ("gf_sgd", "gf_sgd_momentum"),
     "adam_step": ("gf_adam",),
+    "linear_relu": ("gf_relu",), "relu_backward_sum": ("gf_relu_backward",),
+    "sgd_step_multi": ("gf_sgd", "gf_sgd_momentum"), "adam_step_multi": ("gf_adam",),
     "dropout_mask": ("gf_dropout_mask",),
 }
