@@ -8,11 +8,12 @@ import time
 
 from tqdm import tqdm
 
-from . import (backprop_cost, contenders, distributed, elementwise, gemm, harness, machine, mlp,
-               overhead, reduce, report)
+from . import (backprop_cost, contenders, contention, distributed, elementwise, gemm, harness,
+               machine, mlp, overhead, reduce, report)
 
 SUITES = {"gemm": gemm, "elementwise": elementwise, "reduce": reduce, "overhead": overhead,
-          "mlp": mlp, "backprop-cost": backprop_cost, "distributed": distributed}
+          "mlp": mlp, "backprop-cost": backprop_cost, "distributed": distributed,
+          "contention": contention}
 DEVICES = {"cpu": ("cpu",), "cuda": ("cuda",), "all": ("cpu", "cuda")}
 
 
@@ -68,6 +69,8 @@ def main(argv=None):
                 for s in args.suites if hasattr(SUITES[s], "analyse")}
     if "distributed" in args.suites:  # its own mpiexec jobs, not in-process cases
         analysis["distributed"] = distributed.measure(args.quick)
+    if "contention" in args.suites:  # starts its own busy neighbours
+        analysis["contention"] = contention.measure(args.quick)
     report.add_ratios(rows)
     wall = time.perf_counter() - start
 
@@ -83,6 +86,8 @@ def main(argv=None):
         print("\nbackprop-cost\n" + report.backprop_table(analysis["backprop-cost"]))
     if "distributed" in analysis:
         print("\ndistributed\n" + distributed.table(analysis["distributed"]))
+    if "contention" in analysis:
+        print("\ncontention\n" + contention.table(analysis["contention"]))
     for suite, key in (("gemm", "peak"), ("elementwise", "copy_bw")):
         if analysis.get(suite, {}).get(key):
             print(f"\n{suite} {key} ({analysis[suite][key + '_definition']}): {analysis[suite][key]}")
