@@ -125,9 +125,10 @@ void ensure_workers(Pool& P, int n) {
 
 void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
   Pool& P = pool();
-  if (chunks > int(kMask16)) chunks = int(kMask16);  // (callers ask for a few per thread)
-  if (threads > int(kMask16)) threads = int(kMask16);
-  if (threads <= 1 || chunks <= 1 || P.busy.exchange(true, std::memory_order_acquire)) {
+  // (Callers ask for a few chunks per thread: more than the word holds only with an absurd
+  // thread count, run here then.)
+  if (threads <= 1 || chunks <= 1 || chunks > int(kMask16) || threads > int(kMask16) ||
+      P.busy.exchange(true, std::memory_order_acquire)) {
     for (int c = 0; c < chunks; ++c) body(ctx, c);
     return;
   }
