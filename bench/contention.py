@@ -3,7 +3,7 @@
 A laptop or a shared server rarely has its cores to itself. For 0, 1 and 2 busy neighbours
 (child processes spinning on a core each, pinned with ``os.sched_setaffinity`` where the
 system has it; at most one per core) every CPU workload of the elementwise, reduce, gemm and
-mlp suites is timed three ways in interleaved rounds: gradflow at its default thread count,
+mlp suites (at their --quick sizes) is timed three ways in interleaved rounds: gradflow at its default thread count,
 gradflow on one thread, and torch at its default. Then the training command
 (``python -m gradflow.train`` on the digits, default threads against ``--threads 1``), its
 seconds per epoch, alternating runs.
@@ -88,11 +88,12 @@ def _load():
 
 
 def workloads(quick):
-    """Every CPU case of the suites with a gradflow and a torch version (--quick: the first
-    two of each suite's quick cases)."""
+    """Every CPU case of the suites' --quick sets with a gradflow and a torch version (their
+    full sizes, timed three ways at three levels, take over half an hour on a loaded 2-core
+    machine); --quick here: the first two of each suite."""
     out = []
     for suite in SUITES:
-        mine = [case for case in suite.cases(quick)
+        mine = [case for case in suite.cases(True)
                 if "cpu" in case.devices and {"gradflow", "torch"} <= set(case.impls)]
         out += mine[:2] if quick else mine
     return out
@@ -165,7 +166,7 @@ def _train(threads, quick):
 
 
 def measure(quick):
-    settings = harness.Settings(warmup=1, warmup_s=0.05, min_sample_s=2e-3, rounds=3 if quick else 7,
+    settings = harness.Settings(warmup=1, warmup_s=0.05, min_sample_s=2e-3, rounds=3 if quick else 5,
                                 settle_s=0.01 if quick else 0.02)
     found, _ = contenders.discover(("cpu",))
     default_threads = gf.get_num_threads()
