@@ -8,11 +8,12 @@ import time
 
 from tqdm import tqdm
 
-from . import (backprop_cost, contenders, distributed, elementwise, gemm, harness, machine, mlp,
-               overhead, reduce, report)
+from . import (backprop_cost, contenders, contention, distributed, elementwise, gemm, harness,
+               machine, mlp, overhead, reduce, report)
 
 SUITES = {"gemm": gemm, "elementwise": elementwise, "reduce": reduce, "overhead": overhead,
-          "mlp": mlp, "backprop-cost": backprop_cost, "distributed": distributed}
+          "mlp": mlp, "backprop-cost": backprop_cost, "distributed": distributed,
+          "contention": contention}
 DEVICES = {"cpu": ("cpu",), "cuda": ("cuda",), "all": ("cpu", "cuda")}
 
 
@@ -70,6 +71,8 @@ def main(argv=None):
         analysis["distributed"] = distributed.measure(args.quick)
     if "mlp" in args.suites:  # the step against its GEMMs, interleaved sample by sample
         analysis["mlp"]["breakdown"] = mlp.breakdown(found, args.quick)
+    if "contention" in args.suites:  # starts its own busy neighbours
+        analysis["contention"] = contention.measure(args.quick)
     report.add_ratios(rows)
     wall = time.perf_counter() - start
 
@@ -87,6 +90,8 @@ def main(argv=None):
         print("\ndistributed\n" + distributed.table(analysis["distributed"]))
     if analysis.get("mlp", {}).get("breakdown"):
         print("\nmlp step against its eight GEMMs (interleaved)\n" + mlp.breakdown_table(analysis["mlp"]["breakdown"]))
+    if "contention" in analysis:
+        print("\ncontention\n" + contention.table(analysis["contention"]))
     for suite, key in (("gemm", "peak"), ("elementwise", "copy_bw")):
         if analysis.get(suite, {}).get(key):
             print(f"\n{suite} {key} ({analysis[suite][key + '_definition']}): {analysis[suite][key]}")

@@ -1,8 +1,12 @@
 #include "common.h"
 
 #include <cblas.h>
+#if defined(GF_OPENMP)
+#include <omp.h>
+#endif
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,14 +23,13 @@
 
 namespace gf {
 
-// libgomp cannot start threads again in a process forked after it used them: the child's
-// first parallel region waits forever for the parent's workers. A forked child therefore runs
-// gradflow's kernels and BLAS on its one thread (as PyTorch does), which also keeps a pool of
-// forked workers from oversubscribing the cores.
+// A process forked from one whose workers ran has none of them (only the forking thread
+// survives fork), and the pool's state may be mid-job: a forked child runs gradflow's kernels
+// on its one thread (as PyTorch does), which also keeps a pool of forked workers from
+// oversubscribing the cores.
 static std::atomic<bool> forked_child{false};
 
-// gradflow's thread count, shared by every thread (omp_set_num_threads would set only the
-// calling thread's). 0 until init_threads reads OpenMP's start-up value (OMP_NUM_THREADS).
+// gradflow's thread count, shared by every thread. 0 until init_threads sets the start value.
 static std::atomic<int> thread_count{0};
 
 int num_threads() { return forked_child ? 1 : thread_count.load(std::memory_order_relaxed); }
@@ -36,41 +39,34 @@ void set_num_threads(int n) {
   if (forked_child) {
     if (n > 1 && PyErr_WarnEx(PyExc_RuntimeWarning,
                               "gradflow runs single-threaded in a process forked from one that "
-                              "used its threads (OpenMP cannot restart them there); start worker "
-                              "processes with the 'spawn' method for threaded kernels",
+                              "used its threads (the parent's workers do not exist here); start "
+                              "worker processes with the 'spawn' method for threaded kernels",
                               1) < 0)
       throw py::error_already_set();
     return;
   }
   thread_count.store(n, std::memory_order_relaxed);
-  scipy_openblas_set_num_threads(n);  // process-wide: how many jobs the BLAS splits an op into
 }
 
-// ---- one thread pool for the kernels and the BLAS -------------------------------------------
-// OpenBLAS hands the jobs of a threaded operation to this callback, which runs them on OpenMP's
-// threads, the ones the elementwise kernels use. With two pools, each one's idle threads spin
-// on the cores the other needs next (an MLP step has a GEMM after every activation), and a
-// pool put to sleep at once instead pays a wake-up on every small GEMM (256x64x64: 65 us
-// instead of 26 us).
-namespace {
-void run_blas_jobs(int /*sync: OpenBLAS always waits*/, openblas_dojob_callback dojob, int numjobs,
-                   std::size_t jobdata_elsize, void* jobdata, int dojob_data) {
-  char* data = static_cast<char*>(jobdata);
-  // The jobs of one GEMM wait for each other's packed panels, so all must run at once: on an
-  // OpenMP team when one of numjobs threads is certain (not nested, no dynamic sizing, not a
-  // forked child), else on threads started for this call.
-  if (!forked_child && omp_get_level() == 0 && !omp_get_dynamic() &&
-      numjobs <= num_threads() && numjobs <= omp_get_thread_limit()) {
-#pragma omp parallel for num_threads(numjobs) schedule(static, 1)
-    for (int i = 0; i < numjobs; ++i) dojob(i, data + i * jobdata_elsize, dojob_data);
-    return;
-  }
-  std::vector<std::thread> threads;
-  for (int i = 1; i < numjobs; ++i) threads.emplace_back(dojob, i, data + i * jobdata_elsize, dojob_data);
-  dojob(0, data, dojob_data);
-  for (auto& t : threads) t.join();
+#if !defined(GF_OPENMP)
+// OMP_NUM_THREADS as OpenMP reads it (a positive count, the first of a list), else 0.
+static int env_thread_count() {
+  const char* s = std::getenv("OMP_NUM_THREADS");
+  if (!s) return 0;
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);
+  return end != s && v > 0 && v < (1 << 16) ? int(v) : 0;
 }
-}  // namespace
+
+// The CPUs this process may run on (its affinity mask where the system has one).
+static int available_cpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+#endif
 
 // At the end of Py_Finalize, before the C library's exit handlers free what kernels use: a
 // daemon thread still inside a kernel finishes it (then waits, see reacquire_gil). Bounded, in
@@ -80,15 +76,27 @@ static void wait_for_kernels() {
     usleep(1000);
 }
 
+// The start count. An OpenMP build takes the OpenMP runtime's reading of its environment
+// (OMP_NUM_THREADS, OMP_THREAD_LIMIT, OMP_DYNAMIC, the CPUs it may use), for programs that
+// set those; the threads themselves are always the pool's.
+static int start_thread_count() {
+#if defined(GF_OPENMP)
+  return std::max(1, std::min(omp_get_max_threads(), omp_get_thread_limit()));
+#else
+  const int n = env_thread_count();
+  return n > 0 ? n : available_cpus();
+#endif
+}
+
 void init_threads() {
   Py_AtExit(wait_for_kernels);
-  thread_count.store(std::max(1, omp_get_max_threads()), std::memory_order_relaxed);
-  scipy_openblas_set_threads_callback_function(run_blas_jobs);
-  scipy_openblas_set_num_threads(num_threads());
-  pthread_atfork(nullptr, nullptr, [] {
-    forked_child = true;
-    scipy_openblas_set_num_threads(1);  // no jobs for the callback: nothing reaches OpenMP
-  });
+  thread_count.store(start_thread_count(), std::memory_order_relaxed);
+  // Every BLAS call is single-threaded: a threaded product is split by gradflow into
+  // independent BLAS calls that the pool's threads take (see threaded_gemm in matmul.cpp).
+  // OpenBLAS's own threaded GEMM gives each thread a fixed share and makes them wait for each
+  // other's packed panels, so one descheduled thread stalls the whole product.
+  scipy_openblas_set_num_threads(1);
+  pthread_atfork(nullptr, nullptr, [] { forked_child = true; });
 }
 
 // ---- the GIL ---------------------------------------------------------------------------------

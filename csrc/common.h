@@ -1,8 +1,7 @@
 // Shared helpers for the CPU kernels: dtype dispatch, argument checks that raise Python
-// exceptions, and the OpenMP parallel loop with its small-input cut-off.
+// exceptions, and the parallel loop with its small-input cut-off.
 #pragma once
 
-#include <omp.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -11,44 +10,67 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/types.h"  // index_t
+#include "thread_pool.h"
 
 namespace py = pybind11;
 
 namespace gf {
 
 // ---- threads -------------------------------------------------------------------------------
-// Below this many elements an op runs on the calling thread: waking a team costs more than the
-// work. Kernels whose per-element cost is high (erf, exp) may pass a smaller grain.
+// Below this many elements an op runs on the calling thread: waking a worker costs more than
+// the work. Kernels whose per-element cost is high (erf, exp) may pass a smaller grain.
 constexpr index_t kGrain = 1 << 15;
+// Chunks per thread when a loop is split: with several each, the threads that run finish the
+// chunks of one that is descheduled (another process on its core) instead of waiting for it.
+constexpr int kChunksPerThread = 4;
 
-// The count is process-wide: set from any thread, it holds for every thread's kernels (each
-// parallel region passes it explicitly; OpenMP's own setting is per thread) and for the BLAS.
-int num_threads();          // threads gradflow's kernels (and the BLAS) may use
-void set_num_threads(int);  // sets both gradflow's and OpenBLAS's count
-// At import: the BLAS runs its threaded jobs on OpenMP's threads; forked children run on one.
+// The count is process-wide: set from any thread, it holds for every thread's kernels.
+int num_threads();          // threads gradflow's kernels (and its matrix products) may use
+void set_num_threads(int);
+// At import: the starting count (OMP_NUM_THREADS, else the CPUs this process may run on) and
+// the BLAS's own threading; forked children run on one thread.
 void init_threads();
 
-// Runs f(begin, end) over [0, n) split into contiguous chunks, one per thread, or inline when
-// n is small. f must not throw (exceptions cannot cross an OpenMP region): check arguments
+// Runs f(c) for every c in [0, chunks), on the pool's threads and this one (see
+// thread_pool.h). f must not throw (exceptions cannot cross threads here): check arguments
 // before calling.
 template <class F>
+void parallel_chunks(int chunks, F&& f) {
+  if (chunks <= 0) return;
+  const int nt = num_threads();
+  if (nt <= 1 || chunks == 1) {
+    for (int c = 0; c < chunks; ++c) f(c);
+    return;
+  }
+  using Fn = std::remove_reference_t<F>;
+  pool_run(chunks, std::min(nt, chunks), [](void* p, int c) { (*static_cast<Fn*>(p))(c); },
+           const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+// Runs f(begin, end) over [0, n) split into contiguous chunks of at least `grain` elements
+// (a few per thread, taken dynamically), or inline when n is small. Chunks of 64 elements or
+// more start on multiples of 64: a vectorised loop then leaves the same elements to its scalar
+// tail whatever the thread count, so that results never depend on it. f must not throw.
+constexpr index_t kSplitAlign = 64;
+template <class F>
 void parallel_for(index_t n, index_t grain, F&& f) {
-  int nt = num_threads();
+  const int nt = num_threads();
   if (n <= grain || nt <= 1) {
     if (n > 0) f(index_t(0), n);
     return;
   }
-  int chunks = int(std::min<index_t>(nt, (n + grain - 1) / grain));
-#pragma omp parallel num_threads(chunks)
-  {
-    int t = omp_get_thread_num();
-    int T = omp_get_num_threads();
-    index_t b = n * t / T, e = n * (t + 1) / T;
+  const index_t chunks = std::min<index_t>(index_t(nt) * kChunksPerThread, (n + grain - 1) / grain);
+  const index_t align = n / chunks >= kSplitAlign ? kSplitAlign : 1;
+  const index_t units = (n + align - 1) / align;
+  parallel_chunks(int(chunks), [&](int c) {
+    const index_t b = std::min(n, units * c / chunks * align);
+    const index_t e = std::min(n, units * (c + 1) / chunks * align);
     if (b < e) f(b, e);
-  }
+  });
 }
 
 // Releases the GIL for its scope when an op touches at least kNoGilMin elements. Releasing and

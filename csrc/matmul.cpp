@@ -101,15 +101,47 @@ Operand prepare(const py::array& x, bool trans) {
   return o;
 }
 
-inline void gemm(bool ta, bool tb, int m, int n, int k, const float* A, int lda, const float* B,
-                 int ldb, float beta, float* C, int ldc) {
+inline void blas_gemm(bool ta, bool tb, int m, int n, int k, const float* A, int lda, const float* B,
+                      int ldb, float beta, float* C, int ldc) {
   scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
-inline void gemm(bool ta, bool tb, int m, int n, int k, const double* A, int lda, const double* B,
-                 int ldb, double beta, double* C, int ldc) {
+inline void blas_gemm(bool ta, bool tb, int m, int n, int k, const double* A, int lda, const double* B,
+                      int ldb, double beta, double* C, int ldc) {
   scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     m, n, k, 1.0, A, lda, B, ldb, beta, C, ldc);
+}
+
+// A threaded product is split into blocks of the output's columns (of its rows when they are
+// more than twice as many), each a single-threaded BLAS call, that the threads take as they
+// come (see init_threads): a thread kept off its core by another process delays only the block
+// it holds. Blocks of at least kGemmBlockFlops (each call packs its share of both operands
+// again) and kGemmAlign columns or rows; the split depends on the shape and the thread count
+// only, so a result never depends on which thread ran what.
+constexpr double kGemmBlockFlops = 4e6;
+constexpr int kGemmAlign = 16;
+
+template <class T>
+void gemm(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb, T beta,
+          T* C, int ldc) {
+  const int nt = num_threads();
+  const bool by_rows = m > 2 * n;
+  const int len = by_rows ? m : n;
+  const double flops = 2.0 * m * n * k;
+  const int blocks = nt > 1 ? int(std::min({2.0 * nt, flops / kGemmBlockFlops, double(len / kGemmAlign)})) : 1;
+  if (blocks <= 1) {
+    blas_gemm(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const index_t units = len / kGemmAlign;  // block edges on multiples of kGemmAlign
+  parallel_chunks(blocks, [&](int c) {
+    const index_t b = units * c / blocks * kGemmAlign;
+    const index_t e = c + 1 == blocks ? len : units * (c + 1) / blocks * kGemmAlign;
+    if (by_rows)
+      blas_gemm(ta, tb, int(e - b), n, k, ta ? A + b : A + b * lda, lda, B, ldb, beta, C + b * ldc, ldc);
+    else
+      blas_gemm(ta, tb, m, int(e - b), k, A, lda, tb ? B + b * ldb : B + b, ldb, beta, C + b, ldc);
+  });
 }
 
 // Fills the (rows, n) C-contiguous block at c with the bias row (or zeros when bias is null).

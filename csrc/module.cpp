@@ -2,7 +2,6 @@
 // storage and Function.apply). Each lives in its own file and registers itself through a bind_*
 // function.
 #include <cblas.h>
-#include <omp.h>
 #if defined(__x86_64__)
 #include <pmmintrin.h>
 #include <xmmintrin.h>
@@ -21,25 +20,39 @@ void bind_optim(py::module_& m);
 void bind_autograd(py::module_& m);
 void bind_fallback(py::module_& m);
 
-// Flush-to-zero / denormals-are-zero on the calling thread and on every OpenMP worker (MXCSR is
-// per thread). Denormal operands slow float arithmetic, GEMMs included, by ~80x, and the
-// gradients of a well-fitted network drift into that range.
+// Flush-to-zero / denormals-are-zero on the calling thread and on every worker (MXCSR is per
+// thread). Denormal operands slow float arithmetic, GEMMs included, by ~80x, and the gradients
+// of a well-fitted network drift into that range.
+#if defined(__x86_64__)
+static void apply_flush_denormal(bool on) {
+  _MM_SET_FLUSH_ZERO_MODE(on ? _MM_FLUSH_ZERO_ON : _MM_FLUSH_ZERO_OFF);
+  _MM_SET_DENORMALS_ZERO_MODE(on ? _MM_DENORMALS_ZERO_ON : _MM_DENORMALS_ZERO_OFF);
+}
+#endif
+
 static bool set_flush_denormal(bool on) {
 #if defined(__x86_64__)
-  auto apply = [on]() {
-    _MM_SET_FLUSH_ZERO_MODE(on ? _MM_FLUSH_ZERO_ON : _MM_FLUSH_ZERO_OFF);
-    _MM_SET_DENORMALS_ZERO_MODE(on ? _MM_DENORMALS_ZERO_ON : _MM_DENORMALS_ZERO_OFF);
-  };
-  apply();
-  if (gf::num_threads() > 1) {
-#pragma omp parallel num_threads(gf::num_threads())
-    apply();
-  }
+  apply_flush_denormal(on);
+  gf::pool_set_worker_setup(apply_flush_denormal, on);
   return true;
 #else
   (void)on;
   return false;
 #endif
+}
+
+static py::dict threading_info() {
+  py::dict d;
+  d["pool"] = "gradflow";  // the kernels' and the matrix products' threads (thread_pool.h)
+#if defined(GF_OPENMP)
+  d["openmp"] = true;  // OpenMP's environment variables set the start count
+#else
+  d["openmp"] = false;
+#endif
+  d["threads"] = gf::num_threads();
+  d["workers"] = gf::pool_workers();
+  d["blas_threads"] = scipy_openblas_get_num_threads();
+  return d;
 }
 }  // namespace gf
 
@@ -51,8 +64,14 @@ PYBIND11_MODULE(_C, m) {
   py::detail::npy_api::get();
   m.def("get_num_threads", &gf::num_threads, "Threads used by gradflow's CPU kernels and BLAS.");
   m.def("set_num_threads", &gf::set_num_threads, py::arg("n"));
+  m.def("threading_info", &gf::threading_info,
+        "How gradflow's CPU kernels are threaded: a dict with 'pool' (whose threads run them), "
+        "'openmp' (whether this build reads the start count through OpenMP's runtime, see "
+        "GRADFLOW_OPENMP), 'threads' (the count in use), 'workers' (pool threads started so "
+        "far) and 'blas_threads' (OpenBLAS's own count: 1, gradflow splits the products).");
   m.def("blas_num_threads", []() { return scipy_openblas_get_num_threads(); },
-        "Threads OpenBLAS splits an operation into (as set by set_num_threads).");
+        "Threads OpenBLAS splits one of its calls into: always 1, gradflow splits a product "
+        "into single-threaded calls itself.");
   m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
         "OpenBLAS's build configuration string.");
   m.def("blas_corename", []() { return std::string(scipy_openblas_get_corename()); },
@@ -90,8 +109,7 @@ PYBIND11_MODULE(_C, m) {
         },
         py::arg("a"), "Whether a is an output array of the kernels holding its own cached buffer.");
   m.def("empty_cache", &gf::buffer_cache_clear, "Returns the cached output buffers to the system.");
-  // Before any BLAS call: the BLAS runs its jobs on OpenMP's threads, as many as OpenMP has
-  // (OMP_NUM_THREADS or the core count).
+  // Before any BLAS call: the start thread count, the BLAS single-threaded.
   gf::init_threads();
   gf::bind_matmul(m);
   gf::bind_unary(m);

@@ -44,6 +44,10 @@ constexpr index_t kLseBlock = 1024;
 // blocks of kSumBlock4 so that no float lane adds more than 32 elements, as sum_block_f32 (kernels/reduce.h).
 constexpr index_t kSumBlock4 = 1024;
 constexpr index_t kLockstepMin = 1 << 14;  // elements per quarter for a range to be split
+// Full reductions (fewer outputs than this) split the reduced range into at most kMaxParts
+// parts of at least kGrain elements, whatever the thread count.
+constexpr index_t kFewOutputs = 8;
+constexpr index_t kMaxParts = 16;
 
 template <class T> T lse_finish(T m, double s) {
   if (!is_finite(m)) return m;  // NaN, +inf, or -inf (all -inf / empty)
@@ -298,7 +302,6 @@ void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array&
   if (nK == 0) return;
   K.data[1] += delta;
   const index_t rs = R.strides[0][R.ndim - 1];  // innermost reduced stride, bytes (>= 0)
-  const int nt = num_threads();
 
   NoGilIf nogil(nK * nR >= kNoGilMin);
   // A long contiguous range goes as four quarters in lockstep (see lockstep_x4).
@@ -321,16 +324,18 @@ void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array&
     });
   };
 
-  if (nt > 1 && nK < 4 * nt && nK * nR > kGrain) {
-    // Few outputs: split each output's reduced range across threads, combine the partials.
+  if (nK < kFewOutputs && nR >= 2 * kGrain) {
+    // Few outputs: split each output's reduced range into parts (taken by the threads), combine
+    // the partials in order. The parts depend on nR alone, so the result does not depend on the
+    // thread count, nor on which thread ran which part.
     K.run_range(0, nK, [&](char* const* p, const index_t* s, index_t n) {
       for (index_t i = 0; i < n; ++i) {
         char* base = p[1] + i * s[1];
-        int chunks = int(std::min<index_t>(nt, (nR + kGrain - 1) / kGrain));
+        const int chunks = int(std::min<index_t>(kMaxParts, nR / kGrain));
         std::vector<typename Op::State> part(chunks);
-#pragma omp parallel for num_threads(chunks) schedule(static, 1)
-        for (int c = 0; c < chunks; ++c)
+        parallel_chunks(chunks, [&](int c) {
           reduce_one(base, nR * c / chunks, nR * (c + 1) / chunks, part[c]);
+        });
         for (int c = 1; c < chunks; ++c) Op::combine(part[0], part[c]);
         reinterpret_cast<T*>(p[0] + i * s[0])[0] = Op::finish(part[0], nR);
       }
@@ -339,11 +344,18 @@ void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array&
   }
 
   const index_t grain = std::max<index_t>(1, kGrain / std::max<index_t>(nR, 1));
-  K.for_each(grain, [&](char* const* p, const index_t* s, index_t n) {
+  // Rows in lockstep (below) are grouped by their place in the kept innermost line, not in the
+  // thread's share of it, so that a row's result does not depend on how the outputs were split.
+  const index_t line = K.ndim > 0 ? K.shape[K.ndim - 1] : 1;
+  parallel_for(nK, grain, [&](index_t b, index_t e) {
+    index_t pos = b;  // flat output index of the run
+    K.run_range(b, e, [&](char* const* p, const index_t* s, index_t n) {
+    const index_t j0 = pos % line;  // the run's first row's place in its line
+    pos += n;
     T* o = reinterpret_cast<T*>(p[0]);
     const index_t os = s[0] / index_t(sizeof(T));
     const index_t cs = s[1];
-    if (n >= 2 && nR > 1 && std::abs(cs) < rs) {
+    if (line >= 2 && nR > 1 && std::abs(cs) < rs) {  // (by the line: the same for any split)
       // column mode: a row vector of accumulators, updated by whole rows
       typename Op::Cols cols;
       constexpr int kRows = 16;
@@ -368,19 +380,27 @@ void reduce_kernel(const py::array& x, const std::vector<bool>& mask, py::array&
       return;
     }
     index_t i = 0;
-    if (unit && nR >= kLockstepMin / 16)  // rows long enough: four rows in lockstep
-      for (; i + kStreams <= n; i += kStreams) {
+    if (unit && nR >= kLockstepMin / 16) {  // rows long enough: four rows in lockstep
+      // The line's rows [0, grouped) go in groups of four starting at its row 0; a group that
+      // straddles the run's ends is computed whole, and only the run's rows are written.
+      const index_t grouped = line / kStreams * kStreams;
+      const index_t end = std::min(j0 + n, grouped);
+      for (index_t g = j0 / kStreams * kStreams; g < end; g += kStreams) {
         typename Op::State st[kStreams];
         const T* rows[kStreams];
-        for (int k = 0; k < kStreams; ++k) rows[k] = reinterpret_cast<const T*>(p[1] + (i + k) * cs);
+        for (int k = 0; k < kStreams; ++k) rows[k] = reinterpret_cast<const T*>(p[1] + (g + k - j0) * cs);
         Op::run4(st, rows, nR);
-        for (int k = 0; k < kStreams; ++k) o[(i + k) * os] = Op::finish(st[k], nR);
+        for (int k = 0; k < kStreams; ++k)
+          if (g + k >= j0 && g + k < j0 + n) o[(g + k - j0) * os] = Op::finish(st[k], nR);
       }
+      i = std::max<index_t>(0, end - j0);
+    }
     for (; i < n; ++i) {
       typename Op::State st;
       reduce_one(p[1] + i * cs, 0, nR, st);
       o[i * os] = Op::finish(st, nR);
     }
+    });
   });
 }
 
@@ -465,12 +485,13 @@ void arg_kernel(const py::array& x, const py::object& axis, std::int64_t* out) {
     L.collapse();
     const index_t n = L.size();
     NoGilIf nogil(n >= kNoGilMin);
-    int nt = num_threads();
-    int chunks = (nt > 1 && n > kGrain) ? int(std::min<index_t>(nt, n / kGrain)) : 1;
+    // (The first extreme is the same whatever the split.)
+    const int nt = num_threads();
+    const int chunks =
+        (nt > 1 && n > kGrain) ? int(std::min<index_t>(index_t(nt) * kChunksPerThread, n / kGrain)) : 1;
     std::vector<index_t> idx(chunks);
     std::vector<T> val(chunks);
-#pragma omp parallel for num_threads(chunks) schedule(static, 1) if (chunks > 1)
-    for (int c = 0; c < chunks; ++c) {
+    parallel_chunks(chunks, [&](int c) {
       index_t b = n * c / chunks, e = n * (c + 1) / chunks;
       index_t bi = -1;
       T bv = T(0);
@@ -483,7 +504,7 @@ void arg_kernel(const py::array& x, const py::object& axis, std::int64_t* out) {
       });
       idx[c] = bi;
       val[c] = bv;
-    }
+    });
     index_t bi = idx[0];
     T bv = val[0];
     for (int c = 1; c < chunks; ++c) {

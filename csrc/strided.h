@@ -165,11 +165,19 @@ struct StridedLoop {
     }
   }
 
-  // The whole loop, split across threads when it has more than `grain` elements.
+  // The whole loop, split across threads when it has more than `grain` elements: into whole
+  // innermost rows when it has several, so that f sees the same runs whatever the split.
   template <class F>
   void for_each(index_t grain, F&& f) const {
-    index_t n = size();
-    parallel_for(n, grain, [&](index_t b, index_t e) { run_range(b, e, f); });
+    const index_t n = size();
+    if (ndim <= 1) {
+      parallel_for(n, grain, [&](index_t b, index_t e) { run_range(b, e, f); });
+      return;
+    }
+    const index_t row = shape[ndim - 1];
+    if (row == 0) return;
+    parallel_for(n / row, (grain + row - 1) / row,
+                 [&](index_t b, index_t e) { run_range(b * row, e * row, f); });
   }
 };
 

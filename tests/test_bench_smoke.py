@@ -33,6 +33,14 @@ def test_quick_run(tmp_path):
     assert m["cpu_model"] and m["cores"] >= 1 and m["simd_level"]
     assert m["gradflow"]["blas_kernel"] and m["gradflow"]["threads"] >= 1
     assert m["numpy"]["version"]
+    # the contention suite: its levels, each with rows for the three configurations and the
+    # training command's epoch times
+    levels = doc["analysis"]["contention"]["levels"]
+    assert [lv["neighbours"] for lv in levels] == [0, 1]
+    for lv in levels:
+        assert lv["rows"] and not lv["errors"], lv["errors"]
+        assert all({"gradflow", "gradflow-1t"} <= set(r["times"]) for r in lv["rows"])
+        assert lv["train_s_per_epoch"]["default"]["median_s"] > 0
 
 
 def test_wrong_result_is_reported_not_timed():

@@ -1,7 +1,9 @@
-"""Threads: OMP_NUM_THREADS is honoured, the BLAS runs its jobs on the same OpenMP pool as the
-kernels, and threaded GEMMs stay correct in every configuration of that pool (each case in a
-fresh interpreter, since OpenMP reads its environment once)."""
+"""Threads: OMP_NUM_THREADS is honoured, threaded GEMMs (split by gradflow into single-threaded
+BLAS calls on its pool) stay correct in every configuration, and results do not depend on the
+thread count or on other processes competing for the cores (each environment case in a fresh
+interpreter, since the start count is read once)."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import pytest
 import gradflow as gf
 from gradflow import _C
 
-# Big enough that OpenBLAS splits each product into one job per thread.
+# Big enough that each product is split into blocks for the threads.
 _SCRIPT = textwrap.dedent("""
     import numpy as np, gradflow as gf
     from gradflow import _C
@@ -24,7 +26,7 @@ _SCRIPT = textwrap.dedent("""
         for _ in range(3):
             got = _C.matmul(a, b)
             assert np.allclose(got, want, rtol=1e-4, atol=1e-4), float(np.abs(got - want).max())
-        # an OpenMP kernel between GEMMs, as in a training step
+        # a threaded kernel between GEMMs, as in a training step
         assert np.allclose(_C.relu(_C.matmul(a, b)), np.maximum(want, 0), rtol=1e-4, atol=1e-4)
     print(gf.get_num_threads())
 """)
@@ -34,11 +36,12 @@ _SCRIPT = textwrap.dedent("""
     ({"OMP_NUM_THREADS": "1"}, 1),
     ({"OMP_NUM_THREADS": "2"}, 2),
     ({"OMP_NUM_THREADS": "3"}, 3),  # more threads than cores
-    # Teams that might be smaller than the BLAS's job count: the jobs run on their own threads.
+    # OpenMP's other variables (read by OpenMP builds, ignored by the others)
     ({"OMP_NUM_THREADS": "2", "OMP_DYNAMIC": "true"}, 2),
     ({"OMP_NUM_THREADS": "2", "OMP_THREAD_LIMIT": "1"}, None),
+    ({"OMP_NUM_THREADS": "4,2"}, 4),  # a nested list: the first level's count
 ])
-def test_blas_on_the_openmp_pool(env, threads):
+def test_start_count_and_threaded_gemms(env, threads):
     out = subprocess.run([sys.executable, "-c", _SCRIPT], env={**os.environ, **env},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -47,8 +50,8 @@ def test_blas_on_the_openmp_pool(env, threads):
 
 
 def test_concurrent_gemms_from_python_threads():
-    """matmul releases the GIL: products from several Python threads at once, each threaded
-    on its own OpenMP team, must not share OpenBLAS's job state."""
+    """matmul releases the GIL: products from several Python threads at once (one has the pool,
+    the others run their blocks on their own thread) must not share any BLAS state."""
     from concurrent.futures import ThreadPoolExecutor
 
     rng = np.random.default_rng(1)
@@ -78,19 +81,34 @@ def test_set_num_threads_round_trip():
         gf.set_num_threads(0)
 
 
-@pytest.mark.parametrize("user_value", [None, "20"])
+@pytest.mark.parametrize("user_value", [None, "3"])
 def test_openblas_settings_do_not_leak(user_value):
-    """The idle-thread setting for gradflow's OpenBLAS is read while it loads and removed again,
-    so numpy's OpenBLAS (loaded later here) and child processes keep their own defaults; a
-    user's value is left as it was."""
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    """gradflow's OpenBLAS loads with OPENBLAS_NUM_THREADS=1 (it starts no threads of its own),
+    and the variable is put back afterwards, so that numpy's OpenBLAS (loaded later here) and
+    child processes keep their own defaults; a user's value is left as it was."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if user_value is not None:
-        env["OPENBLAS_THREAD_TIMEOUT"] = user_value
-    code = "import os, gradflow, numpy; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    code = ("import os, gradflow, numpy; from gradflow import _C\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'), _C.blas_num_threads())")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(user_value)
+    assert out.stdout.split() == [str(user_value), "1"]
+
+
+def test_threading_info_says_what_runs():
+    info = _C.threading_info()
+    assert info["pool"] == "gradflow" and isinstance(info["openmp"], bool)
+    assert info["threads"] == gf.get_num_threads() and info["blas_threads"] == 1
+    before = gf.get_num_threads()
+    try:
+        gf.set_num_threads(3)
+        _C.relu(np.ones(1 << 20, np.float32))  # the workers start on first use
+        info = _C.threading_info()
+        assert info["threads"] == 3 and info["workers"] >= 2
+    finally:
+        gf.set_num_threads(before)
 
 
 _FORK_SCRIPT = textwrap.dedent("""
@@ -104,7 +122,7 @@ _FORK_SCRIPT = textwrap.dedent("""
     def work(i):
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
-            gf.set_num_threads(2)  # refused with a warning: OpenMP cannot restart here
+            gf.set_num_threads(2)  # refused with a warning: the parent's workers are not here
         assert gf.get_num_threads() == 1 and len(w) == 1 and "spawn" in str(w[0].message)
         return float(_C.relu(x).sum() + _C.matmul(a, a.T)[0, 0] + _C.sum(x, None))
 
@@ -117,10 +135,103 @@ _FORK_SCRIPT = textwrap.dedent("""
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_children_run_single_threaded():
     """A process forked after gradflow's threads ran must not hang in its first threaded kernel
-    or GEMM (libgomp cannot restart its pool there): it runs them on one thread."""
+    or GEMM (its parent's workers do not exist there): it runs them on one thread."""
     out = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     results, parent_threads = out.stdout.strip().splitlines()
     assert results == str([float((1 << 20) + 200 + (1 << 20))] * 4)
     assert int(parent_threads) == gf.get_num_threads()
+
+
+# ---- results under contention ------------------------------------------------------------------
+_SPIN = ("import os, sys\n"
+         "if hasattr(os, 'sched_setaffinity'):\n"
+         "    os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+         "print('ready', flush=True)\n"
+         "while True:\n"
+         "    pass\n")
+
+
+@contextlib.contextmanager
+def busy_neighbours(n):
+    """n processes spinning on the last n CPUs this process may use (one each)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN, str(c)], stdout=subprocess.PIPE,
+                              text=True) for c in (cpus[-n:] if n <= len(cpus) else cpus * n)[:n]]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+
+
+def _kernel_results():
+    """Elementwise kernels, every reduction layout (full, lockstep rows whose split between
+    threads falls mid-group, column mode) and argmax, on sizes that the threads split."""
+    rng = np.random.default_rng(7)
+    out = []
+    for dt in (np.float32, np.float64):
+        x = rng.standard_normal(1 << 20).astype(dt) * 3
+        out += [_C.tanh(x), _C.exp(x), _C.gelu(x), _C.sigmoid_backward(_C.sigmoid(x), x)]
+        for shape, axes in [((1 << 21,), None), ((37, 3000), 1), ((3000, 37), 0), ((5, 200000), 1),
+                            ((13, 1 << 16), 1), ((7, 3, 70001), (0, 2)), ((999, 1001), 0)]:
+            a = (rng.standard_normal(shape) * 1e3 + 1e2).astype(dt)
+            out += [f(a, axes) for f in (_C.sum, _C.mean, _C.logsumexp, _C.max)]
+        a = rng.standard_normal((4096, 300)).astype(dt)
+        out += [_C.softmax(a, 1), _C.argmax(a, None), _C.argmax(a, 0)]
+    return out
+
+
+def _training_result():
+    """Three SGD steps of an MLP (threaded GEMMs, kernels, reductions): its parameters."""
+    rng = np.random.default_rng(3)
+    x = gf.tensor(rng.standard_normal((256, 300), dtype=np.float32))
+    y = gf.tensor(rng.integers(0, 10, 256))
+    model = gf.nn.Sequential(gf.nn.Linear(300, 256), gf.nn.ReLU(), gf.nn.Linear(256, 10))
+    for p, v in zip(model.parameters(), _initial(rng, model)):
+        p.data[...] = v
+    opt = gf.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):
+        opt.zero_grad()
+        gf.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return [p.detach().numpy().copy() for p in model.parameters()]
+
+
+def _initial(rng, model):
+    return [rng.uniform(-0.05, 0.05, p.shape).astype(np.float32) for p in model.parameters()]
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(np.array_equal(u, v, equal_nan=True) for u, v in zip(a, b))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins its busy neighbours")
+def test_results_do_not_depend_on_threads_or_contention():
+    """Kernel results are the same for any thread count, and with one or two other processes
+    keeping cores busy (which changes which thread runs which chunk); a training step, whose
+    GEMM blocks depend on the thread count, is the same at a given count under contention."""
+    before = gf.get_num_threads()
+    try:
+        gf.set_num_threads(1)
+        kernels = _kernel_results()
+        for n in (2, 3):
+            gf.set_num_threads(n)
+            assert _same(_kernel_results(), kernels), f"{n} threads"
+        gf.set_num_threads(2)
+        training = _training_result()
+        for neighbours in (1, 2):
+            with busy_neighbours(neighbours):
+                for n in (2, 3):
+                    gf.set_num_threads(n)
+                    assert _same(_kernel_results(), kernels), f"{n} threads, {neighbours} busy"
+                gf.set_num_threads(2)
+                for _ in range(3):
+                    assert _same(_training_result(), training), f"training, {neighbours} busy"
+    finally:
+        gf.set_num_threads(before)

@@ -1,0 +1,166 @@
+#include "thread_pool.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace gf {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// How long an idle worker keeps looking for the next job before it sleeps. Consecutive ops of
+// a training step come within a few microseconds of each other; a sleeping worker costs the
+// next job a wake-up (a system call, and tens of microseconds until the worker runs).
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+// The job word: generation (32 bits) | threads allowed (16 bits) | chunks not yet taken (16
+// bits). One atomic word, so that a worker takes a chunk only of the job it looked at: once it
+// holds one, that job cannot finish, and its parameters stay valid, until it reports it done.
+constexpr std::uint64_t kMask16 = 0xffff;
+inline std::uint32_t gen_of(std::uint64_t v) { return std::uint32_t(v >> 32); }
+inline int threads_of(std::uint64_t v) { return int((v >> 16) & kMask16); }
+inline int left_of(std::uint64_t v) { return int(v & kMask16); }
+
+struct Pool {
+  std::atomic<std::uint64_t> word{0};
+  std::atomic<int> done{0};  // chunks of the current job finished
+  // The current job; written before `word` publishes it, read after a chunk is taken.
+  int chunks = 0;
+  void (*body)(void*, int) = nullptr;
+  void* ctx = nullptr;
+  std::uint32_t generation = 0;    // the caller's (guarded by busy)
+  std::atomic<bool> busy{false};   // a job is in flight
+  std::atomic<int> sleepers{0};
+  std::mutex mutex;                // for the condition variable, and for starting workers
+  std::condition_variable wake;
+  std::vector<std::thread> threads;
+  std::atomic<int> started{0};
+  // Per-thread setup for the workers (see pool_set_worker_setup): bumped on each change.
+  std::atomic<unsigned> setup_version{0};
+  std::atomic<void (*)(bool)> setup_fn{nullptr};
+  std::atomic<bool> setup_arg{false};
+};
+
+Pool& pool() {
+  // Never destroyed: workers may still be sleeping on its condition variable at exit.
+  static Pool* p = new Pool;
+  return *p;
+}
+
+// Takes one chunk of job `gen`: its index, or -1 when that job has none left.
+int take(Pool& P, std::uint32_t gen) {
+  std::uint64_t v = P.word.load(std::memory_order_acquire);
+  for (;;) {
+    if (gen_of(v) != gen || left_of(v) == 0) return -1;
+    if (P.word.compare_exchange_weak(v, v - 1, std::memory_order_acquire, std::memory_order_acquire))
+      return P.chunks - left_of(v);
+  }
+}
+
+void run_taken(Pool& P, std::uint32_t gen) {
+  for (int c; (c = take(P, gen)) >= 0;) {
+    P.body(P.ctx, c);
+    P.done.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void worker_main(int index) {  // index >= 1: the caller is thread 0 of every job
+  Pool& P = pool();
+  std::uint32_t seen = 0;
+  unsigned setup_seen = 0;
+  for (;;) {
+    std::uint64_t v = P.word.load(std::memory_order_acquire);
+    if (gen_of(v) != seen) {
+      seen = gen_of(v);
+      if (index < threads_of(v) && left_of(v) > 0) {
+        unsigned sv = P.setup_version.load(std::memory_order_acquire);
+        if (sv != setup_seen) {
+          setup_seen = sv;
+          if (auto fn = P.setup_fn.load()) fn(P.setup_arg.load());
+        }
+        run_taken(P, seen);
+      }
+      continue;
+    }
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    bool fresh = false;
+    while (!fresh && std::chrono::steady_clock::now() < until) {
+      for (int i = 0; i < 32 && !fresh; ++i) {
+        cpu_relax();
+        fresh = gen_of(P.word.load(std::memory_order_relaxed)) != seen;
+      }
+    }
+    if (fresh) continue;
+    std::unique_lock<std::mutex> lock(P.mutex);
+    P.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    P.wake.wait(lock, [&] { return gen_of(P.word.load(std::memory_order_seq_cst)) != seen; });
+    P.sleepers.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void ensure_workers(Pool& P, int n) {
+  if (P.started.load(std::memory_order_acquire) >= n) return;
+  std::lock_guard<std::mutex> lock(P.mutex);
+  while (int(P.threads.size()) < n) {
+    P.threads.emplace_back(worker_main, int(P.threads.size()) + 1);
+    P.threads.back().detach();  // they live as long as the process
+  }
+  P.started.store(n, std::memory_order_release);
+}
+
+}  // namespace
+
+void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
+  Pool& P = pool();
+  // (Callers ask for a few chunks per thread: more than the word holds only with an absurd
+  // thread count, run here then.)
+  if (threads <= 1 || chunks <= 1 || chunks > int(kMask16) || threads > int(kMask16) ||
+      P.busy.exchange(true, std::memory_order_acquire)) {
+    for (int c = 0; c < chunks; ++c) body(ctx, c);
+    return;
+  }
+  ensure_workers(P, threads - 1);
+  P.chunks = chunks;
+  P.body = body;
+  P.ctx = ctx;
+  P.done.store(0, std::memory_order_relaxed);
+  const std::uint32_t gen = ++P.generation;
+  P.word.store(std::uint64_t(gen) << 32 | std::uint64_t(threads) << 16 | std::uint64_t(chunks),
+               std::memory_order_seq_cst);
+  if (P.sleepers.load(std::memory_order_seq_cst) > 0) {
+    { std::lock_guard<std::mutex> lock(P.mutex); }
+    P.wake.notify_all();
+  }
+  run_taken(P, gen);
+  // Only chunks that workers took are left: wait for those.
+  for (int spins = 0; P.done.load(std::memory_order_acquire) < chunks; ++spins) {
+    if (spins < 4096) cpu_relax();
+    else std::this_thread::yield();
+  }
+  P.busy.store(false, std::memory_order_release);
+}
+
+void pool_set_worker_setup(void (*fn)(bool), bool arg) {
+  Pool& P = pool();
+  P.setup_fn.store(fn);
+  P.setup_arg.store(arg);
+  P.setup_version.fetch_add(1, std::memory_order_release);
+}
+
+int pool_workers() { return pool().started.load(std::memory_order_acquire); }
+
+
+}  // namespace gf
