@@ -19,7 +19,8 @@
 
 #include <cmath>
 
-#if defined(__GLIBC__) || defined(__linux__)
+// libmvec exists on x86-64 glibc only (aarch64 glibc 2.36 has none of these variants).
+#if defined(__x86_64__) && defined(__GLIBC__)
 extern "C" {
 #pragma omp declare simd notinbranch
 float expf(float) noexcept;

@@ -13,11 +13,12 @@ sys.path.insert(0, str(ROOT))  # bench/ is a directory of the checkout, not an i
 
 from bench import harness  # noqa: E402
 from bench.contenders import Numpy  # noqa: E402
+from conftest import python_command  # noqa: E402
 
 
 def test_quick_run(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+    proc = subprocess.run(python_command("-m", "bench", "--quick", "--json", str(out)),
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())

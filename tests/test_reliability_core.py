@@ -16,6 +16,7 @@ import pytest
 
 import gradflow as gf
 from gradflow import _C
+from conftest import python_command
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc, Linux's mmap flags")
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(gf.__file__)))
@@ -26,7 +27,7 @@ def run_py(code, timeout=120, env=None):
     process (a crash shows as a negative return code)."""
     full_env = {**os.environ, "PYTHONPATH": _SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+    return subprocess.run(python_command("-c", textwrap.dedent(code)), capture_output=True,
                           text=True, timeout=timeout, env=full_env)
 
 

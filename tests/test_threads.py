@@ -4,7 +4,6 @@ fresh interpreter, since OpenMP reads its environment once)."""
 
 import os
 import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 
 import gradflow as gf
 from gradflow import _C
+from conftest import python_command
 
 # Big enough that OpenBLAS splits each product into one job per thread.
 _SCRIPT = textwrap.dedent("""
@@ -39,7 +39,7 @@ _SCRIPT = textwrap.dedent("""
     ({"OMP_NUM_THREADS": "2", "OMP_THREAD_LIMIT": "1"}, None),
 ])
 def test_blas_on_the_openmp_pool(env, threads):
-    out = subprocess.run([sys.executable, "-c", _SCRIPT], env={**os.environ, **env},
+    out = subprocess.run(python_command("-c", _SCRIPT), env={**os.environ, **env},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     if threads is not None:
@@ -87,7 +87,7 @@ def test_openblas_settings_do_not_leak(user_value):
     if user_value is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = user_value
     code = "import os, gradflow, numpy; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+    out = subprocess.run(python_command("-c", code), env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(user_value)
@@ -118,7 +118,7 @@ _FORK_SCRIPT = textwrap.dedent("""
 def test_forked_children_run_single_threaded():
     """A process forked after gradflow's threads ran must not hang in its first threaded kernel
     or GEMM (libgomp cannot restart its pool there): it runs them on one thread."""
-    out = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True,
+    out = subprocess.run(python_command("-c", _FORK_SCRIPT), capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     results, parent_threads = out.stdout.strip().splitlines()
