@@ -9,6 +9,7 @@ the import path only when no real CuPy is importable: it never shadows one.
 """
 import importlib.util
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def rng():
 def t64(a, requires_grad=True, device="cpu"):
     """A float64 tensor from array-like ``a``."""
     return gf.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad, device=device)
+
+
+def python_command(*args):
+    """The command line that runs ``args`` in a new interpreter like this one. Where the suite
+    runs under an emulator (the aarch64 CI job: qemu-user), GRADFLOW_TEST_LAUNCHER holds the
+    emulator's command, which has to start the child as well."""
+    return [*shlex.split(os.environ.get("GRADFLOW_TEST_LAUNCHER", "")), sys.executable, *args]
 
 
 def host(t):

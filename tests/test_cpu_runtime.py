@@ -49,13 +49,16 @@ def test_small_outputs_are_not_cached():
 
 
 def test_flush_denormal_mode_round_trip():
-    tiny = np.full(4, 1e-40, np.float32)  # a float32 denormal
-    try:
-        assert gf.set_flush_denormal(True)
-        assert (_C.mul(tiny, np.float32(1.0)) == 0).all()
-    finally:
-        gf.set_flush_denormal(False)
-    assert (_C.mul(tiny, np.float32(1.0)) == tiny).all()
+    """On this thread and on the kernels' worker threads (the mode is per thread: the big array
+    is split across them)."""
+    for n in (4, 1 << 18):
+        tiny = np.full(n, 1e-40, np.float32)  # a float32 denormal
+        try:
+            assert gf.set_flush_denormal(True)
+            assert (_C.mul(tiny, np.float32(1.0)) == 0).all()
+        finally:
+            gf.set_flush_denormal(False)
+        assert (_C.mul(tiny, np.float32(1.0)) == tiny).all()
 
 
 def test_with_fallback_runs_slow_only_on_type_error():

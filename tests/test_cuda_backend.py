@@ -16,6 +16,7 @@ import gradflow as gf
 from gradflow.backend import reference as ref
 
 import test_kernels_unary as U
+from conftest import python_command
 
 REASON = gf.cuda.unavailable_reason()
 gpu = pytest.mark.skipif(REASON is not None, reason=f"no usable CUDA GPU: {REASON}")
@@ -281,7 +282,7 @@ def test_round_trip_device_mixing_and_dlpack():
 # ---- everywhere ----------------------------------------------------------------------------------
 def test_import_gradflow_does_not_import_cupy():
     code = "import sys, gradflow; assert 'cupy' not in sys.modules, 'cupy imported'; print('ok')"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    r = subprocess.run(python_command("-c", code), capture_output=True, text=True)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 
@@ -304,7 +305,7 @@ def test_without_cupy_the_error_says_how_to_install(tmp_path):
             "try:\n    gf.zeros(2, device='cuda:0')\nexcept RuntimeError as e:\n    print(e)\n")
     # gradflow from wherever this run imports it (a folder on PYTHONPATH on the GPU machine)
     where = Path(gf.__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    r = subprocess.run(python_command("-c", code), capture_output=True, text=True,
                        env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{where}", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert 'pip install "gradflow[cuda12]"' in r.stdout and "cuda13" in r.stdout

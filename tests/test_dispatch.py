@@ -9,7 +9,6 @@ error for a GRADFLOW_SIMD value the build or the CPU cannot honour."""
 import os
 import pathlib
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ import pytest
 import gradflow
 from gradflow import _C
 from gradflow.backend import reference as ref
+from conftest import python_command
 
 PACKAGE_PARENT = pathlib.Path(gradflow.__file__).resolve().parents[1]  # the gradflow under test
 EPS = {np.float32: float(np.finfo(np.float32).eps), np.float64: float(np.finfo(np.float64).eps)}
@@ -31,7 +31,7 @@ def run_python(code, level, *args):
         env["GRADFLOW_SIMD"] = level
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), os.path.dirname(__file__),
                                          env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
+    return subprocess.run(python_command("-c", code, *map(str, args)), env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -3,11 +3,11 @@
 import contextlib
 import io
 import subprocess
-import sys
 
 import pytest
 
 from gradflow.examples import digits, fit_1d, logistic_regression, xor
+from conftest import python_command
 
 
 def quiet(main, **kwargs):
@@ -33,7 +33,7 @@ def test_digits():
 
 @pytest.mark.parametrize("name", ["logistic_regression", "xor"])
 def test_runs_as_a_module(name):
-    done = subprocess.run([sys.executable, "-m", f"gradflow.examples.{name}"],
+    done = subprocess.run(python_command("-m", f"gradflow.examples.{name}"),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "loss" in done.stdout

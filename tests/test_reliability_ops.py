@@ -6,11 +6,12 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
-import gradflow as gf
-import gradflow.nn.functional as F
-from gradflow.autograd.function import Function
+torch = pytest.importorskip("torch")
+
+import gradflow as gf  # noqa: E402
+import gradflow.nn.functional as F  # noqa: E402
+from gradflow.autograd.function import Function  # noqa: E402
 
 
 def f64(a, requires_grad=True):

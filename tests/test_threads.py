@@ -6,7 +6,6 @@ interpreter, since the start count is read once)."""
 import contextlib
 import os
 import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 
 import gradflow as gf
 from gradflow import _C
+from conftest import python_command
 
 # Big enough that each product is split into blocks for the threads.
 _SCRIPT = textwrap.dedent("""
@@ -42,7 +42,7 @@ _SCRIPT = textwrap.dedent("""
     ({"OMP_NUM_THREADS": "4,2"}, 4),  # a nested list: the first level's count
 ])
 def test_start_count_and_threaded_gemms(env, threads):
-    out = subprocess.run([sys.executable, "-c", _SCRIPT], env={**os.environ, **env},
+    out = subprocess.run(python_command("-c", _SCRIPT), env={**os.environ, **env},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     if threads is not None:
@@ -91,7 +91,7 @@ def test_openblas_settings_do_not_leak(user_value):
         env["OPENBLAS_NUM_THREADS"] = user_value
     code = ("import os, gradflow, numpy; from gradflow import _C\n"
             "print(os.environ.get('OPENBLAS_NUM_THREADS'), _C.blas_num_threads())")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+    out = subprocess.run(python_command("-c", code), env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(user_value), "1"]
@@ -136,7 +136,7 @@ _FORK_SCRIPT = textwrap.dedent("""
 def test_forked_children_run_single_threaded():
     """A process forked after gradflow's threads ran must not hang in its first threaded kernel
     or GEMM (its parent's workers do not exist there): it runs them on one thread."""
-    out = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True,
+    out = subprocess.run(python_command("-c", _FORK_SCRIPT), capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     results, parent_threads = out.stdout.strip().splitlines()
@@ -157,7 +157,7 @@ _SPIN = ("import os, sys\n"
 def busy_neighbours(n):
     """n processes spinning on the last n CPUs this process may use (one each)."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
-    procs = [subprocess.Popen([sys.executable, "-c", _SPIN, str(c)], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen(python_command("-c", _SPIN, str(c)), stdout=subprocess.PIPE,
                               text=True) for c in (cpus[-n:] if n <= len(cpus) else cpus * n)[:n]]
     try:
         for p in procs:
