@@ -6,8 +6,8 @@
 // globals.
 #pragma once
 
-#if !defined(__CUDACC__)
-#include "gf_vecmath.h"  // exp, log, expm1, tanh, normal tail (pasted before this file for NVRTC)
+#if !defined(GF_VECMATH_H)
+#include "gf_vecmath.h"  // exp, log, expm1, tanh, normal tail (pasted before this file for CuPy)
 #endif
 
 namespace gf {

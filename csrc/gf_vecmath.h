@@ -9,6 +9,7 @@
 // 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16), over the whole range, with
 // C's special values (+-0, subnormals, overflow and underflow thresholds, +-inf, NaN).
 #pragma once
+#define GF_VECMATH_H  // (gf_math.h includes this file only where its text was not pasted before)
 
 #if defined(__CUDACC__)
 #define GF_HD __host__ __device__ __forceinline__
