@@ -192,25 +192,17 @@ void sgd_step_multi(const py::object& params_obj, const py::object& grads_obj, c
     if (use_mom) keep.push_back(b);
   }
   over_parts(parts, [&](const Part& q, index_t s, index_t n) {
-    if (q.f64) {
-      using T = double;
+    auto run = [&](auto zero) {
+      using T = decltype(zero);
       T* p = static_cast<T*>(q.p) + s;
       const T* g = static_cast<const T*>(q.g) + s;
       if (use_mom)
         kern<T>().sgd_momentum(p, g, static_cast<T*>(q.m) + s, n, T(lr), T(weight_decay), T(momentum),
-                            T(1.0 - dampening), nesterov, q.first);
+                               T(1.0 - dampening), nesterov, q.first);
       else
         kern<T>().sgd_plain(p, g, n, T(lr), T(weight_decay));
-    } else {
-      using T = float;
-      T* p = static_cast<T*>(q.p) + s;
-      const T* g = static_cast<const T*>(q.g) + s;
-      if (use_mom)
-        kern<T>().sgd_momentum(p, g, static_cast<T*>(q.m) + s, n, T(lr), T(weight_decay), T(momentum),
-                           T(1.0 - dampening), nesterov, q.first);
-      else
-        kern<T>().sgd_plain(p, g, n, T(lr), T(weight_decay));
-    }
+    };
+    q.f64 ? run(0.0) : run(0.0f);
   });
 }
 
@@ -242,17 +234,13 @@ void adam_step_multi(const py::object& params_obj, const py::object& grads_obj, 
   }
   const double decay = 1.0 - lr * weight_decay;
   over_parts(parts, [&](const Part& q, index_t s, index_t n) {
-    if (q.f64) {
-      using T = double;
+    auto run = [&](auto zero) {
+      using T = decltype(zero);
       kern<T>().adam(static_cast<T*>(q.p) + s, static_cast<const T*>(q.g) + s, static_cast<T*>(q.m) + s,
-                  static_cast<T*>(q.v) + s, n, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
-                  T(q.step_size), T(q.bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
-    } else {
-      using T = float;
-      kern<T>().adam(static_cast<T*>(q.p) + s, static_cast<const T*>(q.g) + s, static_cast<T*>(q.m) + s,
-                 static_cast<T*>(q.v) + s, n, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
-                 T(q.step_size), T(q.bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
-    }
+                     static_cast<T*>(q.v) + s, n, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+                     T(q.step_size), T(q.bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
+    };
+    q.f64 ? run(0.0) : run(0.0f);
   });
 }
 
