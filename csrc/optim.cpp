@@ -39,99 +39,11 @@ void check_state(const char* op, const char* name, const py::array& arr, const p
                           describe(arr));
 }
 
-void sgd_step(py::array param, py::array grad, py::object buf_obj, double lr, double momentum,
-              double dampening, bool nesterov, double weight_decay, bool first_step) {
-  const char* op = "sgd_step";
-  const bool use_mom = momentum != 0.0;
-  py::array buf;
-  if (use_mom) {
-    if (buf_obj.is_none())
-      throw py::value_error("sgd_step: momentum = " + std::to_string(momentum) +
-                            " needs a momentum_buffer array, got None");
-    if (!py::isinstance<py::array>(buf_obj))
-      throw py::type_error("sgd_step: momentum_buffer must be a numpy array or None");
-    buf = buf_obj.cast<py::array>();
-  }
-  DType dt = use_mom ? same_float_dtype(op, {&param, &grad, &buf}) : same_float_dtype(op, {&param, &grad});
-  check_state(op, "param", param, param, true);
-  check_state(op, "grad", grad, param, false);
-  if (use_mom) check_state(op, "momentum_buffer", buf, param, true);
-  const index_t n = index_t(param.size());
-  void* pp = param.mutable_data();
-  const void* gp = grad.data();
-  void* bp = use_mom ? buf.mutable_data() : nullptr;
-  NoGilIf nogil(true);
-  if (dt == DType::f32) {
-    using T = float;
-    T* p = static_cast<T*>(pp);
-    const T* g = static_cast<const T*>(gp);
-    T* b = static_cast<T*>(bp);
-    parallel_for(n, kGrain, [&](index_t s, index_t e) {
-      if (use_mom)
-        kern<T>().sgd_momentum(p + s, g + s, b + s, e - s, T(lr), T(weight_decay), T(momentum),
-                           T(1.0 - dampening), nesterov, first_step);
-      else
-        kern<T>().sgd_plain(p + s, g + s, e - s, T(lr), T(weight_decay));
-    });
-  } else {
-    using T = double;
-    T* p = static_cast<T*>(pp);
-    const T* g = static_cast<const T*>(gp);
-    T* b = static_cast<T*>(bp);
-    parallel_for(n, kGrain, [&](index_t s, index_t e) {
-      if (use_mom)
-        kern<T>().sgd_momentum(p + s, g + s, b + s, e - s, T(lr), T(weight_decay), T(momentum),
-                            T(1.0 - dampening), nesterov, first_step);
-      else
-        kern<T>().sgd_plain(p + s, g + s, e - s, T(lr), T(weight_decay));
-    });
-  }
-}
-
-void adam_step(py::array param, py::array grad, py::array exp_avg, py::array exp_avg_sq, long long step,
-               double lr, double beta1, double beta2, double eps, double weight_decay, bool decoupled) {
-  const char* op = "adam_step";
-  if (step < 1) throw py::value_error("adam_step: step must be >= 1, got " + std::to_string(step));
-  DType dt = same_float_dtype(op, {&param, &grad, &exp_avg, &exp_avg_sq});
-  check_state(op, "param", param, param, true);
-  check_state(op, "grad", grad, param, false);
-  check_state(op, "exp_avg", exp_avg, param, true);
-  check_state(op, "exp_avg_sq", exp_avg_sq, param, true);
-  const double bc1 = 1.0 - std::pow(beta1, double(step));
-  const double bc2 = 1.0 - std::pow(beta2, double(step));
-  const double step_size = lr / bc1;
-  const double bc2_sqrt = std::sqrt(bc2);
-  const double decay = 1.0 - lr * weight_decay;
-  const index_t n = index_t(param.size());
-  void* pp = param.mutable_data();
-  const void* gp = grad.data();
-  void* mp = exp_avg.mutable_data();
-  void* vp = exp_avg_sq.mutable_data();
-  NoGilIf nogil(true);
-  if (dt == DType::f32) {
-    using T = float;
-    T *p = static_cast<T*>(pp), *m = static_cast<T*>(mp), *v = static_cast<T*>(vp);
-    const T* g = static_cast<const T*>(gp);
-    parallel_for(n, kGrain, [&](index_t s, index_t e) {
-      kern<T>().adam(p + s, g + s, m + s, v + s, e - s, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
-                 T(step_size), T(bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
-    });
-  } else {
-    using T = double;
-    T *p = static_cast<T*>(pp), *m = static_cast<T*>(mp), *v = static_cast<T*>(vp);
-    const T* g = static_cast<const T*>(gp);
-    parallel_for(n, kGrain, [&](index_t s, index_t e) {
-      kern<T>().adam(p + s, g + s, m + s, v + s, e - s, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
-                  T(step_size), T(bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
-    });
-  }
-}
-
-// ---- multi-tensor updates: every parameter of a group in one call --------------------------
-// One parallel pass over the parameters laid end to end: each thread takes a contiguous share
-// of the total and runs the per-parameter kernel on the parts of the parameters it covers, so
-// the values are bitwise those of one sgd_step / adam_step per parameter, with one thread team
-// per step instead of one per parameter.
+// ---- one pass over the parameters ------------------------------------------------------------
+// A step updates one parameter or every parameter of a group in one parallel pass: the
+// parameters laid end to end, each thread takes a contiguous share of the total and runs the
+// kernel on the parts of the parameters it covers, so the values are bitwise those of one update
+// per parameter, with one thread team per step.
 struct Part {
   bool f64;
   void *p, *m, *v;  // param; SGD: momentum buffer (m); Adam: exp_avg (m), exp_avg_sq (v)
@@ -154,6 +66,101 @@ void over_parts(const std::vector<Part>& parts, F&& f) {
   });
 }
 
+// An array updated in place must be the caller's own numpy array (a converted copy would take
+// the update and be dropped).
+py::array written_array(const py::object& o, const char* op, const char* name) {
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(op) + ": " + name + " must be a numpy array (it is updated in "
+                         "place), got " + py::str(py::type::of(o)).cast<std::string>());
+  return py::reinterpret_borrow<py::array>(o);
+}
+
+// One parameter's checked arrays as a Part; `keep` holds them while the kernels run.
+Part sgd_part(const char* op, const py::object& param, const py::object& grad, const py::object& buf_obj,
+              double momentum, bool first, std::vector<py::array>& keep) {
+  const bool use_mom = momentum != 0.0;
+  py::array p = written_array(param, op, "param"), g = as_array(grad, op), b;
+  if (use_mom) {
+    if (buf_obj.is_none())
+      throw py::value_error(std::string(op) + ": momentum = " + std::to_string(momentum) +
+                            " needs a momentum_buffer array, got None");
+    b = written_array(buf_obj, op, "momentum_buffer");
+  }
+  DType dt = use_mom ? same_float_dtype(op, {&p, &g, &b}) : same_float_dtype(op, {&p, &g});
+  check_state(op, "param", p, p, true);
+  check_state(op, "grad", g, p, false);
+  if (use_mom) check_state(op, "momentum_buffer", b, p, true);
+  keep.insert(keep.end(), {p, g});
+  if (use_mom) keep.push_back(b);
+  return {dt == DType::f64, p.mutable_data(), use_mom ? b.mutable_data() : nullptr, nullptr, g.data(),
+          index_t(p.size()), first, 0, 0};
+}
+
+Part adam_part(const char* op, const py::object& param, const py::object& grad, const py::object& exp_avg,
+               const py::object& exp_avg_sq, long long step, double lr, double beta1, double beta2,
+               std::vector<py::array>& keep) {
+  if (step < 1) throw py::value_error(std::string(op) + ": step must be >= 1, got " + std::to_string(step));
+  py::array p = written_array(param, op, "param"), g = as_array(grad, op),
+            m = written_array(exp_avg, op, "exp_avg"), v = written_array(exp_avg_sq, op, "exp_avg_sq");
+  DType dt = same_float_dtype(op, {&p, &g, &m, &v});
+  check_state(op, "param", p, p, true);
+  check_state(op, "grad", g, p, false);
+  check_state(op, "exp_avg", m, p, true);
+  check_state(op, "exp_avg_sq", v, p, true);
+  keep.insert(keep.end(), {p, g, m, v});
+  // the bias corrections in double, as PyTorch forms them
+  const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
+  return {dt == DType::f64, p.mutable_data(), m.mutable_data(), v.mutable_data(), g.data(),
+          index_t(p.size()), false, lr / bc1, std::sqrt(bc2)};
+}
+
+void sgd_run(const std::vector<Part>& parts, double lr, double momentum, double dampening, bool nesterov,
+             double weight_decay) {
+  over_parts(parts, [&](const Part& q, index_t s, index_t n) {
+    auto run = [&](auto zero) {
+      using T = decltype(zero);
+      T* p = static_cast<T*>(q.p) + s;
+      const T* g = static_cast<const T*>(q.g) + s;
+      if (momentum != 0.0)
+        kern<T>().sgd_momentum(p, g, static_cast<T*>(q.m) + s, n, T(lr), T(weight_decay), T(momentum),
+                               T(1.0 - dampening), nesterov, q.first);
+      else
+        kern<T>().sgd_plain(p, g, n, T(lr), T(weight_decay));
+    };
+    q.f64 ? run(0.0) : run(0.0f);
+  });
+}
+
+void adam_run(const std::vector<Part>& parts, double lr, double beta1, double beta2, double eps,
+              double weight_decay, bool decoupled) {
+  const double decay = 1.0 - lr * weight_decay;
+  over_parts(parts, [&](const Part& q, index_t s, index_t n) {
+    auto run = [&](auto zero) {
+      using T = decltype(zero);
+      kern<T>().adam(static_cast<T*>(q.p) + s, static_cast<const T*>(q.g) + s, static_cast<T*>(q.m) + s,
+                     static_cast<T*>(q.v) + s, n, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+                     T(q.step_size), T(q.bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
+    };
+    q.f64 ? run(0.0) : run(0.0f);
+  });
+}
+
+// ---- the bound functions ----------------------------------------------------------------------
+void sgd_step(const py::object& param, const py::object& grad, const py::object& buf, double lr,
+              double momentum, double dampening, bool nesterov, double weight_decay, bool first_step) {
+  std::vector<py::array> keep;
+  std::vector<Part> parts{sgd_part("sgd_step", param, grad, buf, momentum, first_step, keep)};
+  sgd_run(parts, lr, momentum, dampening, nesterov, weight_decay);
+}
+
+void adam_step(const py::object& param, const py::object& grad, const py::object& exp_avg,
+               const py::object& exp_avg_sq, long long step, double lr, double beta1, double beta2,
+               double eps, double weight_decay, bool decoupled) {
+  std::vector<py::array> keep;
+  std::vector<Part> parts{adam_part("adam_step", param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, keep)};
+  adam_run(parts, lr, beta1, beta2, eps, weight_decay, decoupled);
+}
+
 py::list as_list(const py::object& o, const char* op, const char* name, size_t n) {
   py::list l(o);
   if (l.size() != n)
@@ -170,40 +177,11 @@ void sgd_step_multi(const py::object& params_obj, const py::object& grads_obj, c
   const size_t np = params.size();
   py::list grads = as_list(grads_obj, op, "grads", np), bufs = as_list(bufs_obj, op, "momentum_buffers", np),
            firsts = as_list(first_obj, op, "first_steps", np);
-  const bool use_mom = momentum != 0.0;
-  std::vector<py::array> keep;  // the arrays stay referenced while the kernels run
+  std::vector<py::array> keep;
   std::vector<Part> parts;
-  for (size_t i = 0; i < np; ++i) {
-    py::array p = as_array(params[i], op), g = as_array(grads[i], op);
-    py::array b;
-    if (use_mom) {
-      if (bufs[i].is_none())
-        throw py::value_error("sgd_step_multi: momentum = " + std::to_string(momentum) +
-                              " needs a momentum_buffer array for every parameter, got None");
-      b = as_array(bufs[i], op);
-    }
-    DType dt = use_mom ? same_float_dtype(op, {&p, &g, &b}) : same_float_dtype(op, {&p, &g});
-    check_state(op, "param", p, p, true);
-    check_state(op, "grad", g, p, false);
-    if (use_mom) check_state(op, "momentum_buffer", b, p, true);
-    parts.push_back({dt == DType::f64, p.mutable_data(), use_mom ? b.mutable_data() : nullptr, nullptr,
-                     g.data(), index_t(p.size()), firsts[i].cast<bool>(), 0, 0});
-    keep.push_back(p), keep.push_back(g);
-    if (use_mom) keep.push_back(b);
-  }
-  over_parts(parts, [&](const Part& q, index_t s, index_t n) {
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      T* p = static_cast<T*>(q.p) + s;
-      const T* g = static_cast<const T*>(q.g) + s;
-      if (use_mom)
-        kern<T>().sgd_momentum(p, g, static_cast<T*>(q.m) + s, n, T(lr), T(weight_decay), T(momentum),
-                               T(1.0 - dampening), nesterov, q.first);
-      else
-        kern<T>().sgd_plain(p, g, n, T(lr), T(weight_decay));
-    };
-    q.f64 ? run(0.0) : run(0.0f);
-  });
+  for (size_t i = 0; i < np; ++i)
+    parts.push_back(sgd_part(op, params[i], grads[i], bufs[i], momentum, firsts[i].cast<bool>(), keep));
+  sgd_run(parts, lr, momentum, dampening, nesterov, weight_decay);
 }
 
 void adam_step_multi(const py::object& params_obj, const py::object& grads_obj, const py::object& m_obj,
@@ -216,32 +194,10 @@ void adam_step_multi(const py::object& params_obj, const py::object& grads_obj, 
            vs = as_list(v_obj, op, "exp_avg_sqs", np), steps = as_list(steps_obj, op, "steps", np);
   std::vector<py::array> keep;
   std::vector<Part> parts;
-  for (size_t i = 0; i < np; ++i) {
-    py::array p = as_array(params[i], op), g = as_array(grads[i], op), m = as_array(ms[i], op),
-              v = as_array(vs[i], op);
-    const long long step = steps[i].cast<long long>();
-    if (step < 1) throw py::value_error("adam_step_multi: step must be >= 1, got " + std::to_string(step));
-    DType dt = same_float_dtype(op, {&p, &g, &m, &v});
-    check_state(op, "param", p, p, true);
-    check_state(op, "grad", g, p, false);
-    check_state(op, "exp_avg", m, p, true);
-    check_state(op, "exp_avg_sq", v, p, true);
-    // (as adam_step: the bias corrections in double)
-    const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
-    parts.push_back({dt == DType::f64, p.mutable_data(), m.mutable_data(), v.mutable_data(), g.data(),
-                     index_t(p.size()), false, lr / bc1, std::sqrt(bc2)});
-    keep.insert(keep.end(), {p, g, m, v});
-  }
-  const double decay = 1.0 - lr * weight_decay;
-  over_parts(parts, [&](const Part& q, index_t s, index_t n) {
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      kern<T>().adam(static_cast<T*>(q.p) + s, static_cast<const T*>(q.g) + s, static_cast<T*>(q.m) + s,
-                     static_cast<T*>(q.v) + s, n, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
-                     T(q.step_size), T(q.bc2_sqrt), T(eps), T(weight_decay), T(decay), decoupled);
-    };
-    q.f64 ? run(0.0) : run(0.0f);
-  });
+  for (size_t i = 0; i < np; ++i)
+    parts.push_back(adam_part(op, params[i], grads[i], ms[i], vs[i], steps[i].cast<long long>(), lr, beta1,
+                              beta2, keep));
+  adam_run(parts, lr, beta1, beta2, eps, weight_decay, decoupled);
 }
 
 }  // namespace

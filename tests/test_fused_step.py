@@ -279,6 +279,20 @@ def test_multi_update_errors():
         _C.sgd_step_multi([ro], [g], [None], [True], 0.1)
 
 
+def test_updated_arrays_must_be_arrays():
+    """What an update writes in place is the caller's array, never a converted copy that would
+    take the update and be dropped (the gradient may be anything numpy converts)."""
+    p, lst = np.zeros(3), [0.0, 0.0, 0.0]
+    _C.sgd_step(p, lst, None, 0.5)  # a list gradient converts
+    with pytest.raises(TypeError, match="param must be a numpy array"):
+        _C.sgd_step(lst, p, None, 0.5)
+    with pytest.raises(TypeError, match="momentum_buffer must be a numpy array"):
+        _C.sgd_step_multi([p], [p], [lst], [True], 0.1, 0.9)
+    with pytest.raises(TypeError, match="exp_avg_sq must be a numpy array"):
+        _C.adam_step(p, p, np.zeros(3), lst, 1, 0.1)
+    assert lst == [0.0, 0.0, 0.0]
+
+
 @pytest.mark.parametrize("make", [
     lambda ps: gf.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
     lambda ps: gf.optim.Adam(ps, lr=0.01, weight_decay=0.1),
