@@ -334,6 +334,29 @@ def test_containers():
     assert [n for n, _ in named.named_parameters()] == ["first.weight", "first.bias"]
 
 
+def test_deleting_and_inserting_renumber_as_torch():
+    """del and insert on Sequential and ModuleList leave the names torch's containers have."""
+    for lib in (nn, torch.nn):
+        def names(c):
+            return [n for n, _ in c.named_modules() if n]
+
+        seq = lib.Sequential(OrderedDict([("a", lib.ReLU()), ("b", lib.Tanh()), ("c", lib.ReLU())]))
+        del seq[0]
+        got = [names(seq)]
+        seq.insert(1, lib.Sigmoid())
+        got.append([type(m).__name__ for m in seq])
+        with pytest.raises(IndexError):
+            seq.insert(5, lib.ReLU())
+        ml = lib.ModuleList([lib.ReLU(), lib.Tanh(), lib.Sigmoid()])
+        del ml[1:2]
+        got.append(names(ml))
+        ml.insert(0, lib.Tanh())
+        got.append([type(m).__name__ for m in ml] + names(ml))
+        if lib is nn:
+            ours = got
+    assert ours == got
+
+
 def test_buffers_state_dict_to_and_dtype():
     m = nn.Module()
     m.register_buffer("stats", gf.zeros(3))

@@ -22,7 +22,45 @@ def _fuses(a, b):
         a._forward_hooks or a._forward_pre_hooks or b._forward_hooks or b._forward_pre_hooks))
 
 
-class Sequential(Module):
+class _IndexedModules(Module):
+    """What Sequential and ModuleList share: modules registered under "0", "1", ..., renumbered
+    after a deletion or an insertion, as PyTorch's are."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __delitem__(self, i):
+        items = list(self._modules.values())
+        del items[i]
+        self._renumber(items)
+
+    def append(self, module):
+        """Adds ``module`` at the end; returns self."""
+        setattr(self, str(len(self)), _check_module(module, f"{type(self).__name__}.append"))
+        return self
+
+    def extend(self, modules):
+        """Appends each module; returns self."""
+        for m in modules:
+            self.append(m)
+        return self
+
+    def _insert(self, index, module):
+        items = list(self._modules.values())
+        items.insert(index, module)
+        self._renumber(items)
+
+    def _renumber(self, items):
+        for name in list(self._modules):
+            delattr(self, name)
+        for i, m in enumerate(items):
+            setattr(self, str(i), m)
+
+
+class Sequential(_IndexedModules):
     """Modules applied one after the other; built from modules or an OrderedDict of them."""
 
     def __init__(self, *args):
@@ -56,40 +94,16 @@ class Sequential(Module):
     def __setitem__(self, i, module):
         setattr(self, list(self._modules)[i], _check_module(module, "Sequential"))
 
-    def __delitem__(self, i):
-        names = list(self._modules)
-        for name in (names[i] if isinstance(i, slice) else [names[i]]):
-            delattr(self, name)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        """Adds ``module`` at the end; returns self."""
-        setattr(self, str(len(self)), _check_module(module, "Sequential.append"))
-        return self
-
-    def extend(self, modules):
-        """Appends each module; returns self."""
-        for m in modules:
-            self.append(m)
-        return self
-
     def insert(self, index, module):
-        """Inserts ``module`` before position ``index``."""
-        items = list(self._modules.values())
-        items.insert(index, _check_module(module, "Sequential.insert"))
-        for name in list(self._modules):
-            delattr(self, name)
-        for i, m in enumerate(items):
-            setattr(self, str(i), m)
+        """Inserts ``module`` before position ``index`` (-len <= index <= len); returns self."""
+        n = len(self)
+        if not -n <= index <= n:
+            raise IndexError(f"Sequential.insert: index {index} out of range for {n} modules")
+        self._insert(index, _check_module(module, "Sequential.insert"))
         return self
 
 
-class ModuleList(Module):
+class ModuleList(_IndexedModules):
     """A list of modules, each registered (indexed 0, 1, ...)."""
 
     def __init__(self, modules=None):
@@ -104,40 +118,12 @@ class ModuleList(Module):
     def __setitem__(self, i, module):
         setattr(self, list(self._modules)[i], _check_module(module, "ModuleList"))
 
-    def __delitem__(self, i):
-        items = list(self._modules.values())
-        del items[i]
-        for name in list(self._modules):
-            delattr(self, name)
-        self.extend(items)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __iadd__(self, modules):
         return self.extend(modules)
 
-    def append(self, module):
-        """Adds ``module`` at the end; returns self."""
-        setattr(self, str(len(self)), _check_module(module, "ModuleList.append"))
-        return self
-
-    def extend(self, modules):
-        """Appends each module; returns self."""
-        for m in modules:
-            self.append(m)
-        return self
-
     def insert(self, index, module):
-        """Inserts ``module`` before position ``index``."""
-        items = list(self._modules.values())
-        items.insert(index, _check_module(module, "ModuleList.insert"))
-        for name in list(self._modules):
-            delattr(self, name)
-        self.extend(items)
+        """Inserts ``module`` before position ``index`` (as list.insert)."""
+        self._insert(index, _check_module(module, "ModuleList.insert"))
 
 
 class _RegisteredDict:
