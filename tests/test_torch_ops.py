@@ -619,3 +619,15 @@ def test_atleast_shapes_match_torch():
         got = getattr(gf, name)([gf.ones(2)])
         exp = getattr(torch, name)([torch.ones(2)])
         assert isinstance(got, tuple) and [tuple(x.shape) for x in got] == [tuple(x.shape) for x in exp]
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "int16", "int32", "int64"])
+def test_integer_sums_and_products_accumulate_in_int64_as_torch(device, dtype):
+    a = np.array([[1, 0, 3], [2, 5, 1]])
+    g = gf.tensor(a, device=device).to(getattr(gf, dtype))
+    t = torch.tensor(a).to(getattr(torch, dtype))
+    for name, args in [("sum", ()), ("sum", (1,)), ("prod", ()), ("prod", (0,)), ("cumsum", (1,)),
+                       ("cumprod", (0,))]:
+        got, want = getattr(g, name)(*args), getattr(t, name)(*args)
+        assert str(got.dtype) == str(want.dtype).replace("torch.", ""), (name, args)
+        np.testing.assert_array_equal(got.cpu().numpy(), want.numpy())

@@ -117,12 +117,19 @@ def _cast(x, dtype):
     return x if dtype is None or x.dtype == as_dtype(dtype) else x.to(as_dtype(dtype))
 
 
+def accumulated(input, dtype):
+    """The input of a sum or product (running or not): cast to ``dtype``; without one, bool and
+    integer tensors accumulate in int64, as torch's do (numpy's uint8 sum would be uint64)."""
+    if dtype is None and input.dtype.kind in "biu" and input.dtype != as_dtype("int64"):
+        dtype = "int64"
+    return _cast(input, dtype)
+
+
 @torch_kwargs
 def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
-    """Sum over ``dim`` (an int, a tuple, or None for every dim); bool tensors sum as int64."""
-    if input.dtype.kind == "b" and dtype is None:
-        dtype = "int64"
-    x = _cast(input, dtype)
+    """Sum over ``dim`` (an int, a tuple, or None for every dim); bool and integer tensors sum
+    as int64."""
+    x = accumulated(input, dtype)
     axes = _dims(dim, x, "sum")
     return Sum.apply(x, axes=axes, keepdims=keepdim) if axes else x
 

@@ -11,7 +11,7 @@ from .. import tensor as _tensor
 from ..autograd.function import Function, NonDifferentiable
 from ._util import float_operand, normalize_axis, normalize_dims, torch_kwargs
 from .index import take_along_dim
-from .reduce import ValuesIndices, amax
+from .reduce import ValuesIndices, accumulated, amax
 
 _T = lambda arr, like: _tensor.Tensor._make(arr, like._device)  # noqa: E731
 
@@ -46,9 +46,7 @@ class Prod(Function):
 @torch_kwargs
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """The product over ``dim`` (all elements when None)."""
-    x = input if dtype is None else input.to(dtype)
-    if x.dtype.kind == "b":
-        x = x.long()
+    x = accumulated(input, dtype)
     axes = normalize_dims(dim, x.ndim, "prod")
     return Prod.apply(x, axes=axes, keepdims=keepdim) if axes else x
 
@@ -139,9 +137,7 @@ class CumSum(Function):
 @torch_kwargs
 def cumsum(input, dim, *, dtype=None):
     """Running sums along ``dim``."""
-    x = input if dtype is None else input.to(dtype)
-    if x.dtype.kind == "b":
-        x = x.long()
+    x = accumulated(input, dtype)
     if x.ndim == 0:
         return x
     return CumSum.apply(x, axis=normalize_axis(dim, x.ndim, "cumsum"))
@@ -172,9 +168,7 @@ def cumprod(input, dim, *, dtype=None):
     """Running products along ``dim``."""
     from .shape import concatenate
 
-    x = input if dtype is None else input.to(dtype)
-    if x.dtype.kind == "b":
-        x = x.long()
+    x = accumulated(input, dtype)
     if x.ndim == 0:
         return x
     d = normalize_axis(dim, x.ndim, "cumprod")
