@@ -104,6 +104,28 @@ def test_training_steps_bitwise_eager(make_opt):
     assert replayed(jitted)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_replays_take_every_large_buffer_from_the_cache(optimizer):
+    """After the first replays, a replay's kernels allocate no new large output buffer: each one
+    (activations, gradients, the optimizer's temporaries) is one an earlier replay freed."""
+    from gradflow import _C
+
+    gf.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                          nn.Linear(512, 10))
+    opt = (gf.optim.SGD(model.parameters(), lr=0.05, momentum=0.9) if optimizer == "sgd"
+           else gf.optim.Adam(model.parameters(), lr=1e-3))
+    step = gf.jit(train_step(model, opt))
+    (x, y), = batches(1, batch=256, features=784)
+    for _ in range(4):
+        step(x, y)
+    assert replayed(step)
+    before = _C.fresh_buffers()
+    for _ in range(3):
+        step(x, y)
+    assert _C.fresh_buffers() == before
+
+
 def test_zero_grad_at_the_end_of_the_step():
     assert replayed(run_both(lambda ps: gf.optim.SGD(ps, lr=0.1, momentum=0.9),
                              zero_first=False))
