@@ -1,6 +1,8 @@
 """PyTorch's op names in gradflow: each op against torch 2.x on the same float64 inputs (values,
 and gradients of a random weighting of the output), and a float64 gradcheck of gradflow's
 gradient against finite differences."""
+import operator
+
 import numpy as np
 import pytest
 
@@ -631,3 +633,124 @@ def test_integer_sums_and_products_accumulate_in_int64_as_torch(device, dtype):
         got, want = getattr(g, name)(*args), getattr(t, name)(*args)
         assert str(got.dtype) == str(want.dtype).replace("torch.", ""), (name, args)
         np.testing.assert_array_equal(got.cpu().numpy(), want.numpy())
+
+
+# ---- dtype rules of the arithmetic operators, every dtype pair against torch -----------------------
+DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+
+
+
+def _outcome(lib, fn):
+    """(result dtype name, values as float64), or ("raises", None)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = fn()
+    except Exception:  # noqa: BLE001  (only whether it raised is compared)
+        return "raises", None
+    values = r.numpy() if lib is torch else r.cpu().numpy()
+    return str(r.dtype).replace("torch.", ""), np.asarray(values, np.float64)
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "maximum",
+                                  "eq", "lt"])
+def test_binary_operator_dtypes_and_values_match_torch(name):
+    """Every pair of dtypes, tensor-tensor and with a 0-d operand on either side, and every
+    dtype with a Python int, float and bool: the result's dtype and values are torch's, or both
+    raise (torch has no bool subtraction, no bool floor division, ...)."""
+    def make(lib, dt, val):
+        return (torch.tensor(val) if lib is torch else gf.tensor(val)).to(getattr(lib, dt))
+
+    def op(lib):
+        if name == "maximum":
+            return lib.maximum
+        return {"floordiv": operator.floordiv, "mod": operator.mod, "truediv": operator.truediv,
+                "pow": operator.pow}.get(name) or getattr(operator, name)
+
+    cases = [(da, va, db, vb) for da in DTYPES for db in DTYPES
+             for va, vb in [([3, 1, 2], [2, 1, 3]), ([3, 1, 2], 1), (2, [2, 1, 3])]]
+    wrong = []
+    for da, va, db, vb in cases:
+        got, want = (_outcome(lib, lambda lib=lib: op(lib)(make(lib, da, va), make(lib, db, vb)))
+                     for lib in (gf, torch))
+        if got[0] != want[0] or (want[1] is not None and not np.allclose(got[1], want[1], equal_nan=True)):
+            wrong.append((da, va, db, vb, got, want))
+    for da in DTYPES:
+        for s in ([2, 2.5, True] if name != "maximum" else []):
+            got, want = (_outcome(lib, lambda lib=lib: op(lib)(make(lib, da, [3, 1, 2]), s))
+                         for lib in (gf, torch))
+            if name == "pow" and da == "bool" and s is True:
+                continue  # torch computes bool ** True as bool; gradflow raises, as for bool ** bool
+            if got[0] != want[0] or (want[1] is not None and not np.allclose(got[1], want[1])):
+                wrong.append((da, s, got, want))
+    assert not wrong, wrong[:5]
+
+
+def test_in_place_ops_keep_their_dtype_or_raise_as_torch():
+    """A result of a higher category (float into an integer tensor, integer into bool) is an
+    error, never a silent truncation; a lower or equal one is cast, as torch does."""
+    cases = {
+        "add_ float number": lambda L: L.tensor([1, 2]).add_(1.5),
+        "add_ float tensor": lambda L: L.tensor([1, 2]).add_(L.tensor([0.5, 0.5])),
+        "mul_": lambda L: L.tensor([1, 2]).mul_(2.5),
+        "div_": lambda L: L.tensor([1, 2]).div_(2),
+        "bool add_": lambda L: L.tensor([True, False]).add_(1),
+        "bool mul_": lambda L: L.tensor([True, False]).mul_(L.tensor([True, True])),
+        "uint8 add_ int64": lambda L: L.tensor([1, 2], dtype=L.uint8).add_(L.tensor([300, 1])),
+        "float32 add_ float64": lambda L: L.tensor([1., 2.]).add_(L.tensor([1., 1.], dtype=L.float64)),
+        "sub_ bool": lambda L: L.tensor([1, 2]).sub_(True),
+        "clamp_": lambda L: L.tensor([1, 2]).clamp_(min=0.5),
+        "exp_": lambda L: L.tensor([1, 2]).exp_(),
+        "sqrt_": lambda L: L.tensor([1, 4]).sqrt_(),
+        "iadd": lambda L: L.tensor([1, 2]).__iadd__(0.5),
+    }
+    for what, fn in cases.items():
+        got, want = _outcome(gf, lambda: fn(gf)), _outcome(torch, lambda: fn(torch))
+        assert got[0] == want[0], what
+        if want[1] is not None:
+            np.testing.assert_array_equal(got[1], want[1], err_msg=what)
+
+
+def test_clamp_result_dtype_as_torch():
+    for lib in (gf, torch):
+        i, f = lib.tensor([1, 2]), lib.tensor([1.0, 2.0])
+        got = [i.clamp(min=0.5), i.clamp(0.5, 1.5), i.clamp(min=1), f.clamp(min=lib.tensor(0.5, dtype=lib.float64)),
+               i.clamp(min=lib.tensor([0.5, 0.5])), lib.tensor([True]).clamp(min=0),
+               lib.tensor([1, 2], dtype=lib.int32).clamp(min=lib.tensor(1))]
+        if lib is gf:
+            ours = [(str(r.dtype), r.tolist()) for r in got]
+    assert ours == [(str(r.dtype).replace("torch.", ""), r.tolist()) for r in got]
+
+
+@pytest.mark.parametrize("fn, seven_by_two", [
+    (lambda a, b: a // b, [3, -4]), (lambda a, b: a % b, [1, 1]), (lambda a, b: gf.fmod(a, b), [1, -1]),
+    (lambda a, b: gf.div(a, b, rounding_mode="trunc"), [3, -3]),
+    (lambda a, b: gf.div(a, b, rounding_mode="floor"), [3, -4])])
+def test_integer_division_by_zero_raises(device, fn, seven_by_two):
+    a = gf.tensor([1, 2], device=device)
+    for b in (gf.tensor([0, 1], device=device), 0, gf.tensor(0, device=device).to(gf.uint8)):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            fn(a, b)
+    assert fn(gf.tensor([7, -7], device=device), 2).tolist() == seven_by_two
+
+
+def test_integer_trunc_division_is_exact_and_promoted():
+    a, b = [2**60 + 1, -7, 7, -7, 7, 0], [1, 2, -2, -2, 2, -3]
+    got = gf.div(gf.tensor(a), gf.tensor(b), rounding_mode="trunc")
+    assert got.tolist() == torch.div(torch.tensor(a), torch.tensor(b), rounding_mode="trunc").tolist()
+    mixed = gf.div(gf.tensor([100], dtype=gf.int8), gf.tensor([3]), rounding_mode="trunc")
+    assert mixed.dtype == gf.int64 and mixed.tolist() == [33]
+
+
+def test_zero_divisor_check_runs_at_every_jit_replay():
+    @gf.jit
+    def f(a, b):
+        return a // b
+
+    a = gf.tensor([4, 6])
+    for _ in range(3):
+        assert f(a, gf.tensor([2, 3])).tolist() == [2, 2]
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        f(a, gf.tensor([2, 0]))

@@ -82,14 +82,14 @@ def set_default_dtype(dtype):
     default_float = dt
 
 
-_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # bool < integer < float, by dtype.kind
 
 
 def promote_types(type1, type2):
     """The dtype two tensors of these dtypes combine to, by PyTorch's rules (the higher of bool <
     integer < float; within one, the wider: int64 with float32 gives float32)."""
     a, b = as_dtype(type1), as_dtype(type2)
-    ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    ca, cb = CATEGORY[a.kind], CATEGORY[b.kind]
     if ca != cb:
         return a if ca > cb else b
     return np.promote_types(a, b)
@@ -98,7 +98,7 @@ def promote_types(type1, type2):
 def can_cast(from_, to):
     """Whether PyTorch lets an op's result of dtype ``from_`` be written into ``to``: not to a
     lower category (float to integer, integer to bool)."""
-    return _CATEGORY[as_dtype(from_).kind] <= _CATEGORY[as_dtype(to).kind]
+    return CATEGORY[as_dtype(from_).kind] <= CATEGORY[as_dtype(to).kind]
 
 
 def result_type(tensor1, tensor2):

@@ -530,7 +530,10 @@ class Tensor(_C.TensorBase):
     def _inplace(self, op, other):
         """``self op= other`` writing into self's memory; recorded on the tape when it needs to
         be (then the old value is kept for any backward that reads it)."""
+        if op == "sub":
+            _arith.check_not_bool("Subtraction", self, other)
         other = _arith.as_tensor(other, self)
+        _check_inplace_cast(op, "true_divide" if op == "div" else other.dtype, self.dtype)
         if _state.grad_enabled and (self.requires_grad or other.requires_grad):
             self._check_inplace(op)
             result = getattr(_arith, op)(self._snapshot(), other)
@@ -795,13 +798,25 @@ def _attach_methods():
         setattr(Tensor, name, _new_form(make, name))
 
 
+def _check_inplace_cast(op, result, out):
+    """An in-place op must not write a result of a higher category (float into an integer
+    tensor, integer into a bool one) into its tensor: torch raises, and a cast would silently
+    truncate. ``result``: the dtype the op computes in, or "true_divide" (always a float)."""
+    if not _dtypes.can_cast(_dtypes.default_float if result == "true_divide" else result, out):
+        shown = "a float" if result == "true_divide" else result
+        raise RuntimeError(f"{op}: result type {shown} can't be cast to the desired output type "
+                           f"{out} (an in-place op keeps its tensor's dtype)")
+
+
 def _inplace_form(fn, name):
     """``x.fn_(...)``: x's values replaced by ``fn(x, ...)``, recorded as an in-place write."""
     def method(self, *args, **kwargs):
         recording = _state.grad_enabled and (self.requires_grad or any(
             isinstance(a, Tensor) and a.requires_grad for a in (*args, *kwargs.values())))
         # while recording, fn reads a snapshot: the write below must not change what it saved
-        self.copy_(fn(self._snapshot() if recording else self, *args, **kwargs))
+        result = fn(self._snapshot() if recording else self, *args, **kwargs)
+        _check_inplace_cast(name, result.dtype, self.dtype)
+        self.copy_(result)
         return self
 
     method.__name__ = method.__qualname__ = name

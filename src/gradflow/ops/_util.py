@@ -62,18 +62,30 @@ def promote(a, b):
     return a, b
 
 
-_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
-
-
 def result_dtype(a, b):
     """The dtype PyTorch gives ``a op b`` for two tensors (see promote)."""
-    ca, cb = _CATEGORY[a.dtype.kind], _CATEGORY[b.dtype.kind]
+    ca, cb = dtypes.CATEGORY[a.dtype.kind], dtypes.CATEGORY[b.dtype.kind]
     if (a.ndim == 0) != (b.ndim == 0):  # one 0-d operand: it counts only from a higher category
         zero, dims = (a, b) if a.ndim == 0 else (b, a)
-        return zero.dtype if _CATEGORY[zero.dtype.kind] > _CATEGORY[dims.dtype.kind] else dims.dtype
+        return zero.dtype if dtypes.CATEGORY[zero.dtype.kind] > dtypes.CATEGORY[dims.dtype.kind] else dims.dtype
     if ca != cb:
         return a.dtype if ca > cb else b.dtype
     return np.promote_types(a.dtype, b.dtype)
+
+
+def result_dtype_of(tensors):
+    """The dtype PyTorch gives an op of several tensors: the dimensioned ones count, and the 0-d
+    ones only from a higher category; within the winning group, the highest category's dtypes
+    promoted."""
+    def widest(ts):
+        top = max(dtypes.CATEGORY[t.dtype.kind] for t in ts)
+        return functools.reduce(np.promote_types, [t.dtype for t in ts if dtypes.CATEGORY[t.dtype.kind] == top])
+
+    dims, zeros = [t for t in tensors if t.ndim], [t for t in tensors if not t.ndim]
+    if not dims or not zeros:
+        return widest(dims or zeros)
+    d, z = widest(dims), widest(zeros)
+    return z if dtypes.CATEGORY[z.kind] > dtypes.CATEGORY[d.kind] else d
 
 
 def float_operand(x):

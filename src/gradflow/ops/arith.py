@@ -5,7 +5,7 @@ import numpy as np
 
 from ..autograd.function import Function, NonDifferentiable
 from ._fused import FusedOp
-from ._util import as_tensor, float_operand, promote
+from ._util import as_tensor, float_operand, promote, result_dtype_of
 
 
 class Add(Function):
@@ -238,7 +238,30 @@ def _binary(op, doc):
 
 
 add = _binary(Add, "a + b, broadcasting.")
-sub = _binary(Sub, "a - b, broadcasting.")
+_sub = _binary(Sub, "a - b, broadcasting.")
+
+
+def check_not_bool(op, *operands):
+    """torch has no arithmetic negation on bools: ``-`` with a bool tensor or a Python bool
+    raises (numpy would compute it in integers or raise a numpy error)."""
+    from ..tensor import Tensor
+
+    for x in operands:
+        if x.__class__ is bool or (isinstance(x, Tensor) and x.array.dtype.kind == "b"):
+            hint = ("use the `^` or `logical_xor()` operator instead" if op == "Subtraction" and all(
+                y.__class__ is bool or (isinstance(y, Tensor) and y.dtype.kind == "b") for y in operands)
+                else "if you are trying to invert a mask, use the `~` or `logical_not()` operator "
+                     "instead")
+            raise RuntimeError(f"{op}, the `-` operator, with a bool tensor or a bool is not "
+                               f"supported (as in torch); {hint}")
+
+
+def sub(a, b):
+    """a - b, broadcasting (not for bools)."""
+    check_not_bool("Subtraction", a, b)
+    return _sub(a, b)
+
+
 mul = _binary(Mul, "a * b, broadcasting.")
 maximum = _binary(Maximum, "Elementwise maximum; ties split the gradient evenly.")
 minimum = _binary(Minimum, "Elementwise minimum; ties split the gradient evenly.")
@@ -262,6 +285,9 @@ def pow(a, b):  # noqa: A001
         int_power = isinstance(b, int) and b >= 0  # keeps an integer tensor integer
         return PowScalar.apply(a if int_power else float_operand(a), p=b)
     a, b = promote(a, b)
+    if a.dtype.kind == "b":
+        raise RuntimeError("pow: not implemented for two bools (as in torch); convert them to an "
+                           "integer dtype first")
     if a.dtype.kind in "iu" and bool((b.array < 0).any()):
         raise RuntimeError("pow: integers to negative integer powers are not allowed; convert to "
                          "a float dtype first")
@@ -269,7 +295,8 @@ def pow(a, b):  # noqa: A001
 
 
 def neg(x):
-    """-x."""
+    """-x (not for bools)."""
+    check_not_bool("Negation", x)
     return Neg.apply(x)
 
 
@@ -325,9 +352,10 @@ def clip(x, min=None, max=None):  # noqa: A002  (PyTorch's names)
     lo, hi = min, max
     if lo is None and hi is None:
         raise ValueError("clip: give at least one of min and max")
-    if not any(isinstance(b, Tensor) or hasattr(b, "shape") for b in (lo, hi)):
-        return Clip.apply(x, lo=lo, hi=hi)  # number bounds: one kernel, nothing saved but x
     tensors = [x] + [as_tensor(b, x) for b in (lo, hi) if b is not None]
-    dt = np.result_type(*[t.dtype for t in tensors])  # (a number bound took x's dtype)
+    dt = result_dtype_of(tensors)  # (a number bound is a 0-d tensor of its category here)
+    if not any(isinstance(b, Tensor) or hasattr(b, "shape") for b in (lo, hi)):
+        # number bounds: one kernel, nothing saved but x
+        return Clip.apply(x if x.dtype == dt else x.to(dt), lo=lo, hi=hi)
     tensors = [t if t.dtype == dt else t.to(dt) for t in tensors]
     return ClipTensor.apply(*tensors, has_lo=lo is not None, has_hi=hi is not None)

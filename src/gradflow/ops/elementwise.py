@@ -177,15 +177,39 @@ def _zeros(t):
     return _tensor.zeros(t.shape, dtype=t.dtype, device=t.device)
 
 
+def _promoted(input, other):
+    return promote(input, other) if isinstance(input, _tensor.Tensor) else \
+        promote(as_tensor(input, other), other)
+
+
+def _raise_on_zero(divisor, op):
+    if bool((divisor == 0).any()):
+        raise RuntimeError(f"ZeroDivisionError: {op} of integers by zero (as in torch; numpy "
+                           "would return 0)")
+
+
+def _integer_division(op, a, b):
+    """The checks of an integer division (floor or trunc, remainder, fmod) by PyTorch's rules:
+    two bools have no such op, and a zero divisor raises. The zero check reads the divisor on
+    the host, and runs again at every gf.jit replay."""
+    kind = a.dtype.kind
+    if kind == "b":
+        raise RuntimeError(f"{op}: not implemented for bool tensors (as in torch); convert them "
+                           "to an integer dtype first")
+    if kind in "iu":
+        _jit_trace.call(_raise_on_zero, b.array, op)
+
+
 def _binary(name, kernel, grads, doc, floats=True):
     op = type(name.capitalize(), (_Binary,), {"kernel": staticmethod(kernel),
                                               "grads": staticmethod(grads)})
 
     def fn(input, other):
-        a, b = promote(input, other) if isinstance(input, _tensor.Tensor) else \
-            promote(as_tensor(input, other), other)
+        a, b = _promoted(input, other)
         if floats:
             a, b = float_operand(a), float_operand(b)
+        else:
+            _integer_division(name, a, b)
         return op.apply(a, b)
 
     fn.__name__ = fn.__qualname__ = name
@@ -226,10 +250,23 @@ class FloorDivide(NonDifferentiable):
         return ctx.be.xp.floor_divide(a, b)
 
 
+def _trunc_divide(xp, a, b):
+    """Integer a / b rounded toward zero, exactly (a float quotient would round large int64s):
+    the floor quotient, plus one where the division was inexact and the signs differ."""
+    q = xp.floor_divide(a, b)
+    return q + ((q * b != a) & ((a < 0) != (b < 0))).astype(q.dtype)
+
+
+class TruncDivide(NonDifferentiable):
+    @staticmethod
+    def forward(ctx, a, b):
+        return _jit_trace.call(_trunc_divide, ctx.be.xp, a, b, live=False)
+
+
 def floor_divide(input, other):
     """input // other rounded down (as Python's //); not differentiable."""
-    a, b = promote(input, other) if isinstance(input, _tensor.Tensor) else \
-        promote(as_tensor(input, other), other)
+    a, b = _promoted(input, other)
+    _integer_division("floor_divide", a, b)
     return FloorDivide.apply(a, b)
 
 
@@ -242,9 +279,11 @@ def div(input, other, *, rounding_mode=None):
     if rounding_mode == "floor":
         return floor_divide(input, other)
     if rounding_mode == "trunc":
-        q = true_div(input, other)
-        a = input if isinstance(input, _tensor.Tensor) else as_tensor(input, other)
-        return trunc(q).to(a.dtype) if a.dtype.kind in "iu" else trunc(q)  # noqa: F821
+        a, b = _promoted(input, other)
+        if a.dtype.kind in "biu":
+            _integer_division("div", a, b)
+            return TruncDivide.apply(a, b)
+        return trunc(true_div(a, b))  # noqa: F821
     raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
 
 
