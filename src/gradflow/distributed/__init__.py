@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from .. import dtypes as _dtypes
 from .._jit import trace as _jit_trace
 from ..tensor import Tensor
 from . import debug as _debug
@@ -166,7 +167,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Replaces ``tensor`` on every rank by the reduction (sum, avg, max, min) over ranks."""
     comm, op = _default(group), reduce_op(op)
     _check(tensor, "all_reduce", comm)
-    if op == ReduceOp.AVG and tensor.dtype.kind != "f":
+    if op == ReduceOp.AVG and not _dtypes.is_float(tensor.dtype):
         raise TypeError(f"all_reduce: op='avg' needs a floating-point tensor, got {tensor.dtype}")
     buf, put_back = _buffer(tensor)
 

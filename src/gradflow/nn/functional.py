@@ -1,5 +1,6 @@
 """Stateless neural-network functions (``import gradflow.nn.functional as F``)."""
 
+from .. import dtypes as _dtypes
 from ..autograd.function import Function
 from ..ops.activation import (cross_entropy_rows, gelu, leaky_relu, log_softmax, relu, sigmoid,
                               softmax, softplus, tanh)
@@ -62,7 +63,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if logits.ndim == 0:
         raise ValueError("cross_entropy: logits must have a class dim, got a 0-d tensor")
     _check_reduction(reduction, "cross_entropy")
-    if logits.dtype.kind != "f":
+    if not _dtypes.is_float(logits.dtype):
         logits = logits.float()
     if target.dtype.kind in "iu":
         expected = (logits.shape[0],) + tuple(logits.shape[2:])
@@ -95,7 +96,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         else:
             smooth = _reduce(smooth, reduction, "cross_entropy")
         return (1 - label_smoothing) * loss + label_smoothing * smooth
-    if target.dtype.kind == "f":
+    if _dtypes.is_float(target.dtype):
         _same_shape("cross_entropy", logits, target)
         if label_smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / logits.shape[1]
@@ -348,13 +349,11 @@ def prelu(input, weight):
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x^2) + eps) over the last len(normalized_shape) dims, then * weight; eps
     defaults to the dtype's machine epsilon, as PyTorch."""
-    import numpy as np
-
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise ValueError(f"rms_norm: input of shape {input.shape} does not end in {shape}")
     if eps is None:
-        eps = float(np.finfo(input.dtype).eps)
+        eps = float(_dtypes.finfo(input.dtype).eps)
     dims = tuple(range(input.ndim - len(shape), input.ndim))
     out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
     return out if weight is None else out * weight

@@ -22,7 +22,7 @@ def as_tensor(x, like):
         if isinstance(x, (complex, np.complexfloating)):
             raise TypeError(f"complex number {x!r} as an operand: complex numbers are not "
                             "supported (tensors hold bool, integer or float data)")
-        if like.dtype.kind == "f":
+        if dtypes.is_float(like.dtype):
             dt = like.dtype
         elif isinstance(x, bool):
             dt = dtypes.bool_
@@ -47,11 +47,11 @@ def promote(a, b):
         return a, b  # the common case, kept cheap: it runs on every binary op
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
-        if b.dtype.kind != "f" and a.dtype.kind == "f":  # int tensor op float number -> float32
+        if not dtypes.is_float(b.dtype) and dtypes.is_float(a.dtype):  # int tensor op float number -> float32
             b = b.to(dtypes.default_float)
     elif not isinstance(b, Tensor):
         b = as_tensor(b, a)
-        if a.dtype.kind != "f" and b.dtype.kind == "f":
+        if not dtypes.is_float(a.dtype) and dtypes.is_float(b.dtype):
             a = a.to(dtypes.default_float)
     if a.dtype != b.dtype:
         dt = result_dtype(a, b)
@@ -62,15 +62,12 @@ def promote(a, b):
     return a, b
 
 
-_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
-
-
 def result_dtype(a, b):
     """The dtype PyTorch gives ``a op b`` for two tensors (see promote)."""
-    ca, cb = _CATEGORY[a.dtype.kind], _CATEGORY[b.dtype.kind]
+    ca, cb = dtypes.category(a.dtype), dtypes.category(b.dtype)
     if (a.ndim == 0) != (b.ndim == 0):  # one 0-d operand: it counts only from a higher category
         zero, dims = (a, b) if a.ndim == 0 else (b, a)
-        return zero.dtype if _CATEGORY[zero.dtype.kind] > _CATEGORY[dims.dtype.kind] else dims.dtype
+        return zero.dtype if dtypes.category(zero.dtype) > dtypes.category(dims.dtype) else dims.dtype
     if ca != cb:
         return a.dtype if ca > cb else b.dtype
     return np.promote_types(a.dtype, b.dtype)
@@ -78,7 +75,7 @@ def result_dtype(a, b):
 
 def float_operand(x):
     """Math that only makes sense on floats promotes integer/bool tensors to the default float."""
-    return x if x.array.dtype.kind == "f" else x.to(dtypes.default_float)
+    return x if dtypes.is_float(x.array.dtype) else x.to(dtypes.default_float)
 
 
 def normalize_dims(dims, ndim, op_name):

@@ -6,7 +6,7 @@ from collections import namedtuple
 
 from .. import tensor as _tensor
 from ..autograd.function import Function, NonDifferentiable
-from ..dtypes import as_dtype
+from ..dtypes import as_dtype, is_float
 from ._util import float_operand, normalize_axis, normalize_dims, torch_kwargs
 
 
@@ -131,7 +131,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     """Mean over ``dim``; integer tensors need a float ``dtype``, as in PyTorch."""
     x = _cast(input, dtype)
-    if x.dtype.kind != "f":
+    if not is_float(x.dtype):
         raise TypeError(f"mean: input dtype {x.dtype} is not a float: pass dtype=gf.float32 or "
                         "call .float() first")
     axes = _dims(dim, x, "mean")
