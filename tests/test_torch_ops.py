@@ -372,13 +372,8 @@ def test_dtype_aliases_and_conversions():
     assert x.type() == "gradflow.FloatTensor" and x.type(gf.float64).dtype == gf.float64
     assert x.type("gradflow.LongTensor").dtype == gf.int64
     np.testing.assert_array_equal(x.long().numpy(), torch.tensor([1.5, -2.5]).long().numpy())
-    for make in [lambda: gf.zeros(2, dtype="bfloat16"), lambda: x.to("bfloat16"), lambda: x.bfloat16(),
-                 lambda: x.to(dtype="torch.bfloat16")]:
-        with pytest.raises(TypeError, match="bfloat16 is not supported.*numpy"):
-            make()
-    with pytest.raises(AttributeError, match="bfloat16 is not supported"):
-        gf.bfloat16  # noqa: B018
-    assert not hasattr(gf, "bfloat16")
+    assert x.bfloat16().dtype == gf.bfloat16 and x.to("torch.bfloat16").type() == "gradflow.BFloat16Tensor"
+    np.testing.assert_array_equal(x.bfloat16().float().numpy(), torch.tensor([1.5, -2.5]).bfloat16().float().numpy())
 
 
 def test_default_dtype():

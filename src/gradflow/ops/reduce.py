@@ -6,6 +6,7 @@ from collections import namedtuple
 
 from .. import tensor as _tensor
 from ..autograd.function import Function, NonDifferentiable
+from ..autograd.lowp import in_float32
 from ..dtypes import as_dtype, is_float
 from ._util import float_operand, normalize_axis, normalize_dims, torch_kwargs
 
@@ -215,6 +216,7 @@ def _correction(op, unbiased, correction):
 
 
 @torch_kwargs
+@in_float32
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` dividing by N - correction: unbiased (correction=1) by default, as
     in PyTorch; ``unbiased=False`` or ``correction=0`` divides by N."""
@@ -230,12 +232,14 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @torch_kwargs
+@in_float32
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation over ``dim``: the square root of :func:`var` (same arguments)."""
     return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
 @torch_kwargs
+@in_float32
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(var, mean) over ``dim``, as :func:`var` and :func:`mean`."""
     x = float_operand(input)
@@ -243,6 +247,7 @@ def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @torch_kwargs
+@in_float32
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(std, mean) over ``dim``, as :func:`std` and :func:`mean`."""
     x = float_operand(input)
