@@ -46,9 +46,9 @@ thread_local bool t_backward = false;     // phase: "backward" while the engine 
 PyTypeObject* g_tensor_type = nullptr;  // gradflow.Tensor: the class of op outputs
 PyObject* g_backend_get = nullptr;      // gradflow.backend.get(device) -> backend
 PyObject* g_recording_trace = nullptr;  // () -> str: the stack an op is recorded at
-// Set by lowp_init (gradflow.dtypes, when ml_dtypes is installed): the numpy type number of
+// Set by lowp_init (gradflow/autograd/lowp.py, when ml_dtypes is installed): the type number of
 // bfloat16, a float type numpy has no arithmetic of its own for (kind 'V'), and the Python
-// function that runs an op's forward on such arrays (in float32; see gradflow/autograd/lowp.py).
+// function that runs an op's forward on such arrays (in float32).
 int g_lowp_type_num = -1;
 PyObject* g_lowp_forward = nullptr;
 unsigned long long g_sequence = 0;      // recording order (see engine.py)

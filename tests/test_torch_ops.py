@@ -372,8 +372,6 @@ def test_dtype_aliases_and_conversions():
     assert x.type() == "gradflow.FloatTensor" and x.type(gf.float64).dtype == gf.float64
     assert x.type("gradflow.LongTensor").dtype == gf.int64
     np.testing.assert_array_equal(x.long().numpy(), torch.tensor([1.5, -2.5]).long().numpy())
-    assert x.bfloat16().dtype == gf.bfloat16 and x.to("torch.bfloat16").type() == "gradflow.BFloat16Tensor"
-    np.testing.assert_array_equal(x.bfloat16().float().numpy(), torch.tensor([1.5, -2.5]).bfloat16().float().numpy())
 
 
 def test_default_dtype():

@@ -124,6 +124,9 @@ def _check(tensor, what, comm):
     _jit_trace.refuse(f"{what}: a collective (communication a replay would not run)")
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a gradflow Tensor, got {type(tensor).__name__}")
+    if _dtypes.is_bfloat16(tensor.dtype):  # (mpi4py cannot even take the buffer)
+        raise TypeError(f"{what}: bfloat16 tensors cannot be communicated (MPI has no "
+                        "bfloat16 type): send a float32 copy (t.float())")
     check_device(comm, tensor.device, what)
 
 
