@@ -81,7 +81,7 @@ def bfloat16_on_device(where, device):
 
 def is_float(dtype) -> bool:
     """Whether ``dtype`` is a floating-point dtype (bfloat16 included)."""
-    return dtype.kind == "f" or is_bfloat16(dtype)
+    return dtype.kind == "f" or dtype is bfloat16  # (a dtype is never None)
 
 
 def category(dtype) -> int:
@@ -91,7 +91,7 @@ def category(dtype) -> int:
 
 def is_bfloat16(dtype) -> bool:
     """Whether ``dtype`` is bfloat16 (False when ml_dtypes is not installed)."""
-    return bfloat16 is not None and dtype is bfloat16  # (numpy keeps one instance of it)
+    return dtype is bfloat16 and dtype is not None  # (numpy keeps one instance of it)
 
 
 def finfo(type=None):

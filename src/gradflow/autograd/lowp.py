@@ -67,9 +67,12 @@ def in_float32(fn=None, *, in_place=()):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if not any(getattr(a, "dtype", None) is bf16 for a in args) and \
-                not any(getattr(v, "dtype", None) is bf16 for v in kwargs.values()):
-            return fn(*args, **kwargs)
+        for a in args:  # (a loop: on the float32 path this check is all the wrapper costs)
+            if getattr(a, "dtype", None) is bf16:
+                break
+        else:
+            if not kwargs or not any(getattr(v, "dtype", None) is bf16 for v in kwargs.values()):
+                return fn(*args, **kwargs)
         only_bf16 = True
 
         def widen(name, a):

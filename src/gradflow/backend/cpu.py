@@ -27,6 +27,7 @@ sgd_step_multi adam_step_multi""".split()
 _ANY_DTYPE = """add sub mul div pow maximum minimum eq ne lt le gt ge where abs abs_backward neg
 pow_scalar pow_scalar_backward sum max min argmax""".split()
 
+
 def _widening(kernel, reference):
     """What a kernel falls back to: for bfloat16 arrays (which the autograd engine, accumulating
     gradients, hands to the backend directly) the float32 kernel on widened copies, its result

@@ -12,6 +12,10 @@ from .. import dtypes
 from .. import tensor as _tensor
 
 
+# (dtypes.is_float, inline on the paths every op takes; None without ml_dtypes)
+_BF16 = dtypes.bfloat16
+
+
 def as_tensor(x, like):
     """``x`` as a Tensor on ``like``'s device; a Python number takes ``like``'s dtype when that
     is a float dtype (so float32 tensors stay float32, as in numpy and PyTorch)."""
@@ -22,7 +26,7 @@ def as_tensor(x, like):
         if isinstance(x, (complex, np.complexfloating)):
             raise TypeError(f"complex number {x!r} as an operand: complex numbers are not "
                             "supported (tensors hold bool, integer or float data)")
-        if dtypes.is_float(like.dtype):
+        if like.dtype.kind == "f" or like.dtype is _BF16:
             dt = like.dtype
         elif isinstance(x, bool):
             dt = dtypes.bool_
@@ -75,7 +79,8 @@ def result_dtype(a, b):
 
 def float_operand(x):
     """Math that only makes sense on floats promotes integer/bool tensors to the default float."""
-    return x if dtypes.is_float(x.array.dtype) else x.to(dtypes.default_float)
+    dt = x.array.dtype
+    return x if dt.kind == "f" or dt is _BF16 else x.to(dtypes.default_float)
 
 
 def normalize_dims(dims, ndim, op_name):
