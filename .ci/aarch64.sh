@@ -43,7 +43,7 @@ elapsed "arm64 root"
 rm -rf "$site"
 python3 -m pip install -q --target "$site" --only-binary=:all: --implementation cp \
     --python-version 3.11 --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 \
-    "numpy>=1.24" "scipy-openblas32>=0.3.28" "tqdm>=4.60" -r requirements-test.txt \
+    "numpy>=1.24" "ml_dtypes>=0.4" "scipy-openblas32>=0.3.28" "tqdm>=4.60" -r requirements-test.txt \
     "pybind11>=2.12"
 elapsed "wheels"
 

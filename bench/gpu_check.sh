@@ -3,9 +3,9 @@
 # has CuPy, numpy, pytest and the build tools (torch too, for the comparisons): build gradflow
 # from this working tree into a folder on PYTHONPATH (no venv: one would hide the preinstalled
 # CuPy and torch), run the whole test suite with the CUDA cases enabled, then the GPU
-# benchmarks. A package the interpreter lacks (typically scipy-openblas32 alone) comes as a
-# wheel from .whl/, fetched beforehand with `python3 -m pip download --only-binary=:all:
-# --python-version 3.12 --platform manylinux2014_x86_64 -d .whl scipy-openblas32` (a few MB;
+# benchmarks. A package the interpreter lacks (typically scipy-openblas32 and ml_dtypes) comes
+# as a wheel from .whl/, fetched beforehand with `python3 -m pip download --only-binary=:all:
+# --python-version 3.12 --platform manylinux2014_x86_64 -d .whl scipy-openblas32 ml_dtypes` (a few MB;
 # .whl/ is git-ignored, so it must be named among the paths carried to the machine).
 #
 # Results in $OUT (else bench/results/): gpu_tests.xml (junit) and gpu_bench.json. Exit status:
@@ -30,7 +30,7 @@ fi
 
 # What the build and the tests import, from .whl/ where the interpreter lacks it.
 for pkg in scipy_openblas32:scipy-openblas32 pybind11:pybind11 scikit_build_core:scikit-build-core \
-           pytest:pytest hypothesis:hypothesis tqdm:tqdm; do
+           pytest:pytest hypothesis:hypothesis tqdm:tqdm ml_dtypes:ml_dtypes; do
     "$PY" -c "import ${pkg%%:*}" 2>/dev/null && continue
     "$PY" -m pip -q --disable-pip-version-check install --no-index --find-links .whl --no-deps \
         --target "$SITE" "${pkg#*:}" || { echo "missing ${pkg#*:} (and no wheel in .whl/)"; exit 2; }

@@ -6,6 +6,7 @@
 // (profiler, anomaly mode, ops that move devices, un-broadcasting) call back into Python.
 #include <Python.h>
 
+#include <algorithm>
 #include <queue>
 #include <unordered_map>
 #include <vector>
@@ -45,6 +46,11 @@ thread_local bool t_backward = false;     // phase: "backward" while the engine 
 PyTypeObject* g_tensor_type = nullptr;  // gradflow.Tensor: the class of op outputs
 PyObject* g_backend_get = nullptr;      // gradflow.backend.get(device) -> backend
 PyObject* g_recording_trace = nullptr;  // () -> str: the stack an op is recorded at
+// Set by lowp_init (gradflow/autograd/lowp.py, when ml_dtypes is installed): the type number of
+// bfloat16, a float type numpy has no arithmetic of its own for (kind 'V'), and the Python
+// function that runs an op's forward on such arrays (in float32).
+int g_lowp_type_num = -1;
+PyObject* g_lowp_forward = nullptr;
 unsigned long long g_sequence = 0;      // recording order (see engine.py)
 
 struct Names {
@@ -278,6 +284,13 @@ char dtype_kind(PyObject* a) {
   return k[0];
 }
 
+// Whether backend array `a` is a numpy array of the reduced-precision float type (bfloat16).
+bool is_lowp(PyObject* a) {
+  return g_lowp_type_num >= 0 && numpy_array_or_null(a) &&
+         py::detail::array_descriptor_proxy(py::detail::array_proxy(a)->descr)->type_num ==
+             g_lowp_type_num;
+}
+
 // t.requires_grad = v: a bool, and True only for floating-point data (as PyTorch).
 bool check_requires_grad(TensorObject* t, PyObject* v) {
   if (!PyBool_Check(v)) {
@@ -287,7 +300,7 @@ bool check_requires_grad(TensorObject* t, PyObject* v) {
   if (v == Py_False || t->data == Py_None) return true;
   char kind = dtype_kind(t->data);
   if (!kind) return false;
-  if (kind != 'f') {
+  if (kind != 'f' && !is_lowp(t->data)) {
     Ref dtype(PyObject_GetAttr(t->data, N.dtype));
     PyErr_Format(PyExc_RuntimeError,
                  "only Tensors of floating point dtype can require gradients, got dtype %S",
@@ -632,7 +645,17 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
   Ref token;
   if (prof.p != Py_None && !(token.p = PyObject_CallMethodOneArg(prof.p, N.begin, be)))
     return nullptr;
-  Ref out_data(PyObject_Vectorcall(forward.p, fargs, 1 + n, kwnames));
+  bool lowp = false;
+  for (Py_ssize_t i = 0; i < n && !lowp; ++i) lowp = is_lowp(fargs[1 + i]);
+  Ref out_data;
+  if (lowp) {  // lowp_forward(forward, ctx, *arrays, **params)
+    std::vector<PyObject*> largs(2 + n + nkw);
+    largs[0] = forward.p;
+    std::copy(fargs, fargs + 1 + n + nkw, largs.begin() + 1);
+    out_data.p = PyObject_Vectorcall(g_lowp_forward, largs.data(), 2 + n, kwnames);
+  } else {
+    out_data.p = PyObject_Vectorcall(forward.p, fargs, 1 + n, kwnames);
+  }
   if (!out_data) return nullptr;
   if (!py::detail::npy_api::get().PyArray_Check_(out_data.p)) {  // (a CuPy array has a dtype)
     if (!PyObject_HasAttr(out_data.p, N.dtype) || PyList_Check(out_data.p) ||
@@ -1172,6 +1195,19 @@ PyObject* autograd_init(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+PyObject* lowp_init(PyObject*, PyObject* args) {
+  int type_num;
+  PyObject* forward;
+  if (!PyArg_ParseTuple(args, "iO", &type_num, &forward)) return nullptr;
+  if (!PyCallable_Check(forward)) {
+    PyErr_SetString(PyExc_TypeError, "lowp_init: forward must be callable");
+    return nullptr;
+  }
+  Py_XSETREF(g_lowp_forward, Py_NewRef(forward));
+  g_lowp_type_num = type_num;
+  Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
     {"apply", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(apply)),
      METH_FASTCALL | METH_KEYWORDS,
@@ -1190,6 +1226,9 @@ PyMethodDef methods[] = {
      METH_FASTCALL, "saved_input(ctx, i): Function.saved_input."},
     {"autograd_init", autograd_init, METH_VARARGS,
      "autograd_init(tensor_type, backend_get, recording_trace): bind the Python side."},
+    {"lowp_init", lowp_init, METH_VARARGS,
+     "lowp_init(type_num, forward): ops on numpy arrays of this type number (bfloat16) run "
+     "forward(op_forward, ctx, *arrays, **params) instead of op_forward itself."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

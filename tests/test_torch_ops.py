@@ -374,13 +374,6 @@ def test_dtype_aliases_and_conversions():
     assert x.type() == "gradflow.FloatTensor" and x.type(gf.float64).dtype == gf.float64
     assert x.type("gradflow.LongTensor").dtype == gf.int64
     np.testing.assert_array_equal(x.long().numpy(), torch.tensor([1.5, -2.5]).long().numpy())
-    for make in [lambda: gf.zeros(2, dtype="bfloat16"), lambda: x.to("bfloat16"), lambda: x.bfloat16(),
-                 lambda: x.to(dtype="torch.bfloat16")]:
-        with pytest.raises(TypeError, match="bfloat16 is not supported.*numpy"):
-            make()
-    with pytest.raises(AttributeError, match="bfloat16 is not supported"):
-        gf.bfloat16  # noqa: B018
-    assert not hasattr(gf, "bfloat16")
 
 
 def test_default_dtype():

@@ -16,9 +16,9 @@ from . import autograd, nn  # noqa: E402
 from .autograd import enable_grad, grad, no_grad, set_grad_enabled  # noqa: E402
 from .autograd.grad_mode import (inference_mode, is_grad_enabled,  # noqa: E402
                                  is_inference_mode_enabled)
-from .dtypes import (bool_, can_cast, double, float16, float32, float64, get_default_dtype,  # noqa: E402
-                     half, int8, int16, int32, int64, long, promote_types, result_type,
-                     set_default_dtype, short, uint8)
+from .dtypes import (bool_, can_cast, double, finfo, float16, float32, float64,  # noqa: E402
+                     get_default_dtype, half, int8, int16, int32, int64, long, promote_types,
+                     result_type, set_default_dtype, short, uint8)
 from .dtypes import TORCH_ALIASES as _ALIASES  # noqa: E402
 from .ops.activation import sigmoid, softmax, log_softmax, tanh, relu  # noqa: E402
 from .ops.arith import abs, clip, exp, log, maximum, minimum, pow, sqrt, where  # noqa: E402,A004
@@ -88,9 +88,13 @@ from . import distributed  # noqa: E402  (imports mpi4py only when a group start
 from . import utils  # noqa: E402  (gradflow.utils.data, as torch.utils.data)
 
 
+if dtypes.bfloat16 is not None:
+    bfloat16 = dtypes.bfloat16
+
+
 def __getattr__(name):
-    """``gf.bfloat16`` is the one PyTorch dtype name without a gradflow dtype: say why."""
+    """``gf.bfloat16`` exists only with ml_dtypes installed: without it, say how to get it."""
     if name == "bfloat16":
         raise AttributeError(f"module 'gradflow' has no attribute 'bfloat16': "
-                             f"{dtypes.BFLOAT16_UNSUPPORTED}")
+                             f"{dtypes.BFLOAT16_MISSING}")
     raise AttributeError(f"module 'gradflow' has no attribute {name!r}")

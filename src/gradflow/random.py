@@ -66,7 +66,7 @@ def generator(gen=None) -> np.random.Generator:
 
 def _float(dtype):
     dt = _dtypes.as_dtype(dtype) or _dtypes.default_float
-    if dt.kind != "f":
+    if not _dtypes.is_float(dt):
         raise TypeError(f"expected a floating-point dtype, got {dt}")
     return dt
 
@@ -192,5 +192,5 @@ def bernoulli(input, p=None, *, generator=None):
     if np.any((np.asarray(probs) < 0) | (np.asarray(probs) > 1)) or np.any(np.isnan(probs)):
         raise RuntimeError("bernoulli: probabilities must be in [0, 1]")
     draws = _gen(generator).random(tuple(input.shape)) < probs
-    return tensor(draws.astype(input.dtype if input.dtype.kind == "f" else _dtypes.default_float),
+    return tensor(draws.astype(input.dtype if _dtypes.is_float(input.dtype) else _dtypes.default_float),
                   device=input.device)

@@ -24,17 +24,37 @@ _VERSION = 1
 _MAX_DEPTH = 100
 
 
+def _store(a, arrays, entry):
+    """Appends array ``a`` to ``arrays``; ``entry`` (its JSON entry) says where. The .npy format
+    has no bfloat16 (it would read back as raw 2-byte voids): its bits go as uint16, the entry
+    naming the dtype."""
+    if _dtypes.is_bfloat16(a.dtype):
+        a = a.view(np.uint16)
+        entry["dtype"] = "bfloat16"
+    arrays.append(a)
+    return entry
+
+
+def _fetch(arrays, i, entry):
+    """The array ``_store`` kept as number ``i`` (a copy), in its dtype."""
+    a = np.array(arrays[i])
+    if entry.get("dtype") == "bfloat16":
+        if a.dtype != np.uint16:
+            raise ValueError(f"load: a bfloat16 entry holds {a.dtype} data, not its uint16 bits")
+        a = a.view(_dtypes.as_dtype("bfloat16"))  # (raises saying to install ml_dtypes)
+    return a
+
+
 def _encode(obj, arrays, path=()):
     """``obj`` as JSON-able structure; ``path`` holds the ids of the containers it is inside
     (a container inside itself cannot be stored)."""
     if isinstance(obj, Tensor):
-        arrays.append(obj._host())
-        return {"__tensor__": len(arrays) - 1, "device": obj.device, "requires_grad": obj.requires_grad}
+        return _store(obj._host(), arrays, {"__tensor__": len(arrays), "device": obj.device,
+                                            "requires_grad": obj.requires_grad})
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
             raise TypeError("save: arrays of Python objects cannot be stored without pickle")
-        arrays.append(obj)
-        return {"__array__": len(arrays) - 1}
+        return _store(obj, arrays, {"__array__": len(arrays)})
     if isinstance(obj, (dict, list, tuple)):
         if id(obj) in path:
             raise ValueError(f"save: the state contains itself (a {type(obj).__name__} inside "
@@ -68,12 +88,12 @@ def _decode(obj, arrays, map_location, depth=0):
         return obj
     if "__tensor__" in obj:
         device = map_location or obj["device"]
-        host = np.array(arrays[obj["__tensor__"]])
+        host = _fetch(arrays, obj["__tensor__"], obj)
         _dtypes.check_supported(host.dtype, "load")
         t = Tensor._make(host, "cpu").to(device)
         return t.requires_grad_(True) if obj["requires_grad"] else t
     if "__array__" in obj:
-        return np.array(arrays[obj["__array__"]])
+        return _fetch(arrays, obj["__array__"], obj)
     if "__tuple__" in obj:
         return tuple(_decode(v, arrays, map_location, depth) for v in obj["__tuple__"])
     return {k: _decode(v, arrays, map_location, depth) for k, v in obj["__dict__"]}

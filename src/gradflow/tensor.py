@@ -23,8 +23,9 @@ from .ops import elementwise as _elementwise
 from .ops import index as _index
 
 
-_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-               "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+               "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+               "bool": "Bool"}
 PRINT_OPTIONS = {}  # numpy array2string options, set by gf.set_printoptions
 
 
@@ -158,8 +159,8 @@ class Tensor(_C.TensorBase):
         return self._device != "cpu"
 
     def is_floating_point(self):
-        """Whether the dtype is a floating-point one."""
-        return self.dtype.kind == "f"
+        """Whether the dtype is a floating-point one (bfloat16 included)."""
+        return _dtypes.is_float(self.dtype)
 
     @property
     def T(self):
@@ -218,7 +219,10 @@ class Tensor(_C.TensorBase):
         return self.array if self._device == "cpu" else self._be.to_numpy(self.array)
 
     def __repr__(self):
-        body = np.array2string(self._host(), separator=", ", prefix="tensor(", **PRINT_OPTIONS)
+        host = self._host()
+        if _dtypes.is_bfloat16(host.dtype):  # (as floats: numpy prints ml_dtypes' 1.0 as "1")
+            host = host.astype(np.float32)
+        body = np.array2string(host, separator=", ", prefix="tensor(", **PRINT_OPTIONS)
         extra = []
         if self.dtype != _dtypes.float32:
             extra.append(f"dtype={self.dtype}")
@@ -340,16 +344,22 @@ class Tensor(_C.TensorBase):
                 if isinstance(device_or_dtype, str) and not _dtypes.is_dtype_name(device_or_dtype):
                     raise  # neither: "unknown device"
                 target_dtype = _dtypes.as_dtype(device_or_dtype)
+        target_device = (self._device if target_device is None
+                          else _backend.canonical_device(target_device))
+        cast = target_dtype is not None and _dtypes.as_dtype(target_dtype) != self.dtype
+        if cast:
+            target_dtype = _dtypes.check_supported(_dtypes.as_dtype(target_dtype), "to",
+                                                   target_device)
         out = self
-        if target_dtype is not None and _dtypes.as_dtype(target_dtype) != self.dtype:
-            out = _shape.cast(out, _dtypes.check_supported(_dtypes.as_dtype(target_dtype), "to"))
-        if target_device is not None:
-            target_device = _backend.canonical_device(target_device)
-            if target_device != out._device:
-                from .ops.device import to_device
+        if target_device != self._device:
+            from .ops.device import to_device
 
-                out = to_device(out, target_device)
-        return out
+            # The cast runs where the result lives (bfloat16 exists on the CPU only): after a
+            # move to the CPU, before a move away from it.
+            if cast and target_device != "cpu":
+                out, cast = _shape.cast(out, target_dtype), False
+            out = to_device(out, target_device)
+        return _shape.cast(out, target_dtype) if cast else out
 
     def cuda(self, index=0):
         """The tensor on GPU ``index`` (``to("cuda:index")``)."""
@@ -386,8 +396,8 @@ class Tensor(_C.TensorBase):
         return init.normal_(self, mean, std, generator=generator)
 
     def bfloat16(self):
-        """Raises TypeError: bfloat16 is not supported (the error says why)."""
-        raise TypeError(_dtypes.BFLOAT16_UNSUPPORTED)
+        """The tensor as bfloat16 (stored as ml_dtypes' type; ops compute in float32)."""
+        return self.to("bfloat16")
 
     def long(self):
         """The tensor as int64."""
@@ -922,7 +932,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
                 dt = _dtypes.bool_
             else:
                 raise TypeError(f"cannot make a tensor from {type(data).__name__} of dtype {probe.dtype}")
-    _dtypes.check_supported(np.dtype(dt), "tensor")
+    _dtypes.check_supported(np.dtype(dt), "tensor", dev)
     if not dt.isnative:  # '>f4' on x86: the kernels read memory in the machine's byte order
         dt = dt.newbyteorder("=")
     be = _backend.get(dev)
@@ -964,7 +974,7 @@ def _shape_args(shape):
 
 def _filled(fill, shape, dtype, device, requires_grad):
     dev = _backend.canonical_device(device)
-    dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "full")
+    dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "full", dev)
     be = _backend.get(dev)
     t = Tensor._make(be.xp.full(shape, fill, dtype=dt), dev)
     return t.requires_grad_(True) if requires_grad else t
@@ -1007,7 +1017,7 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
     if stop is None:
         start, stop = 0, start
     host = np.arange(start, stop, step)
-    if dtype is None and host.dtype.kind == "f":
+    if dtype is None and _dtypes.is_float(host.dtype):
         dtype = _dtypes.default_float
     return tensor(host, dtype=dtype or _dtypes.int64, device=device, requires_grad=requires_grad)
 
@@ -1016,6 +1026,6 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     """The n x m (n x n) matrix with ones on the diagonal."""
     dev = _backend.canonical_device(device)
     be = _backend.get(dev)
-    dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "eye")
+    dt = _dtypes.check_supported(_dtypes.as_dtype(dtype) or _dtypes.default_float, "eye", dev)
     t = Tensor._make(be.xp.eye(n, m, dtype=dt), dev)
     return t.requires_grad_(True) if requires_grad else t

@@ -25,6 +25,7 @@ arrays), so the engine treats it like any built-in op.
 
 import functools
 
+from .. import dtypes as _dtypes
 from .. import tensor as _tensor
 from . import function as _function
 from .grad_mode import no_grad
@@ -152,7 +153,7 @@ class Function:
         inputs = [args[i] for i in slots]
         wired, linked = [], {}
         for k, o in enumerate(outputs):
-            if o is None or id(o) in ctx._non_differentiable or o.dtype.kind != "f":
+            if o is None or id(o) in ctx._non_differentiable or not _dtypes.is_float(o.dtype):
                 wired.append(dirty.get(id(o), o))
                 continue
             w = _Output.apply(*inputs, fn=cls, ctx=ctx, outputs=outputs, k=k, arg_slots=slots)

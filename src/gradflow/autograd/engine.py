@@ -18,6 +18,7 @@ import threading
 import numpy as np
 
 from .. import _C
+from .. import dtypes as _dtypes
 from .. import tensor as _tensor
 from ..ops import shape as _shape_ops
 from . import hooks as _hooks
@@ -47,7 +48,7 @@ def _sum_to(grad, shape, dtype, node):
                 f"shape {shape}")
         grad = _shape_ops.sum_to(grad, shape)
     if grad.dtype != dtype:
-        if grad.dtype.kind != dtype.kind:  # (the inputs that get gradients are float)
+        if _dtypes.category(grad.dtype) != _dtypes.category(dtype):  # (float inputs get them)
             where = node.name if node is not None else "backward"
             raise TypeError(
                 f"{where}.backward returned a gradient of dtype {grad.dtype} for an input of "

@@ -19,6 +19,7 @@ import traceback
 
 from .. import _C
 from .. import backend as _backend
+from . import lowp as _lowp  # noqa: F401  (registers the bfloat16 forward with apply)
 
 
 class Function:
@@ -39,6 +40,9 @@ class Function:
     # indexing) set this; forward may set ctx.view = False when it had to copy.
     is_view = False
     view = True
+    # Ops that only move data or change its dtype (casts, device moves) set this: they get
+    # bfloat16 arrays as they are, where other ops compute on them in float32 (autograd/lowp.py).
+    lowp_native = False
     # Per-node state, as class-level defaults so that recording an op sets only what differs.
     _save_idx = ()  # set by save_inputs() (Mul sets it directly), or on the class when fixed
     _save_out = False  # set by save_output(), or likewise on the class

@@ -2,6 +2,7 @@
 (as torch.autograd.functional), computed with reverse mode (``gf.grad``; jvp by the double-vjp
 trick)."""
 
+from .. import dtypes as _dtypes
 from .. import tensor as _tensor
 from .engine import grad as _grad
 from .grad_mode import enable_grad
@@ -10,7 +11,7 @@ from .grad_mode import enable_grad
 def _prepare(inputs):
     single = isinstance(inputs, _tensor.Tensor)
     xs = (inputs,) if single else tuple(inputs)
-    return single, tuple(x.detach().requires_grad_(True) if x.dtype.kind == "f" else x for x in xs)
+    return single, tuple(x.detach().requires_grad_(True) if _dtypes.is_float(x.dtype) else x for x in xs)
 
 
 def _as_tuple(out):

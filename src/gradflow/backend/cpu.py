@@ -4,7 +4,7 @@ Same interface as :mod:`gradflow.backend.reference`. The kernels cover float32 a
 Ops that only make sense on floats are the kernels themselves (the op layer promotes integer
 inputs first); ops that integer and bool tensors also use (arithmetic, comparisons, sums of
 masks) fall back to the numpy reference when a kernel rejects the dtype with TypeError, which
-costs nothing on the float path.
+costs nothing on the float path; bfloat16 arrays fall back to the float32 kernel instead.
 """
 
 import operator
@@ -12,6 +12,7 @@ import operator
 import numpy as np
 
 from .. import _C
+from .. import dtypes as _dtypes
 from . import reference as _ref
 
 xp = np
@@ -26,10 +27,30 @@ sgd_step_multi adam_step_multi""".split()
 _ANY_DTYPE = """add sub mul div pow maximum minimum eq ne lt le gt ge where abs abs_backward neg
 pow_scalar pow_scalar_backward sum max min argmax""".split()
 
+
+def _widening(kernel, reference):
+    """What a kernel falls back to: for bfloat16 arrays (which the autograd engine, accumulating
+    gradients, hands to the backend directly) the float32 kernel on widened copies, its result
+    rounded to bfloat16 once (into ``out``, the binary kernels' third argument, when given);
+    for other dtypes (integers, bools) the reference."""
+    def fallback(*args):
+        bf16 = _dtypes.bfloat16
+        if bf16 is None or not any(getattr(a, "dtype", None) is bf16 for a in args):
+            return reference(*args)
+        wide = [a.astype(np.float32) if getattr(a, "dtype", None) is bf16 else a for a in args]
+        out = kernel(*wide)
+        if len(args) > 2 and getattr(args[2], "dtype", None) is bf16:  # (a, b, out)
+            args[2][...] = out
+            return args[2]
+        return out.astype(bf16) if out.dtype == np.float32 else out
+
+    return fallback
+
+
 for _n in _FLOAT_ONLY:
     globals()[_n] = getattr(_C, _n)
-for _n in _ANY_DTYPE:  # the C kernel, or where it raises TypeError, the reference
-    globals()[_n] = _C.with_fallback(getattr(_C, _n), getattr(_ref, _n))
+for _n in _ANY_DTYPE:  # the C kernel, or where it raises TypeError, the fallback above
+    globals()[_n] = _C.with_fallback(getattr(_C, _n), _widening(getattr(_C, _n), getattr(_ref, _n)))
 del _n
 
 index_add = _ref.index_add

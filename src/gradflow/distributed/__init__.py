@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from .. import dtypes as _dtypes
 from .._jit import trace as _jit_trace
 from ..tensor import Tensor
 from . import debug as _debug
@@ -123,6 +124,9 @@ def _check(tensor, what, comm):
     _jit_trace.refuse(f"{what}: a collective (communication a replay would not run)")
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a gradflow Tensor, got {type(tensor).__name__}")
+    if _dtypes.is_bfloat16(tensor.dtype):  # (mpi4py cannot even take the buffer)
+        raise TypeError(f"{what}: bfloat16 tensors cannot be communicated (MPI has no "
+                        "bfloat16 type): send a float32 copy (t.float())")
     check_device(comm, tensor.device, what)
 
 
@@ -166,7 +170,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Replaces ``tensor`` on every rank by the reduction (sum, avg, max, min) over ranks."""
     comm, op = _default(group), reduce_op(op)
     _check(tensor, "all_reduce", comm)
-    if op == ReduceOp.AVG and tensor.dtype.kind != "f":
+    if op == ReduceOp.AVG and not _dtypes.is_float(tensor.dtype):
         raise TypeError(f"all_reduce: op='avg' needs a floating-point tensor, got {tensor.dtype}")
     buf, put_back = _buffer(tensor)
 

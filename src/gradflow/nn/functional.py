@@ -1,6 +1,8 @@
 """Stateless neural-network functions (``import gradflow.nn.functional as F``)."""
 
+from .. import dtypes as _dtypes
 from ..autograd.function import Function
+from ..autograd.lowp import in_float32
 from ..ops.activation import (cross_entropy_rows, gelu, leaky_relu, log_softmax, relu, sigmoid,
                               softmax, softplus, tanh)
 from .._jit import trace as _jit_trace
@@ -32,6 +34,7 @@ def _same_shape(op, input, target):
                          "(no silent broadcasting in losses)")
 
 
+@in_float32
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """(input - target)^2, reduced."""
     from ..ops._util import as_tensor
@@ -42,6 +45,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     return _reduce(d * d, reduction, "mse_loss")
 
 
+@in_float32
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     """Cross-entropy of logits (N, C) (or (C,), or (N, C, d1, ...)) against integer class labels
@@ -62,7 +66,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if logits.ndim == 0:
         raise ValueError("cross_entropy: logits must have a class dim, got a 0-d tensor")
     _check_reduction(reduction, "cross_entropy")
-    if logits.dtype.kind != "f":
+    if not _dtypes.is_float(logits.dtype):
         logits = logits.float()
     if target.dtype.kind in "iu":
         expected = (logits.shape[0],) + tuple(logits.shape[2:])
@@ -95,7 +99,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         else:
             smooth = _reduce(smooth, reduction, "cross_entropy")
         return (1 - label_smoothing) * loss + label_smoothing * smooth
-    if target.dtype.kind == "f":
+    if _dtypes.is_float(target.dtype):
         _same_shape("cross_entropy", logits, target)
         if label_smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / logits.shape[1]
@@ -123,6 +127,7 @@ def _class_weights(weight, target, ignore_index, like):
     return weight.to(like.dtype)[safe]
 
 
+@in_float32
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
     """The negative log-likelihood -input[n, target[n]] of log-probabilities (N, C) or
@@ -153,6 +158,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return loss.sum() if reduction == "sum" else loss
 
 
+@in_float32
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """|input - target|, reduced."""
     from ..ops._util import as_tensor
@@ -162,6 +168,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     return _reduce((input - target).abs(), reduction, "l1_loss")
 
 
+@in_float32
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), with d = input - target."""
     from ..ops._util import as_tensor
@@ -173,6 +180,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     return _reduce(_where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta)), reduction, "huber_loss")
 
 
+@in_float32
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, with d = input - target."""
     from ..ops._util import as_tensor
@@ -186,6 +194,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(_where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta), reduction, "smooth_l1_loss")
 
 
+@in_float32
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """-[t log p + (1 - t) log(1 - p)] of probabilities ``input``, the logs clamped at -100 as
     PyTorch does."""
@@ -199,6 +208,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
+@in_float32
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """KL divergence with ``input`` as log-probabilities: target (log target - input), or with
     log_target=True exp(target) (target - input). ``reduction="batchmean"`` divides the sum by
@@ -216,6 +226,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     return _reduce(loss, reduction, "kl_div")
 
 
+@in_float32
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     """-[pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], computed stably as
@@ -234,16 +245,19 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 
 # ---- more activations (compositions of differentiable ops) ------------------------------------------
+@in_float32
 def silu(input, inplace=False):
     """x * sigmoid(x) (swish)."""
     return input * sigmoid(input)
 
 
+@in_float32
 def mish(input, inplace=False):
     """x * tanh(softplus(x))."""
     return input * tanh(softplus(input))
 
 
+@in_float32
 def elu(input, alpha=1.0, inplace=False):
     """x for x > 0, alpha (exp(x) - 1) otherwise."""
     from ..ops.elementwise import expm1
@@ -254,11 +268,13 @@ def elu(input, alpha=1.0, inplace=False):
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
+@in_float32
 def selu(input, inplace=False):
     """scale * elu(x, alpha) with SELU's fixed alpha and scale."""
     return _SELU_SCALE * elu(input, _SELU_ALPHA)
 
 
+@in_float32
 def celu(input, alpha=1.0, inplace=False):
     """max(0, x) + min(0, alpha (exp(x / alpha) - 1))."""
     from ..ops.elementwise import expm1
@@ -276,31 +292,37 @@ def relu6(input, inplace=False):
     return hardtanh(input, 0.0, 6.0)
 
 
+@in_float32
 def hardsigmoid(input, inplace=False):
     """relu6(x + 3) / 6."""
     return relu6(input + 3.0) / 6.0
 
 
+@in_float32
 def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6."""
     return input * hardsigmoid(input)
 
 
+@in_float32
 def logsigmoid(input):
     """log(sigmoid(x)) = -softplus(-x), computed stably."""
     return -softplus(-input, 1.0, float("inf"))
 
 
+@in_float32
 def softsign(input):
     """x / (1 + |x|)."""
     return input / (1 + input.abs())
 
 
+@in_float32
 def softmin(input, dim=-1, dtype=None):
     """softmax(-x) along ``dim``."""
     return softmax(-input, dim, dtype)
 
 
+@in_float32
 def glu(input, dim=-1):
     """a * sigmoid(b), with a and b the two halves of ``input`` along ``dim``."""
     from ..ops._util import normalize_axis
@@ -317,11 +339,13 @@ def threshold(input, threshold, value, inplace=False):
     return _where(input > threshold, input, _scalar(value, input))
 
 
+@in_float32
 def tanhshrink(input):
     """x - tanh(x)."""
     return input - tanh(input)
 
 
+@in_float32
 def softshrink(input, lambd=0.5):
     """x - lambd above lambd, x + lambd below -lambd, 0 between."""
     if lambd < 0:
@@ -330,11 +354,13 @@ def softshrink(input, lambd=0.5):
     return _where(input > lambd, input - lambd, _where(input < -lambd, input + lambd, zero))
 
 
+@in_float32
 def hardshrink(input, lambd=0.5):
     """x where |x| > lambd, else 0."""
     return _where(input.abs() > lambd, input, _scalar(0.0, input))
 
 
+@in_float32
 def prelu(input, weight):
     """x for x >= 0, weight * x otherwise; ``weight`` has 1 element or one per channel (dim 1)."""
     if weight.numel() != 1:
@@ -345,21 +371,21 @@ def prelu(input, weight):
     return _where(input >= 0, input, weight * input)
 
 
+@in_float32
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x^2) + eps) over the last len(normalized_shape) dims, then * weight; eps
     defaults to the dtype's machine epsilon, as PyTorch."""
-    import numpy as np
-
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise ValueError(f"rms_norm: input of shape {input.shape} does not end in {shape}")
     if eps is None:
-        eps = float(np.finfo(input.dtype).eps)
+        eps = float(_dtypes.finfo(input.dtype).eps)
     dims = tuple(range(input.ndim - len(shape), input.ndim))
     out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
     return out if weight is None else out * weight
 
 
+@in_float32
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Layer norm within each of ``num_groups`` groups of the channels (dim 1) of an (N, C, *)
     input, then * weight + bias per channel."""
@@ -379,6 +405,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     return out
 
 
+@in_float32
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     """The p-norm of ``x1 - x2 + eps`` along the last dim."""
     from ..ops.scan import vector_norm
@@ -429,6 +456,7 @@ def _dropout_mask(be, shape, p, dtype):
     return be.dropout_mask(shape, p, dtype, int(_random.generator().integers(0, 2**63)))
 
 
+@in_float32
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) over the last len(normalized_shape) dims (biased variance),
     then * weight + bias."""
@@ -447,6 +475,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return out
 
 
+@in_float32(in_place=("running_mean", "running_var"))
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """Normalises each channel (dim 1) over the batch (and any further dims) in training, and
@@ -477,6 +506,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return out
 
 
+@in_float32
 def normalize(input, p=2.0, dim=1, eps=1e-12):
     """x / max(||x||_p, eps) along ``dim``."""
     from ..ops.scan import vector_norm
@@ -484,6 +514,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     return input / vector_norm(input, p, dim, keepdim=True).clip(eps)
 
 
+@in_float32
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """<x1, x2> / (max(||x1||, eps) * max(||x2||, eps)) along ``dim``."""
     from ..ops.scan import vector_norm
@@ -493,6 +524,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     return (x1 * x2).sum(dim) / (n1 * n2)
 
 
+@in_float32
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
                                  scale=None):
     """softmax(q k^T * scale + mask) v over the last two dims (scale 1/sqrt(E) by default);
@@ -609,6 +641,7 @@ def one_hot(tensor, num_classes=-1):
     return Tensor._make((tensor.array[..., None] == xp.arange(n)).astype("int64"), tensor._device)
 
 
+@in_float32
 def pad(input, pad, mode="constant", value=None):
     """Pads the last len(pad)/2 dims: ``pad = (left, right, top, bottom, ...)`` from the last dim
     backwards, as PyTorch (negative amounts crop). ``mode`` "constant" (with ``value``, any

@@ -4,6 +4,7 @@ assigning them to attributes, as in PyTorch."""
 from collections import OrderedDict, namedtuple
 
 from .. import backend as _backend
+from .. import dtypes as _dtypes
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from .parameter import Parameter
@@ -258,7 +259,7 @@ class Module:
         with no_grad():
             for t in list(self.parameters()) + list(self.buffers()):
                 moved = t
-                if dt is not None and t.dtype.kind == "f" and t.dtype != dt:
+                if dt is not None and _dtypes.is_float(t.dtype) and t.dtype != dt:
                     moved = moved.to(dt)
                 if device is not None and moved._device != device:
                     moved = moved.to(device)
@@ -280,6 +281,10 @@ class Module:
     def half(self):
         """Floating-point parameters and buffers as float16; returns self."""
         return self.to(dtype="float16")
+
+    def bfloat16(self):
+        """Floating-point parameters and buffers as bfloat16; returns self."""
+        return self.to(dtype="bfloat16")
 
     def cuda(self, index=0):
         """``to("cuda:index")``."""

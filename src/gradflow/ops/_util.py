@@ -12,6 +12,10 @@ from .. import dtypes
 from .. import tensor as _tensor
 
 
+# (dtypes.is_float, inline on the paths every op takes; None without ml_dtypes)
+_BF16 = dtypes.bfloat16
+
+
 def as_tensor(x, like):
     """``x`` as a Tensor on ``like``'s device; a Python number takes ``like``'s dtype when that
     is a float dtype (so float32 tensors stay float32, as in numpy and PyTorch)."""
@@ -22,7 +26,7 @@ def as_tensor(x, like):
         if isinstance(x, (complex, np.complexfloating)):
             raise TypeError(f"complex number {x!r} as an operand: complex numbers are not "
                             "supported (tensors hold bool, integer or float data)")
-        if like.dtype.kind == "f":
+        if like.dtype.kind == "f" or like.dtype is _BF16:
             dt = like.dtype
         elif isinstance(x, bool):
             dt = dtypes.bool_
@@ -47,11 +51,11 @@ def promote(a, b):
         return a, b  # the common case, kept cheap: it runs on every binary op
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
-        if b.dtype.kind != "f" and a.dtype.kind == "f":  # int tensor op float number -> float32
+        if not dtypes.is_float(b.dtype) and dtypes.is_float(a.dtype):  # int tensor op float number -> float32
             b = b.to(dtypes.default_float)
     elif not isinstance(b, Tensor):
         b = as_tensor(b, a)
-        if a.dtype.kind != "f" and b.dtype.kind == "f":
+        if not dtypes.is_float(a.dtype) and dtypes.is_float(b.dtype):
             a = a.to(dtypes.default_float)
     if a.dtype != b.dtype:
         dt = result_dtype(a, b)
@@ -64,10 +68,10 @@ def promote(a, b):
 
 def result_dtype(a, b):
     """The dtype PyTorch gives ``a op b`` for two tensors (see promote)."""
-    ca, cb = dtypes.CATEGORY[a.dtype.kind], dtypes.CATEGORY[b.dtype.kind]
+    ca, cb = dtypes.category(a.dtype), dtypes.category(b.dtype)
     if (a.ndim == 0) != (b.ndim == 0):  # one 0-d operand: it counts only from a higher category
         zero, dims = (a, b) if a.ndim == 0 else (b, a)
-        return zero.dtype if dtypes.CATEGORY[zero.dtype.kind] > dtypes.CATEGORY[dims.dtype.kind] else dims.dtype
+        return zero.dtype if dtypes.category(zero.dtype) > dtypes.category(dims.dtype) else dims.dtype
     if ca != cb:
         return a.dtype if ca > cb else b.dtype
     return np.promote_types(a.dtype, b.dtype)
@@ -78,19 +82,20 @@ def result_dtype_of(tensors):
     ones only from a higher category; within the winning group, the highest category's dtypes
     promoted."""
     def widest(ts):
-        top = max(dtypes.CATEGORY[t.dtype.kind] for t in ts)
-        return functools.reduce(np.promote_types, [t.dtype for t in ts if dtypes.CATEGORY[t.dtype.kind] == top])
+        top = max(dtypes.category(t.dtype) for t in ts)
+        return functools.reduce(dtypes.promote_types, [t.dtype for t in ts if dtypes.category(t.dtype) == top])
 
     dims, zeros = [t for t in tensors if t.ndim], [t for t in tensors if not t.ndim]
     if not dims or not zeros:
         return widest(dims or zeros)
     d, z = widest(dims), widest(zeros)
-    return z if dtypes.CATEGORY[z.kind] > dtypes.CATEGORY[d.kind] else d
+    return z if dtypes.category(z) > dtypes.category(d) else d
 
 
 def float_operand(x):
     """Math that only makes sense on floats promotes integer/bool tensors to the default float."""
-    return x if x.array.dtype.kind == "f" else x.to(dtypes.default_float)
+    dt = x.array.dtype
+    return x if dt.kind == "f" or dt is _BF16 else x.to(dtypes.default_float)
 
 
 def normalize_dims(dims, ndim, op_name):

@@ -3,6 +3,7 @@ sqrt, abs, clip. Operands broadcast numpy-style; the engine reduces gradients ba
 
 import numpy as np
 
+from .. import dtypes as _dtypes
 from ..autograd.function import Function, NonDifferentiable
 from ._fused import FusedOp
 from ._util import as_tensor, float_operand, promote, result_dtype_of
@@ -269,7 +270,7 @@ minimum = _binary(Minimum, "Elementwise minimum; ties split the gradient evenly.
 
 def div(a, b):
     a, b = promote(a, b)
-    if a.dtype.kind != "f":
+    if not _dtypes.is_float(a.dtype):
         a, b = float_operand(a), float_operand(b)
     return Div.apply(a, b)
 

@@ -1,16 +1,20 @@
 """Moving a tensor between devices, differentiably (the gradient moves back)."""
 
+from .. import dtypes
 from ..autograd.function import Function
 
 
 class ToDevice(Function):
     moves_device = True  # Function.apply puts the output on ctx.dst
+    lowp_native = True
 
     @staticmethod
     def forward(ctx, x, src, dst):
         from .. import backend
 
         ctx.src, ctx.dst = src, dst
+        if dst != "cpu" and dtypes.is_bfloat16(x.dtype):
+            raise TypeError(dtypes.bfloat16_on_device("to", dst))
         if dst == "cpu":
             return backend.get(src).to_numpy(x)
         return backend.get(dst).to_device_array(x)

@@ -13,6 +13,7 @@ import math
 from .. import tensor as _tensor
 from .._jit import trace as _jit_trace
 from ..autograd.function import Function, NonDifferentiable
+from ..autograd.lowp import in_float32
 from ._util import as_tensor, float_operand, promote
 
 _SQRT_PI = math.sqrt(math.pi)
@@ -315,6 +316,7 @@ def xlogy(input, other):
     return _xlogy(input, other)
 
 
+@in_float32
 def lerp(input, end, weight):
     """input + weight * (end - input)."""
     return input + weight * (end - input)
@@ -517,11 +519,13 @@ def clamp_max(input, max):  # noqa: A002 - PyTorch's name
     return clamp(input, max=max)
 
 
+@in_float32
 def addcmul(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 * tensor2``."""
     return input + (tensor1 * tensor2 if value == 1 else value * tensor1 * tensor2)
 
 
+@in_float32
 def addcdiv(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 / tensor2``."""
     return input + (tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2)
@@ -568,6 +572,7 @@ def sgn(input):
     return sign(input)
 
 
+@in_float32
 def sinc(input):
     """sin(pi x) / (pi x), 1 at x = 0 (where the gradient is 0)."""
     from .arith import where

@@ -11,6 +11,7 @@ import numbers
 from .. import tensor as _tensor
 from ..autograd import grad_mode as _grad_mode
 from ..autograd.function import Function
+from ..autograd.lowp import in_float32
 from ._util import as_tensor, normalize_axis, torch_kwargs
 from .shape import GetItem, IndexAdd, SetItem, _mask_out
 
@@ -111,6 +112,7 @@ def scatter_add(input, dim, index, src):
 
 
 @torch_kwargs
+@in_float32
 def index_add(input, dim, index, source, alpha=1):
     """A copy of ``input`` with ``alpha * source`` added at positions ``index`` along ``dim``."""
     index = _index_tensor(index, input, "index_add")

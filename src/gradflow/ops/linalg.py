@@ -5,7 +5,9 @@ instead of materialising transposes. Also addmm, baddbmm, trace and cdist, writt
 import builtins
 
 from ..autograd.function import Function
+from ..dtypes import is_bfloat16
 from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.lowp import in_float32
 from ._util import float_operand, promote
 
 
@@ -83,7 +85,8 @@ class LinearReLU(Function):
         need = ctx.needs_input_grad
         want_bias = len(need) == 3 and need[2]
         gb = None
-        if is_grad_enabled() or not want_bias:  # create_graph: recorded ops, differentiable again
+        # create_graph: recorded ops, differentiable again (and bfloat16's, in float32 each)
+        if is_grad_enabled() or not want_bias or is_bfloat16(g.dtype):
             gz = ReLU.run_backward(y, g, ())
             gb = gz if want_bias else None  # the engine sums it over the batch
         else:
@@ -170,6 +173,7 @@ def mv(input, vec):
     return matmul(input, vec)
 
 
+@in_float32
 def dot(input, other):
     """The dot product of two 1-d tensors of one length."""
     if input.ndim != 1 or other.ndim != 1 or input.shape != other.shape:
@@ -275,12 +279,14 @@ def einsum(equation, *operands):
     return Einsum.apply(*ts, ins=tuple(ins), out=out)
 
 
+@in_float32
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat1 @ mat2)`` (input broadcast; with beta 0 it is not read, so
     its NaNs do not propagate, as in PyTorch)."""
     return _scaled_sum(input, mm(mat1, mat2), beta, alpha)
 
 
+@in_float32
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * bmm(batch1, batch2)``, as addmm."""
     return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
@@ -305,6 +311,7 @@ def trace(input):
     return diagonal(input).sum()
 
 
+@in_float32
 def cdist(x1, x2, p=2.0):
     """The p-norm distances between the rows of ``x1`` (..., P, M) and of ``x2`` (..., R, M):
     (..., P, R). The gradient at a zero distance is zero, as PyTorch's."""

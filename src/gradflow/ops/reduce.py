@@ -6,7 +6,8 @@ from collections import namedtuple
 
 from .. import tensor as _tensor
 from ..autograd.function import Function, NonDifferentiable
-from ..dtypes import as_dtype
+from ..autograd.lowp import in_float32
+from ..dtypes import as_dtype, is_float
 from ._util import float_operand, normalize_axis, normalize_dims, torch_kwargs
 
 
@@ -138,7 +139,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     """Mean over ``dim``; integer tensors need a float ``dtype``, as in PyTorch."""
     x = _cast(input, dtype)
-    if x.dtype.kind != "f":
+    if not is_float(x.dtype):
         raise TypeError(f"mean: input dtype {x.dtype} is not a float: pass dtype=gf.float32 or "
                         "call .float() first")
     axes = _dims(dim, x, "mean")
@@ -222,6 +223,7 @@ def _correction(op, unbiased, correction):
 
 
 @torch_kwargs
+@in_float32
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` dividing by N - correction: unbiased (correction=1) by default, as
     in PyTorch; ``unbiased=False`` or ``correction=0`` divides by N."""
@@ -237,12 +239,14 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @torch_kwargs
+@in_float32
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation over ``dim``: the square root of :func:`var` (same arguments)."""
     return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
 @torch_kwargs
+@in_float32
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(var, mean) over ``dim``, as :func:`var` and :func:`mean`."""
     x = float_operand(input)
@@ -250,6 +254,7 @@ def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @torch_kwargs
+@in_float32
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(std, mean) over ``dim``, as :func:`std` and :func:`mean`."""
     x = float_operand(input)

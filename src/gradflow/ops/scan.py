@@ -7,6 +7,7 @@ Orderings and selections compute indices without a gradient and pick the values 
 
 import numpy as np
 
+from .. import dtypes as _dtypes
 from .. import tensor as _tensor
 from ..autograd.function import Function, NonDifferentiable
 from ._util import float_operand, normalize_axis, normalize_dims, torch_kwargs
@@ -397,7 +398,7 @@ def nanmean(input, dim=None, keepdim=False):
     """The mean over ``dim`` of the elements that are not NaN."""
     from .elementwise import isnan
 
-    if input.dtype.kind != "f":
+    if not _dtypes.is_float(input.dtype):
         raise TypeError(f"nanmean: expected a floating-point tensor, got {input.dtype}")
     kept = (~isnan(input)).to(input.dtype).sum(dim=dim, keepdim=keepdim)
     return nansum(input, dim, keepdim) / kept

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from .. import dtypes as _dtypes
 from .._jit import trace as _jit_trace
 from ..autograd import views as _views
 from ..autograd.function import Function, NonDifferentiable
@@ -75,6 +76,8 @@ class SumTo(Function):
 
 
 class Cast(Function):
+    lowp_native = True  # (to and from bfloat16 too: astype rounds to nearest even)
+
     @staticmethod
     def forward(ctx, x, dtype):
         return ctx.be.astype(x, dtype)
@@ -91,7 +94,7 @@ class DiscreteCast(NonDifferentiable):
 
 
 def cast(x, dtype):
-    return (Cast if dtype.kind == "f" else DiscreteCast).apply(x, dtype=dtype)
+    return (Cast if _dtypes.is_float(dtype) else DiscreteCast).apply(x, dtype=dtype)
 
 
 class Concatenate(Function):

@@ -1,5 +1,8 @@
 """Optimizer: parameter groups, per-parameter state, state_dict round trips."""
 
+import numpy as np
+
+from .. import dtypes as _dtypes
 from .._jit import trace as _jit_trace
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
@@ -88,7 +91,9 @@ class Optimizer:
             if group.get("maximize"):
                 grad = -grad
             state = self.state.setdefault(p, {})
-            if p.array.flags.c_contiguous:
+            if _dtypes.is_bfloat16(p.dtype):
+                self._update_bfloat16(p, grad, state, group)
+            elif p.array.flags.c_contiguous:
                 batch = batches.setdefault((id(group), p._be), (group, [], [], [], []))
                 for item, value in zip(batch[1:], (p, p.array, grad, state)):
                     item.append(value)
@@ -101,6 +106,20 @@ class Optimizer:
             self._update_many(params, grads, states, group, be)
             for p in tensors:
                 p._vbox[0] += 1
+
+    def _update_bfloat16(self, p, grad, state, group):
+        """One step of bfloat16 parameter ``p``: the update runs in float32 on copies of the
+        parameter, gradient and state (the kernels take float32), and each result is rounded to
+        bfloat16 once; the state stays bfloat16, as PyTorch keeps it in the parameter's dtype."""
+        f32, bf16 = np.float32, _dtypes.bfloat16
+        work = p.array.astype(f32)
+        wide = {k: v.astype(f32) if getattr(v, "dtype", None) is bf16 else v
+                for k, v in state.items()}
+        self._update_many([work], [grad.astype(f32)], [wide], group, p._be)
+        for k, v in wide.items():
+            state[k] = v.astype(bf16) if getattr(v, "dtype", None) == f32 else v
+        p._be.setitem(p.array, Ellipsis, work)
+        p._vbox[0] += 1
 
     def _update_many(self, params, grads, states, group, be):
         """One step of each of the C-contiguous arrays ``params`` (in place), with its gradient

@@ -1,0 +1,478 @@
+"""bfloat16: ml_dtypes' numpy type as storage, float32 compute rounded once per op.
+
+Against torch.bfloat16 on the CPU (skipped, visibly, without torch): every op of the float64
+comparison tables (test_torch_ops, test_torch_nn) run in bfloat16, values and gradients, each
+measured against the exact result of the same bfloat16 inputs; the promotion table; training.
+Without torch: construction, conversions, printing, checkpoints, the optimizers, gf.jit, CUDA's
+refusal (on the CuPy stand-in) and gradflow without ml_dtypes installed.
+"""
+import os
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradflow as gf
+from conftest import python_command, requires_cuda
+
+try:
+    import torch
+except ImportError:
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
+if torch is not None:  # (both modules skip themselves at import without torch)
+    import test_torch_nn
+    import test_torch_ops
+
+bf16 = getattr(gf, "bfloat16", None)
+needs_ml_dtypes = pytest.mark.skipif(bf16 is None, reason="ml_dtypes is not installed (gf.bfloat16 "
+                                     "needs it; see the test that runs without it)")
+
+
+def ulp(x):
+    """The spacing of bfloat16 numbers at |x| (normal numbers; subnormals take the smallest)."""
+    ax = np.maximum(np.abs(np.asarray(x, np.float64)), 2.0 ** -126)
+    return 2.0 ** (np.floor(np.log2(ax)) - 7)
+
+
+def errors_in_ulps(got, exact):
+    """|got - exact| in bfloat16 ulps of ``exact``, an ulp being at least 2^-6 of the largest
+    |exact| (where a sum cancels, the result's own ulp is no measure of the error). The same
+    infinity, or NaN for NaN, is no error; anything else beside a non-finite value is infinite."""
+    exact, got = np.asarray(exact, np.float64), np.asarray(got, np.float64)
+    finite = np.isfinite(exact)
+    scale = np.abs(exact[finite]).max() if finite.any() else 1.0
+    unit = np.maximum(ulp(np.where(finite, exact, 1.0)), ulp(scale) * 2.0 ** -6)
+    err = np.abs(np.where(finite, got, 0.0) - np.where(finite, exact, 0.0)) / unit
+    same = (got == exact) | (np.isnan(got) & np.isnan(exact))
+    return np.where(finite & np.isfinite(got), err, np.where(same, 0.0, np.inf))
+
+
+def values(t):
+    """A gradflow or torch tensor's values as float64."""
+    if torch is not None and isinstance(t, torch.Tensor):
+        return t.detach().double().numpy()
+    return t.detach().numpy().astype(np.float64)
+
+
+def bits(t):
+    """The bfloat16 bit patterns of a gradflow or torch tensor."""
+    if torch is not None and isinstance(t, torch.Tensor):
+        return t.detach().view(torch.int16).numpy().view(np.uint16)
+    return t.detach().numpy().view(np.uint16)
+
+
+# ---- every op against torch, in bfloat16 --------------------------------------------------------
+# Cases left out, with the reason: their constants are float64 arrays built inside the case
+# (class weights, targets, masks), and a bfloat16 input with a float64 tensor is a float64
+# computation in both libraries or an error in torch's losses (the losses are tested below with
+# bfloat16 targets). torch has no bfloat16 cdist.
+_FLOAT64_CONSTANTS = {"ce_weight", "ce_smooth_weight_ignore", "nll", "huber", "smooth_l1", "l1",
+                      "bce", "bce_weight", "bce_logits_pos_weight", "kl_div", "kl_div_log_target",
+                      "ce_probs_smooth_weight", "ce_probs_nd", "sdpa_float_mask"}
+_TORCH_LACKS = {"cdist", "cdist_p1"}
+# torch computes these as several bfloat16 ops (cosine_similarity, attention with a causal
+# mask), rounding in between: gradflow's single rounding is nearer the exact result (checked)
+# but may be further than an ulp from torch's.
+_TORCH_ROUNDS_INSIDE = {"cosine_similarity", "sdpa_causal", "kl_div"}
+
+_LABELS = np.array([2, 0, 1, 2])
+_LOSS_CASES = [
+    ("mse_loss", lambda L, x, y: L.mse_loss(x, y), [np.linspace(-2, 2, 12).reshape(4, 3),
+                                                    np.linspace(1, -1, 12).reshape(4, 3)]),
+    ("l1_loss", lambda L, x, y: L.l1_loss(x, y), [np.linspace(-2, 2, 12).reshape(4, 3),
+                                                  np.cos(np.arange(12.0)).reshape(4, 3)]),
+    ("huber_loss", lambda L, x, y: L.huber_loss(x, y, delta=0.7),
+     [np.linspace(-2, 2, 12).reshape(4, 3), np.cos(np.arange(12.0)).reshape(4, 3)]),
+    ("smooth_l1_loss", lambda L, x, y: L.smooth_l1_loss(x, y, beta=0.5),
+     [np.linspace(-2, 2, 12).reshape(4, 3), np.cos(np.arange(12.0)).reshape(4, 3)]),
+    ("bce", lambda L, x, y: L.binary_cross_entropy(L.sigmoid(x), y),
+     [np.linspace(-2, 2, 12).reshape(4, 3), np.linspace(0.05, 0.95, 12).reshape(4, 3)]),
+    ("bce_with_logits",
+     lambda L, x, y: L.binary_cross_entropy_with_logits(x, y, pos_weight=_w3(L, x)),
+     [np.linspace(-2, 2, 12).reshape(4, 3), np.linspace(0.05, 0.95, 12).reshape(4, 3)]),
+    ("kl_div",
+     lambda L, x, y: L.kl_div(L.log_softmax(x, 1), L.softmax(y, 1), reduction="batchmean"),
+     [np.sin(np.arange(12.0)).reshape(4, 3), np.cos(np.arange(12.0)).reshape(4, 3)]),
+    ("cross_entropy_weight",
+     lambda L, x: L.cross_entropy(x, _labels(L), weight=_w3(L, x), label_smoothing=0.1),
+     [np.sin(np.arange(12.0)).reshape(4, 3) * 2]),
+    ("nll_loss", lambda L, x: L.nll_loss(L.log_softmax(x, 1), _labels(L)),
+     [np.sin(np.arange(12.0)).reshape(4, 3) * 2]),
+    ("linear", lambda L, x, w, b: L.linear(x, w, b),
+     [np.sin(np.arange(24.0)).reshape(4, 6), np.cos(np.arange(18.0)).reshape(3, 6),
+      np.ones(3) * 0.1]),
+]
+
+
+def _labels(L):
+    return torch.tensor(_LABELS) if L is torch.nn.functional else gf.tensor(_LABELS)
+
+
+def _w3(L, like):
+    """Class weights (constants, no gradient) in ``like``'s dtype."""
+    w = np.array([0.2, 1.0, 2.5])
+    return (torch if L is torch.nn.functional else gf).tensor(w).to(like.dtype)
+
+
+def _cases():
+    if torch is None:
+        return [pytest.param(None, None, None, None, marks=needs_torch, id="torch-missing")]
+    ops = [(n, f, a, False) for n, f, a in test_torch_ops.CASES if n not in _TORCH_LACKS]
+    nn_ = [(n, f, a, True) for n, f, a in test_torch_nn.CASES if n not in _FLOAT64_CONSTANTS]
+    losses = [(n, f, a, True) for n, f, a in _LOSS_CASES]
+    return [pytest.param(*c, id=c[0]) for c in ops + nn_ + losses]
+
+
+def _inputs(lib, arrays, dtype):
+    out = []
+    for a in arrays:
+        t = lib.tensor(a)
+        if np.asarray(a).dtype.kind == "f":
+            t = t.to(dtype).requires_grad_(True)
+        out.append(t)
+    return out
+
+
+@needs_ml_dtypes
+@needs_torch
+@pytest.mark.parametrize("name,fn,arrays,functional", _cases())
+def test_ops_in_bfloat16_match_torch(name, fn, arrays, functional):
+    """Each op on bfloat16 tensors gives a bfloat16 result (or torch's dtype) no further from
+    the exact result of those inputs than torch's bfloat16 result plus one ulp, and within one
+    ulp of torch's; gradients of a weighted sum likewise within two ulps of torch's error."""
+    G, T = (gf.nn.functional, torch.nn.functional) if functional else (gf, torch)
+    # the inputs rounded to bfloat16 once, so that all three runs start from the same values
+    arrays = [np.asarray(a).astype(bf16).astype(np.float64) if np.asarray(a).dtype.kind == "f"
+              else a for a in arrays]
+    gs, ts, xs = (_inputs(gf, arrays, bf16), _inputs(torch, arrays, torch.bfloat16),
+                  _inputs(gf, arrays, gf.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch's warnings about its own deprecated names)
+        g, t, x = fn(G, *gs), fn(T, *ts), fn(G, *xs)
+    assert str(g.dtype) == str(t.dtype).replace("torch.", "")
+    assert tuple(g.shape) == tuple(t.shape)
+    exact = values(x)
+    if g.dtype != bf16:  # (comparisons, indices: exact)
+        np.testing.assert_array_equal(values(g), values(t))
+        return
+    eg, et = errors_in_ulps(values(g), exact), errors_in_ulps(values(t), exact)
+    assert (eg <= et + 1).all(), f"{name}: {eg.max():.2f} ulps from exact, torch {et.max():.2f}"
+    if name not in _TORCH_ROUNDS_INSIDE:
+        direct = errors_in_ulps(values(g), values(t))
+        assert direct.max() <= 1, f"{name}: {direct.max():.2f} ulps from torch"
+    if not g.requires_grad:
+        return
+    w = np.random.default_rng(7).standard_normal(tuple(t.shape)).astype(bf16)
+    (g * gf.tensor(w)).sum().backward()
+    (t * torch.tensor(w.astype(np.float32)).bfloat16()).sum().backward()
+    (x * gf.tensor(w.astype(np.float64))).sum().backward()
+    for a, b, c in zip(gs, ts, xs):
+        if not a.is_floating_point():
+            continue
+        assert (a.grad is None) == (b.grad is None)
+        if a.grad is None:
+            continue
+        assert a.grad.dtype == bf16
+        exact = values(c.grad)
+        eg, et = errors_in_ulps(values(a.grad), exact), errors_in_ulps(values(b.grad), exact)
+        assert (eg <= et + 2).all(), \
+            f"{name} grad: {eg.max():.2f} ulps from exact, torch {et.max():.2f}"
+
+
+@needs_ml_dtypes
+@needs_torch
+def test_single_ops_round_once_as_torch():
+    """Arithmetic, matmul and reductions are bitwise torch's: float32 compute, one rounding."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
+    m = rng.standard_normal((7, 3))
+    ga, gb, gm = (gf.tensor(v).bfloat16() for v in (a, b, m))
+    ta, tb, tm = (torch.tensor(v).bfloat16() for v in (a, b, m))
+    for f in [lambda x, y, w: x + y, lambda x, y, w: x * y, lambda x, y, w: x / y,
+              lambda x, y, w: x - 2.5 * y, lambda x, y, w: x @ w, lambda x, y, w: x.sum(),
+              lambda x, y, w: x.sum(1), lambda x, y, w: x.mean(0), lambda x, y, w: x.exp(),
+              lambda x, y, w: x.softmax(1), lambda x, y, w: (x * 1000).sum(),
+              lambda x, y, w: x.amax(1), lambda x, y, w: x.cumsum(1),
+              lambda x, y, w: x.clamp(-0.5, 0.5)]:
+        np.testing.assert_array_equal(bits(f(ga, gb, gm)), bits(f(ta, tb, tm)))
+
+
+@needs_ml_dtypes
+@needs_torch
+def test_casts_round_to_nearest_even_as_torch():
+    special = np.array([0.0, -0.0, 1.0, 1.00390625, 1.01171875, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8,
+                        3.4e38, -3.4e38, 1e-40, -1e-40, np.inf, -np.inf, 65504.0], np.float32)
+    x = np.concatenate([special, np.random.default_rng(1).standard_normal(1000).astype(np.float32)])
+    np.testing.assert_array_equal(bits(gf.tensor(x).bfloat16()), bits(torch.tensor(x).bfloat16()))
+    np.testing.assert_array_equal(values(gf.tensor(x).bfloat16().float()),
+                                  values(torch.tensor(x).bfloat16().float()))
+    assert gf.tensor([np.nan]).bfloat16().isnan().item()
+    # to integer dtypes, truncation toward zero as torch
+    y = np.array([-2.7, -0.5, 0.5, 2.5, 3.9])
+    assert gf.tensor(y).bfloat16().long().tolist() == torch.tensor(y).bfloat16().long().tolist()
+
+
+_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
+           "float64"]
+
+
+def _gf_dtype(name):
+    return getattr(gf, name)
+
+
+@needs_ml_dtypes
+@needs_torch
+def test_promotion_table_matches_torch():
+    """promote_types over every pair of dtypes; the dtypes that ops on a bfloat16 tensor and any
+    other tensor (with dims, 0-d) or Python number give."""
+    for a in _DTYPES:
+        for b in _DTYPES:
+            want = torch.promote_types(getattr(torch, a), getattr(torch, b))
+            want = str(want).replace("torch.", "")
+            assert str(gf.promote_types(_gf_dtype(a), _gf_dtype(b))) == want, (a, b)
+    x, tx = gf.ones(3, dtype=bf16), torch.ones(3, dtype=torch.bfloat16)
+    for b in _DTYPES:
+        for shape in [(3,), ()]:
+            y, ty = gf.ones(shape, dtype=_gf_dtype(b)), torch.ones(shape, dtype=getattr(torch, b))
+            for f in [lambda p, q: p + q, lambda p, q: q * p, lambda p, q: p / q,
+                      lambda p, q: (gf if isinstance(p, gf.Tensor) else torch).where(p > 0, p, q)]:
+                assert str(f(x, y).dtype) == str(f(tx, ty).dtype).replace("torch.", ""), (b, shape)
+    for s in [2, 2.5, True]:
+        assert str((x + s).dtype) == str((tx + s).dtype).replace("torch.", "")
+        assert str((s * x).dtype) == str((s * tx).dtype).replace("torch.", "")
+    # a 0-d bfloat16 tensor with an integer tensor with dims, and a division of integers
+    assert str((gf.ones((), dtype=bf16) + gf.ones(3, dtype=gf.int32)).dtype) == "bfloat16"
+    assert gf.result_type(x, 1.0) == bf16 and gf.can_cast(bf16, gf.float16)
+
+
+# ---- without torch ----------------------------------------------------------------------------
+@needs_ml_dtypes
+def test_dtype_and_construction():
+    assert gf.bfloat16 is gf.dtypes.bfloat16 and gf.bfloat16.itemsize == 2
+    for make in [lambda: gf.zeros(2, dtype="bfloat16"), lambda: gf.ones(2, dtype=bf16),
+                 lambda: gf.tensor([1.0, 2.0], dtype="torch.bfloat16"),
+                 lambda: gf.full((2,), 1.5, dtype=bf16),
+                 lambda: gf.randn(2, dtype=bf16), lambda: gf.rand(2, dtype=bf16),
+                 lambda: gf.arange(2, dtype=bf16), lambda: gf.linspace(0, 1, 2, dtype=bf16),
+                 lambda: gf.eye(2, dtype=bf16)[0], lambda: gf.tensor([1.0, 2.0]).bfloat16(),
+                 lambda: gf.tensor([1, 2]).to(bf16),
+                 lambda: gf.tensor([1.0, 2.0]).to(dtype="bfloat16"),
+                 lambda: gf.zeros_like(gf.ones(2, dtype=bf16)), lambda: gf.empty(2, dtype=bf16)]:
+        t = make()
+        assert t.dtype == bf16 and t.shape == (2,) and t.array.dtype == bf16
+    t = gf.tensor([1.5, -2.25], dtype=bf16)
+    assert t.element_size() == 2 and t.is_floating_point() and t.type() == "gradflow.BFloat16Tensor"
+    assert t.tolist() == [1.5, -2.25] and t[0].item() == 1.5 and isinstance(t[0].item(), float)
+    assert f"{t[1]:.2f}" == "-2.25" and float(t[1]) == -2.25
+    assert repr(t) == "tensor([ 1.5 , -2.25], dtype=bfloat16)"
+    assert "requires_grad=True" in repr(t.requires_grad_(True))
+    assert gf.tensor(1.0 + 2 ** -9, dtype=bf16).item() == 1.0  # rounded to 8 significant bits
+    a = np.array([1.0, 3.0], dtype=bf16)
+    shared = gf.from_numpy(a)
+    shared.array[0] = 5.0
+    assert a[0] == 5.0 and shared.numpy() is a
+    assert gf.tensor(a).dtype == bf16 and gf.as_tensor(a).array is a
+    fi = gf.finfo(bf16)
+    assert fi.bits == 16 and fi.eps == 2.0 ** -7 and float(fi.max) == 3.3895313892515355e38
+    assert float(fi.tiny) == 2.0 ** -126 and gf.finfo(gf.float32).eps == np.finfo(np.float32).eps
+    with pytest.raises(TypeError, match="floating-point"):
+        gf.finfo(gf.int64)
+
+
+@needs_ml_dtypes
+def test_ops_keep_bfloat16_and_compute_in_float32():
+    x = gf.tensor([1.0, 2.0 ** -8, 2.0 ** -8], dtype=bf16)
+    # in bfloat16 arithmetic, 1 + 2^-8 + 2^-8 is 1 (each sum rounds back); float32 accumulation
+    # gives 1 + 2^-7, a bfloat16 number
+    assert x.sum().dtype == bf16 and x.sum().item() == 1.0 + 2.0 ** -7
+    assert x.mean().item() == np.float32((1.0 + 2.0 ** -7) / 3).astype(bf16).astype(float)
+    m = gf.ones(1, 3, dtype=bf16) @ x.reshape(3, 1)
+    assert m.dtype == bf16 and m.item() == 1.0 + 2.0 ** -7
+    y = x * 3
+    assert y.dtype == bf16 and (x > 0.5).dtype == gf.bool_ and x.argmax().dtype == gf.int64
+    assert (x + gf.ones(3, dtype=gf.float32)).dtype == gf.float32
+    assert (x + gf.ones(3, dtype=gf.float16)).dtype == gf.float32
+    assert (x + gf.ones(3, dtype=gf.int64)).dtype == bf16 and (x + 1.5).dtype == bf16
+    assert x.reshape(3, 1).array.base is not None  # views share memory
+    v = x.view(3, 1)
+    v[0, 0] = 4.0
+    assert x[0].item() == 4.0
+    x += 1
+    assert x.dtype == bf16 and x[0].item() == 5.0
+    assert gf.cat([x, x]).dtype == bf16 and gf.stack([x, x]).dtype == bf16
+
+
+@needs_ml_dtypes
+def test_autograd_and_training():
+    gf.manual_seed(0)
+    model = gf.nn.Sequential(gf.nn.Linear(4, 8), gf.nn.ReLU(), gf.nn.Linear(8, 3)).bfloat16()
+    assert all(p.dtype == bf16 for p in model.parameters())
+    assert model.to(gf.float32)[0].weight.dtype == gf.float32
+    model.bfloat16()
+    x, y = gf.randn(16, 4).bfloat16(), gf.randint(0, 3, (16,))
+    ps = list(model.parameters())
+    for opt in [gf.optim.SGD(ps, lr=0.1, momentum=0.9), gf.optim.Adam(ps, lr=1e-2),
+                gf.optim.AdamW(ps, lr=1e-2), gf.optim.RMSprop(ps, lr=1e-2),
+                gf.optim.Adagrad(ps, lr=1e-2)]:
+        losses = []
+        for _ in range(8):
+            loss = gf.nn.functional.cross_entropy(model(x), y)
+            assert loss.dtype == bf16
+            opt.zero_grad()
+            loss.backward()
+            assert all(p.grad.dtype == bf16 for p in model.parameters())
+            opt.step()
+            losses.append(loss.item())
+        assert losses[-1] < losses[0], (type(opt).__name__, losses)
+        state = opt.state[model[0].weight]
+        assert all(v.dtype == bf16 for v in state.values() if hasattr(v, "dtype"))
+    w = gf.tensor([0.5, -1.5], dtype=bf16, requires_grad=True)
+    (w * w).sum().backward()
+    assert w.grad.dtype == bf16 and w.grad.tolist() == [1.0, -3.0]
+    # a float32 leaf cast to bfloat16 gets a float32 gradient
+    u = gf.tensor([0.5, 2.0], requires_grad=True)
+    (u.bfloat16() ** 2).sum().backward()
+    assert u.grad.dtype == gf.float32 and u.grad.tolist() == [1.0, 4.0]
+
+
+@needs_ml_dtypes
+@needs_torch
+def test_sgd_training_matches_torch():
+    """A bfloat16 MLP trained with SGD from the same start: torch's parameters, to an ulp."""
+    gf.manual_seed(0)
+    model = gf.nn.Sequential(gf.nn.Linear(4, 8), gf.nn.Tanh(), gf.nn.Linear(8, 3)).bfloat16()
+    tnn = torch.nn
+    tmodel = tnn.Sequential(tnn.Linear(4, 8), tnn.Tanh(), tnn.Linear(8, 3)).bfloat16()
+    with torch.no_grad():
+        for p, tp in zip(model.parameters(), tmodel.parameters()):
+            tp.copy_(torch.from_numpy(p.detach().numpy().astype(np.float32)))
+    x = np.random.default_rng(0).standard_normal((16, 4)).astype(bf16)
+    y = np.random.default_rng(1).integers(0, 3, 16)
+    opt = gf.optim.SGD(model.parameters(), lr=0.1)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.1)
+    for _ in range(3):
+        loss = gf.nn.functional.cross_entropy(model(gf.tensor(x)), gf.tensor(y))
+        tx = torch.tensor(x.astype(np.float32)).bfloat16()
+        tloss = torch.nn.functional.cross_entropy(tmodel(tx), torch.tensor(y))
+        assert errors_in_ulps(loss.item(), tloss.item()) <= 1
+        opt.zero_grad(), topt.zero_grad()
+        loss.backward(), tloss.backward()
+        opt.step(), topt.step()
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
+        assert errors_in_ulps(values(p), values(tp)).max() <= 1
+
+
+@needs_ml_dtypes
+def test_checkpoints_round_trip(tmp_path):
+    gf.manual_seed(0)
+    model = gf.nn.Linear(3, 2).bfloat16()
+    opt = gf.optim.Adam(model.parameters(), lr=0.1)
+    model(gf.randn(4, 3).bfloat16()).sum().backward()
+    opt.step()
+    gf.save({"model": model.state_dict(), "opt": opt.state_dict(), "raw": np.ones(2, bf16)},
+            tmp_path / "ck.npz")
+    back = gf.load(tmp_path / "ck.npz")
+    assert back["raw"].dtype == bf16
+    other = gf.nn.Linear(3, 2).bfloat16()
+    other.load_state_dict(back["model"])
+    np.testing.assert_array_equal(bits(other.weight), bits(model.weight))
+    assert back["opt"]["state"][0]["exp_avg"].dtype == bf16
+    import pickle
+    t = pickle.loads(pickle.dumps(model.weight.detach()))
+    assert t.dtype == bf16 and np.array_equal(bits(t), bits(model.weight))
+
+
+@needs_ml_dtypes
+def test_jit_replays_bfloat16_bitwise():
+    def run(jitted):
+        gf.manual_seed(0)
+        model = gf.nn.Sequential(gf.nn.Linear(4, 8), gf.nn.GELU(), gf.nn.Linear(8, 3)).bfloat16()
+        opt = gf.optim.Adam(model.parameters(), lr=1e-2)
+
+        def step(x, y):
+            loss = gf.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        if jitted:
+            step = gf.jit(step, strict=True)
+        x, y = gf.randn(8, 4).bfloat16(), gf.randint(0, 3, (8,))
+        losses = [bits(step(x, y)).item() for _ in range(4)]
+        return losses, [bits(p) for p in model.parameters()], step
+
+    eager, (jl, jp, step) = run(False), run(True)
+    assert eager[0] == jl
+    for a, b in zip(eager[1], jp):
+        np.testing.assert_array_equal(a, b)
+    assert any(p != "eager" for variants in step._plans.values() for p in variants)
+
+
+@needs_ml_dtypes
+@requires_cuda
+def test_cuda_refuses_bfloat16():
+    """CuPy has no bfloat16: moving or making one on a CUDA device is a TypeError naming both."""
+    x = gf.ones(2, dtype=bf16)
+    for make in [lambda: x.cuda(), lambda: x.to("cuda:0"),
+                 lambda: gf.zeros(2, dtype=bf16, device="cuda"),
+                 lambda: gf.randn(2, dtype=bf16, device="cuda"),
+                 lambda: gf.tensor([1.0], dtype=bf16, device="cuda"),
+                 lambda: gf.ones(2, device="cuda").to(bf16),
+                 lambda: gf.ones(2, device="cuda").bfloat16(),
+                 lambda: gf.nn.Linear(2, 2).to("cuda").bfloat16(),
+                 lambda: gf.eye(2, dtype=bf16, device="cuda")]:
+        with pytest.raises(TypeError, match="bfloat16.*cuda:0"):
+            make()
+    # to the CPU and bfloat16 at once: the cast happens after the move, differentiably
+    g = gf.ones(2, device="cuda", requires_grad=True)
+    out = g.to("cpu", bf16)
+    assert out.dtype == bf16 and out.device == "cpu"
+    (out * 3).sum().backward()
+    assert g.grad.device == "cuda:0" and g.grad.tolist() == [3.0, 3.0]
+
+
+def test_without_ml_dtypes_gradflow_imports_and_says_how_to_get_bfloat16(tmp_path):
+    # A stub package that fails to import stands in for a missing ml_dtypes.
+    (tmp_path / "ml_dtypes").mkdir()
+    stub = tmp_path / "ml_dtypes" / "__init__.py"
+    stub.write_text("raise ImportError('No module named ml_dtypes')")
+    code = """
+import gradflow as gf
+assert not hasattr(gf, "bfloat16")
+print((gf.ones(2) * 2).sum().item())
+for make in [lambda: gf.bfloat16, lambda: gf.zeros(2, dtype="bfloat16"),
+             lambda: gf.ones(2).bfloat16(), lambda: gf.ones(2).to("torch.bfloat16")]:
+    try:
+        make()
+    except (AttributeError, TypeError) as e:
+        print(type(e).__name__, e)
+"""
+    where = Path(gf.__file__).resolve().parents[1]
+    r = subprocess.run(python_command("-c", code), capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{where}"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "4.0" and len(lines) == 5
+    assert lines[1].startswith("AttributeError")
+    assert all(line.startswith("TypeError") for line in lines[2:])
+    assert all("pip install ml_dtypes" in line for line in lines[1:])
+
+
+@needs_ml_dtypes
+def test_collectives_refuse_bfloat16():
+    from _fake_comm import FakeGroup
+
+    import gradflow.distributed as dist
+
+    def body(comm):
+        with pytest.raises(TypeError, match="bfloat16.*float32"):
+            dist.all_reduce(gf.ones(2, dtype=bf16), group=comm)
+        t = gf.ones(2, dtype=bf16).float()
+        dist.all_reduce(t, group=comm)
+        return t.tolist()
+
+    assert FakeGroup(2).run(body) == [[2.0, 2.0], [2.0, 2.0]]
