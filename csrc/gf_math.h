@@ -100,7 +100,7 @@ GF_HD float exp_nonpos_2p100_hl(float x, float m, float& lo) {
 // degree-5 fit), which keeps them within about 2 ulp in float.
 GF_HD float tail_var(float a, float& du) {  // u, and du = (3 / (3 + a) - u) / u
   float s = 3.0f + a;
-  float big = a > 3.0f ? a : 3.0f, small = a > 3.0f ? 3.0f : a;
+  float big = 3.0f < a ? a : 3.0f, small = 3.0f < a ? 3.0f : a;
   float se = (big - s) + small;  // 3 + a = s + se exactly
   float u = 3.0f / s;
   float r = fma(-u, s, 3.0f);    // 3 - u s exactly
@@ -163,8 +163,8 @@ GF_HD float gelu_grad_sens(float u) {  // d ln R / d ln u
   return sens;
 }
 GF_HD float clamp_abs(float x, float m) {  // min(|x|, m); NaN stays NaN
-  float a = x < 0 ? -x : x;
-  return a > m ? m : a;
+  float a = abs(x);
+  return m < a ? m : a;  // the operand order of a vector min
 }
 // e^(-a^2/2) 2^100 in float, from a^2 = h + l exactly (fma).
 GF_HD float normal_exp_half_sq_2p100(float a) {
@@ -196,7 +196,8 @@ GF_HD float gelu(float x) {
   float du, u = detail::tail_var(a, du);
   float p = detail::normal_tail_ratio(u), sens = detail::normal_tail_sens(u);
   float e = detail::normal_exp_half_sq_2p100(a);
-  float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // inf * 0 is NaN
+  float xc = -30.0f < x ? x : -30.0f;  // inf * 0 is NaN (a NaN x reaches the result below)
+  xc = 30.0f < xc ? 30.0f : xc;
   float xu = xc * u, xu_lo = fma(xc, u, -xu);
   float b = xu * e, b_lo = fma(xu, e, -b) + xu_lo * e;
   float q = fma(b, p, fma(b * p, du * sens, b_lo * p));  // x Q(a) 2^100
@@ -276,12 +277,13 @@ GF_HD float gelu_tanh_grad_zero_ratio(float d) {
 // x sigmoid(z) = x / (1 + e) for z >= 0, x e / (1 + e) for z < 0, e = e^-|z|: one division, and
 // 2^-100 last (a subnormal result is rounded once).
 GF_HD float gelu_tanh(float x) {
-  float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // beyond, gelu is x or -0
-  float lo, z = detail::gelu_tanh_z(xc, lo);
-  float e2 = detail::exp_nonpos_2p100(z < 0 ? z : -z, z < 0 ? -lo : lo);  // e 2^100
-  float e = (abs(z) < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
-  float y = (z >= 0 ? x : xc * e2) / (1.0f + e);
-  return z >= 0 ? y : y * detail::two_m100();
+  float a = detail::clamp_abs(x, 30.0f);  // beyond, gelu is x or -0
+  float lo, z = detail::gelu_tanh_z(a, lo);  // z(|x|) >= 0
+  float e2 = detail::exp_nonpos_2p100(-z, lo);  // e 2^100
+  float e = (z < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
+  float xc = -30.0f < x ? x : -30.0f;  // -inf gives -0, not -inf e
+  float y = (x < 0 ? xc * e2 : x) / (1.0f + e);
+  return x < 0 ? y * detail::two_m100() : y;
 }
 // s (1 + x (1 - s) z') = 1 + T(a) for x >= 0 and -T(a) for x < 0 (gelu'(x) + gelu'(-x) = 1), where
 // a = |x|, e = e^-z(a), A = a z'(a), T = e (A - 1 - e) / (1 + e)^2. Only -T cancels: at its zero
