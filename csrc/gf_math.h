@@ -70,30 +70,28 @@ template <class T> GF_HD T leaky_relu_grad(T x, T g, T slope) { return x > T(0) 
 // the normal tail Q and keep the forms below. The float exact GELU is all float (a vector of
 // doubles holds half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and
 // error-free products (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also
-// within 3 ulp. Its derivative computes in double with its own exp, rounded once at the end
-// (within 0.7 ulp): a float formulation within 4 ulp needs as many operations per element as
-// that one does in double (error-free products and a fit around the zero).
+// within 3 ulp, and its derivative (a fit around the zero, error-free products beyond).
 
 namespace detail {
-// exp(-h) for h >= 0 (NaN: any number), relative error below 6e-9 (a tenth of a float ulp): float
-// results from it are off by little more than their final rounding. h is capped at 700.
-GF_HD double exp_neg(double h) {
-  h = h < 700.0 ? h : 700.0;
-  const double shift = 6755399441055744.0;  // 1.5 2^52: adding it rounds to an integer
-  double t = -h * 1.4426950408889634 + shift;
-  double k = t - shift;  // round(-h / ln 2), in [-1010, 0]
-  // r = -h - k ln 2 in [-ln2/2, ln2/2]; k * ln2_hi is exact (ln2_hi has 32 significant bits)
-  double r = (-h - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
-  double p = 1.984126984126984e-04;  // Taylor to r^7: error < 6e-9
-  p = p * r + 1.388888888888889e-03;
-  p = p * r + 8.333333333333333e-03;
-  p = p * r + 4.166666666666666e-02;
-  p = p * r + 0.16666666666666666;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  // 2^k: k + 1023 sits in the low bits of t (t's exponent is 52), shifted into the exponent field
-  return p * bits_to_double((double_to_bits(t) + 1023) << 52);
+// e^(x - m) 2^100 as hi + lo (as exp_nonpos_2p100: hi is its result rounded once, lo that
+// rounding's error), for the GELU-tanh derivative, whose last steps add no rounding of their own.
+GF_HD float exp_nonpos_2p100_hl(float x, float m, float& lo) {
+  x = x < -120.0f ? -120.0f : x;
+  const float shift = 12582912.0f;
+  float t = x * 1.44269504f + shift;
+  float k = t - shift;
+  float r = ((x - k * 0.693145751953125f) - k * 1.428606765330187e-06f) - m;
+  float p = 1.98412698e-04f;
+  p = p * r + 1.38888889e-03f;
+  p = p * r + 8.33333333e-03f;
+  p = p * r + 4.16666667e-02f;
+  p = p * r + 0.166666667f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  float scale = bits_to_float((float_to_bits(t) + 227) << 23), rp = r * p;
+  float hi = fma(scale, rp, scale);
+  lo = fma(scale, rp, scale - hi);  // scale - hi is exact (the two within a factor 2)
+  return hi;
 }
 
 // The fits below are polynomials in u = 3 / (3 + a), a = |x| in [0, 15] (beyond, the GELUs are 0
@@ -102,7 +100,7 @@ GF_HD double exp_neg(double h) {
 // degree-5 fit), which keeps them within about 2 ulp in float.
 GF_HD float tail_var(float a, float& du) {  // u, and du = (3 / (3 + a) - u) / u
   float s = 3.0f + a;
-  float big = a > 3.0f ? a : 3.0f, small = a > 3.0f ? 3.0f : a;
+  float big = 3.0f < a ? a : 3.0f, small = 3.0f < a ? 3.0f : a;
   float se = (big - s) + small;  // 3 + a = s + se exactly
   float u = 3.0f / s;
   float r = fma(-u, s, 3.0f);    // 3 - u s exactly
@@ -164,15 +162,9 @@ GF_HD float gelu_grad_sens(float u) {  // d ln R / d ln u
   sens = sens * u - 0.003914228640496731f;
   return sens;
 }
-// 1 / d for 1 <= d <= 18: the float quotient, refined by one Newton step to ~1e-14 (cheaper than
-// a double division).
-GF_HD double recip(double d) {
-  double r = double(1.0f / float(d));
-  return r * (2.0 - d * r);
-}
 GF_HD float clamp_abs(float x, float m) {  // min(|x|, m); NaN stays NaN
-  float a = x < 0 ? -x : x;
-  return a > m ? m : a;
+  float a = abs(x);
+  return m < a ? m : a;  // the operand order of a vector min
 }
 // e^(-a^2/2) 2^100 in float, from a^2 = h + l exactly (fma).
 GF_HD float normal_exp_half_sq_2p100(float a) {
@@ -188,13 +180,14 @@ template <class T> GF_HD T gelu(T x) {
   T q = normal_upper_tail(abs(x));  // Phi(-|x|)
   return x < T(0) ? x * q : x * (T(1) - q);
 }
-// d/dx [x Phi(x)] = Phi(x) + x phi(x); x^2 / 2 in two parts, x clamped where phi is 0 (so that
-// +-inf gives 1 or 0, not inf * 0).
+// d/dx [x Phi(x)] = Phi(x) + x phi(x), one e^(-x^2/2) for both terms; |x| clamped where Q and phi
+// are 0 (so that +-inf gives 1 or 0, not inf * 0).
 template <class T> GF_HD T gelu_grad(T x, T g) {
-  T q = normal_upper_tail(abs(x));
-  T xc = x < T(-40) ? T(-40) : (x > T(40) ? T(40) : x);
-  T h = xc * xc;
-  T xpdf = xc * T(0.39894228040143267794) * exp_hl(T(-0.5) * h, T(-0.5) * fma(xc, xc, -h));
+  T a = abs(x);
+  a = T(40) < a ? T(40) : a;  // e is 0 beyond 38.7 (R's fit ends at 38.6); NaN stays NaN
+  T e = normal_density_scaled(a);
+  T q = e * normal_tail_scaled(a);
+  T xpdf = (x < T(0) ? -a : a) * T(0.39894228040143267794) * e;
   return g * ((x < T(0) ? q : T(1) - q) + xpdf);
 }
 // x Q(a) 2^100 = x e^(-a^2/2) u P(u (1 + du)) 2^100: the products error-free (fma) until the
@@ -204,7 +197,8 @@ GF_HD float gelu(float x) {
   float du, u = detail::tail_var(a, du);
   float p = detail::normal_tail_ratio(u), sens = detail::normal_tail_sens(u);
   float e = detail::normal_exp_half_sq_2p100(a);
-  float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // inf * 0 is NaN
+  float xc = -30.0f < x ? x : -30.0f;  // inf * 0 is NaN (a NaN x reaches the result below)
+  xc = 30.0f < xc ? 30.0f : xc;
   float xu = xc * u, xu_lo = fma(xc, u, -xu);
   float b = xu * e, b_lo = fma(xu, e, -b) + xu_lo * e;
   float q = fma(b, p, fma(b * p, du * sens, b_lo * p));  // x Q(a) 2^100
@@ -248,9 +242,11 @@ template <class T> GF_HD T gelu_tanh_grad(T x, T g) {
 // z as a two-float hi + lo (error ~1e-14 |z|): where z < 0, sigmoid(z) ~ e^z has the relative
 // error of z times |z| (up to 104), far beyond a float z.
 namespace detail {
-GF_HD float gelu_tanh_z(float x, float& lo) {  // z = x (c + c 0.044715 x^2) = x P
-  float w = x * x, w_lo = fma(x, x, -w);
-  float m = 0.0713548139f * w;  // c 0.044715 x^2, c = 2 sqrt(2/pi); constants in two parts
+// z = x (c + c 0.044715 x^2) = x P, c = 2 sqrt(2/pi); also x^2 = w + w_lo. Constants in two parts.
+GF_HD float gelu_tanh_z(float x, float& lo, float& w, float& w_lo) {
+  w = x * x;
+  w_lo = fma(x, x, -w);
+  float m = 0.0713548139f * w;  // c 0.044715 x^2
   float m_lo = fma(0.0713548139f, w, -m) + (0.0713548139f * w_lo + 2.39883247e-09f * w);
   float P = 1.59576917f + m, bb = P - 1.59576917f;  // two-sum
   float P_lo = ((1.59576917f - (P - bb)) + (m - bb)) + (m_lo - 4.53406805e-08f);
@@ -258,32 +254,69 @@ GF_HD float gelu_tanh_z(float x, float& lo) {  // z = x (c + c 0.044715 x^2) = x
   lo = fma(x, P, -z) + x * P_lo;
   return z;
 }
+GF_HD float gelu_tanh_z(float x, float& lo) {
+  float w, w_lo;
+  return gelu_tanh_z(x, lo, w, w_lo);
+}
+// T(a) / (a - a1) for a = |x| in [0, 1.5] (T below, a1 = 0.7524614220710163 its zero), a
+// polynomial in d = a - a1 (least-squares fit, float coefficients; relative error 6e-8).
+GF_HD float gelu_tanh_grad_zero_ratio(float d) {
+  float p = 0.000104837709f;
+  p = p * d - 0.00021780665f;
+  p = p * d - 0.00091889716f;
+  p = p * d + 0.00239817752f;
+  p = p * d + 0.00525981002f;
+  p = p * d - 0.0196764357f;
+  p = p * d - 0.0166193731f;
+  p = p * d + 0.113943905f;
+  p = p * d - 0.0157828368f;
+  p = p * d - 0.387518436f;
+  p = p * d + 0.430400103f;
+  return p;
+}
 }  // namespace detail
 // x sigmoid(z) = x / (1 + e) for z >= 0, x e / (1 + e) for z < 0, e = e^-|z|: one division, and
 // 2^-100 last (a subnormal result is rounded once).
 GF_HD float gelu_tanh(float x) {
-  float xc = x < -30.0f ? -30.0f : (x > 30.0f ? 30.0f : x);  // beyond, gelu is x or -0
-  float lo, z = detail::gelu_tanh_z(xc, lo);
-  float e2 = detail::exp_nonpos_2p100(z < 0 ? z : -z, z < 0 ? -lo : lo);  // e 2^100
-  float e = (abs(z) < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
-  float y = (z >= 0 ? x : xc * e2) / (1.0f + e);
-  return z >= 0 ? y : y * detail::two_m100();
+  float a = detail::clamp_abs(x, 30.0f);  // beyond, gelu is x or -0
+  float lo, z = detail::gelu_tanh_z(a, lo);  // z(|x|) >= 0
+  float e2 = detail::exp_nonpos_2p100(-z, lo);  // e 2^100
+  float e = (z < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
+  float xc = -30.0f < x ? x : -30.0f;  // -inf gives -0, not -inf e
+  float y = (x < 0 ? xc * e2 : x) / (1.0f + e);
+  return x < 0 ? y * detail::two_m100() : y;
 }
-// s (1 + x (1 - s) z') in double; its second factor has a zero at x1 = -0.7524614220710163,
-// where (within 1e-4) its Taylor polynomial in x - x1 replaces it.
+// s (1 + x (1 - s) z') = 1 + T(a) for x >= 0 and -T(a) for x < 0 (gelu'(x) + gelu'(-x) = 1), where
+// a = |x|, e = e^-z(a), A = a z'(a), T = e (A - 1 - e) / (1 + e)^2. Only -T cancels: at its zero
+// a1 (A = 1 + e), which a fit of T / (a - a1) takes below a = 1.5 (no exp needed there); beyond,
+// e from a two-float z, A - 1 - e from error-free products, the quotient corrected for its
+// rounding. T is computed times 2^100, so that a subnormal result is rounded once, by the last
+// product.
 GF_HD float gelu_tanh_grad(float x, float g) {
-  double xd = x;
-  xd = xd > 30.0 ? 30.0 : xd;  // 1 or 0 beyond
-  xd = xd < -30.0 ? -30.0 : xd;
-  double x2 = xd * xd;
-  double z = 1.5957691216057307118 * (xd + 0.044715 * x2 * xd);
-  double e = detail::exp_neg(z < 0 ? -z : z);
-  double r = detail::recip(1.0 + e);
-  double s = z >= 0 ? r : e * r, s1 = z >= 0 ? e * r : r;
-  double b = 1.0 + xd * s1 * (1.5957691216057307118 * (1.0 + 3.0 * 0.044715 * x2));
-  double d = (xd + 0.7524614220710163) - 3.635560509207687e-17;
-  double bt = d * (1.9045991238220834 + d * (-0.8163184971863922 + d * 0.06160513613987108));
-  return float(double(g) * (s * ((d < 0 ? -d : d) < 1e-4 ? bt : b)));
+  float a = detail::clamp_abs(x, 30.0f);  // 1 or 0 beyond
+  float zl, w, w_lo, zh = detail::gelu_tanh_z(a, zl, w, w_lo);
+  float e2_lo, e2 = detail::exp_nonpos_2p100_hl(-zh, zl, e2_lo);  // e 2^100
+  float e = (zh < 87.0f ? e2 : 0.0f) * detail::two_m100();      // never subnormal (slow)
+  float keep = x < 0 ? 1.0f : (zh < 87.0f ? 1.0f : 0.0f);        // x >= 0 needs T only to 2^-100
+  e2 *= keep;
+  e2_lo *= keep;
+  // W = A - 1 - e, A = a c + a c3 w (c3 = 3 c 0.044715): lows summed first, each product in an fma
+  float m3 = 0.21406445f * w;
+  float m3_lo = fma(0.21406445f, w, -m3) + fma(0.21406445f, w_lo, -2.540834e-10f * w);
+  float ope = 1.0f + e, ope_lo = (1.0f - ope) + e;
+  float W = fma(a, 1.5957692f, fma(a, m3, (a * (m3_lo - 4.534068e-08f) - ope_lo) - ope));
+  float D = fma(e, 2.0f + e, 1.0f);
+  float q = W / D, rem = fma(-q, D, W);  // W / D = q + rem / D, 1 / D ~ 2 - D (D < 1.15 here)
+  float t = fma(e2, q, fma(e2, rem * (2.0f - D), e2_lo * q));
+  float d = (a - 0.75246143f) + 1.133962823640644e-08f;  // a - a1 exact (Sterbenz), then a1's low
+  float tw = (d * 1.2676506002282294e+30f) * detail::gelu_tanh_grad_zero_ratio(d);  // 2^100
+  t = a < 1.5f ? tw : t;
+  t = a == 0.0f ? -0.5f * 1.2676506002282294e+30f : t;  // exactly 1/2 at 0 (the fit gives 1 ulp less)
+  float ts = t * detail::two_m100();
+  // g T: where T is subnormal, T 2^-50 times g 2^-50 (rounded once, and cannot overflow)
+  bool sub = (t < 0 ? -t : t) < 1.49011612e-08f;  // 2^-26
+  float neg = sub ? (g * -8.8817842e-16f) * (t * 8.8817842e-16f) : -g * ts;  // 2^-50
+  return x < 0 ? neg : fma(g, ts, g);
 }
 
 // log(1 + e) for e in [0, 1], the range softplus needs. float: 2 atanh(s) with s = e / (2 + e)

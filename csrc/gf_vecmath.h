@@ -259,8 +259,8 @@ GF_HD double tanh(double x) { return tanh_of(x); }
 // polynomial of degree 24 (weighted least-squares fit over a in [0, 38.6]: beyond, Q is 0 to a
 // double), a^2/2 in two parts so that its rounding does not grow with a^2, and R corrected for the
 // rounding of u (which R amplifies up to 4 times, near a = 0). Relative error below 7e-16.
-GF_HD double normal_upper_tail(double a) {
-  a = a > 38.6 ? 38.6 : a;
+// R and the exponential are separate functions for the GELU derivative, which needs both.
+GF_HD double normal_tail_scaled(double a) {  // R = Q(a) e^(a^2/2), a in [0, 38.6]
   double s = 5.0 + a, big = a > 5.0 ? a : 5.0, small = a > 5.0 ? 5.0 : a;
   double se = (big - s) + small;  // 5 + a = s + se exactly
   double u = 5.0 / s;
@@ -292,8 +292,15 @@ GF_HD double normal_upper_tail(double a) {
   // R(u) for the exact u* = u + d, d = (5 - u (s + se)) / (s + se): R(u*) = R(u) + R'(u) d with
   // R'(u) = 5 (phi(0) - a R) / u^2 (from R' = a R - phi(0) in a), d / u^2 = (5 - u (s + se)) / (5 u)
   p += (0.3989422804014327 - a * p) * (fma(-u, s, 5.0) - u * se) * (s * 0.2);
+  return p;
+}
+GF_HD double normal_density_scaled(double a) {  // e^(-a^2/2), a^2 in two parts
   double h = a * a;
-  return exp_hl(-0.5 * h, -0.5 * fma(a, a, -h)) * p;
+  return exp_hl(-0.5 * h, -0.5 * fma(a, a, -h));
+}
+GF_HD double normal_upper_tail(double a) {
+  a = a > 38.6 ? 38.6 : a;
+  return normal_tail_scaled(a) * normal_density_scaled(a);  // in this order GCC's loop is 0.93x the other's
 }
 
 }  // namespace math
