@@ -186,27 +186,33 @@ GF_HD float expm1(float x) { return expm1_(x, -18.0f, 89.0f, 2.98023224e-08f); }
 GF_HD double expm1(double x) { return expm1_(x, -40.0, 710.0, 5.5511151231257827e-17); }
 
 // ---- log ---------------------------------------------------------------------------------------
-// x = 2^k m, m in [sqrt(1/2), sqrt 2) (subnormals scaled up first), f = m - 1,
-// log(1 + f) = 2 atanh(s) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), R the odd-series
-// remainder as a minimax polynomial (FreeBSD's e_logf.c / e_log.c coefficients, error below
-// 2^-34 / 2^-58), k ln2 added in two parts.
+// float: x = 2^k m, m in [2/3, 4/3) (subnormals scaled up first) by integer operations on the
+// bits, r = m - 1 exact, log x = k ln2 + r + r^2 P(r), P of degree 7 (a fit of relative error
+// below 2^-25 over the interval) by Estrin's scheme: no division, a short dependency chain.
+// k ln2 in two parts (the high one has 16 bits: k ln2hi is exact).
 GF_HD float log(float x) {
   bool sub = x < 1.17549435e-38f;  // also 0 and negatives, fixed below
   float xs = sub ? x * 8388608.0f : x;  // 2^23
   // (unsigned: for x < 0 the bits wrap; that result is replaced below)
-  int ix = int(unsigned(detail::float_to_bits(xs)) - 0x3f3504f3u);  // sqrt(1/2)
-  int k = (ix >> 23) - (sub ? 23 : 0);
-  float f = detail::bits_to_float((ix & 0x007fffff) + 0x3f3504f3) - 1.0f;
-  float s = f / (2.0f + f);
-  float z = s * s, w = z * z;
-  float R = z * (0.66666662693f + w * 0.28498786688f) + w * (0.40000972152f + w * 0.24279078841f);
-  float hfsq = 0.5f * f * f, dk = float(k);
-  float y = s * (hfsq + R) + dk * 9.0580006145e-06f - hfsq + f + dk * 6.9313812256e-01f;
+  int ix = int(unsigned(detail::float_to_bits(xs)) - 0x3f2aaaabu);  // 2/3
+  float k = float((ix >> 23) - (sub ? 23 : 0));
+  float r = detail::bits_to_float((ix & 0x007fffff) + 0x3f2aaaab) - 1.0f;
+  float r2 = r * r, r4 = r2 * r2;
+  float p01 = 0x1.5554fap-2f * r - 0x1.ffffd6p-2f;
+  float p23 = 0x1.99d42p-3f * r - 0x1.00148p-2f;
+  float p45 = 0x1.1ea2dp-3f * r - 0x1.5032d2p-3f;
+  float p67 = 0x1.1f4036p-3f * r - 0x1.3b28b8p-3f;
+  float P = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
+  float y = (k * 0.693145751953125f + r) + (r2 * P + k * 1.428606765330187e-06f);
   y = x == detail::inf_f() ? x : y;
   y = x < 0.0f ? detail::inf_f() - detail::inf_f() : y;  // NaN
   y = x == 0.0f ? -detail::inf_f() : y;
   return x != x ? x : y;
 }
+// double: x = 2^k m, m in [sqrt(1/2), sqrt 2) (subnormals scaled up first), f = m - 1,
+// log(1 + f) = 2 atanh(s) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), R the odd-series
+// remainder as a minimax polynomial (FreeBSD's e_log.c coefficients, error below 2^-58),
+// k ln2 added in two parts.
 GF_HD double log(double x) {
   bool sub = x < 2.2250738585072014e-308;
   double xs = sub ? x * 18014398509481984.0 : x;  // 2^54
