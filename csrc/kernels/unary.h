@@ -46,7 +46,9 @@
   BWD(pow_bwd, pow_grad(x, g, pa, pb)) /* pb = p - 1 (computed in T) */
 
 #define GF_UNARY_TABLE_ENTRY(NAME, EXPR) GF_KERNEL(NAME, NAME<T>)
-#define GF_UNARY_TABLE GF_UNARY_KERNELS(GF_UNARY_TABLE_ENTRY, GF_UNARY_TABLE_ENTRY)
+#define GF_UNARY_TABLE                                           \
+  GF_UNARY_KERNELS(GF_UNARY_TABLE_ENTRY, GF_UNARY_TABLE_ENTRY) \
+  GF_KERNEL(relu_inplace, relu_inplace<T>)
 
 namespace gf {
 namespace GF_KERNEL_NS {
@@ -93,6 +95,14 @@ inline float pow_grad(float x, float g, float p, float pm1) {
 GF_UNARY_KERNELS(GF_UNARY_FWD, GF_UNARY_BWD)
 #undef GF_UNARY_FWD
 #undef GF_UNARY_BWD
+
+// y = relu(y) in place (the fused Linear+ReLU's epilogue): the forward loops' pointers are
+// __restrict, so in place needs its own.
+template <class T>
+void relu_inplace(T* y, index_t n) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) y[i] = M::relu(y[i]);
+}
 
 }  // namespace GF_KERNEL_NS
 }  // namespace gf
