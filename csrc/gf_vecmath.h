@@ -318,7 +318,7 @@ GF_HD double pow(double x, double y) {
   // exponent in range
   bool big = p_h > 1100.0, small = p_h < -1100.0;
   p_h = big ? 1100.0 : (small ? -1100.0 : p_h);
-  p_l = big | small ? 0.0 : p_l;
+  p_l = (big | small) ? 0.0 : p_l;
   const double shift = 6755399441055744.0;  // 1.5 2^52: p_h + shift rounds p_h to an integer
   double tn = p_h + shift, nd = tn - shift;
   detail::RedD red;
@@ -335,11 +335,11 @@ GF_HD double pow(double x, double y) {
   double inf = detail::inf_d();
   m = ax == 0.0 ? (y < 0.0 ? inf : 0.0) : m;
   m = ax == inf ? (y < 0.0 ? 0.0 : inf) : m;
-  m = y_odd & (detail::double_to_bits(x) < 0) ? -m : m;    // the sign of x, -0 included
-  m = (x < 0.0) & (x > -inf) & !y_int ? inf - inf : m;      // NaN
-  m = (x != x) | (y != y) ? x + y : m;
-  m = (ax == 1.0) & (ay == inf) ? 1.0 : m;                   // (-1)^+-inf = 1
-  return (x == 1.0) | (y == 0.0) ? 1.0 : m;                  // even with a NaN
+  m = (y_odd & (detail::double_to_bits(x) < 0)) ? -m : m;  // the sign of x, -0 included
+  m = ((x < 0.0) & (x > -inf) & !y_int) ? inf - inf : m;    // NaN
+  m = ((x != x) | (y != y)) ? x + y : m;
+  m = ((ax == 1.0) & (ay == inf)) ? 1.0 : m;                 // (-1)^+-inf = 1
+  return ((x == 1.0) | (y == 0.0)) ? 1.0 : m;                // even with a NaN
 }
 
 // ---- tanh --------------------------------------------------------------------------------------

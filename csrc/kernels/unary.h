@@ -59,9 +59,12 @@ namespace M = gf::math;
 template <class T> inline T sqrt_grad(T y, T g) { return g / (T(2) * y); }
 inline float sqrt_grad(float y, float g) { return float(double(g) / (2.0 * double(y))); }
 // g p x^(p-1). float: in double, where x^(p-1) alone can overflow or lose bits as a subnormal
-// while the product is a normal float; rounded once.
-inline double pow_grad(double x, double g, double p, double pm1) { return g * p * M::pow(x, pm1); }
-inline float pow_grad(float x, float g, float p, float pm1) {
+// while the product is a normal float; rounded once. (Always inlined: with pow's body inside,
+// clang would call them and not vectorise the loop.)
+inline __attribute__((always_inline)) double pow_grad(double x, double g, double p, double pm1) {
+  return g * p * M::pow(x, pm1);
+}
+inline __attribute__((always_inline)) float pow_grad(float x, float g, float p, float pm1) {
   return float(double(g) * double(p) * M::pow_in_double(x, pm1));
 }
 
