@@ -201,10 +201,10 @@ GF_HD float log(float x) {
   float p67 = 0x1.1f4036p-3f * r - 0x1.3b28b8p-3f;
   float P = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
   float y = (k * 0.693145751953125f + r) + (r2 * P + k * 1.428606765330187e-06f);
-  y = x == detail::inf_f() ? x : y;
-  y = x < 0.0f ? detail::inf_f() - detail::inf_f() : y;  // NaN
-  y = x == 0.0f ? -detail::inf_f() : y;
-  return x != x ? x : y;
+  // one select for 0, negatives, +inf and NaN (each its own value)
+  float inf = detail::inf_f();
+  float special = x == 0.0f ? -inf : (x < 0.0f ? inf - inf : x);
+  return ((x > 0.0f) & (x < inf)) ? y : special;
 }
 // double: x = 2^k m, m in [sqrt(1/2), sqrt 2) (subnormals scaled up first), f = m - 1,
 // log(1 + f) = 2 atanh(s) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), R the odd-series
@@ -225,10 +225,9 @@ GF_HD double log(double x) {
   // k to double through the 1.5 2^52 trick (no 64-bit integer conversion instruction needed)
   double dk = detail::bits_to_double(k + 0x4338000000000000ll) - 6755399441055744.0;
   double y = s * (hfsq + R) + dk * 1.90821492927058770002e-10 - hfsq + f + dk * 6.93147180369123816490e-01;
-  y = x == detail::inf_d() ? x : y;
-  y = x < 0.0 ? detail::inf_d() - detail::inf_d() : y;
-  y = x == 0.0 ? -detail::inf_d() : y;
-  return x != x ? x : y;
+  double inf = detail::inf_d();
+  double special = x == 0.0 ? -inf : (x < 0.0 ? inf - inf : x);
+  return ((x > 0.0) & (x < inf)) ? y : special;
 }
 
 // ---- float pow ---------------------------------------------------------------------------------
