@@ -173,7 +173,7 @@ void bind_binary(py::module_& m) {
   GF_BIN(sub, kGrain, "a - b")
   GF_BIN(mul, kGrain, "a * b")
   GF_BIN(div, kGrain, "a / b")
-  GF_BIN(pow, kGrain / 8, "std::pow(a, b)")  // a libm call per element: threads pay off sooner
+  GF_BIN(pow, kGrain / 8, "a ** b (C's pow)")  // an exp and a log per element: threads pay off sooner
   GF_BIN(maximum, kGrain, "Elementwise max (NaN propagates)")
   GF_BIN(minimum, kGrain, "Elementwise min (NaN propagates)")
 #undef GF_BIN

@@ -1,4 +1,4 @@
-// gradflow's own exp, log, expm1, tanh and normal tail, for float and double.
+// gradflow's own exp, log, expm1, pow, tanh and normal tail, for float and double.
 //
 // Plain branch-free arithmetic (integer tricks on the bit patterns, polynomials, selects instead
 // of branches), so that GCC and clang both vectorise a `#pragma omp simd` loop that calls them,
@@ -123,17 +123,14 @@ GF_HD float expm1_tail(float r) {
   p = p * r + 0.166666667f;
   return p * r + 0.5f;
 }
-GF_HD double expm1_tail(double r) {
-  double p = 2.5024716626552722e-08;
-  p = p * r + 2.763114162568767e-07;
-  p = p * r + 2.7557507109782503e-06;
-  p = p * r + 2.48014903029148e-05;
-  p = p * r + 0.0001984126959726756;
-  p = p * r + 0.001388888894671868;
-  p = p * r + 0.00833333333345138;
-  p = p * r + 0.04166666666651618;
-  p = p * r + 0.16666666666666483;
-  return p * r + 0.5000000000000012;
+GF_HD double expm1_tail(double r) {  // (Estrin's scheme: a short dependency chain)
+  double r2 = r * r, r4 = r2 * r2;
+  double p01 = 0.16666666666666483 * r + 0.5000000000000012;
+  double p23 = 0.00833333333345138 * r + 0.04166666666651618;
+  double p45 = 0.0001984126959726756 * r + 0.001388888894671868;
+  double p67 = 2.7557507109782503e-06 * r + 2.48014903029148e-05;
+  double p89 = 2.5024716626552722e-08 * r + 2.763114162568767e-07;
+  return (p01 + r2 * p23) + r4 * ((p45 + r2 * p67) + r4 * p89);
 }
 
 // e^(k ln2 + r). The scale 2^k is applied as two exact powers of two, 2^(k/2) then 2^(k - k/2):
@@ -186,27 +183,33 @@ GF_HD float expm1(float x) { return expm1_(x, -18.0f, 89.0f, 2.98023224e-08f); }
 GF_HD double expm1(double x) { return expm1_(x, -40.0, 710.0, 5.5511151231257827e-17); }
 
 // ---- log ---------------------------------------------------------------------------------------
-// x = 2^k m, m in [sqrt(1/2), sqrt 2) (subnormals scaled up first), f = m - 1,
-// log(1 + f) = 2 atanh(s) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), R the odd-series
-// remainder as a minimax polynomial (FreeBSD's e_logf.c / e_log.c coefficients, error below
-// 2^-34 / 2^-58), k ln2 added in two parts.
+// float: x = 2^k m, m in [2/3, 4/3) (subnormals scaled up first) by integer operations on the
+// bits, r = m - 1 exact, log x = k ln2 + r + r^2 P(r), P of degree 7 (a fit of relative error
+// below 2^-25 over the interval) by Estrin's scheme: no division, a short dependency chain.
+// k ln2 in two parts (the high one has 16 bits: k ln2hi is exact).
 GF_HD float log(float x) {
   bool sub = x < 1.17549435e-38f;  // also 0 and negatives, fixed below
   float xs = sub ? x * 8388608.0f : x;  // 2^23
   // (unsigned: for x < 0 the bits wrap; that result is replaced below)
-  int ix = int(unsigned(detail::float_to_bits(xs)) - 0x3f3504f3u);  // sqrt(1/2)
-  int k = (ix >> 23) - (sub ? 23 : 0);
-  float f = detail::bits_to_float((ix & 0x007fffff) + 0x3f3504f3) - 1.0f;
-  float s = f / (2.0f + f);
-  float z = s * s, w = z * z;
-  float R = z * (0.66666662693f + w * 0.28498786688f) + w * (0.40000972152f + w * 0.24279078841f);
-  float hfsq = 0.5f * f * f, dk = float(k);
-  float y = s * (hfsq + R) + dk * 9.0580006145e-06f - hfsq + f + dk * 6.9313812256e-01f;
-  y = x == detail::inf_f() ? x : y;
-  y = x < 0.0f ? detail::inf_f() - detail::inf_f() : y;  // NaN
-  y = x == 0.0f ? -detail::inf_f() : y;
-  return x != x ? x : y;
+  int ix = int(unsigned(detail::float_to_bits(xs)) - 0x3f2aaaabu);  // 2/3
+  float k = float((ix >> 23) - (sub ? 23 : 0));
+  float r = detail::bits_to_float((ix & 0x007fffff) + 0x3f2aaaab) - 1.0f;
+  float r2 = r * r, r4 = r2 * r2;
+  float p01 = 0x1.5554fap-2f * r - 0x1.ffffd6p-2f;
+  float p23 = 0x1.99d42p-3f * r - 0x1.00148p-2f;
+  float p45 = 0x1.1ea2dp-3f * r - 0x1.5032d2p-3f;
+  float p67 = 0x1.1f4036p-3f * r - 0x1.3b28b8p-3f;
+  float P = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
+  float y = (k * 0.693145751953125f + r) + (r2 * P + k * 1.428606765330187e-06f);
+  // one select for 0, negatives, +inf and NaN (each its own value)
+  float inf = detail::inf_f();
+  float special = x == 0.0f ? -inf : (x < 0.0f ? inf - inf : x);
+  return ((x > 0.0f) & (x < inf)) ? y : special;
 }
+// double: x = 2^k m, m in [sqrt(1/2), sqrt 2) (subnormals scaled up first), f = m - 1,
+// log(1 + f) = 2 atanh(s) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), R the odd-series
+// remainder as a minimax polynomial (FreeBSD's e_log.c coefficients, error below 2^-58),
+// k ln2 added in two parts.
 GF_HD double log(double x) {
   bool sub = x < 2.2250738585072014e-308;
   double xs = sub ? x * 18014398509481984.0 : x;  // 2^54
@@ -222,10 +225,9 @@ GF_HD double log(double x) {
   // k to double through the 1.5 2^52 trick (no 64-bit integer conversion instruction needed)
   double dk = detail::bits_to_double(k + 0x4338000000000000ll) - 6755399441055744.0;
   double y = s * (hfsq + R) + dk * 1.90821492927058770002e-10 - hfsq + f + dk * 6.93147180369123816490e-01;
-  y = x == detail::inf_d() ? x : y;
-  y = x < 0.0 ? detail::inf_d() - detail::inf_d() : y;
-  y = x == 0.0 ? -detail::inf_d() : y;
-  return x != x ? x : y;
+  double inf = detail::inf_d();
+  double special = x == 0.0 ? -inf : (x < 0.0 ? inf - inf : x);
+  return ((x > 0.0) & (x < inf)) ? y : special;
 }
 
 // ---- float pow ---------------------------------------------------------------------------------
@@ -243,6 +245,101 @@ GF_HD double pow_in_double(float x, float p) {
   return x == 1.0f || p == 0.0f ? 1.0 : r;                         // even with a NaN
 }
 GF_HD float pow(float x, float p) { return float(pow_in_double(x, p)); }
+
+// ---- double pow --------------------------------------------------------------------------------
+// x^y = 2^(y log2|x|), with log2|x| in two parts and y log2|x| = p_h + p_l accurate to about
+// 2^-64 relative (fdlibm's e_pow.c method: the high parts keep 21 significant bits, so their
+// products are exact without an FMA), then 2^(n + t) = e^(t ln2) 2^n with n = round(p_h), by
+// exp's polynomial and split scale (subnormal results rounded once). Relative error below
+// 3e-16; C's special cases as selects, so that the loop vectorises.
+namespace detail {
+GF_HD double clear_low32(double d) {  // d with the low 32 bits of its significand zero
+  return bits_to_double(double_to_bits(d) & (long long)0xffffffff00000000ull);
+}
+struct Log2HL {
+  double hi, lo;  // hi: at most 21 significant bits
+};
+// log2 of a positive finite ax: ax = 2^n a, a in [1, sqrt 3) (subnormals scaled up first),
+// log2 a = dp + (2 / (3 ln2)) (3 s + s^3 + s^5 R(s^2)), s = (a - b) / (a + b) with b = 1 below
+// sqrt(3/2) and b = 1.5 (dp = log2 1.5) above; s and every sum carried as high + low parts.
+GF_HD Log2HL log2_hl(double ax) {
+  bool sub = ax < 2.2250738585072014e-308;
+  ax = sub ? ax * 9007199254740992.0 : ax;  // 2^53
+  long long bits = double_to_bits(ax);
+  int ix = int(bits >> 32);
+  int j = ix & 0x000fffff;
+  // (0/1 integers rather than bools: a select between two masks would keep GCC from vectorising)
+  int big = j >= 0xBB67A ? 1 : 0;              // a >= sqrt 3: halve a (n + 1)
+  int k = (j > 0x3988E ? 1 : 0) & (big ^ 1);   // a in (sqrt(3/2), sqrt 3): b = 1.5
+  int n = (ix >> 20) - 0x3ff - (sub ? 53 : 0) + big;
+  int hi = (j | 0x3ff00000) - (big << 20);
+  double a = bits_to_double((long long)((unsigned long long)(unsigned)hi << 32) | (bits & 0xffffffffll));
+  double dk = double(k), bp = 1.0 + 0.5 * dk;
+  double dp_h = dk * 5.84962487220764160156e-01, dp_l = dk * 1.35003920212974897128e-08;
+  double u = a - bp, v = 1.0 / (a + bp);
+  double s = u * v, s_h = clear_low32(s);
+  // t_h = a + bp rounded to its high word, t_l the rest
+  int th = ((hi >> 1) | 0x20000000) + 0x00080000 + (k << 18);
+  double t_h = bits_to_double((long long)((unsigned long long)(unsigned)th << 32));
+  double t_l = a - (t_h - bp);
+  double s_l = v * ((u - s_h * t_h) - s_h * t_l);
+  double s2 = s * s;
+  double s4 = s2 * s2;  // (Estrin's scheme)
+  double r = s4 * ((5.99999999999994648725e-01 + s2 * 4.28571428578550184252e-01) +
+                   s4 * ((3.33333329818377432918e-01 + s2 * 2.72728123808534006489e-01) +
+                         s4 * (2.30660745775561754067e-01 + s2 * 2.06975017800338417784e-01)));
+  r += s_l * (s_h + s);
+  s2 = s_h * s_h;
+  t_h = clear_low32(3.0 + s2 + r);
+  t_l = r - ((t_h - 3.0) - s2);
+  u = s_h * t_h;                    // (u + v) = s (3 + s^2 + ...)
+  v = s_l * t_h + t_l * s;
+  double p_h = clear_low32(u + v);
+  double p_l = v - (p_h - u);
+  // times cp = 2 / (3 ln2) = cp_h + cp_l
+  double z_h = 9.61796700954437255859e-01 * p_h;
+  double z_l = -7.02846165095275826516e-09 * p_h + p_l * 9.61796693925975554329e-01 + dp_l;
+  double t = double(n);
+  Log2HL o;
+  o.hi = clear_low32(((z_h + z_l) + dp_h) + t);
+  o.lo = z_l - (((o.hi - t) - dp_h) - z_h);
+  return o;
+}
+}  // namespace detail
+
+GF_HD double pow(double x, double y) {
+  double ax = abs(x), ay = abs(y);
+  detail::Log2HL l = detail::log2_hl(ax);  // (garbage for 0, inf and NaN: replaced below)
+  double y1 = detail::clear_low32(y);
+  double p_h = y1 * l.hi;                  // exact
+  double p_l = (y - y1) * l.hi + y * l.lo;
+  // |y log2 x| > 1100 (y = +-inf included): inf or 0 whatever the rest; the clamp keeps 2^n's
+  // exponent in range
+  bool big = p_h > 1100.0, small = p_h < -1100.0;
+  p_h = big ? 1100.0 : (small ? -1100.0 : p_h);
+  p_l = (big | small) ? 0.0 : p_l;
+  const double shift = 6755399441055744.0;  // 1.5 2^52: p_h + shift rounds p_h to an integer
+  double tn = p_h + shift, nd = tn - shift;
+  detail::RedD red;
+  red.r = ((p_h - nd) + p_l) * 6.93147180559945286227e-01;  // p_h - nd exact, |.| <= 1/2
+  red.k = detail::double_to_bits(tn) - 0x4338000000000000ll;
+  double m = detail::exp_reduced(red);
+  // C's special cases. y integer (+-inf counts as even), odd: |y| / 2 not an integer (adding
+  // 2^52 rounds to an integer below 2^52). Compares combined by & and |, not && and ||, and
+  // every select's condition depends on x: GCC does not vectorise a select between masks (what
+  // short-circuiting leaves) nor one on a mask of the loop-invariant y alone.
+  const double two52 = 4503599627370496.0, hy = 0.5 * ay;
+  bool y_int = (ay >= two52) | ((ay + two52) - two52 == ay);
+  bool y_odd = y_int & (ay < 2.0 * two52) & ((hy + two52) - two52 != hy);
+  double inf = detail::inf_d();
+  m = ax == 0.0 ? (y < 0.0 ? inf : 0.0) : m;
+  m = ax == inf ? (y < 0.0 ? 0.0 : inf) : m;
+  m = (y_odd & (detail::double_to_bits(x) < 0)) ? -m : m;  // the sign of x, -0 included
+  m = ((x < 0.0) & (x > -inf) & !y_int) ? inf - inf : m;    // NaN
+  m = ((x != x) | (y != y)) ? x + y : m;
+  m = ((ax == 1.0) & (ay == inf)) ? 1.0 : m;                 // (-1)^+-inf = 1
+  return ((x == 1.0) | (y == 0.0)) ? 1.0 : m;                // even with a NaN
+}
 
 // ---- tanh --------------------------------------------------------------------------------------
 // tanh|x| = -m / (2 + m), m = expm1(-2|x|) in (-1, 0]: no cancellation anywhere (m is accurate

@@ -17,9 +17,8 @@
 // linear_relu(x, w, bias) is relu(matmul(x, w, False, True, bias)) with the ReLU as an epilogue:
 // one in-place pass over the output right after the GEMM wrote it (still in cache), bitwise
 // the values of the two ops run one after the other.
-#include "gf_vecmath.h"
-#include "gf_math.h"
 #include "common.h"
+#include "kernels/table.h"
 
 #include <cblas.h>
 
@@ -163,14 +162,8 @@ void prefill(T* c, index_t rows, index_t n, const T* bias) {
 
 // The ReLU epilogue: c = relu(c) in place, over the whole (rows * n) output.
 template <class T>
-void relu_inplace(T* c, index_t n) {
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) c[i] = math::relu(c[i]);
-}
-
-template <class T>
 void relu_epilogue(T* c, index_t count) {
-  parallel_for(count, kGrain, [&](index_t b, index_t e) { relu_inplace<T>(c + b, e - b); });
+  parallel_for(count, kGrain, [&](index_t b, index_t e) { kern<T>().relu_inplace(c + b, e - b); });
 }
 
 // The 32-bit BLAS takes m, n, k and the leading dimensions as int: larger ones are an error

@@ -569,15 +569,10 @@ py::array argext(const py::object& xo, const py::object& axis, bool keepdims) {
 }  // namespace
 
 // ---- relu_backward_sum: the ReLU's backward and the bias gradient in one pass -----------------
-// gx = relu_backward(y, g) for rows of width W, written 16 rows at a time, each block summed
-// into the column accumulators while it is in cache: the same blocks, pairings and flushes as
-// the column mode of sum over the leading axes, so the sums are bitwise that kernel's.
-template <class T>
-void relu_backward_rows(T* gx, const T* y, const T* g, index_t n) {
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) gx[i] = math::relu_grad(y[i], g[i]);
-}
-
+// gx = relu_backward(y, g) (the dispatched relu_bwd) for rows of width W, written 16 rows at a
+// time, each block summed into the column accumulators (the dispatched sum_cols) while it is in
+// cache: the same blocks, pairings and flushes as the column mode of sum over the leading axes,
+// so the sums are bitwise that kernel's.
 template <class T>
 void relu_backward_sum_cols(const T* y, const T* g, T* gx, T* gb, index_t R, index_t W, index_t j0,
                             index_t j1) {
@@ -592,7 +587,7 @@ void relu_backward_sum_cols(const T* y, const T* g, T* gx, T* gb, index_t R, ind
       const int nr = int(std::min<index_t>(kRows, R - r0));
       for (int r = 0; r < nr; ++r) {
         const index_t off = (r0 + r) * W + b;
-        relu_backward_rows<T>(gx + off, y + off, g + off, w);
+        kern<T>().relu_bwd(y + off, g + off, gx + off, w, {});
         rows[r] = gx + off;
       }
       Op::col_rows(cols, rows, nr, w, 1);
@@ -639,7 +634,7 @@ py::tuple relu_backward_sum(const py::array& y, const py::array& g) {
     }
     {
       NoGilIf nogil(R * W >= kNoGilMin);
-      parallel_for(R * W, kGrain, [&](index_t b, index_t e) { relu_backward_rows<T>(xp + b, yp + b, gp + b, e - b); });
+      parallel_for(R * W, kGrain, [&](index_t b, index_t e) { kern<T>().relu_bwd(yp + b, gp + b, xp + b, e - b, {}); });
     }
     std::vector<bool> mask(shape.size(), true);
     mask.back() = false;

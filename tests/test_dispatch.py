@@ -86,6 +86,7 @@ CASES = {
     "exp": (lambda k, a: k.exp(a["x"]), 8),
     "log": (lambda k, a: k.log(a["pos"]), 8),
     "sigmoid_backward": (lambda k, a: k.sigmoid_backward(ref.sigmoid(a["x"]), a["g"]), 8),
+    "relu_backward": (lambda k, a: k.relu_backward(ref.relu(a["x"]), a["g"]), 0),
     "tanh_backward": (lambda k, a: k.tanh_backward(np.tanh(a["x"]), a["g"]), 8),
     "gelu_backward": (lambda k, a: k.gelu_backward(a["x"], a["g"], False), 8),
     "gelu_tanh_backward": (lambda k, a: k.gelu_backward(a["x"], a["g"], True), 8),
@@ -97,6 +98,12 @@ CASES = {
     "maximum": (lambda k, a: k.maximum(a["m"], a["b_row"]), 0),
     "lt": (lambda k, a: k.lt(a["m"], a["m2"]), 0),
     "where": (lambda k, a: k.where(a["cond"], a["m"], a["b_row"]), 0),
+    "linear_relu": (lambda k, a: k.linear_relu(a["m"][:, :67], a["m2"][:40, :67], a["b_row"][:40]), 16),
+    # the ReLU backward and the bias gradient: the column blocks (67 rows) and one row
+    "relu_backward_sum": (lambda k, a: k.relu_backward_sum(ref.relu(a["m"]), a["m2"])[1], 4),
+    "relu_backward_sum_grad": (lambda k, a: k.relu_backward_sum(ref.relu(a["m"]), a["m2"])[0], 0),
+    "relu_backward_sum_row": (lambda k, a: np.concatenate(
+        [v.ravel() for v in k.relu_backward_sum(ref.relu(a["m"][:1]), a["m2"][:1])]), 4),
     "sum_all": (lambda k, a: k.sum(a["m"], None, False), 4),
     "sum_rows": (lambda k, a: k.sum(a["m"], (1,), False), 4),
     "sum_cols": (lambda k, a: k.sum(a["m"], (0,), False), 4),

@@ -219,8 +219,10 @@ def test_pow_gradients_at_a_zero_base_match_torch(b):
     (a ** e).sum().backward()
     ta, te = t64(a0), t64(b0)
     (ta ** te).sum().backward()
-    np.testing.assert_array_equal(grad_of(a), grad_of(ta))
-    np.testing.assert_array_equal(grad_of(e), grad_of(te))
+    # (the infinities and NaNs at 0 exactly; away from 0 within 1 ulp: gradflow's pow is not
+    # correctly rounded, libm's is)
+    np.testing.assert_allclose(grad_of(a), grad_of(ta), rtol=1e-15)
+    np.testing.assert_allclose(grad_of(e), grad_of(te), rtol=1e-15)
     a, ta = f64(a0), t64(a0)  # a number exponent: the fused kernel
     (a ** b).sum().backward()
     (ta ** b).sum().backward()

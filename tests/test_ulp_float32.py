@@ -322,6 +322,15 @@ def test_forward_within_4_ulp(k):
     assert err <= MAX_ULP, f"{k.name}: {err:.1f} ulp {where}"
 
 
+def test_log_every_float_from_a_third_to_three():
+    """Every float32 in [1/3, 3): both ends of the reduction m in [2/3, 4/3) (r = m - 1 at
+    +-1/3, the polynomial's edges) for k = -1, 0, 1, and the cancellation of k ln2 against r."""
+    lo, hi = np.float32(1 / 3).view(np.int32), np.float32(3).view(np.int32)
+    x = np.arange(lo, hi, dtype=np.int32).view(np.float32)
+    err, where = worst(_C.log(x), np.log(f64(x)), x)
+    assert err <= MAX_ULP, f"log: {err:.1f} ulp {where}"
+
+
 @pytest.mark.parametrize("k", BWD, ids=[k.name for k in BWD])
 def test_backward_within_4_ulp(k):
     for (err, where), g in zip(backward_errors(k), ("1", "random")):

@@ -1,6 +1,6 @@
 """gradflow's own vector math (csrc/gf_vecmath.h) in float64, through the kernels that call it.
 
-exp and log are kernels of their own; tanh is expm1's only caller; sigmoid, softplus and the
+exp, log and pow are kernels of their own; tanh is expm1's only caller; sigmoid, softplus and the
 exact GELU (the normal tail) use exp, log and the tail; softmax, log_softmax and logsumexp use
 exp and log along a row. The float32 side of the same functions is tests/test_ulp_float32.py
 (every kernel within 4 ulp over the whole float range).
@@ -67,6 +67,57 @@ def test_log():
     check(_C.log(x), np.log(x.astype(L)), x)
     got = _C.log(np.array([0.0, -0.0, -1.0, -np.inf, np.inf, np.nan, 1.0]))
     np.testing.assert_array_equal(got, [-np.inf, -np.inf, np.nan, np.nan, np.inf, np.nan, 0.0])
+
+
+# ---- pow -----------------------------------------------------------------------------------------
+def _pow_inputs():
+    """(x, y) pairs: every binade of x with y spanning the whole result range, x near 1 with huge
+    y, |y log x| at the overflow and subnormal thresholds, negative x with integer y."""
+    n = 1 << 15
+    x = np.abs(spread(0, np.inf, n // 8))
+    x = x[x > 0]
+    lx = np.abs(np.log(x))
+    y = _rng.uniform(-1.05, 1.05, x.size) * 745 / np.where(lx == 0, 1, lx)
+    pairs = [(x, y), (_rng.uniform(0, 10, n), _rng.uniform(-30, 30, n))]
+    for d, ymax in ((1e-6, 7e8), (2.0 ** -40, 2.0 ** 49)):
+        pairs.append((1 + _rng.uniform(-d, d, n), _rng.uniform(-ymax, ymax, n)))
+    for edge in (709.78, -708.4, -745.1):  # overflow, smallest normal, smallest subnormal
+        x = _rng.uniform(0.25, 4, n)
+        pairs.append((x, (edge + _rng.uniform(-0.5, 0.5, n)) / np.log(x)))
+    pairs.append((-np.floor(_rng.uniform(1, 100, n)), np.floor(_rng.uniform(-60, 60, n))))
+    return np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
+
+
+def test_pow():
+    x, y = _pow_inputs()
+    with np.errstate(all="ignore"):
+        check(_C.pow(x, y), np.power(x.astype(L), y.astype(L)), x)
+
+
+@pytest.mark.parametrize("p", [2.5, 0.5, -1.5, 3.0, -7.0, 1e-3, 40.25])
+def test_pow_scalar_and_backward(p):
+    x = np.concatenate([spread(0, np.inf, 1 << 12), -np.arange(1.0, 50.0)])
+    g = _rng.uniform(-2, 2, x.size)
+    with np.errstate(all="ignore"):
+        check(_C.pow_scalar(x, p), np.power(x.astype(L), L(p)), x)
+        d = np.power(x.astype(L), L(p - 1))
+        # (x^(p-1) is rounded to a double before g p multiplies it: no relative bound where it
+        # is subnormal or overflows)
+        keep = ~(np.abs(d) < L(2.0 ** -1000)) & ~(np.abs(d) > L(np.finfo(np.float64).max))
+        check(_C.pow_scalar_backward(x, g, p)[keep], (g.astype(L) * L(p) * d)[keep], x[keep], rtol=2 * RTOL)
+
+
+def test_pow_special_values_are_c99s():
+    v = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e308, -1e308]
+    e = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.5, -0.5, np.inf, -np.inf, np.nan, 1e300, -1e300,
+         2.0 ** 53, 2.0 ** 53 + 2, 2.0 ** 52 + 1, -(2.0 ** 52 + 1), 1075.0, -1075.0]
+    x, y = (a.ravel() for a in np.meshgrid(v, e))
+    got = _C.pow(x, y)
+    with np.errstate(all="ignore"):
+        want = np.power(x, y)  # numpy calls C's pow
+    ok = np.isclose(got, want, rtol=RTOL, atol=0) | (got == want) | (np.isnan(got) & np.isnan(want))
+    ok &= (np.signbit(got) == np.signbit(want)) | np.isnan(want)
+    assert ok.all(), list(zip(x[~ok], y[~ok], got[~ok], want[~ok]))
 
 
 # ---- tanh (expm1), sigmoid, softplus -------------------------------------------------------------

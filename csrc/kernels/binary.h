@@ -29,7 +29,10 @@ struct Add { template <class T> static T f(T a, T b) { return a + b; } };
 struct Sub { template <class T> static T f(T a, T b) { return a - b; } };
 struct Mul { template <class T> static T f(T a, T b) { return a * b; } };
 struct Div { template <class T> static T f(T a, T b) { return a / b; } };
-struct Pow { template <class T> static T f(T a, T b) { return std::pow(a, b); } };
+// (always inlined: with pow's body inside, clang would call f and not vectorise the loop)
+struct Pow {
+  template <class T> __attribute__((always_inline)) static T f(T a, T b) { return math::pow(a, b); }
+};
 // NaN in either operand gives NaN, as numpy's maximum/minimum.
 struct Maximum { template <class T> static T f(T a, T b) { return (a > b || a != a) ? a : b; } };
 struct Minimum { template <class T> static T f(T a, T b) { return (a < b || a != a) ? a : b; } };

@@ -43,16 +43,17 @@ T extreme_line(const T* p, index_t n, index_t s) {
   return Max ? nanmax(m, acc[0]) : nanmin(m, acc[0]);
 }
 
-// sum of exp(x - shift) over a line, accumulated in double
+// sum of exp(x - shift) over a line, accumulated in double; shift >= the line's max (every caller
+// passes a max), so the exponent is <= 0
 template <class T>
 double sumexp_line(const T* p, index_t n, index_t s, T shift) {
   double acc = 0;
   if (s == 1) {
 #pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < n; ++i) acc += double(math::exp(p[i] - shift));
+    for (index_t i = 0; i < n; ++i) acc += double(math::exp_nonpos(p[i] - shift));
   } else {
 #pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < n; ++i) acc += double(math::exp(p[i * s] - shift));
+    for (index_t i = 0; i < n; ++i) acc += double(math::exp_nonpos(p[i * s] - shift));
   }
   return acc;
 }

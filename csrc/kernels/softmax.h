@@ -18,6 +18,9 @@
 namespace gf {
 namespace GF_KERNEL_NS {
 
+// x - max <= 0 (or NaN): exp_nonpos (gf_math.h), one clamp and one scale fewer than exp; the
+// backward passes and the cross-entropy take exponents from the caller, and keep exp.
+
 // ---- row mode (strides in elements) ----------------------------------------------------------------
 template <class T>
 void softmax_line(T* o, index_t so, const T* x, index_t sx, index_t n) {
@@ -26,7 +29,7 @@ void softmax_line(T* o, index_t so, const T* x, index_t sx, index_t n) {
   if (so == 1 && sx == 1) {
 #pragma omp simd reduction(+ : s)
     for (index_t i = 0; i < n; ++i) {
-      T e = math::exp(x[i] - m);
+      T e = math::exp_nonpos(x[i] - m);
       o[i] = e;
       s += double(e);
     }
@@ -36,7 +39,7 @@ void softmax_line(T* o, index_t so, const T* x, index_t sx, index_t n) {
   } else {
 #pragma omp simd reduction(+ : s)
     for (index_t i = 0; i < n; ++i) {
-      T e = math::exp(x[i * sx] - m);
+      T e = math::exp_nonpos(x[i * sx] - m);
       o[i * so] = e;
       s += double(e);
     }
@@ -101,7 +104,7 @@ void softmax_cols(bool log, T* o, index_t co, index_t ao, const T* x, index_t cx
     for (index_t r = 0; r < n; ++r) {
       const T* xr = x + r * ax;
 #pragma omp simd
-      for (index_t j = 0; j < W; ++j) s[j] += double(math::exp(xr[j * cx] - m[j]));
+      for (index_t j = 0; j < W; ++j) s[j] += double(math::exp_nonpos(xr[j * cx] - m[j]));
     }
     T c[kSoftmaxColBlock];
     for (index_t j = 0; j < W; ++j) c[j] = T(math::log(s[j]));
@@ -118,7 +121,7 @@ void softmax_cols(bool log, T* o, index_t co, index_t ao, const T* x, index_t cx
     T* orow = o + r * ao;
 #pragma omp simd
     for (index_t j = 0; j < W; ++j) {
-      T e = math::exp(xr[j * cx] - m[j]);
+      T e = math::exp_nonpos(xr[j * cx] - m[j]);
       orow[j * co] = e;
       s[j] += double(e);
     }

@@ -26,7 +26,7 @@
   FWD(pow0_fwd, T(1))                                                                      \
   FWD(pow1_fwd, x)                                                                         \
   FWD(pow2_fwd, x * x)                                                                     \
-  FWD(pow_fwd, pow_(x, pa))                                                                \
+  FWD(pow_fwd, M::pow(x, pa))                                                             \
   BWD(sigmoid_bwd, M::sigmoid_grad(x, g)) /* x is the forward output y */                  \
   BWD(tanh_bwd, M::tanh_grad(x, g))       /* output */                                     \
   BWD(relu_bwd, M::relu_grad(x, g))       /* output */                                     \
@@ -46,7 +46,9 @@
   BWD(pow_bwd, pow_grad(x, g, pa, pb)) /* pb = p - 1 (computed in T) */
 
 #define GF_UNARY_TABLE_ENTRY(NAME, EXPR) GF_KERNEL(NAME, NAME<T>)
-#define GF_UNARY_TABLE GF_UNARY_KERNELS(GF_UNARY_TABLE_ENTRY, GF_UNARY_TABLE_ENTRY)
+#define GF_UNARY_TABLE                                           \
+  GF_UNARY_KERNELS(GF_UNARY_TABLE_ENTRY, GF_UNARY_TABLE_ENTRY) \
+  GF_KERNEL(relu_inplace, relu_inplace<T>)
 
 namespace gf {
 namespace GF_KERNEL_NS {
@@ -57,14 +59,14 @@ namespace M = gf::math;
 template <class T> inline T sqrt_grad(T y, T g) { return g / (T(2) * y); }
 inline float sqrt_grad(float y, float g) { return float(double(g) / (2.0 * double(y))); }
 // g p x^(p-1). float: in double, where x^(p-1) alone can overflow or lose bits as a subnormal
-// while the product is a normal float; rounded once.
-template <class T> inline T pow_grad(T x, T g, T p, T pm1) { return g * p * std::pow(x, pm1); }
-inline float pow_grad(float x, float g, float p, float pm1) {
+// while the product is a normal float; rounded once. (Always inlined: with pow's body inside,
+// clang would call them and not vectorise the loop.)
+inline __attribute__((always_inline)) double pow_grad(double x, double g, double p, double pm1) {
+  return g * p * M::pow(x, pm1);
+}
+inline __attribute__((always_inline)) float pow_grad(float x, float g, float p, float pm1) {
   return float(double(g) * double(p) * M::pow_in_double(x, pm1));
 }
-// float: gradflow's vectorisable pow (gf_vecmath.h); double: libm's, one call per element.
-inline float pow_(float x, float p) { return M::pow(x, p); }
-inline double pow_(double x, double p) { return std::pow(x, p); }
 
 #define GF_UNARY_FWD(NAME, EXPR)                                              \
   template <class T>                                                          \
@@ -96,6 +98,14 @@ inline double pow_(double x, double p) { return std::pow(x, p); }
 GF_UNARY_KERNELS(GF_UNARY_FWD, GF_UNARY_BWD)
 #undef GF_UNARY_FWD
 #undef GF_UNARY_BWD
+
+// y = relu(y) in place (the fused Linear+ReLU's epilogue): the forward loops' pointers are
+// __restrict, so in place needs its own.
+template <class T>
+void relu_inplace(T* y, index_t n) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) y[i] = M::relu(y[i]);
+}
 
 }  // namespace GF_KERNEL_NS
 }  // namespace gf
