@@ -590,9 +590,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     out = w[input]
     if scale_grad_by_freq and out.requires_grad:
         xp = be.xp
-        counts = be.index_add((n,), weight.dtype, (be.reshape(input.array, -1),),
-                              xp.ones(input.numel(), weight.dtype))
-        per_use = be.reshape(1 / be.getitem(counts, input.array), tuple(input.shape) + (1,))
+        # counted in int64 (exact at any count; a bfloat16 count would stop at 256)
+        counts = be.index_add((n,), _dtypes.int64, (be.reshape(input.array, -1),),
+                              xp.ones(input.numel(), _dtypes.int64))
+        per_use = be.astype(1 / be.getitem(counts, input.array), weight.dtype)
+        per_use = be.reshape(per_use, tuple(input.shape) + (1,))
         out = _GradScale.apply(out, scale=per_use)
     return out
 
