@@ -46,10 +46,10 @@ thread_local bool t_backward = false;     // phase: "backward" while the engine 
 PyTypeObject* g_tensor_type = nullptr;  // gradflow.Tensor: the class of op outputs
 PyObject* g_backend_get = nullptr;      // gradflow.backend.get(device) -> backend
 PyObject* g_recording_trace = nullptr;  // () -> str: the stack an op is recorded at
-// Set by lowp_init (gradflow/autograd/lowp.py, when ml_dtypes is installed): the type number of
-// bfloat16, a float type numpy has no arithmetic of its own for (kind 'V'), and the Python
-// function that runs an op's forward on such arrays (in float32).
-int g_lowp_type_num = -1;
+// Set by lowp_init (gradflow/autograd/lowp.py): the type numbers of the 16-bit float types
+// (float16, and bfloat16 when ml_dtypes is installed; -1 when unset), whose ops run in float32
+// as PyTorch's CPU kernels do, and the Python function that runs an op's forward that way.
+int g_lowp_type_nums[2] = {-1, -1};
 PyObject* g_lowp_forward = nullptr;
 unsigned long long g_sequence = 0;      // recording order (see engine.py)
 
@@ -284,11 +284,11 @@ char dtype_kind(PyObject* a) {
   return k[0];
 }
 
-// Whether backend array `a` is a numpy array of the reduced-precision float type (bfloat16).
+// Whether backend array `a` is a numpy array of a 16-bit float type (float16, bfloat16).
 bool is_lowp(PyObject* a) {
-  return g_lowp_type_num >= 0 && numpy_array_or_null(a) &&
-         py::detail::array_descriptor_proxy(py::detail::array_proxy(a)->descr)->type_num ==
-             g_lowp_type_num;
+  if (!numpy_array_or_null(a)) return false;
+  const int t = py::detail::array_descriptor_proxy(py::detail::array_proxy(a)->descr)->type_num;
+  return t == g_lowp_type_nums[0] || t == g_lowp_type_nums[1];
 }
 
 // t.requires_grad = v: a bool, and True only for floating-point data (as PyTorch).
@@ -1196,15 +1196,20 @@ PyObject* autograd_init(PyObject*, PyObject* args) {
 }
 
 PyObject* lowp_init(PyObject*, PyObject* args) {
-  int type_num;
+  int type_nums[2] = {-1, -1};
   PyObject* forward;
-  if (!PyArg_ParseTuple(args, "iO", &type_num, &forward)) return nullptr;
+  if (!PyArg_ParseTuple(args, "O|ii", &forward, &type_nums[0], &type_nums[1])) return nullptr;
   if (!PyCallable_Check(forward)) {
     PyErr_SetString(PyExc_TypeError, "lowp_init: forward must be callable");
     return nullptr;
   }
+  if (type_nums[0] < 0 || (PyTuple_GET_SIZE(args) > 2 && type_nums[1] < 0)) {
+    PyErr_SetString(PyExc_ValueError, "lowp_init: type numbers must be >= 0");
+    return nullptr;
+  }
   Py_XSETREF(g_lowp_forward, Py_NewRef(forward));
-  g_lowp_type_num = type_num;
+  g_lowp_type_nums[0] = type_nums[0];
+  g_lowp_type_nums[1] = type_nums[1];
   Py_RETURN_NONE;
 }
 
@@ -1227,8 +1232,9 @@ PyMethodDef methods[] = {
     {"autograd_init", autograd_init, METH_VARARGS,
      "autograd_init(tensor_type, backend_get, recording_trace): bind the Python side."},
     {"lowp_init", lowp_init, METH_VARARGS,
-     "lowp_init(type_num, forward): ops on numpy arrays of this type number (bfloat16) run "
-     "forward(op_forward, ctx, *arrays, **params) instead of op_forward itself."},
+     "lowp_init(forward, type_num[, type_num2]): ops on numpy arrays of these type numbers "
+     "(float16, bfloat16) run forward(op_forward, ctx, *arrays, **params) instead of "
+     "op_forward itself."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
