@@ -478,6 +478,32 @@ def test_cuda_refuses_bfloat16():
     assert g.grad.device == "cuda:0" and g.grad.tolist() == [3.0, 3.0]
 
 
+@requires_cuda
+def test_cuda_float16_computes_in_float32_and_rounds_once():
+    """On a CUDA device too, float16 ops are the float32 ones rounded once (one rule for every
+    device), gradients and optimizer state stay float16 and on the device."""
+    x = gf.tensor([[0.5, -1.25, 3.0], [2.0, 0.1, -0.7]], device="cuda").half().requires_grad_()
+    F = gf.nn.functional
+    for f in [gf.exp, gf.relu, gf.sigmoid, gf.tanh, F.gelu, lambda t: t.softmax(1),
+              lambda t: t.log_softmax(1), lambda t: t.logsumexp(1), lambda t: t.sum(),
+              lambda t: t @ t.T, lambda t: F.layer_norm(t, (3,)), lambda t: t * 2.5]:
+        y = f(x)
+        assert y.dtype == gf.float16 and y.device == "cuda:0"
+        np.testing.assert_array_equal(y.detach().cpu().numpy(),
+                                      f(x.detach().float()).half().cpu().numpy())
+        y.sum().backward()
+        assert x.grad.dtype == gf.float16 and x.grad.device == "cuda:0"
+        x.grad = None
+    assert (x + gf.ones(3, device="cuda")).dtype == gf.float32
+    model = gf.nn.Linear(3, 2).to("cuda").half()
+    opt = gf.optim.Adam(model.parameters(), lr=1e-2)
+    F.cross_entropy(model(x.detach()), gf.tensor([0, 1], device="cuda")).backward()
+    opt.step()
+    assert model.weight.dtype == gf.float16 and model.weight.device == "cuda:0"
+    assert all(v.dtype == gf.float16 for v in opt.state[model.weight].values()
+               if hasattr(v, "dtype"))
+
+
 def test_without_ml_dtypes_gradflow_imports_and_says_how_to_get_bfloat16(tmp_path):
     # A stub package that fails to import stands in for a missing ml_dtypes.
     (tmp_path / "ml_dtypes").mkdir()

@@ -1,16 +1,16 @@
 """16-bit float arithmetic (float16, bfloat16), in one place: an op whose inputs include a
-float16 or bfloat16 numpy array runs its forward on float32 copies of them and rounds a float32
+float16 or bfloat16 array runs its forward on float32 copies of them and rounds a float32
 result to that dtype once, as PyTorch's CPU kernels do. numpy has no bfloat16 arithmetic of its
 own (ml_dtypes' type, kind 'V') and computes float16 in float16 (its sums round at every step),
 and the C kernels take only float32/float64, so the float32 kernels do the work. Ops written as
 several ops (layer_norm, the losses) round once too: :func:`in_float32` runs them in float32.
 
 ``Function.apply`` (csrc/autograd.cpp) calls :func:`forward` instead of the op's forward when
-an input array is a numpy float16 or bfloat16 one (CuPy's float16 arrays, on a GPU, keep CuPy's
-own float16 kernels); backward is written with Tensor ops, which come here again. Ops that only
-move or reinterpret data (views, casts, device moves) set ``Function.lowp_native`` and get the
-16-bit arrays themselves: a view must share the input's memory, and a cast must produce its own
-dtype.
+an input array is float16 or bfloat16, on every device (one rule: CuPy's float16 arrays take
+this path too, as gradflow's CUDA kernels are written for float32/float64); backward is written
+with Tensor ops, which come here again. Ops that only move or reinterpret data (views, casts,
+device moves) set ``Function.lowp_native`` and get the 16-bit arrays themselves: a view must
+share the input's memory, and a cast must produce its own dtype.
 """
 
 import functools
@@ -59,8 +59,7 @@ def forward(op_forward, ctx, *arrays, **params):
     return out
 
 
-_C.lowp_init(forward, dtypes.float16.num,
-             *([dtypes.bfloat16.num] if dtypes.bfloat16 is not None else []))
+_C.lowp_init(forward, dtypes.float16, *([dtypes.bfloat16] if dtypes.bfloat16 is not None else []))
 
 
 def in_float32(fn=None, *, in_place=()):
