@@ -72,18 +72,20 @@ def in_float32(fn=None, *, in_place=()):
     statistics): they are passed as they are."""
     if fn is None:
         return lambda f: in_float32(f, in_place=in_place)
-    f16, bf16 = dtypes.float16, dtypes.bfloat16
+    f16 = dtypes.float16
+    # (never None: an argument without a dtype gives None)
+    bf16 = dtypes.bfloat16 if dtypes.bfloat16 is not None else f16
     params = list(inspect.signature(fn).parameters)
 
     def lowp(a):
         dt = getattr(a, "dtype", None)
-        return dt is f16 or (dt is bf16 and dt is not None)
+        return dt is f16 or dt is bf16
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         for a in args:  # (a loop: on the float32 path this check is all the wrapper costs)
             dt = getattr(a, "dtype", None)
-            if dt is f16 or (dt is bf16 and dt is not None):
+            if dt is f16 or dt is bf16:
                 break
         else:
             if not kwargs or not any(lowp(v) for v in kwargs.values()):
