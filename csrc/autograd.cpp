@@ -46,10 +46,12 @@ thread_local bool t_backward = false;     // phase: "backward" while the engine 
 PyTypeObject* g_tensor_type = nullptr;  // gradflow.Tensor: the class of op outputs
 PyObject* g_backend_get = nullptr;      // gradflow.backend.get(device) -> backend
 PyObject* g_recording_trace = nullptr;  // () -> str: the stack an op is recorded at
-// Set by lowp_init (gradflow/autograd/lowp.py, when ml_dtypes is installed): the type number of
-// bfloat16, a float type numpy has no arithmetic of its own for (kind 'V'), and the Python
-// function that runs an op's forward on such arrays (in float32).
-int g_lowp_type_num = -1;
+// Set by lowp_init (gradflow/autograd/lowp.py): the 16-bit float dtypes (float16, and bfloat16
+// when ml_dtypes is installed; null when unset) and their type numbers (-1 when unset), whose
+// ops run in float32 as PyTorch's CPU kernels do, and the Python function that runs an op's
+// forward that way.
+PyObject* g_lowp_dtypes[2] = {nullptr, nullptr};
+int g_lowp_type_nums[2] = {-1, -1};
 PyObject* g_lowp_forward = nullptr;
 unsigned long long g_sequence = 0;      // recording order (see engine.py)
 
@@ -284,11 +286,21 @@ char dtype_kind(PyObject* a) {
   return k[0];
 }
 
-// Whether backend array `a` is a numpy array of the reduced-precision float type (bfloat16).
+// Whether backend array `a` is of a 16-bit float type (float16, bfloat16): a numpy array's type
+// number, read directly; another backend's array (CuPy's) by its dtype attribute, which is
+// numpy's dtype object.
 bool is_lowp(PyObject* a) {
-  return g_lowp_type_num >= 0 && numpy_array_or_null(a) &&
-         py::detail::array_descriptor_proxy(py::detail::array_proxy(a)->descr)->type_num ==
-             g_lowp_type_num;
+  if (numpy_array_or_null(a)) {
+    const int t = py::detail::array_descriptor_proxy(py::detail::array_proxy(a)->descr)->type_num;
+    return t == g_lowp_type_nums[0] || t == g_lowp_type_nums[1];
+  }
+  if (!g_lowp_dtypes[0]) return false;
+  Ref dtype(PyObject_GetAttr(a, N.dtype));
+  if (!dtype) {  // (not an array: the op's forward says so)
+    PyErr_Clear();
+    return false;
+  }
+  return dtype.p == g_lowp_dtypes[0] || dtype.p == g_lowp_dtypes[1];
 }
 
 // t.requires_grad = v: a bool, and True only for floating-point data (as PyTorch).
@@ -1196,15 +1208,28 @@ PyObject* autograd_init(PyObject*, PyObject* args) {
 }
 
 PyObject* lowp_init(PyObject*, PyObject* args) {
-  int type_num;
   PyObject* forward;
-  if (!PyArg_ParseTuple(args, "iO", &type_num, &forward)) return nullptr;
+  PyObject* dtypes[2] = {nullptr, nullptr};
+  if (!PyArg_ParseTuple(args, "OO|O", &forward, &dtypes[0], &dtypes[1])) return nullptr;
   if (!PyCallable_Check(forward)) {
     PyErr_SetString(PyExc_TypeError, "lowp_init: forward must be callable");
     return nullptr;
   }
+  int type_nums[2] = {-1, -1};
+  auto& api = py::detail::npy_api::get();
+  for (int i = 0; i < 2 && dtypes[i]; ++i) {
+    if (!api.PyArrayDescr_Check_(dtypes[i])) {
+      PyErr_Format(PyExc_TypeError, "lowp_init: expected numpy dtypes, got %s",
+                   Py_TYPE(dtypes[i])->tp_name);
+      return nullptr;
+    }
+    type_nums[i] = py::detail::array_descriptor_proxy(dtypes[i])->type_num;
+  }
   Py_XSETREF(g_lowp_forward, Py_NewRef(forward));
-  g_lowp_type_num = type_num;
+  for (int i = 0; i < 2; ++i) {
+    Py_XSETREF(g_lowp_dtypes[i], Py_XNewRef(dtypes[i]));
+    g_lowp_type_nums[i] = type_nums[i];
+  }
   Py_RETURN_NONE;
 }
 
@@ -1227,8 +1252,8 @@ PyMethodDef methods[] = {
     {"autograd_init", autograd_init, METH_VARARGS,
      "autograd_init(tensor_type, backend_get, recording_trace): bind the Python side."},
     {"lowp_init", lowp_init, METH_VARARGS,
-     "lowp_init(type_num, forward): ops on numpy arrays of this type number (bfloat16) run "
-     "forward(op_forward, ctx, *arrays, **params) instead of op_forward itself."},
+     "lowp_init(forward, dtype[, dtype2]): ops on arrays of these dtypes (float16, bfloat16) "
+     "run forward(op_forward, ctx, *arrays, **params) instead of op_forward itself."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -94,6 +94,12 @@ def is_bfloat16(dtype) -> bool:
     return dtype is bfloat16 and dtype is not None  # (numpy keeps one instance of it)
 
 
+def is_lowp(dtype) -> bool:
+    """Whether ``dtype`` is a 16-bit float (float16, bfloat16): ops on it compute in float32 and
+    round once (autograd/lowp.py)."""
+    return dtype is float16 or (dtype is bfloat16 and dtype is not None)
+
+
 def finfo(type=None):
     """Machine limits of a floating dtype (the default float if None), as torch.finfo: ``bits``,
     ``eps``, ``max``, ``min``, ``tiny``/``smallest_normal``, ``resolution``, ``dtype``."""

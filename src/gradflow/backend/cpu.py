@@ -4,7 +4,8 @@ Same interface as :mod:`gradflow.backend.reference`. The kernels cover float32 a
 Ops that only make sense on floats are the kernels themselves (the op layer promotes integer
 inputs first); ops that integer and bool tensors also use (arithmetic, comparisons, sums of
 masks) fall back to the numpy reference when a kernel rejects the dtype with TypeError, which
-costs nothing on the float path; bfloat16 arrays fall back to the float32 kernel instead.
+costs nothing on the float path; float16 and bfloat16 arrays fall back to the float32 kernel
+instead.
 """
 
 import operator
@@ -28,21 +29,27 @@ _ANY_DTYPE = """add sub mul div pow maximum minimum eq ne lt le gt ge where abs 
 pow_scalar pow_scalar_backward sum max min argmax""".split()
 
 
+def _is_lowp_array(a):
+    return isinstance(a, np.ndarray) and _dtypes.is_lowp(a.dtype)
+
+
 def _widening(kernel, reference):
-    """What a kernel falls back to: for bfloat16 arrays (which the autograd engine, accumulating
-    gradients, hands to the backend directly) the float32 kernel on widened copies, its result
-    rounded to bfloat16 once (into ``out``, the binary kernels' third argument, when given);
-    for other dtypes (integers, bools) the reference."""
+    """What a kernel falls back to: for float16/bfloat16 arrays (which the autograd engine,
+    accumulating gradients, hands to the backend directly) the float32 kernel on widened copies,
+    its result rounded once (into ``out``, the binary kernels' third argument, when given; else
+    to the arrays' 16-bit dtype when they share it); for other dtypes (integers, bools) the
+    reference."""
     def fallback(*args):
-        bf16 = _dtypes.bfloat16
-        if bf16 is None or not any(getattr(a, "dtype", None) is bf16 for a in args):
+        floats = {a.dtype for a in args if isinstance(a, np.ndarray) and _dtypes.is_float(a.dtype)}
+        if not any(_dtypes.is_lowp(dt) for dt in floats):
             return reference(*args)
-        wide = [a.astype(np.float32) if getattr(a, "dtype", None) is bf16 else a for a in args]
+        wide = [a.astype(np.float32) if _is_lowp_array(a) else a for a in args]
         out = kernel(*wide)
-        if len(args) > 2 and getattr(args[2], "dtype", None) is bf16:  # (a, b, out)
+        if len(args) > 2 and _is_lowp_array(args[2]):  # (a, b, out)
             args[2][...] = out
             return args[2]
-        return out.astype(bf16) if out.dtype == np.float32 else out
+        (narrow,) = floats if len(floats) == 1 else (None,)
+        return out.astype(narrow) if narrow is not None and out.dtype == np.float32 else out
 
     return fallback
 

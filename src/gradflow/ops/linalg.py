@@ -5,7 +5,7 @@ instead of materialising transposes. Also addmm, baddbmm, trace and cdist, writt
 import builtins
 
 from ..autograd.function import Function
-from ..dtypes import is_bfloat16
+from ..dtypes import is_lowp
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.lowp import in_float32
 from ._util import float_operand, promote
@@ -85,8 +85,8 @@ class LinearReLU(Function):
         need = ctx.needs_input_grad
         want_bias = len(need) == 3 and need[2]
         gb = None
-        # create_graph: recorded ops, differentiable again (and bfloat16's, in float32 each)
-        if is_grad_enabled() or not want_bias or is_bfloat16(g.dtype):
+        # create_graph: recorded ops, differentiable again (and 16-bit floats', in float32 each)
+        if is_grad_enabled() or not want_bias or is_lowp(g.dtype):
             gz = ReLU.run_backward(y, g, ())
             gb = gz if want_bias else None  # the engine sums it over the batch
         else:

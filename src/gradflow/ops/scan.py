@@ -10,6 +10,7 @@ import numpy as np
 from .. import dtypes as _dtypes
 from .. import tensor as _tensor
 from ..autograd.function import Function, NonDifferentiable
+from ..autograd.lowp import in_float32
 from ._util import float_operand, normalize_axis, normalize_dims, torch_kwargs
 from .index import take_along_dim
 from .reduce import ValuesIndices, accumulated, amax
@@ -181,6 +182,7 @@ def cumprod(input, dim, *, dtype=None):
 
 
 @torch_kwargs
+@in_float32
 def logcumsumexp(input, dim):
     """log(cumsum(exp(x))) along ``dim``, without overflow."""
     x = float_operand(input)

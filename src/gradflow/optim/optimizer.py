@@ -91,8 +91,8 @@ class Optimizer:
             if group.get("maximize"):
                 grad = -grad
             state = self.state.setdefault(p, {})
-            if _dtypes.is_bfloat16(p.dtype):
-                self._update_bfloat16(p, grad, state, group)
+            if _dtypes.is_lowp(p.dtype):
+                self._update_lowp(p, grad, state, group)
             elif p.array.flags.c_contiguous:
                 batch = batches.setdefault((id(group), p._be), (group, [], [], [], []))
                 for item, value in zip(batch[1:], (p, p.array, grad, state)):
@@ -107,17 +107,18 @@ class Optimizer:
             for p in tensors:
                 p._vbox[0] += 1
 
-    def _update_bfloat16(self, p, grad, state, group):
-        """One step of bfloat16 parameter ``p``: the update runs in float32 on copies of the
-        parameter, gradient and state (the kernels take float32), and each result is rounded to
-        bfloat16 once; the state stays bfloat16, as PyTorch keeps it in the parameter's dtype."""
-        f32, bf16 = np.float32, _dtypes.bfloat16
+    def _update_lowp(self, p, grad, state, group):
+        """One step of float16/bfloat16 parameter ``p``: the update runs in float32 on copies of
+        the parameter, gradient and state (the kernels take float32), and each result is rounded
+        to ``p``'s dtype once; the state keeps that dtype, as PyTorch keeps it in the
+        parameter's."""
+        f32, low = np.float32, p.dtype
         work = p.array.astype(f32)
-        wide = {k: v.astype(f32) if getattr(v, "dtype", None) is bf16 else v
+        wide = {k: v.astype(f32) if getattr(v, "dtype", None) is low else v
                 for k, v in state.items()}
         self._update_many([work], [grad.astype(f32)], [wide], group, p._be)
         for k, v in wide.items():
-            state[k] = v.astype(bf16) if getattr(v, "dtype", None) == f32 else v
+            state[k] = v.astype(low) if getattr(v, "dtype", None) == f32 else v
         p._be.setitem(p.array, Ellipsis, work)
         p._vbox[0] += 1
 
