@@ -195,10 +195,10 @@ GF_HD float log(float x) {
   float k = float((ix >> 23) - (sub ? 23 : 0));
   float r = detail::bits_to_float((ix & 0x007fffff) + 0x3f2aaaab) - 1.0f;
   float r2 = r * r, r4 = r2 * r2;
-  float p01 = 0x1.5554fap-2f * r - 0x1.ffffd6p-2f;
-  float p23 = 0x1.99d42p-3f * r - 0x1.00148p-2f;
-  float p45 = 0x1.1ea2dp-3f * r - 0x1.5032d2p-3f;
-  float p67 = 0x1.1f4036p-3f * r - 0x1.3b28b8p-3f;
+  float p01 = 0.33333197f * r - 0.49999937f;
+  float p23 = 0.20011163f * r - 0.2500782f;
+  float p45 = 0.13995898f * r - 0.16415943f;
+  float p67 = 0.14025919f * r - 0.15388626f;
   float P = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
   float y = (k * 0.693145751953125f + r) + (r2 * P + k * 1.428606765330187e-06f);
   // one select for 0, negatives, +inf and NaN (each its own value)
