@@ -17,23 +17,31 @@ namespace detail {
 // e^(x - m) 2^100 for x <= 0 and |m| < 2^-16 (minus the low part of a two-float argument; m = 0
 // folds away), a normal float: kernels whose result can be subnormal scale by 2^-100 last, so
 // that it is rounded once.
-GF_HD float exp_nonpos_2p100(float x, float m) {
+// The parts of e^(x - m) 2^100 for x <= 0: the scale 2^(k + 100), r, and q with
+// e^r = 1 + r q (q the Taylor series to r^7 over r, without its last step).
+struct ExpParts {
+  float scale, r, q;
+};
+GF_HD ExpParts exp_nonpos_2p100_parts(float x, float m) {
   x = x < -120.0f ? -120.0f : x;  // e^-120 2^-100 is 0 to a float (NaN stays NaN)
   const float shift = 12582912.0f;  // 1.5 2^23: adding it rounds to an integer
   float t = x * 1.44269504f + shift;
   float k = t - shift;  // round(x / ln 2), in [-174, 0]
   // r = x - m - k ln 2 in [-ln2/2, ln2/2]; k * ln2_hi is exact (ln2_hi has 16 significant bits)
   float r = ((x - k * 0.693145751953125f) - k * 1.428606765330187e-06f) - m;
-  float p = 1.98412698e-04f;  // Taylor to r^7: error < 5e-9
-  p = p * r + 1.38888889e-03f;
-  p = p * r + 8.33333333e-03f;
-  p = p * r + 4.16666667e-02f;
-  p = p * r + 0.166666667f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  float q = 1.98412698e-04f;  // Taylor to r^7: error < 5e-9
+  q = q * r + 1.38888889e-03f;
+  q = q * r + 8.33333333e-03f;
+  q = q * r + 4.16666667e-02f;
+  q = q * r + 0.166666667f;
+  q = q * r + 0.5f;
+  q = q * r + 1.0f;
   // 2^(k + 100) from the low bits of t (k + 227 in the exponent field)
-  return p * bits_to_float((float_to_bits(t) + 227) << 23);
+  return {bits_to_float((float_to_bits(t) + 227) << 23), r, q};
+}
+GF_HD float exp_nonpos_2p100(float x, float m) {
+  ExpParts e = exp_nonpos_2p100_parts(x, m);
+  return (e.q * e.r + 1.0f) * e.scale;
 }
 GF_HD float two_m100() { return 7.88860905e-31f; }  // 2^-100 (a function: NVRTC has no globals)
 }  // namespace detail
@@ -76,19 +84,8 @@ namespace detail {
 // e^(x - m) 2^100 as hi + lo (as exp_nonpos_2p100: hi is its result rounded once, lo that
 // rounding's error), for the GELU-tanh derivative, whose last steps add no rounding of their own.
 GF_HD float exp_nonpos_2p100_hl(float x, float m, float& lo) {
-  x = x < -120.0f ? -120.0f : x;
-  const float shift = 12582912.0f;
-  float t = x * 1.44269504f + shift;
-  float k = t - shift;
-  float r = ((x - k * 0.693145751953125f) - k * 1.428606765330187e-06f) - m;
-  float p = 1.98412698e-04f;
-  p = p * r + 1.38888889e-03f;
-  p = p * r + 8.33333333e-03f;
-  p = p * r + 4.16666667e-02f;
-  p = p * r + 0.166666667f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  float scale = bits_to_float((float_to_bits(t) + 227) << 23), rp = r * p;
+  ExpParts e = exp_nonpos_2p100_parts(x, m);
+  float scale = e.scale, rp = e.r * e.q;
   float hi = fma(scale, rp, scale);
   lo = fma(scale, rp, scale - hi);  // scale - hi is exact (the two within a factor 2)
   return hi;
