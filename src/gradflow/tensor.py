@@ -543,7 +543,8 @@ class Tensor(_C.TensorBase):
         if op == "sub":
             _arith.check_not_bool("Subtraction", self, other)
         other = _arith.as_tensor(other, self)
-        _check_inplace_cast(op, "true_divide" if op == "div" else other.dtype, self.dtype)
+        if other.dtype is not self.dtype or op == "div":  # (the same dtype always casts)
+            _check_inplace_cast(op, "true_divide" if op == "div" else other.dtype, self.dtype)
         if _state.grad_enabled and (self.requires_grad or other.requires_grad):
             self._check_inplace(op)
             result = getattr(_arith, op)(self._snapshot(), other)

@@ -1,8 +1,7 @@
 """Elementwise arithmetic and math: + - * / **, maximum/minimum, where, comparisons, exp, log,
 sqrt, abs, clip. Operands broadcast numpy-style; the engine reduces gradients back."""
 
-import numpy as np
-
+from .. import _C
 from .. import dtypes as _dtypes
 from ..autograd.function import Function, NonDifferentiable
 from ._fused import FusedOp
@@ -242,17 +241,19 @@ add = _binary(Add, "a + b, broadcasting.")
 _sub = _binary(Sub, "a - b, broadcasting.")
 
 
+def _is_bool(x):
+    return x.__class__ is bool or (isinstance(x, _C.TensorBase) and x.array.dtype.kind == "b")
+
+
 def check_not_bool(op, *operands):
     """torch has no arithmetic negation on bools: ``-`` with a bool tensor or a Python bool
     raises (numpy would compute it in integers or raise a numpy error)."""
-    from ..tensor import Tensor
-
     for x in operands:
-        if x.__class__ is bool or (isinstance(x, Tensor) and x.array.dtype.kind == "b"):
-            hint = ("use the `^` or `logical_xor()` operator instead" if op == "Subtraction" and all(
-                y.__class__ is bool or (isinstance(y, Tensor) and y.dtype.kind == "b") for y in operands)
-                else "if you are trying to invert a mask, use the `~` or `logical_not()` operator "
-                     "instead")
+        if _is_bool(x):
+            hint = ("use the `^` or `logical_xor()` operator instead"
+                    if op == "Subtraction" and all(_is_bool(y) for y in operands)
+                    else "if you are trying to invert a mask, use the `~` or `logical_not()` "
+                         "operator instead")
             raise RuntimeError(f"{op}, the `-` operator, with a bool tensor or a bool is not "
                                f"supported (as in torch); {hint}")
 
