@@ -642,3 +642,67 @@ def test_cuda_kernels_that_cannot_be_captured_replay_without_graphs():
         assert np.array_equal(a, b)
     plans = replayed(jitted[3])
     assert plans and all(p.source.startswith("def replay") for p in plans)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
+@pytest.mark.parametrize("view", [False, True], ids=["labels", "reshaped_labels"])
+def test_cross_entropy_replay_checks_the_ignored_label_first(device, view):
+    # cross_entropy takes a one-kernel path when no label is ignore_index: a replay checks that
+    # again (from the labels, before any kernel) and traces again when a label is ignored.
+    gf.manual_seed(0)
+    lin = nn.Linear(4, 3).to(device)
+    opt = gf.optim.SGD(lin.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(lin(x), y.reshape(-1) if view else y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    jitted = gf.jit(step)
+    x = gf.tensor(np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32), device=device)
+    plain = gf.tensor([0, 1, 2, 1, 0, 2], device=device)
+    ignored = gf.tensor([0, -100, 2, -100, 0, 2], device=device)
+    for y in (plain, plain, plain, ignored, plain, ignored):
+        gf.manual_seed(0)
+        ref = nn.Linear(4, 3).to(device)
+        with gf.no_grad():
+            ref.weight.copy_(lin.weight)
+            ref.bias.copy_(lin.bias)
+        ref_opt = gf.optim.SGD(ref.parameters(), lr=0.1)
+        expected = F.cross_entropy(ref(x), y)
+        expected.backward()
+        ref_opt.step()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", gf.JitWarning)  # (the ignore_index path runs eagerly)
+            got = jitted(x, y)
+        assert got.item() == expected.item()
+        assert np.array_equal(lin.weight.detach().numpy(), ref.weight.detach().numpy())
+    plans = replayed(jitted)
+    assert plans and all("_V0" in p.source for p in plans)
+
+
+def test_index_checks_run_again_at_every_replay():
+    # embedding and take raise on out-of-range indices (numpy would wrap negative ones): the
+    # check is a step of the record, so a replay with bad indices raises as eager does.
+    emb = nn.Embedding(5, 3)
+    f = gf.jit(lambda t: emb(t).sum() + gf.take(emb.weight, t).sum())
+    good = gf.tensor([0, 4, 2])
+    for _ in range(3):
+        f(good)
+    for bad in ([0, -1, 2], [0, 5, 2]):
+        with pytest.raises(IndexError, match="out of range"):
+            f(gf.tensor(bad))
+    assert replayed(f)
+
+
+def test_a_value_read_back_from_an_array_function_is_refused():
+    # numpy's reductions return scalars, which look like arrays: a branch on one is refused
+    @gf.jit(strict=True)
+    def f(x):
+        xp = x._be.xp
+        return x * 2 if bool(xp.any(xp.greater(x.array, 0))) else x
+
+    with pytest.raises(gf.JitError, match="came back to Python"):
+        f(gf.tensor([1.0, -2.0]))

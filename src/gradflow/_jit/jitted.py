@@ -196,7 +196,14 @@ class _Plan:
         self.effects, self.n_leaves = effects, len(leaves)
         self.out_expr = self._out(out, env, leaves, fresh=False)
         self.fresh_out_expr = self._out(out, env, leaves, fresh=True)
-        text = "\n".join([call for _, call, _ in rec.steps] + effects + [self.out_expr])
+        # The values the function branched on, computed again from the entry arrays.
+        value_checks = []
+        for k, (lines, call, value) in enumerate(rec.value_guards):
+            ns[f"_V{k}"] = value
+            value_checks += [re.sub(r"\ba(\d+)\b", lambda m: self._entry_array(int(m.group(1)), leaves), x)
+                             for x in lines + [f"if {call} != _V{k}: return _MISS"]]
+        text = "\n".join([call for _, call, _ in rec.steps] + effects + [self.out_expr]
+                         + value_checks)
         checks = []  # the reachable arrays the steps read, each checked to be the one recorded
         for i, t in enumerate(env.tensors):
             for var, expr, captured in ((f"p{i}", f"t{i}.array", env.entry[i][0]),
@@ -205,7 +212,7 @@ class _Plan:
                     ns[f"P_{var}"] = captured
                     checks += [f"{var} = {expr}", f"if {var} is not P_{var}: return _MISS"]
         self.head = (f"    if not ({' and '.join(guards)}):\n        return _MISS\n"
-                     + "".join(f"    {line}\n" for line in checks))
+                     + "".join(f"    {line}\n" for line in checks + value_checks))
         for key in [k for k in ns if k.startswith("_ref_")]:
             del ns[key]
         loads = [f"a{j} = x{j}.array" if j in self.tensor_leaves else f"a{j} = x{j}"
@@ -226,6 +233,11 @@ class _Plan:
         if backend is not None:
             self._replay, self.be = self.run, backend
             self.run = self._capture
+
+    @staticmethod
+    def _entry_array(j, leaves):
+        """Source for argument j's array as the call passed it (before any copy a launch makes)."""
+        return f"x{j}.array" if isinstance(leaves[j], Tensor) else f"x{j}"
 
     def _compile(self, name, lines):
         params = ", ".join(f"x{j}" for j in range(self.n_leaves))
@@ -442,9 +454,11 @@ class Jitted:
             warnings.warn(f"gf.jit: {self.__name__} runs eagerly for this input signature: "
                           f"{rec.failure}", JitWarning, stacklevel=3)
         with self._lock:
-            # A signature keeps a few records (train and eval mode, say), newest first.
-            variants = [plan] + list(self._plans.pop(key, ()))[:_VARIANTS - 1]
-            self._plans[key] = variants if plan is not _EAGER else [plan]
+            # A signature keeps a few records (train and eval mode, say), newest first; after a
+            # trace that failed, calls that none of them fits run eagerly without tracing again.
+            old = [p for p in self._plans.pop(key, ()) if p is not _EAGER]
+            self._plans[key] = (([plan] + old)[:_VARIANTS] if plan is not _EAGER
+                                else old[:_VARIANTS - 1] + [_EAGER])
             while len(self._plans) > self._cache_size:
                 self._plans.popitem(last=False)
         return out

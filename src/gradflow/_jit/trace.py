@@ -13,6 +13,7 @@ This module imports nothing from gradflow at load time: tensor.py and the optimi
 hooks (``active`` is the cheap check they make first).
 """
 
+import re
 import threading
 import weakref
 
@@ -59,6 +60,17 @@ def call(fn, *args, live=True):
     if rec is None or rec.paused:
         return fn(*args)
     return rec.call(fn, args, {}, (), host=live)
+
+
+def guard(fn, *args):
+    """``fn(*args)``, a Python value the traced function branches on (whether any label is the
+    ignored one, say), computed from its arguments' or reachable tensors' arrays as they are on
+    entry. A replay computes it again before any kernel runs and, if it differs, is not used (the
+    next record of the signature is tried, or the function is traced again)."""
+    rec = getattr(_local, "rec", None) if active else None
+    if rec is None or rec.paused:
+        return fn(*args)
+    return rec.guard(fn, args)
 
 
 def host_read(tensor):
@@ -113,6 +125,11 @@ class Recorder:
         self.steps = []  # (kind, call source, output target or None); kind: "kernel" | "host"
         self.used = set()  # the source names the steps read
         self.wrote_input = False
+        self.written = set()  # the names of the arrays a step wrote into
+        self.step_io = []  # per step: (the names it read, the names it wrote)
+        self.producer = {}  # result name -> the index of the step that made it
+        self.value_guards = []  # (lines, then an expression, computed first at a replay; value)
+        self._reads = None  # (name, written) of the arrays the current step's arguments name
         self.host_outputs = {}  # name -> (shape, dtype) of what a live step returned
         self.paused = 0
         self.failure = None
@@ -170,6 +187,10 @@ class Recorder:
                 self.bind(obj, name)
             elif written and name[0] == "a":
                 self.wrote_input = True  # (a CUDA graph would write its own copy of the input)
+            if written:
+                self.written.add(name)
+            if self._reads is not None:
+                self._reads.append((name, written))
             self.used.add(name)
             return name
         t = type(obj)
@@ -192,6 +213,54 @@ class Recorder:
         return self.const(obj)
 
     # ---- steps -------------------------------------------------------------------------------
+    def guard(self, fn, args):
+        """Runs ``fn(*args)`` and records it as a check at the start of the replay."""
+        where = getattr(fn, "__name__", "a guard")
+        self._reads = []
+        try:
+            arg_src = [self.src(a, where=where) for a in args]
+            names = [name for name, _ in self._reads]
+        finally:
+            self._reads = None
+        self.paused += 1
+        try:
+            value = fn(*args)
+        finally:
+            self.paused -= 1
+        if type(value) not in (bool, int):
+            self.fail(f"{where}: a guard must give a bool or an int, got {type(value).__name__}")
+        steps = self._entry_slice(names)
+        if steps is None:
+            self.fail(f"{where}: the function branches on values that are not its inputs' own, "
+                      "or kernels made them from inputs written before (a replay must check them "
+                      "before it runs any kernel)")
+            return value
+        # (the slice's results renamed: a replay's own variables keep their meaning)
+        lines = [_slice_names(f"{target} = {call}") for _, call, target in
+                 (self.steps[i] for i in steps)]
+        call = _slice_names(f"{self.const(fn, 'f')}({', '.join(arg_src)})")
+        self.value_guards.append((lines, call, value))
+        return value
+
+    def _entry_slice(self, names):
+        """The steps (indices, in order) that compute the arrays ``names`` from the entry arrays,
+        or None when one is not computed that way by kernels that write nothing, from arrays
+        unwritten so far."""
+        steps, todo = set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name in self.written:
+                return None
+            if name[0] in "ap":
+                continue
+            i = self.producer.get(name)
+            if i is None or self.steps[i][0] != "kernel" or self.step_io[i][1]:
+                return None
+            if i not in steps:
+                steps.add(i)
+                todo += self.step_io[i][0]
+        return sorted(steps)
+
     def call(self, fn, args, kwargs, writes, host=False, name=None, xp=False):
         """Runs ``fn(*args, **kwargs)`` and records it as one step."""
         where = name or getattr(fn, "__name__", "a call")
@@ -201,14 +270,22 @@ class Recorder:
         if name in VALUE_SHAPED or (name == "getitem" and _bool_index(args[1])):
             self.fail(f"{name}: the shape of its result depends on the values (a boolean mask, "
                       "nonzero, unique...); a replay would keep the recorded shape")
-        arg_src = [self.src(a, i in writes, where) for i, a in enumerate(args)]
-        arg_src += [f"{k}={self.src(v, k == 'out', where)}" for k, v in kwargs.items()]
+        self._reads = []
+        try:
+            arg_src = [self.src(a, i in writes, where) for i, a in enumerate(args)]
+            arg_src += [f"{k}={self.src(v, k == 'out', where)}" for k, v in kwargs.items()]
+            reads = self._reads
+        finally:
+            self._reads = None
         self.paused += 1
         try:
             result = fn(*args, **kwargs)
         finally:
             self.paused -= 1
         call_src = f"{self.const(fn, 'f')}({', '.join(arg_src)})"
+        if xp and isinstance(result, np.generic) and any(_is_array(a) for a in args):
+            # (numpy's reductions give scalars, which look like arrays: a value Python may branch on)
+            self.fail(f"{where}: a value computed from arrays came back to Python")
         if _is_array(result):
             target = self.new_name("r")
             self.bind(result, target)
@@ -229,8 +306,17 @@ class Recorder:
             for x in result if type(result) is tuple else (result,):
                 if _is_array(x):
                     self.host_outputs[self.names[id(x)]] = (x.shape, x.dtype)
+        for n in (target or "").replace(",", " ").split():
+            if n != "_":
+                self.producer[n] = len(self.steps)
+        self.step_io.append(([n for n, w in reads if not w], [n for n, w in reads if w]))
         self.steps.append(("host" if host else "kernel", call_src, target))
         return result
+
+
+def _slice_names(source):
+    """``source`` with the results it names (r7) renamed (_sr7)."""
+    return re.sub(r"\br(\d+)\b", r"_sr\1", source)
 
 
 # ---- the wrapped backends ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ from ..ops.activation import (cross_entropy_rows, gelu, leaky_relu, log_softmax,
                               softmax, softplus, tanh)
 from .._jit import trace as _jit_trace
 from ..ops.linalg import linear
+from ..ops._util import check_indices
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "gelu", "softplus", "softmax", "log_softmax",
            "linear", "mse_loss", "cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
@@ -79,7 +80,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise RuntimeError(f"cross_entropy: the labels are on {target._device} but the logits "
                                f"are on {logits._device}")
         plain = (logits.ndim == 2 and weight is None and not label_smoothing
-                 and not bool(target._be.xp.any(target._be.xp.equal(target.array, ignore_index))))
+                 and not _jit_trace.guard(_has_value, target.array, ignore_index))
         if plain:
             labels = target.array if target.dtype == "int64" else target._be.astype(target.array, "int64")
             return _reduce(cross_entropy_rows(logits, labels), reduction, "cross_entropy")
@@ -110,6 +111,11 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return _reduce(loss, reduction, "cross_entropy")
     raise TypeError(f"cross_entropy: target must be integer labels or float probabilities, "
                     f"got {target.dtype}")
+
+
+def _has_value(labels, value):
+    """Whether any label is ``value`` (a gf.jit replay checks it again first)."""
+    return bool((labels == value).any())
 
 
 def _check_reduction(reduction, op):
@@ -572,9 +578,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D, got shape {weight.shape}")
     n, be = weight.shape[0], input._be
-    if input.numel() and (int(be.xp.min(input.array)) < 0 or int(be.xp.max(input.array)) >= n):
-        raise IndexError(f"embedding: index out of range for {n} embeddings (indices must be in "
-                         f"[0, {n}))")
+    check_indices(input.array, n, "embedding")
     if padding_idx is not None:
         if not -n <= padding_idx < n:
             raise ValueError(f"embedding: padding_idx {padding_idx} is not within {n} embeddings")

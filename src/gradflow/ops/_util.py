@@ -10,10 +10,23 @@ import numpy as np
 
 from .. import dtypes
 from .. import tensor as _tensor
+from .._jit import trace as _jit_trace
 
 
 # (dtypes.is_float, inline on the paths every op takes; None without ml_dtypes)
 _BF16 = dtypes.bfloat16
+
+
+def check_indices(array, n, op):
+    """Raises IndexError unless every value of the integer ``array`` is in [0, n) (PyTorch's
+    rule for indices into n rows; numpy would wrap negative ones). A step of a gf.jit record:
+    every replay checks its indices again."""
+    _jit_trace.call(_check_indices, array, n, op)
+
+
+def _check_indices(array, n, op):
+    if array.size and (int(array.min()) < 0 or int(array.max()) >= n):
+        raise IndexError(f"{op}: index out of range for {n} rows (indices must be in [0, {n}))")
 
 
 def as_tensor(x, like):

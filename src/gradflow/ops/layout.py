@@ -11,6 +11,7 @@ import numpy as np
 from .. import tensor as _tensor
 from ..autograd.function import Function
 from ._util import normalize_axis, normalize_dims, torch_kwargs
+from .._jit import trace as _jit_trace
 from .shape import GetItem, IndexAdd, broadcast_to, concatenate, reshape, split
 
 
@@ -346,13 +347,13 @@ def take(input, index):
     from .index import _index_tensor
 
     index = _index_tensor(index, input, "take")
-    n = input.numel()
-    if index.numel():
-        be = index._be
-        lo, hi = int(be.xp.min(index.array)), int(be.xp.max(index.array))
-        if lo < -n or hi >= n:
-            raise IndexError(f"take: index out of range for a tensor of {n} elements")
+    _jit_trace.call(_check_take, index.array, input.numel())  # (a replay checks again)
     return GetItem.apply(reshape(input, -1), index=index.array)
+
+
+def _check_take(index, n):
+    if index.size and (int(index.min()) < -n or int(index.max()) >= n):
+        raise IndexError(f"take: index out of range for a tensor of {n} elements")
 
 
 def kron(input, other):
