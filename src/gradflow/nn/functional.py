@@ -80,7 +80,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise RuntimeError(f"cross_entropy: the labels are on {target._device} but the logits "
                                f"are on {logits._device}")
         plain = (logits.ndim == 2 and weight is None and not label_smoothing
-                 and not _jit_trace.guard(_has_value, target.array, ignore_index))
+                 and not _jit_trace.guard(_has_value, target._be.xp, target.array, ignore_index))
         if plain:
             labels = target.array if target.dtype == "int64" else target._be.astype(target.array, "int64")
             return _reduce(cross_entropy_rows(logits, labels), reduction, "cross_entropy")
@@ -113,9 +113,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                     f"got {target.dtype}")
 
 
-def _has_value(labels, value):
-    """Whether any label is ``value`` (a gf.jit replay checks it again first)."""
-    return bool((labels == value).any())
+def _has_value(xp, labels, value):
+    """Whether any label is ``value`` (a gf.jit replay checks it again first). ``xp``: the
+    labels' backend's, which works on their device."""
+    return bool(xp.any(xp.equal(labels, value)))
 
 
 def _check_reduction(reduction, op):
