@@ -675,12 +675,15 @@ def test_cross_entropy_replay_checks_the_ignored_label_first(device, view):
         expected.backward()
         ref_opt.step()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", gf.JitWarning)  # (the ignore_index path runs eagerly)
+            warnings.simplefilter("error", gf.JitWarning)  # (both paths are recorded)
             got = jitted(x, y)
         assert got.item() == expected.item()
         assert np.array_equal(lin.weight.detach().numpy(), ref.weight.detach().numpy())
     plans = replayed(jitted)
-    assert plans and all("_V0" in p.source for p in plans)
+    # the first record (before the gradients existed), then one for each path
+    assert len(plans) == 3 and all("_V0" in p.source for p in plans)
+    with pytest.raises(IndexError, match="labels must be in"):  # checked at the replay too
+        jitted(x, gf.tensor([0, -100, 2, -5, 0, 2], device=device))
 
 
 def test_index_checks_run_again_at_every_replay():

@@ -113,6 +113,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                     f"got {target.dtype}")
 
 
+def _check_labels(labels, c):
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= c):
+        raise IndexError(f"nll_loss: labels must be in [0, {c}) (or ignore_index), got "
+                         f"{int(labels.min())}..{int(labels.max())}")
+
+
 def _has_value(xp, labels, value):
     """Whether any label is ``value`` (a gf.jit replay checks it again first). ``xp``: the
     labels' backend's, which works on their device."""
@@ -152,9 +158,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     c = input.shape[1]
     ignored = target == ignore_index
     safe = target.masked_fill(ignored, 0)
-    if safe.numel() and (int(safe.array.min()) < 0 or int(safe.array.max()) >= c):
-        raise IndexError(f"nll_loss: labels must be in [0, {c}) (or ignore_index), got "
-                         f"{int(safe.array.min())}..{int(safe.array.max())}")
+    _jit_trace.call(_check_labels, safe.array, c)  # (a gf.jit replay checks again)
     picked = -gather(input, 1, safe.unsqueeze(1)).squeeze(1)
     w = (~ignored).to(input.dtype)
     if weight is not None:

@@ -44,7 +44,8 @@ def _along(input, dim, index, op):
         if i == d:
             parts.append(index.array)
         else:
-            parts.append(xp.arange(n).reshape((1,) * i + (n,) + (1,) * (index.ndim - i - 1)))
+            # (xp's functions, not array methods: a gf.jit record sees them)
+            parts.append(xp.reshape(xp.arange(n), (1,) * i + (n,) + (1,) * (index.ndim - i - 1)))
     return tuple(parts)
 
 
