@@ -61,6 +61,10 @@ static py::dict threading_info() {
   d["threads"] = gf::num_threads();
   d["workers"] = gf::pool_workers();
   d["blas_threads"] = scipy_openblas_get_num_threads();
+  const PoolStats st = pool_stats();
+  d["threaded_jobs"] = st.jobs;
+  d["solo_jobs"] = st.solo_jobs;
+  d["stalls"] = st.stalls;
   return d;
 }
 }  // namespace gf
@@ -77,7 +81,12 @@ PYBIND11_MODULE(_C, m) {
         "How gradflow's CPU kernels are threaded: a dict with 'pool' (whose threads run them), "
         "'openmp' (whether this build reads the start count through OpenMP's runtime, see "
         "GRADFLOW_OPENMP), 'threads' (the count in use), 'workers' (pool threads started so "
-        "far) and 'blas_threads' (OpenBLAS's own count: 1, gradflow splits the products).");
+        "far), 'blas_threads' (OpenBLAS's own count: 1, gradflow splits the products), and "
+        "since the start: 'threaded_jobs' (loops split across threads), 'stalls' (jobs whose "
+        "caller waited long for a worker kept off its core) and 'solo_jobs' (loops run on the "
+        "calling thread alone for a while after a stall).");
+  m.def("_pool_set_test_delay", &gf::pool_set_test_delay, py::arg("microseconds"),
+        "For tests: pool workers sleep this long before each chunk they take (0: never).");
   m.def("blas_num_threads", []() { return scipy_openblas_get_num_threads(); },
         "Threads OpenBLAS splits one of its calls into: always 1, gradflow splits a product "
         "into single-threaded calls itself.");

@@ -26,6 +26,19 @@ inline void cpu_relax() {
 // next job a wake-up (a system call, and tens of microseconds until the worker runs).
 constexpr auto kSpin = std::chrono::microseconds(50);
 
+// The stall guard. A worker that holds a chunk and loses its core to another process for a
+// time slice (milliseconds) makes the caller wait that long for a job of microseconds, and
+// the chunks it took cannot be taken back. When a job took longer than the caller alone would
+// have (its time per chunk times the chunks, plus one for the worker that wakes late), having
+// waited for workers' chunks (at least kStallMin), the next jobs run on the calling thread
+// alone for a while (kSoloMin, doubling while stalls keep coming, up to kSoloMax), after which
+// a job tries the workers again. On an idle machine jobs do not stall: nothing changes there.
+// Results never depend on it (splits depend only on the shape and the thread count).
+using Clock = std::chrono::steady_clock;
+constexpr auto kStallMin = std::chrono::microseconds(100);
+constexpr auto kSoloMin = std::chrono::milliseconds(4);
+constexpr auto kSoloMax = std::chrono::milliseconds(256);
+
 // The job word: generation (32 bits) | threads allowed (16 bits) | chunks not yet taken (16
 // bits). One atomic word, so that a worker takes a chunk only of the job it looked at: once it
 // holds one, that job cannot finish, and its parameters stay valid, until it reports it done.
@@ -52,6 +65,12 @@ struct Pool {
   std::atomic<unsigned> setup_version{0};
   std::atomic<void (*)(bool)> setup_fn{nullptr};
   std::atomic<bool> setup_arg{false};
+  // The stall guard's state (guarded by busy).
+  Clock::time_point solo_until{}, last_stall{};
+  Clock::duration solo_for{};
+  // Counts for pool_stats (read from any thread).
+  std::atomic<long long> jobs{0}, solo_jobs{0}, stalls{0};
+  std::atomic<int> test_delay_us{0};  // a sleep before each worker chunk (pool_set_test_delay)
 };
 
 Pool& pool() {
@@ -70,11 +89,18 @@ int take(Pool& P, std::uint32_t gen) {
   }
 }
 
-void run_taken(Pool& P, std::uint32_t gen) {
-  for (int c; (c = take(P, gen)) >= 0;) {
+// Runs the chunks of job `gen` that are left, one at a time; returns how many it ran.
+int run_taken(Pool& P, std::uint32_t gen, bool worker) {
+  int ran = 0;
+  for (int c; (c = take(P, gen)) >= 0; ++ran) {
+    if (worker) {
+      if (int us = P.test_delay_us.load(std::memory_order_relaxed))
+        std::this_thread::sleep_for(std::chrono::microseconds(us));
+    }
     P.body(P.ctx, c);
     P.done.fetch_add(1, std::memory_order_release);
   }
+  return ran;
 }
 
 void worker_main(int index) {  // index >= 1: the caller is thread 0 of every job
@@ -91,7 +117,7 @@ void worker_main(int index) {  // index >= 1: the caller is thread 0 of every jo
           setup_seen = sv;
           if (auto fn = P.setup_fn.load()) fn(P.setup_arg.load());
         }
-        run_taken(P, seen);
+        run_taken(P, seen, true);
       }
       continue;
     }
@@ -132,6 +158,14 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
     for (int c = 0; c < chunks; ++c) body(ctx, c);
     return;
   }
+  const Clock::time_point start = Clock::now();
+  if (start < P.solo_until) {
+    P.solo_jobs.fetch_add(1, std::memory_order_relaxed);
+    for (int c = 0; c < chunks; ++c) body(ctx, c);
+    P.busy.store(false, std::memory_order_release);
+    return;
+  }
+  P.jobs.fetch_add(1, std::memory_order_relaxed);
   ensure_workers(P, threads - 1);
   P.chunks = chunks;
   P.body = body;
@@ -144,11 +178,24 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
     { std::lock_guard<std::mutex> lock(P.mutex); }
     P.wake.notify_all();
   }
-  run_taken(P, gen);
+  const int mine = run_taken(P, gen, false);
+  const Clock::time_point ran = Clock::now();
   // Only chunks that workers took are left: wait for those.
   for (int spins = 0; P.done.load(std::memory_order_acquire) < chunks; ++spins) {
     if (spins < 4096) cpu_relax();
     else std::this_thread::yield();
+  }
+  if (mine < chunks) {
+    const Clock::time_point end = Clock::now();
+    const Clock::duration waited = end - ran;
+    const Clock::duration per_chunk = mine ? (ran - start) / mine : Clock::duration::zero();
+    if (waited > kStallMin && end - start > (chunks + 1) * per_chunk) {
+      const bool again = end - P.last_stall < kSoloMax * 4;
+      P.solo_for = again ? std::min<Clock::duration>(2 * P.solo_for, kSoloMax) : kSoloMin;
+      P.solo_until = end + P.solo_for;
+      P.last_stall = end;
+      P.stalls.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   P.busy.store(false, std::memory_order_release);
 }
@@ -161,6 +208,13 @@ void pool_set_worker_setup(void (*fn)(bool), bool arg) {
 }
 
 int pool_workers() { return pool().started.load(std::memory_order_acquire); }
+
+PoolStats pool_stats() {
+  Pool& P = pool();
+  return {P.jobs.load(), P.solo_jobs.load(), P.stalls.load()};
+}
+
+void pool_set_test_delay(int microseconds) { pool().test_delay_us.store(microseconds); }
 
 
 }  // namespace gf

@@ -28,5 +28,16 @@ void pool_set_worker_setup(void (*fn)(bool), bool arg);
 // Workers started so far (they start on a job's first use of them).
 int pool_workers();
 
+// Jobs split across threads, jobs run on the calling thread alone after a stall (see the
+// stall guard in thread_pool.cpp), and stalls detected, since the process started.
+struct PoolStats {
+  long long jobs, solo_jobs, stalls;
+};
+PoolStats pool_stats();
+
+// For tests: workers sleep this long before each chunk they take (0: never), as a worker kept
+// off its core by another process would.
+void pool_set_test_delay(int microseconds);
+
 
 }  // namespace gf

@@ -7,6 +7,7 @@ import contextlib
 import os
 import subprocess
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -233,5 +234,31 @@ def test_results_do_not_depend_on_threads_or_contention():
                 gf.set_num_threads(2)
                 for _ in range(3):
                     assert _same(_training_result(), training), f"training, {neighbours} busy"
+    finally:
+        gf.set_num_threads(before)
+
+
+def test_a_stalled_worker_sends_the_next_jobs_to_the_calling_thread():
+    # A worker that sleeps before each chunk it takes (as one kept off its core by another
+    # process would) makes jobs stall; the following jobs run on the calling thread alone for a
+    # while, and every result is the same as on one thread.
+    x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
+    before = gf.get_num_threads()
+    try:
+        gf.set_num_threads(1)
+        expected = _C.exp(x)
+        gf.set_num_threads(2)
+        _C.exp(x)  # (the worker starts)
+        time.sleep(0.3)  # (past a solo spell an earlier stall may have started)
+        start = _C.threading_info()
+        _C._pool_set_test_delay(20000)
+        try:
+            for _ in range(20):
+                assert np.array_equal(_C.exp(x), expected)
+        finally:
+            _C._pool_set_test_delay(0)
+        info = _C.threading_info()
+        assert info["stalls"] > start["stalls"]
+        assert info["solo_jobs"] > start["solo_jobs"]
     finally:
         gf.set_num_threads(before)
