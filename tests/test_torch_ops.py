@@ -674,7 +674,7 @@ def test_binary_operator_dtypes_and_values_match_torch(name):
         for s in ([2, 2.5, True, False] if name != "maximum" else []):
             # tensor op number; for pow also number ** tensor (a bool ** a bool tensor raises)
             for swap in (False, True) if name == "pow" else (False,):
-                def run(lib):
+                def run(lib, da=da, s=s, swap=swap):
                     x = make(lib, da, [3, 0, 2])
                     return op(lib)(s, x) if swap else op(lib)(x, s)
 
