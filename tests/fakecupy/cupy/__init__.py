@@ -64,7 +64,7 @@ def _check_device(a):
 
 def _kernel_types(*dtypes):
     """CuPy 13's code generator has no C type for bfloat16: a kernel over it raises there."""
-    if not _bfloat16 and _BF16 is not None and any(np.dtype(d) == _BF16 for d in dtypes):
+    if not _bfloat16 and _BF16 is not None and builtins.any(np.dtype(d) == _BF16 for d in dtypes):
         raise KeyError(_BF16.type)
 
 
