@@ -7,9 +7,10 @@ output the CUB path's renamed source. The source is what ``ElementwiseKernel`` /
 ``ReductionKernel`` would hand to ``compile_with_cache`` (``_get_elementwise_kernel_code``,
 ``_ReductionKernel_get_cached_function_code``, CuPy's header list and
 ``assemble_cupy_compiler_options`` plus ``-ftz=true``), compiled by ``compile_using_nvrtc``
-for sm_90; and CuPy's own bfloat16 <-> float32 casts, the only kernels bfloat16 tensors meet
-(CuPy 14; with CuPy 13 gradflow refuses bfloat16 on CUDA). Needs a real CuPy and the NVRTC wheel (``.ci/run`` installs both, for CuPy 13 and
-14, into a folder of their own); skips, saying why, without them.
+for sm_90; and CuPy's own copy kernel between bfloat16 and float32 (CuPy 14; with CuPy 13
+gradflow refuses bfloat16 on CUDA). Needs a real CuPy and the NVRTC wheel (``.ci/run``
+installs both, for CuPy 13 and 14, into a folder of their own); skips, saying why, without
+them.
 """
 
 import ctypes
@@ -198,11 +199,12 @@ def test_the_cub_renaming_would_rewrite_a_stray_name():
 
 
 def test_cupy_casts_between_bfloat16_and_float32_compile_or_bfloat16_is_refused(cupy_nvrtc):
-    """gradflow's kernels never see bfloat16 (its ops compute in float32); bfloat16 tensors on
-    a GPU go through CuPy's cast kernel alone (``astype``: the copy ufunc, whose loop writes
-    ``out0 = in0`` between float and CuPy's ``bfloat16`` class). With a CuPy that has
-    bfloat16 (14 on), both directions compile with the options above, through CuPy's code
-    generator; with one that has not (13), gradflow refuses bfloat16 on CUDA up front."""
+    """gradflow's kernels never see bfloat16 (its ops compute in float32); on a GPU its
+    bfloat16 data goes through CuPy's copy ufunc (``astype``, strided copies and writes into
+    a bfloat16 array: the loop ``out0 = in0`` between float and CuPy's ``bfloat16`` class).
+    With a CuPy that has bfloat16 (14 on), the casts both ways and the bfloat16 copy compile
+    with the options above, through CuPy's code generator; with one that has not (13),
+    gradflow refuses bfloat16 on CUDA up front."""
     import ml_dtypes
     from cupy._core import _carray, _kernel, core
 
@@ -220,7 +222,7 @@ def test_cupy_casts_between_bfloat16_and_float32_compile_or_bfloat16_is_refused(
     assert loops[bf] == "out0 = in0"
     params = (_kernel._get_param_info("T in0", True) + _kernel._get_param_info("U out0", False)
               + _kernel._get_param_info("CIndexer _ind", False))
-    for src, dst in [(np.dtype(np.float32), bf), (bf, np.dtype(np.float32))]:
+    for src, dst in [(np.dtype(np.float32), bf), (bf, np.dtype(np.float32)), (bf, bf)]:
         for layout, idx32 in itertools.product(LAYOUTS, (True, False)):
             ndim, contiguous = LAYOUTS[layout]
             arginfos = (_kernel._ArgInfo(1, cupy_nvrtc.ndarray, src.type, ndim, contiguous, idx32),
