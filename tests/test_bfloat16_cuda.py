@@ -117,6 +117,7 @@ def test_single_ops_on_cuda_round_once_as_torch():
 
 @requires_cuda
 def test_creation_moves_casts_and_printing():
+    assert gf.cuda.is_bf16_supported()
     for make in [lambda: gf.zeros(2, dtype="bfloat16", device="cuda"),
                  lambda: gf.ones(2, dtype=bf16, device="cuda"),
                  lambda: gf.tensor([1.0, 2.0], dtype="torch.bfloat16", device="cuda"),
@@ -273,6 +274,7 @@ def test_gradflow_kernels_never_see_16_bit_arrays():
 
 @requires_cuda
 def test_cupy_13_refuses_bfloat16_on_cuda_naming_cupy_14(cupy13):
+    assert not gf.cuda.is_bf16_supported()
     x = gf.ones(2, dtype=bf16)
     for make in [lambda: x.cuda(), lambda: x.to("cuda:0"),
                  lambda: gf.zeros(2, dtype=bf16, device="cuda"),
