@@ -1,6 +1,6 @@
-"""gf.cuda: is a GPU usable, how many, does it take bfloat16, the TF32 switch, the label check of cross-entropy and
-memory statistics. CuPy is imported only when one of these functions is called, never by
-``import gradflow``."""
+"""gf.cuda: is a GPU usable, how many, does it take bfloat16, the TF32 switch, the label check
+of cross-entropy and memory statistics. CuPy is imported only when one of these functions is
+called, never by ``import gradflow``."""
 
 import sys
 

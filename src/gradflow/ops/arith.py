@@ -281,8 +281,8 @@ def pow(a, b):  # noqa: A001
     from ..tensor import Tensor, ones_like
 
     if b.__class__ is bool and isinstance(a, Tensor) and a.dtype.kind == "b":
-        # torch keeps a bool tensor to a Python bool power bool (x ** 1 is x, x ** 0 is 1); a
-        # bool tensor power is an error there, as below
+        # torch's bool tensor ** Python bool is a bool tensor (x ** True is x, x ** False all
+        # True); bool tensor ** bool tensor raises there, as below
         return a.clone() if b else ones_like(a)
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
         if isinstance(b, int) and b < 0 and a.dtype.kind in "iub":
