@@ -110,7 +110,12 @@ def test_ops_on_cuda_match_cpu_bitwise(name, fn, arrays, functional):
 @requires_cuda_bf16
 @base.needs_torch
 def test_single_ops_on_cuda_round_once_as_torch():
-    """Arithmetic, matmul and reductions on the device are bitwise torch's (CPU) bfloat16."""
+    """Arithmetic, matmul and reductions on the device are torch's (CPU) bfloat16, bitwise
+    on the stand-in; on a GPU, where CUDA's libm and cuBLAS's order of summation may move a
+    float32 result by an ulp, within one bfloat16 ulp."""
+    import cupy
+
+    exact = "stand-in" in cupy.__version__
     rng = np.random.default_rng(0)
     a, b, m = rng.standard_normal((5, 7)), rng.standard_normal((5, 7)), rng.standard_normal((7, 3))
     ga, gb, gm = (gf.tensor(v, device="cuda").bfloat16() for v in (a, b, m))
@@ -121,7 +126,11 @@ def test_single_ops_on_cuda_round_once_as_torch():
               lambda x, y, w: x.softmax(1), lambda x, y, w: (x * 1000).sum(),
               lambda x, y, w: x.amax(1), lambda x, y, w: x.cumsum(1),
               lambda x, y, w: x.clamp(-0.5, 0.5)]:
-        np.testing.assert_array_equal(bits(f(ga, gb, gm)), base.bits(f(ta, tb, tm)))
+        got, want = f(ga, gb, gm), f(ta, tb, tm)
+        if exact:
+            np.testing.assert_array_equal(bits(got), base.bits(want))
+        else:
+            assert base.errors_in_ulps(base.values(got.cpu()), base.values(want)).max() <= 1
 
 
 @requires_cuda_bf16
