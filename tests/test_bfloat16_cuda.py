@@ -2,9 +2,9 @@
 compute rounded once per op, so the results are the CPU's bit for bit wherever the float32
 kernels agree. Every op case of test_bfloat16 on the device against the CPU (values and
 gradients); creation, device moves both ways, casts, printing; checkpoints; SGD and Adam
-training against the CPU's (float16 too); gf.jit; NCCL collectives (the CPU's results are held to torch's by
-test_bfloat16). With CuPy 13 (itself, or the stand-in switched to it), every way to a
-bfloat16 tensor on a device is a TypeError naming CuPy >= 14.
+training against the CPU's (float16 too); gf.jit; NCCL collectives. The CPU's results are
+held to torch's by test_bfloat16. With CuPy 13 (itself, or the stand-in switched to it), every
+way to a bfloat16 tensor on a device is a TypeError naming CuPy >= 14.
 """
 import warnings
 
@@ -156,7 +156,8 @@ def test_creation_moves_casts_and_printing():
         assert t.array.dtype == bf16 and not isinstance(t.array, np.ndarray)
     # float32 -> bfloat16 on the device rounds to nearest even as the CPU does, and back exactly
     special = np.array([0.0, -0.0, 1.0, 1.00390625, 1.01171875, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8,
-                        3.4e38, -3.4e38, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 65504.0], np.float32)
+                        3.4e38, -3.4e38, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 65504.0],
+                       np.float32)
     x = np.concatenate([special, np.random.default_rng(1).standard_normal(1000).astype(np.float32)])
     on_cpu = gf.tensor(x).bfloat16()
     on_cuda = gf.tensor(x, device="cuda").bfloat16()
