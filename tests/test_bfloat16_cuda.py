@@ -156,13 +156,14 @@ def test_creation_moves_casts_and_printing():
         assert t.array.dtype == bf16 and not isinstance(t.array, np.ndarray)
     # float32 -> bfloat16 on the device rounds to nearest even as the CPU does, and back exactly
     special = np.array([0.0, -0.0, 1.0, 1.00390625, 1.01171875, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8,
-                        3.4e38, -3.4e38, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 65504.0],
-                       np.float32)
+                        3.4e38, -3.4e38, 1e-40, -1e-40, np.inf, -np.inf, 65504.0], np.float32)
     x = np.concatenate([special, np.random.default_rng(1).standard_normal(1000).astype(np.float32)])
     on_cpu = gf.tensor(x).bfloat16()
     on_cuda = gf.tensor(x, device="cuda").bfloat16()
     np.testing.assert_array_equal(bits(on_cuda), bits(on_cpu))
     np.testing.assert_array_equal(on_cuda.float().cpu().numpy(), on_cpu.float().numpy())
+    # (a NaN stays NaN; its bits are the device's: CUDA writes 0x7fff, numpy 0x7fc0)
+    assert gf.tensor([np.nan], device="cuda").bfloat16().isnan().item()
     y = gf.tensor([-2.7, -0.5, 0.5, 2.5, 3.9], device="cuda").bfloat16()
     assert y.long().tolist() == [-2, 0, 0, 2, 3] and y.long().device == "cuda:0"
     # moves keep the bits, both ways and between devices
