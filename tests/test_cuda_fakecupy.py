@@ -68,7 +68,7 @@ def test_bfloat16_as_cupy_14_has_it_and_cupy_13_lacks_it(monkeypatch):
     """CuPy 14 (the default): bfloat16 arrays, a bfloat16 loop in the ufuncs after the float16
     one, and casts through float32 as cupy/bfloat16.cuh's constructors (from double and the
     integers: ``data_(float(v))``), so float64 and int64 round twice where numpy's cast rounds
-    once. CuPy 13: no loop, and a kernel on a bfloat16 array is its code generator's KeyError;
+    once; NaN is CUDA's 0x7fff. CuPy 13: no loop, and a kernel on a bfloat16 array is its code generator's KeyError;
     allocation and host transfers still take the dtype."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
     bf = np.dtype(ml_dtypes.bfloat16)
@@ -81,6 +81,8 @@ def test_bfloat16_as_cupy_14_has_it_and_cupy_13_lacks_it(monkeypatch):
         got = cupy.asarray(a).astype(bf).get()
         np.testing.assert_array_equal(got, a.astype(np.float32).astype(bf))  # (1.0, 2^24)
         assert not np.array_equal(got, a.astype(bf))
+    nan = cupy.asarray(np.array([np.nan, -np.nan], np.float32)).astype(bf).get()
+    assert nan.view(np.uint16).tolist() == [0x7FFF] * 2  # cvt.rn.bf16.f32's NaN
     y = cupy.asarray(np.array([1.5, -2.0], bf))
     assert y.dtype == bf and y.astype(np.float32).get().tolist() == [1.5, -2.0]
     assert cupy.full(2, 3.0, bf).get().tolist() == [3.0, 3.0]

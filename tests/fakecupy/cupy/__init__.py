@@ -19,7 +19,8 @@ faults hide:
 * bfloat16 (ml_dtypes' type) as CuPy 14 has it: arrays of it, bfloat16 loops in the ufuncs
   (``ufunc.types``), and casts that convert to and from it through float32, as the device's
   ``bfloat16`` class does (its constructors from double and the integers take ``float(v)``),
-  so float64 and int64 round twice where numpy rounds once. ``_bfloat16 = False`` (tests
+  so float64 and int64 round twice where numpy rounds once, and NaN becomes 0x7fff, as
+  ``cvt.rn.bf16.f32`` writes it. ``_bfloat16 = False`` (tests
   set it; GRADFLOW_FAKE_CUPY_VERSION=13 at import) models CuPy 13: no bfloat16 loops, and a
   kernel (cast, fill, ufunc) on a bfloat16 array raises CuPy 13's KeyError (its code
   generator has no C type for it); memory-only work (allocation, copies, host transfers)
@@ -70,12 +71,16 @@ def _kernel_types(*dtypes):
 
 def _cast(a, dtype):
     """numpy array ``a`` as ``dtype``, as CuPy's cast kernel converts (through float32 to or
-    from bfloat16, the device class's conversions)."""
+    from bfloat16, the device class's conversions; a NaN becomes CUDA's bfloat16 NaN 0x7fff,
+    where numpy's keeps the sign and writes 0x7fc0)."""
     _kernel_types(a.dtype, dtype)
     with np.errstate(all="ignore"):
         if _BF16 is not None and _BF16 in (a.dtype, dtype) and np.float32 not in (a.dtype, dtype):
             a = a.astype(np.float32)
-        return a.astype(dtype)
+        out = a.astype(dtype)
+    if _BF16 is not None and np.dtype(dtype) == _BF16 and a.dtype.kind == "f":
+        out.view(np.uint16)[np.isnan(a)] = 0x7FFF
+    return out
 
 
 def _alloc(shape, dtype):
