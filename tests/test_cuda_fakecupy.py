@@ -68,8 +68,8 @@ def test_bfloat16_as_cupy_14_has_it_and_cupy_13_lacks_it(monkeypatch):
     """CuPy 14 (the default): bfloat16 arrays, a bfloat16 loop in the ufuncs after the float16
     one, and casts through float32 as cupy/bfloat16.cuh's constructors (from double and the
     integers: ``data_(float(v))``), so float64 and int64 round twice where numpy's cast rounds
-    once; NaN is CUDA's 0x7fff. CuPy 13: no loop, and a kernel on a bfloat16 array is its code generator's KeyError;
-    allocation and host transfers still take the dtype."""
+    once; NaN is CUDA's 0x7fff. CuPy 13: no loop, and a kernel on a bfloat16 array is its
+    code generator's KeyError; allocation and host transfers still take the dtype."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
     bf = np.dtype(ml_dtypes.bfloat16)
     monkeypatch.setattr(cupy, "_bfloat16", True)  # (GRADFLOW_FAKE_CUPY_VERSION=13 sets False)
