@@ -335,6 +335,8 @@ class ndarray:  # noqa: N801 - CuPy's name
         if isinstance(value, ndarray):
             _check_device(value)
             value = value._a
+            if value.dtype != self.dtype:  # the cast kernel's conversion
+                value = _cast(value, self.dtype)
         with np.errstate(all="ignore"):
             self._a[idx] = value
 
