@@ -12,10 +12,15 @@ import numpy as np
 
 from _fake_comm import reduce_in_rank_order
 
-NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32, NCCL_INT64 = 7, 8, 2, 4
+NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32, NCCL_INT64, NCCL_BFLOAT16 = 7, 8, 2, 4, 9
 NCCL_SUM, NCCL_MAX, NCCL_MIN = 0, 2, 3
 _NUMPY = {NCCL_FLOAT32: np.float32, NCCL_FLOAT64: np.float64, NCCL_INT32: np.int32,
           NCCL_INT64: np.int64}
+try:  # (ml_dtypes' bfloat16 sums round to bfloat16 at each step, as NCCL's bfloat16 reductions)
+    import ml_dtypes
+    _NUMPY[NCCL_BFLOAT16] = ml_dtypes.bfloat16
+except ImportError:
+    pass
 _OPS = {NCCL_SUM: "sum", NCCL_MAX: "max", NCCL_MIN: "min"}
 
 
@@ -65,8 +70,8 @@ class FakeCuda:
 class FakeNccl:
     """The ``cupy.cuda.nccl`` subset gradflow uses; ``log`` records each rank's calls."""
 
-    NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32, NCCL_INT64 = (NCCL_FLOAT32, NCCL_FLOAT64,
-                                                          NCCL_INT32, NCCL_INT64)
+    NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32, NCCL_INT64, NCCL_BFLOAT16 = (
+        NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32, NCCL_INT64, NCCL_BFLOAT16)
     NCCL_SUM, NCCL_MAX, NCCL_MIN = NCCL_SUM, NCCL_MAX, NCCL_MIN
 
     def __init__(self, group, cuda):

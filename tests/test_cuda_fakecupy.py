@@ -62,3 +62,45 @@ def test_operands_must_be_on_the_current_device():
     c = b.copy()  # a copy between devices is a memcpy
     assert c.device.id == 0 and c.get().tolist() == [1, 1, 1]
     assert b[1:].device.id == 1  # a view stays on its array's device
+
+
+def test_bfloat16_as_cupy_14_has_it_and_cupy_13_lacks_it(monkeypatch):
+    """CuPy 14 (the default): bfloat16 arrays, a bfloat16 loop in the ufuncs after the float16
+    one, and casts through float32 as cupy/bfloat16.cuh's constructors (from double and the
+    integers: ``data_(float(v))``), so float64 and int64 round twice where numpy's cast rounds
+    once; NaN is CUDA's 0x7fff. CuPy 13: no loop, and a kernel on a bfloat16 array is its
+    code generator's KeyError; allocation and host transfers still take the dtype."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf = np.dtype(ml_dtypes.bfloat16)
+    monkeypatch.setattr(cupy, "_bfloat16", True)  # (GRADFLOW_FAKE_CUPY_VERSION=13 sets False)
+    assert cupy.add.types.index("EE->E") == cupy.add.types.index("ee->e") + 1
+    assert "E->E" in cupy.exp.types and "E->E" not in cupy.invert.types
+    x = np.array([1 + 2 ** -8 + 2 ** -30, 2 ** 24 + 2 ** 16 + 1])
+    for src in (np.float64, np.int64):
+        a = x.astype(src)
+        got = cupy.asarray(a).astype(bf).get()
+        np.testing.assert_array_equal(got, a.astype(np.float32).astype(bf))  # (1.0, 2^24)
+        assert not np.array_equal(got, a.astype(bf))
+    nan = cupy.asarray(np.array([np.nan, -np.nan], np.float32)).astype(bf).get()
+    assert nan.view(np.uint16).tolist() == [0x7FFF] * 2  # cvt.rn.bf16.f32's NaN
+    y = cupy.asarray(np.array([1.5, -2.0], bf))
+    assert y.dtype == bf and y.astype(np.float32).get().tolist() == [1.5, -2.0]
+    assert cupy.full(2, 3.0, bf).get().tolist() == [3.0, 3.0]
+
+    monkeypatch.setattr(cupy, "_bfloat16", False)
+    assert "EE->E" not in cupy.add.types
+    for kernel in [lambda: y.astype(np.float32), lambda: cupy.ones(2, np.float32).astype(bf),
+                   lambda: cupy.full(2, 3.0, bf), lambda: y + y, lambda: y[cupy.asarray([0])]]:
+        with pytest.raises(KeyError):
+            kernel()
+    assert cupy.empty(2, bf).dtype == bf and y.get().tolist() == [1.5, -2.0]
+    assert cupy.asarray(np.ones(2, bf)).copy().dtype == bf
+
+
+def test_gradflow_kernels_refuse_16_bit_arrays():
+    """CuPy would write float16/bfloat16 kernels; gradflow's are written for float32/float64
+    (its ops widen 16-bit floats first), so the stand-in refuses one a 16-bit array."""
+    k = cupy.ElementwiseKernel("T x", "T y", "y = x", "fake_copy")
+    for dt in ["float16"] + (["bfloat16"] if cupy._BF16 is not None else []):
+        with pytest.raises(TypeError, match="widened to float32"):
+            k(cupy.empty(2, dt))

@@ -7,8 +7,10 @@ output the CUB path's renamed source. The source is what ``ElementwiseKernel`` /
 ``ReductionKernel`` would hand to ``compile_with_cache`` (``_get_elementwise_kernel_code``,
 ``_ReductionKernel_get_cached_function_code``, CuPy's header list and
 ``assemble_cupy_compiler_options`` plus ``-ftz=true``), compiled by ``compile_using_nvrtc``
-for sm_90. Needs a real CuPy and the NVRTC wheel (``.ci/run`` installs both, for CuPy 13 and
-14, into a folder of their own); skips, saying why, without them.
+for sm_90; and CuPy's own copy kernel between bfloat16 and float32 (CuPy 14; with CuPy 13
+gradflow refuses bfloat16 on CUDA). Needs a real CuPy and the NVRTC wheel (``.ci/run``
+installs both, for CuPy 13 and 14, into a folder of their own); skips, saying why, without
+them.
 """
 
 import ctypes
@@ -194,3 +196,40 @@ def test_the_cub_renaming_would_rewrite_a_stray_name():
         if not isinstance(k, Elementwise) and "," not in k.in_params and "," not in k.out_params:
             assert cub_renamed(k.in_params, k.out_params, k.map_expr, k.post_map_expr) == (
                 k.in_params, k.out_params, k.map_expr, k.post_map_expr), k.name
+
+
+def test_cupy_casts_between_bfloat16_and_float32_compile_or_bfloat16_is_refused(cupy_nvrtc):
+    """gradflow's kernels never see bfloat16 (its ops compute in float32); on a GPU its
+    bfloat16 data goes through CuPy's copy ufunc (``astype``, strided copies and writes into
+    a bfloat16 array: the loop ``out0 = in0`` between float and CuPy's ``bfloat16`` class).
+    With a CuPy that has bfloat16 (14 on), the casts both ways and the bfloat16 copy compile
+    with the options above, through CuPy's code generator; with one that has not (13),
+    gradflow refuses bfloat16 on CUDA up front."""
+    import ml_dtypes
+    from cupy._core import _carray, _kernel, core
+
+    from gradflow import dtypes
+    from gradflow.backend import cuda
+
+    bf = np.dtype(ml_dtypes.bfloat16)
+    loops = {op.in_types[0]: op.routine for op in core.elementwise_copy._ops.ops}
+    if not cuda.has_bfloat16():
+        assert bf not in loops and int(cupy_nvrtc.__version__.split(".")[0]) < 14
+        with pytest.raises(TypeError, match=r"cuda:0 need CuPy >= 14.*CuPy 13\."):
+            dtypes.check_supported(bf, "tensor", "cuda:0")
+        return
+    assert dtypes.check_supported(bf, "tensor", "cuda:0") is bf
+    assert loops[bf] == "out0 = in0"
+    params = (_kernel._get_param_info("T in0", True) + _kernel._get_param_info("U out0", False)
+              + _kernel._get_param_info("CIndexer _ind", False))
+    for src, dst in [(np.dtype(np.float32), bf), (bf, np.dtype(np.float32)), (bf, bf)]:
+        for layout, idx32 in itertools.product(LAYOUTS, (True, False)):
+            ndim, contiguous = LAYOUTS[layout]
+            arginfos = (_kernel._ArgInfo(1, cupy_nvrtc.ndarray, src.type, ndim, contiguous, idx32),
+                        _kernel._ArgInfo(1, cupy_nvrtc.ndarray, dst.type, ndim, True, idx32),
+                        _kernel._ArgInfo(2, _carray.Indexer, None, ndim, True, idx32))
+            code = _kernel._get_elementwise_kernel_code(
+                arginfos, _kernel._TypeMap((("T", src.type), ("U", dst.type))), params,
+                loops[src], "cupy_copy", "")
+            assert "cupy/bfloat16.cuh" in code and "bfloat16" in code
+            _compile(cupy_nvrtc, code, f"astype {src} -> {dst}")

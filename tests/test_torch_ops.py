@@ -671,13 +671,17 @@ def test_binary_operator_dtypes_and_values_match_torch(name):
         if got[0] != want[0] or (want[1] is not None and not np.allclose(got[1], want[1], equal_nan=True)):
             wrong.append((da, va, db, vb, got, want))
     for da in DTYPES:
-        for s in ([2, 2.5, True] if name != "maximum" else []):
-            got, want = (_outcome(lib, lambda lib=lib: op(lib)(make(lib, da, [3, 1, 2]), s))
-                         for lib in (gf, torch))
-            if name == "pow" and da == "bool" and s is True:
-                continue  # torch computes bool ** True as bool; gradflow raises, as for bool ** bool
-            if got[0] != want[0] or (want[1] is not None and not np.allclose(got[1], want[1])):
-                wrong.append((da, s, got, want))
+        for s in ([2, 2.5, True, False] if name != "maximum" else []):
+            # tensor op number; for pow also number ** tensor (a bool ** a bool tensor raises)
+            for swap in (False, True) if name == "pow" else (False,):
+                def run(lib, da=da, s=s, swap=swap):
+                    x = make(lib, da, [3, 0, 2])
+                    return op(lib)(s, x) if swap else op(lib)(x, s)
+
+                got, want = (_outcome(lib, lambda lib=lib: run(lib)) for lib in (gf, torch))
+                if got[0] != want[0] or (want[1] is not None
+                                         and not np.allclose(got[1], want[1], equal_nan=True)):
+                    wrong.append((da, s, swap, got, want))
     assert not wrong, wrong[:5]
 
 

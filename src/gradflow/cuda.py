@@ -1,6 +1,6 @@
-"""gf.cuda: is a GPU usable, how many, the TF32 switch, the label check of cross-entropy and
-memory statistics. CuPy is imported only when one of these functions is called, never by
-``import gradflow``."""
+"""gf.cuda: is a GPU usable, how many, does it take bfloat16, the TF32 switch, the label check
+of cross-entropy and memory statistics. CuPy is imported only when one of these functions is
+called, never by ``import gradflow``."""
 
 import sys
 
@@ -31,6 +31,12 @@ def device_count() -> int:
         return _backend().device_count()
     except RuntimeError:
         return 0
+
+
+def is_bf16_supported() -> bool:
+    """Whether bfloat16 tensors can live on the GPU (as torch.cuda.is_bf16_supported): a
+    usable GPU, and a CuPy that holds ml_dtypes' bfloat16 (CuPy >= 14)."""
+    return is_available() and _backend().has_bfloat16()
 
 
 def allow_tf32(flag: bool = True) -> None:

@@ -62,21 +62,26 @@ def is_dtype_name(name: str) -> bool:
 
 
 def check_supported(dtype, where, device="cpu"):
-    """``dtype`` if tensors on ``device`` can hold it (bool, integers, floats; bfloat16 only on
-    the CPU); a TypeError naming ``where`` otherwise: complex data would lose its imaginary part
-    in the real kernels."""
+    """``dtype`` if tensors on ``device`` can hold it (bool, integers, floats; bfloat16 on the
+    CPU, and on CUDA devices with a CuPy that has it, 14 on); a TypeError naming ``where``
+    otherwise: complex data would lose its imaginary part in the real kernels."""
     if dtype.kind not in "biuf" and not is_bfloat16(dtype):
         what = "complex numbers are" if dtype.kind == "c" else f"dtype {dtype} is"
         raise TypeError(f"{where}: {what} not supported (tensors hold bool, integer or float data)")
     if device != "cpu" and is_bfloat16(dtype):
-        raise TypeError(bfloat16_on_device(where, device))
+        from .backend import cuda
+
+        if not cuda.has_bfloat16():
+            raise TypeError(bfloat16_on_device(where, device, cuda.cp.__version__))
     return dtype
 
 
-def bfloat16_on_device(where, device):
-    """The error message for a bfloat16 tensor asked for on a CUDA device."""
-    return (f"{where}: bfloat16 tensors are CPU-only; {device} (CuPy) has no bfloat16 dtype: "
-            "use float16 or float32 there (t.float().to(device))")
+def bfloat16_on_device(where, device, cupy_version):
+    """The error message for a bfloat16 tensor asked for on a CUDA device whose CuPy has no
+    bfloat16 dtype."""
+    return (f"{where}: bfloat16 tensors on {device} need CuPy >= 14 (its ml_dtypes bfloat16 "
+            f"support); CuPy {cupy_version} has no bfloat16 dtype: upgrade CuPy, or use float16 "
+            "or float32 there (t.float().to(device))")
 
 
 def is_float(dtype) -> bool:

@@ -354,8 +354,8 @@ class Tensor(_C.TensorBase):
         if target_device != self._device:
             from .ops.device import to_device
 
-            # The cast runs where the result lives (bfloat16 exists on the CPU only): after a
-            # move to the CPU, before a move away from it.
+            # The cast runs where the data is before a move to a GPU and on the CPU after a
+            # move to it: from and to the CPU, the cast is the CPU's.
             if cast and target_device != "cpu":
                 out, cast = _shape.cast(out, target_dtype), False
             out = to_device(out, target_device)
@@ -963,7 +963,7 @@ def from_dlpack(x):
     else:
         dev = f"cuda:{int(device_id)}"
         arr = _backend.get(dev).xp.from_dlpack(x)
-    _dtypes.check_supported(arr.dtype, "from_dlpack")
+    _dtypes.check_supported(arr.dtype, "from_dlpack", dev)
     return Tensor._make(arr, dev)
 
 

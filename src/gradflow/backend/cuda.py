@@ -40,6 +40,17 @@ def device_count() -> int:
     return n
 
 
+def has_bfloat16() -> bool:
+    """Whether CuPy holds ml_dtypes' bfloat16 (CuPy 14 on, with ml_dtypes installed): its
+    ufuncs then have bfloat16 loops, and its casts, creation and copies take the dtype."""
+    from .. import dtypes
+
+    if dtypes.bfloat16 is None:
+        return False
+    c = dtypes.bfloat16.char
+    return f"{c}{c}->{c}" in cp.add.types
+
+
 # ---- TF32 -------------------------------------------------------------------------------------
 # CuPy picks the cuBLAS compute type of its float32 GEMMs (cupy.matmul/dot) from a process-wide
 # setting that CUPY_TF32=1 seeds on first use; set_compute_type overrides it. gradflow sets it

@@ -124,9 +124,12 @@ def _check(tensor, what, comm):
     _jit_trace.refuse(f"{what}: a collective (communication a replay would not run)")
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a gradflow Tensor, got {type(tensor).__name__}")
-    if _dtypes.is_bfloat16(tensor.dtype):  # (mpi4py cannot even take the buffer)
-        raise TypeError(f"{what}: bfloat16 tensors cannot be communicated (MPI has no "
-                        "bfloat16 type): send a float32 copy (t.float())")
+    # (NCCL has ncclBfloat16; mpi4py cannot even take the buffer. comm None: a list's entries,
+    # of the dtype of a tensor checked with the communicator)
+    if _dtypes.is_bfloat16(tensor.dtype) and comm is not None and comm.backend != "nccl":
+        raise TypeError(f"{what}: bfloat16 tensors cannot be communicated over the "
+                        f"{comm.backend} backend (MPI has no bfloat16 type): send a float32 copy "
+                        "(t.float()), or use the nccl backend")
     check_device(comm, tensor.device, what)
 
 

@@ -278,8 +278,12 @@ def div(a, b):
 
 def pow(a, b):  # noqa: A001
     """tensor ** number runs the fused scalar-power kernel; anything else is elementwise."""
-    from ..tensor import Tensor
+    from ..tensor import Tensor, ones_like
 
+    if b.__class__ is bool and isinstance(a, Tensor) and a.dtype.kind == "b":
+        # torch's bool tensor ** Python bool is a bool tensor (x ** True is x, x ** False all
+        # True); bool tensor ** bool tensor raises there, as below
+        return a.clone() if b else ones_like(a)
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
         if isinstance(b, int) and b < 0 and a.dtype.kind in "iub":
             raise RuntimeError(f"pow: integers to negative integer powers are not allowed ({a.dtype} "

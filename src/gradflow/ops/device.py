@@ -13,8 +13,8 @@ class ToDevice(Function):
         from .. import backend
 
         ctx.src, ctx.dst = src, dst
-        if dst != "cpu" and dtypes.is_bfloat16(x.dtype):
-            raise TypeError(dtypes.bfloat16_on_device("to", dst))
+        if dst != "cpu":
+            dtypes.check_supported(x.dtype, "to", dst)  # (bfloat16 needs CuPy 14)
         if dst == "cpu":
             return backend.get(src).to_numpy(x)
         return backend.get(dst).to_device_array(x)

@@ -112,13 +112,13 @@ class Optimizer:
         the parameter, gradient and state (the kernels take float32), and each result is rounded
         to ``p``'s dtype once; the state keeps that dtype, as PyTorch keeps it in the
         parameter's."""
-        f32, low = np.float32, p.dtype
-        work = p.array.astype(f32)
-        wide = {k: v.astype(f32) if getattr(v, "dtype", None) is low else v
+        f32, low, astype = np.float32, p.dtype, p._be.astype  # (on p's device: cuda:1 too)
+        work = astype(p.array, f32)
+        wide = {k: astype(v, f32) if getattr(v, "dtype", None) is low else v
                 for k, v in state.items()}
-        self._update_many([work], [grad.astype(f32)], [wide], group, p._be)
+        self._update_many([work], [astype(grad, f32)], [wide], group, p._be)
         for k, v in wide.items():
-            state[k] = v.astype(low) if getattr(v, "dtype", None) == f32 else v
+            state[k] = astype(v, low) if getattr(v, "dtype", None) == f32 else v
         p._be.setitem(p.array, Ellipsis, work)
         p._vbox[0] += 1
 

@@ -15,11 +15,22 @@ faults hide:
   through ``gemmEx``); CuPy's batched path ignores the setting, and so does this one;
 * stream capture records the work instead of doing it: results read during a capture are
   garbage (NaN), in-place writes do not happen, host reads raise, and each launch of the graph
-  does the work again into the captured arrays (``_capture``).
+  does the work again into the captured arrays (``_capture``);
+* bfloat16 (ml_dtypes' type) as CuPy 14 has it: arrays of it, bfloat16 loops in the ufuncs
+  (``ufunc.types``), and casts that convert to and from it through float32, as the device's
+  ``bfloat16`` class does (its constructors from double and the integers take ``float(v)``),
+  so float64 and int64 round twice where numpy rounds once, and NaN becomes 0x7fff, as
+  ``cvt.rn.bf16.f32`` writes it. ``_bfloat16 = False`` (tests
+  set it; GRADFLOW_FAKE_CUPY_VERSION=13 at import) models CuPy 13: no bfloat16 loops, and a
+  kernel (cast, fill, ufunc) on a bfloat16 array raises CuPy 13's KeyError (its code
+  generator has no C type for it); memory-only work (allocation, copies, host transfers)
+  still takes the dtype. gradflow's own ElementwiseKernel/ReductionKernel kernels take
+  float32/float64 only (``_kernels.typename``): a 16-bit array reaching one is a bug.
 """
 
 import builtins
 import numbers
+import os
 
 import numpy as np
 
@@ -28,7 +39,14 @@ from ._core import _routines_linalg
 from ._kernels import ElementwiseKernel, ReductionKernel  # noqa: F401
 from .cuda import _current_id
 
-__version__ = "13.6.0+gradflow-test-stand-in"
+_bfloat16 = os.environ.get("GRADFLOW_FAKE_CUPY_VERSION", "14") != "13"
+__version__ = ("14.2.0" if _bfloat16 else "13.6.0") + "+gradflow-test-stand-in"
+
+try:
+    import ml_dtypes as _ml_dtypes
+    _BF16 = np.dtype(_ml_dtypes.bfloat16)
+except ImportError:  # (CuPy 14 without ml_dtypes has no bfloat16 either)
+    _ml_dtypes = _BF16 = None
 
 for _n in ("bool_ int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 "
            "complex64 complex128 dtype newaxis inf nan pi e result_type promote_types can_cast "
@@ -43,6 +61,26 @@ def _check_device(a):
         raise ValueError(
             f"The device where the array resides ({a._dev}) is different from the current "
             f"device ({cur}). Peer access is unavailable between these devices.")
+
+
+def _kernel_types(*dtypes):
+    """CuPy 13's code generator has no C type for bfloat16: a kernel over it raises there."""
+    if not _bfloat16 and _BF16 is not None and builtins.any(np.dtype(d) == _BF16 for d in dtypes):
+        raise KeyError(_BF16.type)
+
+
+def _cast(a, dtype):
+    """numpy array ``a`` as ``dtype``, as CuPy's cast kernel converts (through float32 to or
+    from bfloat16, the device class's conversions; a NaN becomes CUDA's bfloat16 NaN 0x7fff,
+    where numpy's keeps the sign and writes 0x7fc0)."""
+    _kernel_types(a.dtype, dtype)
+    with np.errstate(all="ignore"):
+        if _BF16 is not None and _BF16 in (a.dtype, dtype) and np.float32 not in (a.dtype, dtype):
+            a = a.astype(np.float32)
+        out = a.astype(dtype)
+    if _BF16 is not None and np.dtype(dtype) == _BF16 and a.dtype.kind == "f":
+        out.view(np.uint16)[np.isnan(a)] = 0x7FFF
+    return out
 
 
 def _alloc(shape, dtype):
@@ -86,6 +124,7 @@ def _unwrap(x):
     refused as CuPy refuses them."""
     if isinstance(x, ndarray):
         _check_device(x)
+        _kernel_types(x.dtype)
         return x._a
     if isinstance(x, np.ndarray):
         raise TypeError(f"Unsupported type {type(x)}")
@@ -227,7 +266,10 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     # ---- copies, casts, views ------------------------------------------------------------------
     def copy(self, order="C"):
-        # Onto the current device; a copy between devices is a memcpy (no peer access needed).
+        # Onto the current device; a copy between devices is a memcpy (no peer access needed),
+        # a strided one a kernel.
+        if not self._a.flags.c_contiguous:
+            _kernel_types(self.dtype)
         out = _alloc(self.shape, self.dtype)
         out._a[...] = self._a
         return out
@@ -238,8 +280,7 @@ class ndarray:  # noqa: N801 - CuPy's name
             return self
         _check_device(self)
         out = _alloc(self.shape, dtype)
-        with np.errstate(all="ignore"):
-            out._a[...] = self._a.astype(dtype)
+        out._a[...] = _cast(self._a, dtype)
         return out
 
     def view(self, dtype=None):
@@ -252,6 +293,7 @@ class ndarray:  # noqa: N801 - CuPy's name
         if np.shares_memory(r, self._a) or r.size == 0:
             return _view(r, self)
         _check_device(self)  # a copy kernel
+        _kernel_types(self.dtype)
         return _result(r)
 
     def ravel(self, order="C"):
@@ -273,6 +315,7 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     def fill(self, value):
         _check_device(self)
+        _kernel_types(self.dtype)
         self._a.fill(value)
 
     # ---- indexing -------------------------------------------------------------------------------
@@ -282,14 +325,18 @@ class ndarray:  # noqa: N801 - CuPy's name
             items = idx if isinstance(idx, tuple) else (idx,)
             return _view(self._a[items + (Ellipsis,)] if Ellipsis not in items else self._a[idx], self)
         _check_device(self)
+        _kernel_types(self.dtype)
         return _result(self._a[idx])
 
     def __setitem__(self, key, value):
         _check_device(self)
+        _kernel_types(self.dtype)
         idx, _ = _index(key, self.shape)
         if isinstance(value, ndarray):
             _check_device(value)
             value = value._a
+            if value.dtype != self.dtype:  # the cast kernel's conversion
+                value = _cast(value, self.dtype)
         with np.errstate(all="ignore"):
             self._a[idx] = value
 
@@ -329,6 +376,16 @@ class ufunc:  # noqa: N801
         self.__name__ = np_ufunc.__name__
         self.nin, self.nout = np_ufunc.nin, np_ufunc.nout
 
+    @property
+    def types(self):
+        """numpy's loops (by type character), with CuPy 14's bfloat16 loop after the float16
+        one."""
+        types = list(self._f.types)
+        half = "e" * self.nin + "->" + "e" * self.nout
+        if _bfloat16 and _BF16 is not None and half in types:
+            types.insert(types.index(half) + 1, half.replace("e", _BF16.char))
+        return types
+
     def __call__(self, *args, out=None, dtype=None, casting="same_kind"):
         if len(args) > self.nin:  # outputs given positionally
             args, out = args[:self.nin], args[self.nin]
@@ -337,12 +394,14 @@ class ufunc:  # noqa: N801
         with np.errstate(all="ignore"):
             if out is not None:
                 _check_device(out)
+                _kernel_types(out.dtype)
                 self._f(*a, out=out._a, casting=casting, **kw)
                 return out
             return _result(self._f(*a, **kw))
 
     def at(self, a, indices, b=None):
         _check_device(a)
+        _kernel_types(a.dtype)
         idx, _ = _index(indices, a.shape)
         args = () if b is None else (_unwrap(b),)
         self._f.at(a._a, idx, *args)
@@ -409,6 +468,7 @@ del _n
 def matmul(a, b, out=None):
     _check_device(a)
     _check_device(b)
+    _kernel_types(a.dtype, b.dtype)
     x, y = a._a, b._a
     if (x.ndim <= 2 and y.ndim <= 2 and np.result_type(x, y) == np.float32
             and _routines_linalg.get_compute_type(np.float32) == _routines_linalg.COMPUTE_TYPE_TF32):
@@ -454,6 +514,7 @@ def ascontiguousarray(a, dtype=None):
     if a._a.flags.c_contiguous and (dtype is None or np.dtype(dtype) == a.dtype):
         return a
     _check_device(a)
+    _kernel_types(a.dtype, *(() if dtype is None else (dtype,)))
     return _result(np.ascontiguousarray(a._a, dtype))
 
 
@@ -480,7 +541,7 @@ def full(shape, fill_value, dtype=None, order="C"):
         fill_value = fill_value._a
     dt = np.dtype(dtype) if dtype is not None else np.asarray(fill_value).dtype
     out = _alloc(shape, dt)
-    out._a.fill(fill_value)
+    out.fill(fill_value)
     return out
 
 

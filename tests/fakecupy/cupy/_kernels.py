@@ -35,7 +35,15 @@ _TYPENAMES = {np.dtype(t): n for t, n in [
 
 
 def typename(dtype):
-    return _TYPENAMES[np.dtype(dtype)]
+    """The C type of ``dtype``. CuPy 14 would also write float16 and bfloat16 kernels, but
+    gradflow's are written for float32/float64 (its ops compute 16-bit floats in float32):
+    a 16-bit array given to one means an op skipped that widening."""
+    dtype = np.dtype(dtype)
+    if dtype not in _TYPENAMES:
+        raise TypeError(f"a {dtype} array was given to an ElementwiseKernel/ReductionKernel: "
+                        "gradflow's kernels take float32/float64 (16-bit floats must be widened "
+                        "to float32 first)")
+    return _TYPENAMES[dtype]
 
 
 class CompileException(Exception):
