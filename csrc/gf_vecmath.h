@@ -80,6 +80,8 @@ GF_HD double copysign_(double mag, double s) {
 }
 GF_HD float inf_f() { return bits_to_float(0x7f800000); }
 GF_HD double inf_d() { return bits_to_double(0x7ff0000000000000ll); }
+GF_HD float inf_(float) { return inf_f(); }
+GF_HD double inf_(double) { return inf_d(); }
 
 // x = k ln2 + r, |r| <= ln2/2 (plus rounding), k an integer as a float / double and as an int.
 // Adding 1.5 2^23 (2^52) rounds to an integer; the integer is then in the low bits of t. k times
@@ -286,6 +288,23 @@ GF_HD double pow_in_double(float x, float p) {
   return m * double(sign);
 }
 GF_HD float pow(float x, float p) { return float(pow_in_double(x, p)); }
+
+// ---- x^p for the exponents that have an exact or correctly rounded form -------------------------
+// (picked by the caller for a scalar p; C's special values kept: sqrt(-0) is -0 and sqrt(-inf)
+// NaN, where pow gives +0 and +inf). x^-2 as (1/x)^2: 1/(x x) would round x x twice where it is
+// subnormal. The double forms are within 2 roundings; the float kernels call x^3 and x^-2 in
+// double (exact or rounded once there).
+template <class T> GF_HD T pow_half(T x) {
+  T inf = detail::inf_(x);
+  return x == -inf ? inf : abs(sqrt(x));
+}
+template <class T> GF_HD T pow_mhalf(T x) { return T(1) / pow_half(x); }
+template <class T> GF_HD T pow_m1(T x) { return T(1) / x; }
+template <class T> GF_HD T pow_3(T x) { return x * x * x; }
+template <class T> GF_HD T pow_m2(T x) {
+  T r = T(1) / x;
+  return r * r;
+}
 
 // ---- double pow --------------------------------------------------------------------------------
 // x^y = 2^(y log2|x|), with log2|x| in two parts and y log2|x| = p_h + p_l accurate to about
