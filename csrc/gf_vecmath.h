@@ -308,73 +308,83 @@ template <class T> GF_HD T pow_m2(T x) {
 
 // ---- double pow --------------------------------------------------------------------------------
 // x^y = 2^(y log2|x|), with log2|x| in two parts and y log2|x| = p_h + p_l accurate to about
-// 2^-64 relative (fdlibm's e_pow.c method: the high parts keep 21 significant bits, so their
-// products are exact without an FMA), then 2^(n + t) = e^(t ln2) 2^n with n = round(p_h), by
-// exp's polynomial and split scale (subnormal results rounded once). Relative error below
-// 3e-16; C's special cases as selects, so that the loop vectorises.
+// 2^-62 relative (error-free products by FMA), then 2^(n + t) = e^(t ln2) 2^n with
+// n = round(p_h), by exp's polynomial and split scale (subnormal results rounded once). Relative
+// error below 3e-16; C's special cases as selects, so that the loop vectorises.
 namespace detail {
-GF_HD double clear_low32(double d) {  // d with the low 32 bits of its significand zero
-  return bits_to_double(double_to_bits(d) & (long long)0xffffffff00000000ull);
-}
 struct Log2HL {
-  double hi, lo;  // hi: at most 21 significant bits
+  double hi, lo;
 };
-// log2 of a positive finite ax: ax = 2^n a, a in [1, sqrt 3) (subnormals scaled up first),
-// log2 a = dp + (2 / (3 ln2)) (3 s + s^3 + s^5 R(s^2)), s = (a - b) / (a + b) with b = 1 below
-// sqrt(3/2) and b = 1.5 (dp = log2 1.5) above; s and every sum carried as high + low parts.
+// log2 of a positive finite ax: ax = 2^k a, a in [sqrt(3)/2, sqrt 3) (subnormals scaled up
+// first), log2 a = log2 b + (2 / ln2) atanh(s), s = (a - b) / (a + b) with b = 1 below sqrt(3/2)
+// and b = 1.5 above, so |s| <= 0.102: atanh(s) = s + s^3 / 3 + s^5 Q(s^2) (Q a fit, relative
+// error of the sum below 2^-62), where all but s is under 2^-8 s and needs no low part; s itself
+// as s_h + s_l (the division's residual by FMA), and the products by 2/ln2 and the sums with k
+// and log2 1.5 carried as high and low parts.
 GF_HD Log2HL log2_hl(double ax) {
   bool sub = ax < 2.2250738585072014e-308;
-  ax = sub ? ax * 9007199254740992.0 : ax;  // 2^53
-  long long bits = double_to_bits(ax);
-  int ix = int(bits >> 32);
-  int j = ix & 0x000fffff;
-  // (0/1 integers rather than bools: a select between two masks would keep GCC from vectorising)
-  int big = j >= 0xBB67A ? 1 : 0;              // a >= sqrt 3: halve a (n + 1)
-  int k = (j > 0x3988E ? 1 : 0) & (big ^ 1);   // a in (sqrt(3/2), sqrt 3): b = 1.5
-  int n = (ix >> 20) - 0x3ff - (sub ? 53 : 0) + big;
-  int hi = (j | 0x3ff00000) - (big << 20);
-  double a = bits_to_double((long long)((unsigned long long)(unsigned)hi << 32) | (bits & 0xffffffffll));
-  double dk = double(k), bp = 1.0 + 0.5 * dk;
-  double dp_h = dk * 5.84962487220764160156e-01, dp_l = dk * 1.35003920212974897128e-08;
-  double u = a - bp, v = 1.0 / (a + bp);
-  double s = u * v, s_h = clear_low32(s);
-  // t_h = a + bp rounded to its high word, t_l the rest
-  int th = ((hi >> 1) | 0x20000000) + 0x00080000 + (k << 18);
-  double t_h = bits_to_double((long long)((unsigned long long)(unsigned)th << 32));
-  double t_l = a - (t_h - bp);
-  double s_l = v * ((u - s_h * t_h) - s_h * t_l);
-  double s2 = s * s;
-  double s4 = s2 * s2;  // (Estrin's scheme)
-  double r = s4 * ((5.99999999999994648725e-01 + s2 * 4.28571428578550184252e-01) +
-                   s4 * ((3.33333329818377432918e-01 + s2 * 2.72728123808534006489e-01) +
-                         s4 * (2.30660745775561754067e-01 + s2 * 2.06975017800338417784e-01)));
-  r += s_l * (s_h + s);
-  s2 = s_h * s_h;
-  t_h = clear_low32(3.0 + s2 + r);
-  t_l = r - ((t_h - 3.0) - s2);
-  u = s_h * t_h;                    // (u + v) = s (3 + s^2 + ...)
-  v = s_l * t_h + t_l * s;
-  double p_h = clear_low32(u + v);
-  double p_l = v - (p_h - u);
-  // times cp = 2 / (3 ln2) = cp_h + cp_l
-  double z_h = 9.61796700954437255859e-01 * p_h;
-  double z_l = -7.02846165095275826516e-09 * p_h + p_l * 9.61796693925975554329e-01 + dp_l;
-  double t = double(n);
+  double xs = sub ? ax * 18014398509481984.0 : ax;  // 2^54
+  const long long c0 = 0x3febb67ae8584caall;        // sqrt(3)/2
+  long long ix = (long long)((unsigned long long)double_to_bits(xs) - (unsigned long long)c0);
+  long long k = (ix >> 52) - (sub ? 54 : 0);
+  double a = bits_to_double((ix & 0x000fffffffffffffll) + c0);
+  bool hi_b = a > 1.2247448713915890;  // sqrt(3/2)
+  double b = hi_b ? 1.5 : 1.0;
+  // log2 1.5 = dp_h + dp_l, dp_h with 32 significant bits (k + dp_h is exact)
+  double dp_h = hi_b ? 5.84962487220764160156e-01 : 0.0, dp_l = hi_b ? 1.35003920212974897128e-08 : 0.0;
+  double u = a - b;                  // exact (Sterbenz)
+  double d_h = b + a, d_l = a - (d_h - b);  // a + b exactly (b's exponent >= a's)
+  double v = 1.0 / d_h;
+  double s_h = u * v;
+  double s_l = (fma(-s_h, d_h, u) - s_h * d_l) * v;
+  double z = s_h * s_h;
+  double Q = 0.06848127655170308;
+  Q = Q * z + 0.07690233171756501;
+  Q = Q * z + 0.0909091998652706;
+  Q = Q * z + 0.11111111085285473;
+  Q = Q * z + 0.14285714285736664;
+  Q = Q * z + 0.1999999999999999;
+  // atanh(s) - s_h: s_l (1 + s^2) (its share of s^3 / 3) + s_h z (1/3 + z Q)
+  double tail = fma(s_l, z, s_l) + s_h * z * fma(z, Q, 0.33333333333333333);
+  // times 2 / ln2 = c_h + c_l
+  const double c_h = 2.8853900817779268, c_l = 4.0710547481862066e-17;
+  double L_h = c_h * s_h;
+  double L_l = fma(c_h, s_h, -L_h) + fma(c_h, tail, c_l * s_h);
+  // k to double through the 1.5 2^52 trick (no 64-bit integer conversion instruction needed)
+  double K = (bits_to_double(k + 0x4338000000000000ll) - 6755399441055744.0) + dp_h;  // exact
+  // K + L_h + L_l (L_l holds the tail, up to 2^-8 of L_h) renormalised: |lo| <= ulp(hi) / 2
+  double h = K + L_h;  // (|K| >= 0.41 > |L_h| unless K = 0)
+  double t = ((K - h) + L_h) + (L_l + dp_l);
   Log2HL o;
-  o.hi = clear_low32(((z_h + z_l) + dp_h) + t);
-  o.lo = z_l - (((o.hi - t) - dp_h) - z_h);
+  o.hi = h + t;
+  o.lo = t - (o.hi - h);
   return o;
 }
 }  // namespace detail
 
 GF_HD double pow(double x, double y) {
-  double ax = abs(x), ay = abs(y);
-  detail::Log2HL l = detail::log2_hl(ax);  // (garbage for 0, inf and NaN: replaced below)
-  double y1 = detail::clear_low32(y);
-  double p_h = y1 * l.hi;                  // exact
-  double p_l = (y - y1) * l.hi + y * l.lo;
-  // |y log2 x| > 1100 (y = +-inf included): inf or 0 whatever the rest; the clamp keeps 2^n's
-  // exponent in range
+  double ax = abs(x), ay = abs(y), inf = detail::inf_d();
+  // C's special cases go into the operands, as in float pow: y is 0 where the result is 1, log2|x|
+  // is -inf at 0 and inf or NaN at those x, and the sign of x or the NaN of a negative x to a
+  // non-integer y is a factor applied last. y integer (+-inf counts as even), odd: |y| / 2 not
+  // an integer (adding 2^52 rounds to an integer below 2^52). Compares combined by & and |, not
+  // && and ||, and every select's condition depends on x: GCC does not vectorise a select
+  // between masks (what short-circuiting leaves) nor one on a mask of the loop-invariant y alone.
+  const double two52 = 4503599627370496.0, hy = 0.5 * ay;
+  bool y_int = (ay >= two52) | ((ay + two52) - two52 == ay);
+  bool y_odd = y_int & (ay < 2.0 * two52) & ((hy + two52) - two52 != hy);
+  bool zero_y = y == 0.0;                                       // x^0 = 1 (even NaN)
+  bool one = (x == 1.0) | ((ax == 1.0) & (ay == inf)) | zero_y;  // 1^y (even NaN), (-1)^+-inf
+  double ye = one ? 0.0 : y;
+  double sign = (y_odd & (detail::double_to_bits(x) < 0)) ? -1.0 : 1.0;  // -0 included
+  sign = ((x < 0.0) & (x > -inf) & !y_int) ? inf - inf : sign;
+  detail::Log2HL l = detail::log2_hl(ax);  // (garbage for 0, inf and NaN: replaced here)
+  l.hi = ((ax < inf) | zero_y) ? l.hi : ax;
+  l.hi = ((ax == 0.0) & !zero_y) ? -inf : l.hi;
+  double p_h = ye * l.hi;
+  double p_l = fma(ye, l.hi, -p_h) + ye * l.lo;
+  // |y log2 x| > 1100 (+-inf included): inf or 0 whatever the rest; the clamp keeps 2^n's
+  // exponent in range (NaN passes)
   bool big = p_h > 1100.0, small = p_h < -1100.0;
   p_h = big ? 1100.0 : (small ? -1100.0 : p_h);
   p_l = (big | small) ? 0.0 : p_l;
@@ -383,22 +393,7 @@ GF_HD double pow(double x, double y) {
   detail::RedD red;
   red.r = ((p_h - nd) + p_l) * 6.93147180559945286227e-01;  // p_h - nd exact, |.| <= 1/2
   red.k = detail::double_to_bits(tn) - 0x4338000000000000ll;
-  double m = detail::exp_reduced(red);
-  // C's special cases. y integer (+-inf counts as even), odd: |y| / 2 not an integer (adding
-  // 2^52 rounds to an integer below 2^52). Compares combined by & and |, not && and ||, and
-  // every select's condition depends on x: GCC does not vectorise a select between masks (what
-  // short-circuiting leaves) nor one on a mask of the loop-invariant y alone.
-  const double two52 = 4503599627370496.0, hy = 0.5 * ay;
-  bool y_int = (ay >= two52) | ((ay + two52) - two52 == ay);
-  bool y_odd = y_int & (ay < 2.0 * two52) & ((hy + two52) - two52 != hy);
-  double inf = detail::inf_d();
-  m = ax == 0.0 ? (y < 0.0 ? inf : 0.0) : m;
-  m = ax == inf ? (y < 0.0 ? 0.0 : inf) : m;
-  m = (y_odd & (detail::double_to_bits(x) < 0)) ? -m : m;  // the sign of x, -0 included
-  m = ((x < 0.0) & (x > -inf) & !y_int) ? inf - inf : m;    // NaN
-  m = ((x != x) | (y != y)) ? x + y : m;
-  m = ((ax == 1.0) & (ay == inf)) ? 1.0 : m;                 // (-1)^+-inf = 1
-  return ((x == 1.0) | (y == 0.0)) ? 1.0 : m;                // even with a NaN
+  return detail::exp_reduced(red) * sign;
 }
 
 // ---- tanh --------------------------------------------------------------------------------------
