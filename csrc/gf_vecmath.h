@@ -6,8 +6,8 @@
 // pasted after it into the NVRTC preamble): no includes under NVRTC, no globals.
 //
 // Accuracy (measured against long double references, see tests/test_vecmath.py): float within
-// 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16), over the whole range, with
-// C's special values (+-0, subnormals, overflow and underflow thresholds, +-inf, NaN).
+// 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16, pow 9e-16), over the whole range,
+// with C's special values (+-0, subnormals, overflow and underflow thresholds, +-inf, NaN).
 #pragma once
 #define GF_VECMATH_H  // (gf_math.h includes this file only where its text was not pasted before)
 
@@ -308,9 +308,10 @@ template <class T> GF_HD T pow_m2(T x) {
 
 // ---- double pow --------------------------------------------------------------------------------
 // x^y = 2^(y log2|x|), with log2|x| in two parts and y log2|x| = p_h + p_l accurate to about
-// 2^-62 relative (error-free products by FMA), then 2^(n + t) = e^(t ln2) 2^n with
+// 2^-59 relative (error-free products by FMA), then 2^(n + t) = e^(t ln2) 2^n with
 // n = round(p_h), by exp's polynomial and split scale (subnormal results rounded once). Relative
-// error below 3e-16; C's special cases as selects, so that the loop vectorises.
+// error below 9e-16 (|y log2 x| near 1024, where the 2^-59 counts most); C's special cases as
+// selects, so that the loop vectorises.
 namespace detail {
 struct Log2HL {
   double hi, lo;
@@ -318,9 +319,9 @@ struct Log2HL {
 // log2 of a positive finite ax: ax = 2^k a, a in [sqrt(3)/2, sqrt 3) (subnormals scaled up
 // first), log2 a = log2 b + (2 / ln2) atanh(s), s = (a - b) / (a + b) with b = 1 below sqrt(3/2)
 // and b = 1.5 above, so |s| <= 0.102: atanh(s) = s + s^3 / 3 + s^5 Q(s^2) (Q a fit, relative
-// error of the sum below 2^-62), where all but s is under 2^-8 s and needs no low part; s itself
-// as s_h + s_l (the division's residual by FMA), and the products by 2/ln2 and the sums with k
-// and log2 1.5 carried as high and low parts.
+// error of the sum below 2^-62). All but s is under 2^-8 s and rounded in double (2^-59 of s,
+// the error that counts); s is s_h + s_l (the division's residual by FMA), and the products by
+// 2 / ln2 and the sums with k and log2 1.5 are carried as high and low parts.
 GF_HD Log2HL log2_hl(double ax) {
   bool sub = ax < 2.2250738585072014e-308;
   double xs = sub ? ax * 18014398509481984.0 : ax;  // 2^54
