@@ -246,7 +246,9 @@ GF_HD double log(double x) {
 // the last steps carry through), p is 0 where the result is 1, and the sign of x and the NaN of a
 // negative x to a non-integer p are a factor of +-1 or NaN applied last. p log2|x| is clamped to
 // +-1000, where 2^n is still a normal double, and inf is selected beyond.
-GF_HD double pow_in_double(float x, float p) {
+namespace detail {
+// |x^p| (NaN where x^p is), and `sign` the factor of +-1 or NaN that makes it x^p
+GF_HD double pow_unsigned_in_double(float x, float p, float& sign) {
   float ax = abs(x), ap = abs(p), inf = detail::inf_f();
   // p integer (+-inf counts as even), odd: |p| / 2 not an integer (adding 2^23 rounds to an
   // integer below 2^23). Compares combined by & and |, and every condition depends on x (see pow)
@@ -256,7 +258,7 @@ GF_HD double pow_in_double(float x, float p) {
   bool one = (x == 1.0f) | ((ax == 1.0f) & (ap == inf));  // 1^p (even NaN) and (-1)^+-inf
   bool zero_p = p == 0.0f;                                 // x^0 = 1 (even NaN)
   float pe = (one | zero_p) ? 0.0f : p;
-  float sign = (p_odd & (detail::float_to_bits(x) < 0)) ? -1.0f : 1.0f;  // -0 included
+  sign = (p_odd & (detail::float_to_bits(x) < 0)) ? -1.0f : 1.0f;  // -0 included
   sign = ((x < 0.0f) & (x > -inf) & !p_int) ? inf - inf : sign;
   bool sub = ax < 1.17549435e-38f;
   float xs = sub ? ax * 8388608.0f : ax;  // 2^23
@@ -284,10 +286,18 @@ GF_HD double pow_in_double(float x, float p) {
   q = q * r + 0.6931472067106186;
   q = q * r + 0.9999999999595487;
   double m = q * detail::pow2i(detail::double_to_bits(tn) - 0x4338000000000000ll);
-  m = over ? detail::inf_d() : m;
+  return over ? detail::inf_d() : m;
+}
+}  // namespace detail
+GF_HD double pow_in_double(float x, float p) {
+  float sign;
+  double m = detail::pow_unsigned_in_double(x, p, sign);
   return m * double(sign);
 }
-GF_HD float pow(float x, float p) { return float(pow_in_double(x, p)); }
+GF_HD float pow(float x, float p) {  // (the sign applied in float: one vector for 16 lanes)
+  float sign;
+  return float(detail::pow_unsigned_in_double(x, p, sign)) * sign;
+}
 
 // ---- x^p for the exponents that have an exact or correctly rounded form -------------------------
 // (picked by the caller for a scalar p; C's special values kept: sqrt(-0) is -0 and sqrt(-inf)
