@@ -349,12 +349,10 @@ GF_HD Log2HL log2_hl(double ax) {
   double s_h = u * v;
   double s_l = (fma(-s_h, d_h, u) - s_h * d_l) * v;
   double z = s_h * s_h;
-  double Q = 0.06848127655170308;
-  Q = Q * z + 0.07690233171756501;
-  Q = Q * z + 0.0909091998652706;
-  Q = Q * z + 0.11111111085285473;
-  Q = Q * z + 0.14285714285736664;
-  Q = Q * z + 0.1999999999999999;
+  double z2 = z * z;  // (Estrin's scheme: the loop is bound by its dependency chain)
+  double Q = (0.1999999999999999 + z * 0.14285714285736664) +
+             z2 * ((0.11111111085285473 + z * 0.0909091998652706) +
+                   z2 * (0.07690233171756501 + z * 0.06848127655170308));
   // atanh(s) - s_h: s_l (1 + s^2) (its share of s^3 / 3) + s_h z (1/3 + z Q)
   double tail = fma(s_l, z, s_l) + s_h * z * fma(z, Q, 0.33333333333333333);
   // times 2 / ln2 = c_h + c_l
