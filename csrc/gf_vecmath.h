@@ -431,8 +431,8 @@ GF_HD float tanh(float x) {
   float t = detail::pow2i(red.k);  // (2^k - 1 is exact down to k = -24, and m = -1 below)
   float m = t * q + (t - 1.0f);
   // |.| with the sign of x (m = +0 at x = 0 makes the quotient -0): one bitwise select
-  int y = detail::float_to_bits(m / (-2.0f - m));
-  return detail::bits_to_float((y & 0x7fffffff) | (detail::float_to_bits(x) & int(0x80000000u)));
+  int y = detail::float_to_bits(m / (-2.0f - m)), ix = detail::float_to_bits(x);
+  return detail::bits_to_float(ix ^ ((ix ^ y) & 0x7fffffff));
 }
 GF_HD double tanh(double x) { return tanh_of(x); }
 
