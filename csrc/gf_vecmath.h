@@ -6,8 +6,8 @@
 // pasted after it into the NVRTC preamble): no includes under NVRTC, no globals.
 //
 // Accuracy (measured against long double references, see tests/test_vecmath.py): float within
-// 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16), over the whole range, with
-// C's special values (+-0, subnormals, overflow and underflow thresholds, +-inf, NaN).
+// 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16, pow 6e-16), over the whole range,
+// with C's special values (+-0, subnormals, overflow and underflow thresholds, +-inf, NaN).
 #pragma once
 #define GF_VECMATH_H  // (gf_math.h includes this file only where its text was not pasted before)
 
@@ -80,6 +80,8 @@ GF_HD double copysign_(double mag, double s) {
 }
 GF_HD float inf_f() { return bits_to_float(0x7f800000); }
 GF_HD double inf_d() { return bits_to_double(0x7ff0000000000000ll); }
+GF_HD float inf_(float) { return inf_f(); }
+GF_HD double inf_(double) { return inf_d(); }
 
 // x = k ln2 + r, |r| <= ln2/2 (plus rounding), k an integer as a float / double and as an int.
 // Adding 1.5 2^23 (2^52) rounds to an integer; the integer is then in the low bits of t. k times
@@ -231,90 +233,166 @@ GF_HD double log(double x) {
 }
 
 // ---- float pow ---------------------------------------------------------------------------------
-// x^p for float x and p as exp(p log|x|) in double (relative error about 1e-14 before the one
-// rounding to float), with C's pow special cases as selects, so that the loop vectorises.
-// Returned in double for formulas that multiply it further before rounding.
-GF_HD double pow_in_double(float x, float p) {
-  double pd = p, ax = x < 0.0f ? -double(x) : double(x);
-  double r = exp(pd * log(ax));
-  bool p_int = ::floor(pd) == pd;  // (also +-inf: even, as C's pow takes them)
-  bool p_odd = p_int && ::floor(pd * 0.5) != pd * 0.5;
-  r = x < 0.0f && x != -detail::inf_f() && !p_int ? detail::inf_d() - detail::inf_d() : r;  // NaN
-  r = p_odd && detail::float_to_bits(x) < 0 ? -r : r;              // sign of x, -0 included
-  r = ax == 1.0 && pd - pd != 0.0 && pd == pd ? 1.0 : r;           // (-1)^+-inf = 1
-  return x == 1.0f || p == 0.0f ? 1.0 : r;                         // even with a NaN
+// x^p for float x and p as 2^(p log2|x|) in double, each part only as accurate as a float result
+// needs (|p log2 x| <= 150 wherever the result is a nonzero finite float, so a relative error
+// of 2^-37 in log2|x| is 2^-30 in the result): |x| = 2^k m, m in [sqrt(1/2), sqrt 2) by integer
+// operations on the float's bits (subnormals scaled up first), log2 m = 2 atanh(s) / ln2 with
+// s = (m - 1) / (m + 1), |s| < 0.172, as s P(s^2), then 2^(n + r), |r| <= 1/2, by a polynomial
+// of degree 6 (2^-28.5) and 2^n into the exponent field: within 0.6 ulp of x^p once rounded to
+// float. Returned in double for formulas that multiply it further before rounding.
+//
+// C's special cases go into the operands, in float (one vector for 16 lanes where double takes
+// two): k is -inf for x = 0 and inf or NaN for those x (p log2|x| is then +-inf or NaN, which
+// the last steps carry through), p is 0 where the result is 1, and the sign of x and the NaN of a
+// negative x to a non-integer p are a factor of +-1 or NaN applied last. p log2|x| is clamped to
+// +-1000, where 2^n is still a normal double, and inf is selected beyond.
+namespace detail {
+// |x^p| (NaN where x^p is), and `sign` the factor of +-1 or NaN that makes it x^p
+GF_HD double pow_unsigned_in_double(float x, float p, float& sign) {
+  float ax = abs(x), ap = abs(p), inf = detail::inf_f();
+  // p integer (+-inf counts as even), odd: |p| / 2 not an integer (adding 2^23 rounds to an
+  // integer below 2^23). Compares combined by & and |, and every condition depends on x (see pow)
+  const float two23 = 8388608.0f, hp = 0.5f * ap;
+  bool p_int = (ap >= two23) | ((ap + two23) - two23 == ap);
+  bool p_odd = p_int & (ap < 2.0f * two23) & ((hp + two23) - two23 != hp);
+  bool one = (x == 1.0f) | ((ax == 1.0f) & (ap == inf));  // 1^p (even NaN) and (-1)^+-inf
+  bool zero_p = p == 0.0f;                                 // x^0 = 1 (even NaN)
+  float pe = (one | zero_p) ? 0.0f : p;
+  sign = (p_odd & (detail::float_to_bits(x) < 0)) ? -1.0f : 1.0f;  // -0 included
+  sign = ((x < 0.0f) & (x > -inf) & !p_int) ? inf - inf : sign;
+  bool sub = ax < 1.17549435e-38f;
+  float xs = sub ? ax * 8388608.0f : ax;  // 2^23
+  int ix = detail::float_to_bits(xs) - 0x3f3504f3;  // sqrt(1/2)
+  float k = float((ix >> 23) - (sub ? 23 : 0));
+  k = ((ax < inf) | zero_p) ? k : ax;               // inf, NaN
+  k = ((ax == 0.0f) & !zero_p) ? -inf : k;
+  double f = double(detail::bits_to_float((ix & 0x007fffff) + 0x3f3504f3) - 1.0f);  // exact
+  double s = f / (2.0 + f), z = s * s;
+  double P = 0.34072518908073873;  // (fit over |s| < 0.172, relative error 2^-37)
+  P = P * z + 0.4116729927496582;
+  P = P * z + 0.5770835802206937;
+  P = P * z + 0.9617966733679659;
+  P = P * z + 2.8853900817900624;
+  double e = double(pe) * (s * P + double(k));
+  bool over = e > 1000.0;
+  e = e < -1000.0 ? -1000.0 : e;  // (NaN passes; beyond 1000 the result is replaced)
+  const double shift = 6755399441055744.0;  // 1.5 2^52: e + shift rounds e to an integer
+  double tn = e + shift, r = e - (tn - shift);
+  double q = 0.00015469731979692066;  // (fit over |r| <= 1/2, relative error 2^-28.5)
+  q = q * r + 0.001340043216526345;
+  q = q * r + 0.009618025602946268;
+  q = q * r + 0.05550327214209672;
+  q = q * r + 0.24022651213595056;
+  q = q * r + 0.6931472067106186;
+  q = q * r + 0.9999999999595487;
+  double m = q * detail::pow2i(detail::double_to_bits(tn) - 0x4338000000000000ll);
+  return over ? detail::inf_d() : m;
 }
-GF_HD float pow(float x, float p) { return float(pow_in_double(x, p)); }
+}  // namespace detail
+GF_HD double pow_in_double(float x, float p) {
+  float sign;
+  double m = detail::pow_unsigned_in_double(x, p, sign);
+  return m * double(sign);
+}
+GF_HD float pow(float x, float p) {  // (the sign applied in float: one vector for 16 lanes)
+  float sign;
+  return float(detail::pow_unsigned_in_double(x, p, sign)) * sign;
+}
+
+// ---- x^p for the exponents that have an exact or correctly rounded form -------------------------
+// (picked by the caller for a scalar p; C's special values kept: sqrt(-0) is -0 and sqrt(-inf)
+// NaN, where pow gives +0 and +inf). x^-2 as (1/x)^2: 1/(x x) would round x x twice where it is
+// subnormal. The double forms are within 2 roundings; the float kernels call x^3 and x^-2 in
+// double (exact or rounded once there).
+template <class T> GF_HD T pow_half(T x) {
+  T inf = detail::inf_(x);
+  return x == -inf ? inf : abs(sqrt(x));
+}
+template <class T> GF_HD T pow_mhalf(T x) { return T(1) / pow_half(x); }
+template <class T> GF_HD T pow_m1(T x) { return T(1) / x; }
+template <class T> GF_HD T pow_3(T x) { return x * x * x; }
+template <class T> GF_HD T pow_m2(T x) {
+  T r = T(1) / x;
+  return r * r;
+}
 
 // ---- double pow --------------------------------------------------------------------------------
 // x^y = 2^(y log2|x|), with log2|x| in two parts and y log2|x| = p_h + p_l accurate to about
-// 2^-64 relative (fdlibm's e_pow.c method: the high parts keep 21 significant bits, so their
-// products are exact without an FMA), then 2^(n + t) = e^(t ln2) 2^n with n = round(p_h), by
-// exp's polynomial and split scale (subnormal results rounded once). Relative error below
-// 3e-16; C's special cases as selects, so that the loop vectorises.
+// 2^-59 relative (error-free products by FMA), then 2^(n + t) = e^(t ln2) 2^n with
+// n = round(p_h), by exp's polynomial and split scale (subnormal results rounded once). Relative
+// error below 6e-16 (|y log2 x| near 1024, where the 2^-59 counts most); C's special cases as
+// selects, so that the loop vectorises.
 namespace detail {
-GF_HD double clear_low32(double d) {  // d with the low 32 bits of its significand zero
-  return bits_to_double(double_to_bits(d) & (long long)0xffffffff00000000ull);
-}
 struct Log2HL {
-  double hi, lo;  // hi: at most 21 significant bits
+  double hi, lo;
 };
-// log2 of a positive finite ax: ax = 2^n a, a in [1, sqrt 3) (subnormals scaled up first),
-// log2 a = dp + (2 / (3 ln2)) (3 s + s^3 + s^5 R(s^2)), s = (a - b) / (a + b) with b = 1 below
-// sqrt(3/2) and b = 1.5 (dp = log2 1.5) above; s and every sum carried as high + low parts.
+// log2 of a positive finite ax: ax = 2^k a, a in [sqrt(3)/2, sqrt 3) (subnormals scaled up
+// first), log2 a = log2 b + (2 / ln2) atanh(s), s = (a - b) / (a + b) with b = 1 below sqrt(3/2)
+// and b = 1.5 above, so |s| <= 0.102: atanh(s) = s + s^3 / 3 + s^5 Q(s^2) (Q a fit, relative
+// error of the sum below 2^-62). All but s is under 2^-8 s and rounded in double (2^-59 of s,
+// the error that counts); s is s_h + s_l (the division's residual by FMA), and the products by
+// 2 / ln2 and the sums with k and log2 1.5 are carried as high and low parts.
 GF_HD Log2HL log2_hl(double ax) {
   bool sub = ax < 2.2250738585072014e-308;
-  ax = sub ? ax * 9007199254740992.0 : ax;  // 2^53
-  long long bits = double_to_bits(ax);
-  int ix = int(bits >> 32);
-  int j = ix & 0x000fffff;
-  // (0/1 integers rather than bools: a select between two masks would keep GCC from vectorising)
-  int big = j >= 0xBB67A ? 1 : 0;              // a >= sqrt 3: halve a (n + 1)
-  int k = (j > 0x3988E ? 1 : 0) & (big ^ 1);   // a in (sqrt(3/2), sqrt 3): b = 1.5
-  int n = (ix >> 20) - 0x3ff - (sub ? 53 : 0) + big;
-  int hi = (j | 0x3ff00000) - (big << 20);
-  double a = bits_to_double((long long)((unsigned long long)(unsigned)hi << 32) | (bits & 0xffffffffll));
-  double dk = double(k), bp = 1.0 + 0.5 * dk;
-  double dp_h = dk * 5.84962487220764160156e-01, dp_l = dk * 1.35003920212974897128e-08;
-  double u = a - bp, v = 1.0 / (a + bp);
-  double s = u * v, s_h = clear_low32(s);
-  // t_h = a + bp rounded to its high word, t_l the rest
-  int th = ((hi >> 1) | 0x20000000) + 0x00080000 + (k << 18);
-  double t_h = bits_to_double((long long)((unsigned long long)(unsigned)th << 32));
-  double t_l = a - (t_h - bp);
-  double s_l = v * ((u - s_h * t_h) - s_h * t_l);
-  double s2 = s * s;
-  double s4 = s2 * s2;  // (Estrin's scheme)
-  double r = s4 * ((5.99999999999994648725e-01 + s2 * 4.28571428578550184252e-01) +
-                   s4 * ((3.33333329818377432918e-01 + s2 * 2.72728123808534006489e-01) +
-                         s4 * (2.30660745775561754067e-01 + s2 * 2.06975017800338417784e-01)));
-  r += s_l * (s_h + s);
-  s2 = s_h * s_h;
-  t_h = clear_low32(3.0 + s2 + r);
-  t_l = r - ((t_h - 3.0) - s2);
-  u = s_h * t_h;                    // (u + v) = s (3 + s^2 + ...)
-  v = s_l * t_h + t_l * s;
-  double p_h = clear_low32(u + v);
-  double p_l = v - (p_h - u);
-  // times cp = 2 / (3 ln2) = cp_h + cp_l
-  double z_h = 9.61796700954437255859e-01 * p_h;
-  double z_l = -7.02846165095275826516e-09 * p_h + p_l * 9.61796693925975554329e-01 + dp_l;
-  double t = double(n);
+  double xs = sub ? ax * 18014398509481984.0 : ax;  // 2^54
+  const long long c0 = 0x3febb67ae8584caall;        // sqrt(3)/2
+  long long ix = (long long)((unsigned long long)double_to_bits(xs) - (unsigned long long)c0);
+  long long k = (ix >> 52) - (sub ? 54 : 0);
+  double a = bits_to_double((ix & 0x000fffffffffffffll) + c0);
+  bool hi_b = a > 1.2247448713915890;  // sqrt(3/2)
+  double b = hi_b ? 1.5 : 1.0;
+  // log2 1.5 = dp_h + dp_l, dp_h with 32 significant bits (k + dp_h is exact)
+  double dp_h = hi_b ? 5.84962487220764160156e-01 : 0.0, dp_l = hi_b ? 1.35003920212974897128e-08 : 0.0;
+  double u = a - b;                  // exact (Sterbenz)
+  double d_h = b + a, d_l = a - (d_h - b);  // a + b exactly (b's exponent >= a's)
+  double v = 1.0 / d_h;
+  double s_h = u * v;
+  double s_l = (fma(-s_h, d_h, u) - s_h * d_l) * v;
+  double z = s_h * s_h;
+  double z2 = z * z;  // (Estrin's scheme: the loop is bound by its dependency chain)
+  double Q = (0.1999999999999999 + z * 0.14285714285736664) +
+             z2 * ((0.11111111085285473 + z * 0.0909091998652706) +
+                   z2 * (0.07690233171756501 + z * 0.06848127655170308));
+  // atanh(s) - s_h: s_l (1 + s^2) (its share of s^3 / 3) + s_h z (1/3 + z Q)
+  double tail = fma(s_l, z, s_l) + s_h * z * fma(z, Q, 0.33333333333333333);
+  // s_h + tail = S_h + S_l exactly, then times 2 / ln2 = c_h + c_l: a low part under 2^-52 of
+  // the high one, and none of the tail's size left to carry
+  double S_h = s_h + tail, S_l = tail - (S_h - s_h);
+  const double c_h = 2.8853900817779268, c_l = 4.0710547481862066e-17;
+  double L_h = c_h * S_h;
+  double L_l = fma(c_h, S_h, -L_h) + fma(c_h, S_l, c_l * S_h);
+  // k to double through the 1.5 2^52 trick (no 64-bit integer conversion instruction needed)
+  double K = (bits_to_double(k + 0x4338000000000000ll) - 6755399441055744.0) + dp_h;  // exact
   Log2HL o;
-  o.hi = clear_low32(((z_h + z_l) + dp_h) + t);
-  o.lo = z_l - (((o.hi - t) - dp_h) - z_h);
+  o.hi = K + L_h;  // (|K| >= 0.41 > |L_h| unless K = 0)
+  o.lo = ((K - o.hi) + L_h) + (L_l + dp_l);
   return o;
 }
 }  // namespace detail
 
 GF_HD double pow(double x, double y) {
-  double ax = abs(x), ay = abs(y);
-  detail::Log2HL l = detail::log2_hl(ax);  // (garbage for 0, inf and NaN: replaced below)
-  double y1 = detail::clear_low32(y);
-  double p_h = y1 * l.hi;                  // exact
-  double p_l = (y - y1) * l.hi + y * l.lo;
-  // |y log2 x| > 1100 (y = +-inf included): inf or 0 whatever the rest; the clamp keeps 2^n's
-  // exponent in range
+  double ax = abs(x), ay = abs(y), inf = detail::inf_d();
+  // C's special cases go into the operands, as in float pow: y is 0 where the result is 1, log2|x|
+  // is -inf at 0 and inf or NaN at those x, and the sign of x or the NaN of a negative x to a
+  // non-integer y is a factor applied last. y integer (+-inf counts as even), odd: |y| / 2 not
+  // an integer (adding 2^52 rounds to an integer below 2^52). Compares combined by & and |, not
+  // && and ||, and every select's condition depends on x: GCC does not vectorise a select
+  // between masks (what short-circuiting leaves) nor one on a mask of the loop-invariant y alone.
+  const double two52 = 4503599627370496.0, hy = 0.5 * ay;
+  bool y_int = (ay >= two52) | ((ay + two52) - two52 == ay);
+  bool y_odd = y_int & (ay < 2.0 * two52) & ((hy + two52) - two52 != hy);
+  bool zero_y = y == 0.0;                                       // x^0 = 1 (even NaN)
+  bool one = (x == 1.0) | ((ax == 1.0) & (ay == inf)) | zero_y;  // 1^y (even NaN), (-1)^+-inf
+  double ye = one ? 0.0 : y;
+  double sign = (y_odd & (detail::double_to_bits(x) < 0)) ? -1.0 : 1.0;  // -0 included
+  sign = ((x < 0.0) & (x > -inf) & !y_int) ? inf - inf : sign;
+  detail::Log2HL l = detail::log2_hl(ax);  // (garbage for 0, inf and NaN: replaced here)
+  l.hi = ((ax < inf) | zero_y) ? l.hi : ax;
+  l.hi = ((ax == 0.0) & !zero_y) ? -inf : l.hi;
+  double p_h = ye * l.hi;
+  double p_l = fma(ye, l.hi, -p_h) + ye * l.lo;
+  // |y log2 x| > 1100 (+-inf included): inf or 0 whatever the rest; the clamp keeps 2^n's
+  // exponent in range (NaN passes)
   bool big = p_h > 1100.0, small = p_h < -1100.0;
   p_h = big ? 1100.0 : (small ? -1100.0 : p_h);
   p_l = (big | small) ? 0.0 : p_l;
@@ -323,22 +401,7 @@ GF_HD double pow(double x, double y) {
   detail::RedD red;
   red.r = ((p_h - nd) + p_l) * 6.93147180559945286227e-01;  // p_h - nd exact, |.| <= 1/2
   red.k = detail::double_to_bits(tn) - 0x4338000000000000ll;
-  double m = detail::exp_reduced(red);
-  // C's special cases. y integer (+-inf counts as even), odd: |y| / 2 not an integer (adding
-  // 2^52 rounds to an integer below 2^52). Compares combined by & and |, not && and ||, and
-  // every select's condition depends on x: GCC does not vectorise a select between masks (what
-  // short-circuiting leaves) nor one on a mask of the loop-invariant y alone.
-  const double two52 = 4503599627370496.0, hy = 0.5 * ay;
-  bool y_int = (ay >= two52) | ((ay + two52) - two52 == ay);
-  bool y_odd = y_int & (ay < 2.0 * two52) & ((hy + two52) - two52 != hy);
-  double inf = detail::inf_d();
-  m = ax == 0.0 ? (y < 0.0 ? inf : 0.0) : m;
-  m = ax == inf ? (y < 0.0 ? 0.0 : inf) : m;
-  m = (y_odd & (detail::double_to_bits(x) < 0)) ? -m : m;  // the sign of x, -0 included
-  m = ((x < 0.0) & (x > -inf) & !y_int) ? inf - inf : m;    // NaN
-  m = ((x != x) | (y != y)) ? x + y : m;
-  m = ((ax == 1.0) & (ay == inf)) ? 1.0 : m;                 // (-1)^+-inf = 1
-  return ((x == 1.0) | (y == 0.0)) ? 1.0 : m;                // even with a NaN
+  return detail::exp_reduced(red) * sign;
 }
 
 // ---- tanh --------------------------------------------------------------------------------------
@@ -348,7 +411,28 @@ template <class T> GF_HD T tanh_of(T x) {
   T m = expm1(T(-2) * abs(x));
   return detail::copysign_(-m / (T(2) + m), x);
 }
-GF_HD float tanh(float x) { return tanh_of(x); }
+// float: the same form with expm1 of -2|x| <= 0 inlined and pared down to that range: one clamp
+// (beyond -18, m = -1 to a float and tanh = 1), no tiny-argument select (for k = 0 the result
+// is q, and q = r for tiny r), a fitted polynomial (relative error of e^r - 1 below 6e-10 over
+// |r| <= ln2/2, one term fewer than expm1's Taylor), and -m / (2 + m) as m / (-2 - m).
+GF_HD float tanh(float x) {
+  float a = -2.0f * abs(x);
+  a = a < -18.0f ? -18.0f : a;  // (NaN passes)
+  detail::RedF red = detail::reduce_ln2(a);
+  float r = red.r;
+  float p = 0.00019899285689461976f;
+  p = p * r + 0.0013933650916442275f;
+  p = p * r + 0.0083332983776927f;
+  p = p * r + 0.04166646674275398f;
+  p = p * r + 0.1666666716337204f;
+  p = p * r + 0.5f;
+  float q = r + r * r * p;
+  float t = detail::pow2i(red.k);  // (2^k - 1 is exact down to k = -24, and m = -1 below)
+  float m = t * q + (t - 1.0f);
+  // |.| with the sign of x (m = +0 at x = 0 makes the quotient -0): one bitwise select
+  int y = detail::float_to_bits(m / (-2.0f - m)), ix = detail::float_to_bits(x);
+  return detail::bits_to_float(ix ^ ((ix ^ y) & 0x7fffffff));
+}
 GF_HD double tanh(double x) { return tanh_of(x); }
 
 // ---- the standard normal upper tail ------------------------------------------------------------

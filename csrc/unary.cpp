@@ -187,6 +187,11 @@ void bind_unary(py::module_& m) {
           if (p == 0) return unary("pow_scalar", x, GF_K(pow0_fwd), {}, G);
           if (p == 1) return unary("pow_scalar", x, GF_K(pow1_fwd), {}, G);
           if (p == 2) return unary("pow_scalar", x, GF_K(pow2_fwd), {}, G);
+          if (p == 0.5) return unary("pow_scalar", x, GF_K(pow_half_fwd), {}, G);
+          if (p == -0.5) return unary("pow_scalar", x, GF_K(pow_mhalf_fwd), {}, G);
+          if (p == -1) return unary("pow_scalar", x, GF_K(pow_m1_fwd), {}, G);
+          if (p == 3) return unary("pow_scalar", x, GF_K(pow_3_fwd), {}, G);
+          if (p == -2) return unary("pow_scalar", x, GF_K(pow_m2_fwd), {}, G);
           return unary("pow_scalar", x, GF_K(pow_fwd), {p, 0}, H);
         },
         arg("x"), arg("p"), "x ** p for a scalar exponent p.");
@@ -202,6 +207,13 @@ void bind_unary(py::module_& m) {
             prm.b = double(float(p) - 1.0f);
           else
             prm.b = p - 1.0;
+          const double pm1 = prm.b;
+          if (pm1 == 0.5) return unary_bwd(op, "x", x, g, GF_K(pow_bwd_half), prm, G);
+          if (pm1 == -0.5) return unary_bwd(op, "x", x, g, GF_K(pow_bwd_mhalf), prm, G);
+          if (pm1 == -1) return unary_bwd(op, "x", x, g, GF_K(pow_bwd_m1), prm, G);
+          if (pm1 == 2) return unary_bwd(op, "x", x, g, GF_K(pow_bwd_2), prm, G);
+          if (pm1 == 3) return unary_bwd(op, "x", x, g, GF_K(pow_bwd_3), prm, G);
+          if (pm1 == -2) return unary_bwd(op, "x", x, g, GF_K(pow_bwd_m2), prm, G);
           return unary_bwd(op, "x", x, g, GF_K(pow_bwd), prm, H);
         },
         arg("x"), arg("g"), arg("p"), "g * p * x^(p-1), x the forward input.");

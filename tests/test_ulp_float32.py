@@ -283,7 +283,7 @@ KERNELS = [
     K("abs", _C.abs, lambda x: np.abs(f64(x)), _C.abs_backward,
       lambda x: np.where(np.isnan(x), np.nan, np.sign(f64(x)))),
     K("neg", _C.neg, lambda x: -f64(x)),
-] + [_pow(p) for p in (0.0, 1.0, 2.0, 3.0, -1.0, 0.5, -1.5, 2.5)]
+] + [_pow(p) for p in (0.0, 1.0, 2.0, 3.0, 4.0, -1.0, -2.0, 0.5, -0.5, 1.5, -1.5, 2.5)]
 IDS = [k.name for k in KERNELS]
 BWD = [k for k in KERNELS if k.bwd is not None]
 

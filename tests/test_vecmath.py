@@ -94,7 +94,7 @@ def test_pow():
         check(_C.pow(x, y), np.power(x.astype(L), y.astype(L)), x)
 
 
-@pytest.mark.parametrize("p", [2.5, 0.5, -1.5, 3.0, -7.0, 1e-3, 40.25])
+@pytest.mark.parametrize("p", [2.5, 0.5, -0.5, 1.5, -1.0, -1.5, 3.0, 4.0, -2.0, -7.0, 1e-3, 40.25])
 def test_pow_scalar_and_backward(p):
     x = np.concatenate([spread(0, np.inf, 1 << 12), -np.arange(1.0, 50.0)])
     g = _rng.uniform(-2, 2, x.size)
@@ -107,17 +107,44 @@ def test_pow_scalar_and_backward(p):
         check(_C.pow_scalar_backward(x, g, p)[keep], (g.astype(L) * L(p) * d)[keep], x[keep], rtol=2 * RTOL)
 
 
-def test_pow_special_values_are_c99s():
-    v = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e308, -1e308]
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pow_special_values_are_c99s(dtype):
+    """(float32 too: its pow folds the special cases into its operands in its own way)"""
+    v = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e308, -1e308,
+         1e-45, -1e-45, 3e38, -3e38]
     e = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.5, -0.5, np.inf, -np.inf, np.nan, 1e300, -1e300,
-         2.0 ** 53, 2.0 ** 53 + 2, 2.0 ** 52 + 1, -(2.0 ** 52 + 1), 1075.0, -1075.0]
-    x, y = (a.ravel() for a in np.meshgrid(v, e))
-    got = _C.pow(x, y)
+         2.0 ** 53, 2.0 ** 53 + 2, 2.0 ** 52 + 1, -(2.0 ** 52 + 1), 1075.0, -1075.0,
+         2.0 ** 24, 2.0 ** 24 + 2, 2.0 ** 23 + 1, -(2.0 ** 23 + 1), 151.0, -151.0, 2.5, -2.5]
     with np.errstate(all="ignore"):
-        want = np.power(x, y)  # numpy calls C's pow
-    ok = np.isclose(got, want, rtol=RTOL, atol=0) | (got == want) | (np.isnan(got) & np.isnan(want))
+        x, y = (a.ravel().astype(dtype) for a in np.meshgrid(v, e))
+        got = _C.pow(x, y)
+        want = np.power(x.astype(np.float64), y.astype(np.float64)).astype(dtype)  # numpy calls C's pow
+    rtol = RTOL if dtype == np.float64 else 4 * np.finfo(np.float32).eps
+    ok = np.isclose(got, want, rtol=rtol, atol=0) | (got == want) | (np.isnan(got) & np.isnan(want))
     ok &= (np.signbit(got) == np.signbit(want)) | np.isnan(want)
     assert ok.all(), list(zip(x[~ok], y[~ok], got[~ok], want[~ok]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("p", [0.5, -0.5, -1.0, 3.0, -2.0, 2.5])
+def test_pow_scalar_special_values_are_c99s(p, dtype):
+    """The exponents with kernels of their own (sqrt for 0.5, ...) keep C's pow at +-0, +-inf
+    and NaN, where sqrt differs (sqrt(-0) = -0, sqrt(-inf) = NaN), and so does the backward."""
+    import ctypes
+    import ctypes.util
+
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    libm.pow.restype, libm.pow.argtypes = ctypes.c_double, (ctypes.c_double, ctypes.c_double)
+    c_pow = np.vectorize(libm.pow, otypes=[np.float64])  # (numpy's power is sqrt for 0.5)
+    with np.errstate(all="ignore"):
+        x = np.array([0.0, -0.0, 1.0, -1.0, 4.0, -4.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e308, -1e308], dtype)
+        want = c_pow(x, p).astype(dtype)
+        dwant = (p * c_pow(x, float(dtype(p) - dtype(1)))).astype(dtype)
+    for got, w in ((_C.pow_scalar(x, p), want), (_C.pow_scalar_backward(x, np.ones_like(x), p), dwant)):
+        assert got.dtype == dtype
+        ok = (got == w) | (np.isnan(got) & np.isnan(w)) | np.isclose(got, w, rtol=4 * np.finfo(dtype).eps, atol=0)
+        ok &= (np.signbit(got) == np.signbit(w)) | np.isnan(w)
+        assert ok.all(), list(zip(x[~ok], got[~ok], w[~ok]))
 
 
 # ---- tanh (expm1), sigmoid, softplus -------------------------------------------------------------

@@ -27,6 +27,12 @@
   FWD(pow1_fwd, x)                                                                         \
   FWD(pow2_fwd, x * x)                                                                     \
   FWD(pow_fwd, M::pow(x, pa))                                                             \
+  /* ... and 0.5, -0.5, -1, 3, -2 their forms of gf_vecmath.h */                           \
+  FWD(pow_half_fwd, M::pow_half(x))                                                        \
+  FWD(pow_mhalf_fwd, M::pow_mhalf(x))                                                      \
+  FWD(pow_m1_fwd, M::pow_m1(x))                                                            \
+  FWD(pow_3_fwd, T(M::pow_3(wide(x))))                                                     \
+  FWD(pow_m2_fwd, T(M::pow_m2(wide(x))))                                                   \
   BWD(sigmoid_bwd, M::sigmoid_grad(x, g)) /* x is the forward output y */                  \
   BWD(tanh_bwd, M::tanh_grad(x, g))       /* output */                                     \
   BWD(relu_bwd, M::relu_grad(x, g))       /* output */                                     \
@@ -43,7 +49,14 @@
   BWD(pow0_bwd, T(0))                                                                      \
   BWD(pow1_bwd, g)                                                                         \
   BWD(pow2_bwd, T(2) * g * x)                                                              \
-  BWD(pow_bwd, pow_grad(x, g, pa, pb)) /* pb = p - 1 (computed in T) */
+  BWD(pow_bwd, pow_grad(x, g, pa, pb)) /* pb = p - 1 (computed in T) */                   \
+  /* p - 1 = 0.5, -0.5, -1, 2, 3, -2: x^(p-1) by the forms above, in double */             \
+  BWD(pow_bwd_half, pow_grad_with(g, pa, M::pow_half(wide(x))))                            \
+  BWD(pow_bwd_mhalf, pow_grad_with(g, pa, M::pow_mhalf(wide(x))))                          \
+  BWD(pow_bwd_m1, pow_grad_with(g, pa, M::pow_m1(wide(x))))                                \
+  BWD(pow_bwd_2, pow_grad_with(g, pa, wide(x) * wide(x)))                                  \
+  BWD(pow_bwd_3, pow_grad_with(g, pa, M::pow_3(wide(x))))                                  \
+  BWD(pow_bwd_m2, pow_grad_with(g, pa, M::pow_m2(wide(x))))
 
 #define GF_UNARY_TABLE_ENTRY(NAME, EXPR) GF_KERNEL(NAME, NAME<T>)
 #define GF_UNARY_TABLE                                           \
@@ -67,6 +80,12 @@ inline __attribute__((always_inline)) double pow_grad(double x, double g, double
 inline __attribute__((always_inline)) float pow_grad(float x, float g, float p, float pm1) {
   return float(double(g) * double(p) * M::pow_in_double(x, pm1));
 }
+
+// x in double, for the float kernels whose formula is computed there and rounded once
+inline double wide(double x) { return x; }
+inline double wide(float x) { return x; }
+// g p x^(p-1) from x^(p-1) in double (as pow_grad)
+template <class T> inline T pow_grad_with(T g, T p, double v) { return T(double(g) * double(p) * v); }
 
 #define GF_UNARY_FWD(NAME, EXPR)                                              \
   template <class T>                                                          \
