@@ -180,3 +180,22 @@ def test_inplace_on_a_recorded_tensor_and_a_device_that_is_not_there():
     n = gf.cuda.device_count()
     with pytest.raises(RuntimeError, match=f"cuda:{n} was requested but only {n}"):
         gf.zeros(1, device=f"cuda:{n}")
+
+
+@two_gpus
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_maximize_step_on_cuda1_while_device0_is_current(dtype):
+    import cupy
+
+    w_host = np.random.default_rng(0).standard_normal((4, 3)).astype(dtype)
+    results = {}
+    for dev in ("cpu", "cuda:1"):
+        w = gf.nn.Parameter(gf.tensor(w_host, device=dev))
+        opt = gf.optim.Adam([w], lr=0.1, maximize=True)
+        with cupy.cuda.Device(0):
+            for _ in range(3):
+                opt.zero_grad()
+                (w * w).sum().backward()
+                opt.step()
+        results[dev] = w.detach().cpu().numpy()
+    np.testing.assert_array_equal(results["cuda:1"], results["cpu"])

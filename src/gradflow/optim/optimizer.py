@@ -89,7 +89,7 @@ class Optimizer:
             # parameter made from a transposed view) goes through a contiguous copy.
             grad = xp.ascontiguousarray(grad)
             if group.get("maximize"):
-                grad = -grad
+                grad = xp.negative(grad)  # (xp works on p's device, cuda:1 too)
             state = self.state.setdefault(p, {})
             if _dtypes.is_lowp(p.dtype):
                 self._update_lowp(p, grad, state, group)
