@@ -530,3 +530,42 @@ def test_collectives_refuse_bfloat16():
         return t.tolist()
 
     assert FakeGroup(2).run(body) == [[2.0, 2.0], [2.0, 2.0]]
+
+
+@needs_torch
+@pytest.mark.parametrize("name", lowp_params())
+def test_casts_and_creation_round_through_float32_as_torch(name):
+    # PyTorch rounds float64 and integers to float32 before a 16-bit float: values just past a
+    # 16-bit halfway point by less than a float32 ulp round down there (numpy rounds up).
+    mant = _FORMAT[name][0]
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1, 2, 2000)
+    halfway = (np.floor(base * 2.0 ** mant) + 0.5) / 2.0 ** mant
+    f64 = np.concatenate([halfway + halfway * 2.0 ** -30, halfway - halfway * 2.0 ** -30,
+                          rng.standard_normal(2000) * 100])
+    top = 2 ** 40 if name == "bfloat16" else 60000  # (float16 overflows beyond 65504)
+    i64 = np.concatenate([rng.integers(-top, top, 2000),
+                          (1 << 24) + (1 << (24 - mant - 1)) + np.arange(1, 200)])
+    if name == "float16":
+        i64 = i64[np.abs(i64) < top]
+    tdt = getattr(torch, name)
+    for host in (f64, i64):
+        expected = torch.from_numpy(host).to(tdt).float().numpy()
+        for got in (gf.tensor(host).to(name), gf.tensor(host, dtype=name),
+                    gf.tensor(host.tolist(), dtype=name)):
+            np.testing.assert_array_equal(got.float().numpy(), expected)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", lowp_params())
+def test_products_and_quotients_by_numbers_use_their_float32_value_as_torch(name):
+    # torch multiplies and divides a 16-bit tensor by a number's float32 value (0.1 rounded to
+    # bfloat16 first would change a fifth of the products), and adds the number rounded to it
+    x = np.random.default_rng(0).standard_normal(20000).astype(np.float32)
+    t, g = torch.from_numpy(x).to(getattr(torch, name)), gf.tensor(x).to(name)
+    for s in (0.1, 3.7, 1e-3, 257, np.float32(0.3)):
+        for f in (lambda v: v * s, lambda v: s * v, lambda v: v / s, lambda v: v + s,
+                  lambda v: v - s, lambda v: s - v):
+            got = f(g)
+            assert got.dtype == getattr(gf, name)
+            np.testing.assert_array_equal(got.float().numpy(), f(t).float().numpy())

@@ -44,9 +44,12 @@ def forward(op_forward, ctx, *arrays, **params):
     astype = ctx.be.astype  # (the backend's: gf.jit records the casts)
     narrow = None
     wide = []
+    # A 0-d float32 operand beside a dimensioned 16-bit one (a number, see _util.promote) does
+    # not widen the result, as in PyTorch.
+    dims_lowp = any(a.ndim and dtypes.is_lowp(a.dtype) for a in arrays)
     for a in arrays:
         dt = a.dtype
-        if dtypes.is_float(dt):
+        if dtypes.is_float(dt) and not (dims_lowp and not a.ndim and dt == _f32):
             narrow = _narrow_to(narrow, dt)
             if dtypes.is_lowp(dt):
                 a = astype(a, _f32)

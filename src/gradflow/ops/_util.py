@@ -79,6 +79,19 @@ def promote(a, b):
     return a, b
 
 
+def lowp_scale(t, x):
+    """For ``t * x``, ``x * t`` and ``t / x``: a dimensioned float16/bfloat16 tensor ``t`` and a
+    Python (or numpy) number ``x`` as ``x``'s float32 value in a 0-d tensor, or None for any
+    other pair. PyTorch multiplies and divides a 16-bit tensor by a number's float32 value (its
+    other ops with numbers use the number rounded to the 16-bit dtype, as promote does), and
+    autograd/lowp.py rounds the float32 result to ``t``'s dtype."""
+    Tensor = _tensor.Tensor
+    if (not isinstance(t, Tensor) or not t.ndim or not dtypes.is_lowp(t.dtype)
+            or isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, np.number))):
+        return None
+    return Tensor._make(t._be.scalar(x, dtypes.float32), t._device)
+
+
 def result_dtype(a, b):
     """The dtype PyTorch gives ``a op b`` for two tensors (see promote)."""
     ca, cb = dtypes.category(a.dtype), dtypes.category(b.dtype)

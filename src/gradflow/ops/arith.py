@@ -5,7 +5,7 @@ from .. import _C
 from .. import dtypes as _dtypes
 from ..autograd.function import Function, NonDifferentiable
 from ._fused import FusedOp
-from ._util import as_tensor, float_operand, promote, result_dtype_of
+from ._util import as_tensor, float_operand, lowp_scale, promote, result_dtype_of
 
 
 class Add(Function):
@@ -264,12 +264,28 @@ def sub(a, b):
     return _sub(a, b)
 
 
-mul = _binary(Mul, "a * b, broadcasting.")
+def mul(a, b):
+    """a * b, broadcasting."""
+    if a.__class__ is not b.__class__ or a.array.dtype is not b.array.dtype:
+        x = lowp_scale(a, b)
+        if x is not None:
+            return Mul.apply(a, x)
+        x = lowp_scale(b, a)
+        if x is not None:
+            return Mul.apply(x, b)
+        a, b = promote(a, b)
+    return Mul.apply(a, b)
+
+
+
 maximum = _binary(Maximum, "Elementwise maximum; ties split the gradient evenly.")
 minimum = _binary(Minimum, "Elementwise minimum; ties split the gradient evenly.")
 
 
 def div(a, b):
+    x = lowp_scale(a, b)
+    if x is not None:
+        return Div.apply(a, x)
     a, b = promote(a, b)
     if not _dtypes.is_float(a.dtype):
         a, b = float_operand(a), float_operand(b)
