@@ -27,6 +27,10 @@ constexpr index_t kGrain = 1 << 15;
 // Chunks per thread when a loop is split: with several each, the threads that run finish the
 // chunks of one that is descheduled (another process on its core) instead of waiting for it.
 constexpr int kChunksPerThread = 4;
+// How much larger a loop must be to wake a sleeping worker for it (see pool_asleep): the
+// training step of a small network has one such loop (its optimizer's update) between long
+// stretches of single-threaded work, and waking a worker for it cost more than it saved.
+constexpr index_t kWakeFactor = 16;
 
 // The count is process-wide: set from any thread, it holds for every thread's kernels.
 int num_threads();          // threads gradflow's kernels (and its matrix products) may use
@@ -59,7 +63,7 @@ constexpr index_t kSplitAlign = 64;
 template <class F>
 void parallel_for(index_t n, index_t grain, F&& f) {
   const int nt = num_threads();
-  if (n <= grain || nt <= 1) {
+  if (n <= grain || nt <= 1 || (n <= grain * kWakeFactor && pool_asleep())) {
     if (n > 0) f(index_t(0), n);
     return;
   }

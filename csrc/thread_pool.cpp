@@ -209,6 +209,11 @@ void pool_set_worker_setup(void (*fn)(bool), bool arg) {
 
 int pool_workers() { return pool().started.load(std::memory_order_acquire); }
 
+bool pool_asleep() {
+  Pool& P = pool();
+  return P.started.load(std::memory_order_relaxed) == 0 || P.sleepers.load(std::memory_order_relaxed) > 0;
+}
+
 PoolStats pool_stats() {
   Pool& P = pool();
   return {P.jobs.load(), P.solo_jobs.load(), P.stalls.load()};

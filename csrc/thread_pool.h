@@ -28,6 +28,11 @@ void pool_set_worker_setup(void (*fn)(bool), bool arg);
 // Workers started so far (they start on a job's first use of them).
 int pool_workers();
 
+// Whether a job would have to wake a worker (one sleeps, or none has started): a wake-up costs
+// tens of microseconds (a system call, an interrupt to an idle core), more than a small job
+// gains from a second thread.
+bool pool_asleep();
+
 // Jobs split across threads, jobs run on the calling thread alone after a stall (see the
 // stall guard in thread_pool.cpp), and stalls detected, since the process started.
 struct PoolStats {
