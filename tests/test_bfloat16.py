@@ -560,12 +560,14 @@ def test_casts_and_creation_round_through_float32_as_torch(name):
 @pytest.mark.parametrize("name", lowp_params())
 def test_products_and_quotients_by_numbers_use_their_float32_value_as_torch(name):
     # torch multiplies and divides a 16-bit tensor by a number's float32 value (0.1 rounded to
-    # bfloat16 first would change a fifth of the products), and adds the number rounded to it
+    # bfloat16 first would change a fifth of the products), divides a number by it as the number
+    # times the rounded reciprocal, and adds or raises to the number rounded to its dtype
     x = np.random.default_rng(0).standard_normal(20000).astype(np.float32)
     t, g = torch.from_numpy(x).to(getattr(torch, name)), gf.tensor(x).to(name)
     for s in (0.1, 3.7, 1e-3, 257, np.float32(0.3)):
         for f in (lambda v: v * s, lambda v: s * v, lambda v: v / s, lambda v: v + s,
-                  lambda v: v - s, lambda v: s - v):
+                  lambda v: v - s, lambda v: s - v, lambda v: s / v,
+                  lambda v: abs(v) ** float(s % 5)):
             got = f(g)
             assert got.dtype == getattr(gf, name)
             np.testing.assert_array_equal(got.float().numpy(), f(t).float().numpy())

@@ -58,7 +58,8 @@ def forward(op_forward, ctx, *arrays, **params):
     if isinstance(out, np.generic):  # (numpy's reductions to 0-d give scalars)
         out = ctx.be.xp.asarray(out)
     if narrow is not _MIXED and out.dtype == _f32:
-        out = astype(out, narrow)
+        with np.errstate(over="ignore"):  # (beyond float16's range: inf, as PyTorch, silently)
+            out = astype(out, narrow)
     return out
 
 

@@ -286,6 +286,9 @@ def div(a, b):
     x = lowp_scale(a, b)
     if x is not None:
         return Div.apply(a, x)
+    x = lowp_scale(b, a)
+    if x is not None:  # number / 16-bit tensor: PyTorch's is the number times the rounded 1 / b
+        return Mul.apply(x, PowScalar.apply(b, p=-1))
     a, b = promote(a, b)
     if not _dtypes.is_float(a.dtype):
         a, b = float_operand(a), float_operand(b)
@@ -305,6 +308,8 @@ def pow(a, b):  # noqa: A001
             raise RuntimeError(f"pow: integers to negative integer powers are not allowed ({a.dtype} "
                              f"tensor ** {b}); convert the tensor to a float dtype first")
         int_power = isinstance(b, int) and b >= 0  # keeps an integer tensor integer
+        if isinstance(b, float) and _dtypes.is_lowp(a.dtype):
+            b = float(a._be.scalar(b, a.dtype))  # (PyTorch's exponent: the number in a's dtype)
         return PowScalar.apply(a if int_power else float_operand(a), p=b)
     a, b = promote(a, b)
     if a.dtype.kind == "b":
