@@ -159,9 +159,11 @@ GF_HD float gelu_grad_sens(float u) {  // d ln R / d ln u
   sens = sens * u - 0.003914228640496731f;
   return sens;
 }
-GF_HD float clamp_abs(float x, float m) {  // min(|x|, m); NaN stays NaN
-  float a = abs(x);
-  return m < a ? m : a;  // the operand order of a vector min
+// min(|x|, m) for m > 0 as an integer min of the bits (NaN gives m): a float select of a constant
+// would be folded by the compiler into every expression of the result, one blend each.
+GF_HD float clamp_abs_bits(float x, float m) {
+  int a = float_to_bits(x) & 0x7fffffff, b = float_to_bits(m);
+  return bits_to_float(b < a ? b : a);
 }
 // e^(-a^2/2) 2^100 in float, from a^2 = h + l exactly (fma).
 GF_HD float normal_exp_half_sq_2p100(float a) {
@@ -190,7 +192,7 @@ template <class T> GF_HD T gelu_grad(T x, T g) {
 // x Q(a) 2^100 = x e^(-a^2/2) u P(u (1 + du)) 2^100: the products error-free (fma) until the
 // last, rounded once, so that only e^ and P's own rounding errors remain (about 3 ulp in all).
 GF_HD float gelu(float x) {
-  float a = detail::clamp_abs(x, 15.0f);  // NaN propagates through x
+  float a = detail::clamp_abs_bits(x, 15.0f);  // NaN propagates through x
   float du, u = detail::tail_var(a, du);
   float p = detail::normal_tail_ratio(u), sens = detail::normal_tail_sens(u);
   float e = detail::normal_exp_half_sq_2p100(a);
@@ -206,7 +208,7 @@ GF_HD float gelu(float x) {
 // a = |x|, R = gelu_grad_ratio: the zero at x = -a0 is the factor a - a0, a two-float. The
 // products as in gelu.
 GF_HD float gelu_grad(float x, float g) {
-  float a = detail::clamp_abs(x, 15.0f);  // gelu' is 0 or 1 to a float beyond 15
+  float a = detail::clamp_abs_bits(x, 15.0f);  // gelu' is 0 or 1 beyond 15; NaN restored last
   float du, u = detail::tail_var(a, du);
   float p = detail::gelu_grad_ratio(u), sens = detail::gelu_grad_sens(u);
   float e = detail::normal_exp_half_sq_2p100(a);
@@ -218,7 +220,7 @@ GF_HD float gelu_grad(float x, float g) {
   float rs = r * detail::two_m100();
   bool sub = (r < 0 ? -r : r) < 1.49011612e-08f;  // 2^-26
   float neg = sub ? (g * 8.8817842e-16f) * (r * 8.8817842e-16f) : g * rs;  // 2^-50
-  return x < 0 ? neg : fma(-g, rs, g);
+  return x < 0 ? neg : (x == x ? fma(-g, rs, g) : x);
 }
 
 // GELU, tanh approximation: x (1 + tanh(u)) / 2 = x sigmoid(z), z = 2u = 2 sqrt(2/pi) (x + 0.044715 x^3).
@@ -275,7 +277,7 @@ GF_HD float gelu_tanh_grad_zero_ratio(float d) {
 // x sigmoid(z) = x / (1 + e) for z >= 0, x e / (1 + e) for z < 0, e = e^-|z|: one division, and
 // 2^-100 last (a subnormal result is rounded once).
 GF_HD float gelu_tanh(float x) {
-  float a = detail::clamp_abs(x, 30.0f);  // beyond, gelu is x or -0
+  float a = detail::clamp_abs_bits(x, 30.0f);  // beyond, gelu is x or -0 (NaN: through x)
   float lo, z = detail::gelu_tanh_z(a, lo);  // z(|x|) >= 0
   float e2 = detail::exp_nonpos_2p100(-z, lo);  // e 2^100
   float e = (z < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
@@ -290,7 +292,7 @@ GF_HD float gelu_tanh(float x) {
 // rounding. T is computed times 2^100, so that a subnormal result is rounded once, by the last
 // product.
 GF_HD float gelu_tanh_grad(float x, float g) {
-  float a = detail::clamp_abs(x, 30.0f);  // 1 or 0 beyond
+  float a = detail::clamp_abs_bits(x, 30.0f);  // 1 or 0 beyond; a NaN x is restored last
   float zl, w, w_lo, zh = detail::gelu_tanh_z(a, zl, w, w_lo);
   float e2_lo, e2 = detail::exp_nonpos_2p100_hl(-zh, zl, e2_lo);  // e 2^100
   float e = (zh < 87.0f ? e2 : 0.0f) * detail::two_m100();      // never subnormal (slow)
@@ -313,7 +315,7 @@ GF_HD float gelu_tanh_grad(float x, float g) {
   // g T: where T is subnormal, T 2^-50 times g 2^-50 (rounded once, and cannot overflow)
   bool sub = (t < 0 ? -t : t) < 1.49011612e-08f;  // 2^-26
   float neg = sub ? (g * -8.8817842e-16f) * (t * 8.8817842e-16f) : -g * ts;  // 2^-50
-  return x < 0 ? neg : fma(g, ts, g);
+  return x < 0 ? neg : (x == x ? fma(g, ts, g) : x);
 }
 
 // log(1 + e) for e in [0, 1], the range softplus needs. float: 2 atanh(s) with s = e / (2 + e)
