@@ -65,6 +65,22 @@ def t64(a, requires_grad=True, device="cpu"):
     return gf.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad, device=device)
 
 
+def gf_on(device):
+    """gf, with tensor() creating on ``device`` (for op cases whose index and mask constants
+    must live beside their operands)."""
+    if device == "cpu":
+        return gf
+
+    class OnDevice:
+        def __getattr__(self, attr):
+            return getattr(gf, attr)
+
+        @staticmethod
+        def tensor(a, **kw):
+            return gf.tensor(a, device=device, **kw)
+    return OnDevice()
+
+
 def python_command(*args):
     """The command line that runs ``args`` in a new interpreter like this one. Where the suite
     runs under an emulator (the aarch64 CI job: qemu-user), GRADFLOW_TEST_LAUNCHER holds the

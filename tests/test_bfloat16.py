@@ -72,10 +72,10 @@ def values(t):
 
 
 def bits(t):
-    """The bit patterns of a 16-bit gradflow or torch tensor."""
+    """The bit patterns of a 16-bit gradflow (on any device) or torch tensor."""
     if torch is not None and isinstance(t, torch.Tensor):
         return t.detach().view(torch.int16).numpy().view(np.uint16)
-    return t.detach().numpy().view(np.uint16)
+    return t.detach().cpu().numpy().view(np.uint16)
 
 
 # ---- every op against torch, in bfloat16 --------------------------------------------------------
@@ -436,11 +436,15 @@ def test_checkpoints_round_trip(tmp_path, lowp):
 
 @pytest.mark.parametrize("lowp", lowp_params())
 def test_jit_replays_16_bits_bitwise(lowp):
-    low = getattr(gf, lowp)
+    check_jit_replays_bitwise(getattr(gf, lowp))
 
+
+def check_jit_replays_bitwise(low, device="cpu"):
+    """A training step in dtype ``low`` on ``device``, replayed by gf.jit, bitwise as eager."""
     def run(jitted):
         gf.manual_seed(0)
-        model = gf.nn.Sequential(gf.nn.Linear(4, 8), gf.nn.GELU(), gf.nn.Linear(8, 3)).to(low)
+        model = gf.nn.Sequential(gf.nn.Linear(4, 8), gf.nn.GELU(), gf.nn.Linear(8, 3))
+        model.to(device).to(low)
         opt = gf.optim.Adam(model.parameters(), lr=1e-2)
 
         def step(x, y):
@@ -452,7 +456,8 @@ def test_jit_replays_16_bits_bitwise(lowp):
 
         if jitted:
             step = gf.jit(step, strict=True)
-        x, y = gf.randn(8, 4).to(low), gf.randint(0, 3, (8,))
+        x = gf.randn(8, 4, device=device).to(low)
+        y = gf.randint(0, 3, (8,), device=device)
         losses = [bits(step(x, y)).item() for _ in range(4)]
         return losses, [bits(p) for p in model.parameters()], step
 

@@ -13,7 +13,7 @@ import pytest
 
 import gradflow as gf
 import test_bfloat16 as base
-from conftest import _CUDA_SKIP, requires_cuda
+from conftest import _CUDA_SKIP, gf_on, requires_cuda
 
 bf16 = base.bf16
 torch = base.torch
@@ -23,8 +23,7 @@ _NO_BF16 = _CUDA_SKIP or (None if bf16 is None or gf.cuda.is_bf16_supported() el
 requires_cuda_bf16 = pytest.mark.skipif(_NO_BF16 is not None, reason=_NO_BF16 or "")
 
 
-def bits(t):
-    return t.detach().cpu().numpy().view(np.uint16)
+bits = base.bits
 
 
 def assert_same_bits(got, want, what):
@@ -45,18 +44,6 @@ def cupy13(monkeypatch):
         monkeypatch.setattr(cupy, "__version__", "13.6.0+gradflow-test-stand-in")
     elif gf.cuda.is_bf16_supported():
         pytest.skip(f"CuPy {cupy.__version__} has bfloat16")
-
-
-def _on(device):
-    """gf, with tensor() creating on ``device`` (the cases' index and mask constants)."""
-    class OnDevice:
-        def __getattr__(self, attr):
-            return getattr(gf, attr)
-
-        @staticmethod
-        def tensor(a, **kw):
-            return gf.tensor(a, device=device, **kw)
-    return OnDevice()
 
 
 @requires_cuda_bf16
@@ -80,7 +67,7 @@ def test_ops_on_cuda_match_cpu_bitwise(name, fn, arrays, functional):
     results = []
     for device in ("cpu", "cuda"):
         lib = (gf.nn.functional if device == "cpu" else test_torch_nn._ON_CUDA) if functional \
-            else (gf if device == "cpu" else _on(device))
+            else gf_on(device)
         ts = []
         for a in arrays:
             t = gf.tensor(a, device=device)
@@ -267,31 +254,7 @@ def test_checkpoints_of_cuda_bfloat16_round_trip(tmp_path):
 
 @requires_cuda_bf16
 def test_jit_replays_cuda_bfloat16_bitwise():
-    def run(jitted):
-        gf.manual_seed(0)
-        model = gf.nn.Sequential(gf.nn.Linear(4, 8), gf.nn.GELU(), gf.nn.Linear(8, 3))
-        model.to("cuda").bfloat16()
-        opt = gf.optim.Adam(model.parameters(), lr=1e-2)
-
-        def step(x, y):
-            loss = gf.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-
-        if jitted:
-            step = gf.jit(step, strict=True)
-        x = gf.randn(8, 4, device="cuda").bfloat16()
-        y = gf.randint(0, 3, (8,), device="cuda")
-        losses = [bits(step(x, y)).item() for _ in range(4)]
-        return losses, [bits(p) for p in model.parameters()], step
-
-    eager, (jl, jp, step) = run(False), run(True)
-    assert eager[0] == jl
-    for a, b in zip(eager[1], jp):
-        np.testing.assert_array_equal(a, b)
-    assert any(p != "eager" for variants in step._plans.values() for p in variants)
+    base.check_jit_replays_bitwise(bf16, "cuda")
 
 
 @requires_cuda_bf16

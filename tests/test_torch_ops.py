@@ -436,25 +436,15 @@ def test_set_printoptions():
 @pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
 def test_cuda_matches_cpu(name, fn, arrays):
     """The same op on the CUDA backend: values and gradients as on the CPU."""
-    from conftest import _CUDA_SKIP
+    from conftest import _CUDA_SKIP, gf_on
 
     if _CUDA_SKIP is not None:
         pytest.skip(_CUDA_SKIP)
 
-    def lib_on(device):
-        class OnDevice:  # gf, with tensor() creating on ``device`` (index/mask constants too)
-            def __getattr__(self, attr):
-                return getattr(gf, attr)
-
-            @staticmethod
-            def tensor(a, **kw):
-                return gf.tensor(a, device=device, **kw)
-        return OnDevice()
-
     results = []
     for device in ("cpu", "cuda"):
         ts = [gf.tensor(a, requires_grad=True, device=device) for a in arrays]
-        L = lib_on(device)
+        L = gf_on(device)
         out = fn(L, *ts)
         out.sum().backward()
         results.append([out.detach().cpu().numpy()] + [t.grad.cpu().numpy() if t.grad is not None

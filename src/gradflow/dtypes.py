@@ -84,6 +84,12 @@ def bfloat16_on_device(where, device, cupy_version):
             "or float32 there (t.float().to(device))")
 
 
+def via_float32(src, dst) -> bool:
+    """Whether a cast from ``src`` to ``dst`` goes through float32, as PyTorch's do: float64
+    and integers to a 16-bit float round to float32 first."""
+    return is_lowp(dst) and src != float32 and not is_lowp(src)
+
+
 def is_float(dtype) -> bool:
     """Whether ``dtype`` is a floating-point dtype (bfloat16 included)."""
     return dtype.kind == "f" or dtype is bfloat16  # (a dtype is never None)

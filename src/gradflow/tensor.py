@@ -937,22 +937,16 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if not dt.isnative:  # '>f4' on x86: the kernels read memory in the machine's byte order
         dt = dt.newbyteorder("=")
     be = _backend.get(dev)
-    if _dtypes.is_lowp(dt):  # through float32, as PyTorch rounds to 16-bit floats
-        data = _via_float32(data)
+    if _dtypes.is_lowp(dt):
+        if not hasattr(data, "__cuda_array_interface__"):
+            data = np.asarray(data)
+        if _dtypes.via_float32(data.dtype, dt):
+            data = data.astype(_dtypes.float32)
     arr = be.xp.array(data, dtype=dt, copy=True) if dev != "cpu" else np.array(data, dtype=dt)
     t = Tensor._make(arr, dev)
     if requires_grad:
         t.requires_grad_(True)
     return t
-
-
-def _via_float32(data):
-    """``data`` (host or device) as float32 where its dtype is wider than a 16-bit float's
-    reach (float64, integers): PyTorch's casts to float16/bfloat16 round to float32 first."""
-    if not hasattr(data, "__cuda_array_interface__"):
-        data = np.asarray(data)
-    dt = data.dtype
-    return data if dt == np.float32 or _dtypes.is_lowp(dt) else data.astype(np.float32)
 
 
 def from_numpy(a):

@@ -7,7 +7,7 @@ from ..ops.activation import (cross_entropy_rows, gelu, leaky_relu, log_softmax,
                               softmax, softplus, tanh)
 from .._jit import trace as _jit_trace
 from ..ops.linalg import linear
-from ..ops._util import check_indices
+from ..ops._util import check_range
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "gelu", "softplus", "softmax", "log_softmax",
            "linear", "mse_loss", "cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
@@ -113,12 +113,6 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                     f"got {target.dtype}")
 
 
-def _check_labels(labels, c):
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= c):
-        raise IndexError(f"nll_loss: labels must be in [0, {c}) (or ignore_index), got "
-                         f"{int(labels.min())}..{int(labels.max())}")
-
-
 def _has_value(xp, labels, value):
     """Whether any label is ``value`` (a gf.jit replay checks it again first). ``xp``: the
     labels' backend's, which works on their device."""
@@ -158,7 +152,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     c = input.shape[1]
     ignored = target == ignore_index
     safe = target.masked_fill(ignored, 0)
-    _jit_trace.call(_check_labels, safe.array, c)  # (a gf.jit replay checks again)
+    check_range(safe.array, 0, c, f"nll_loss: labels must be in [0, {c}) (or ignore_index), got "
+                "{lo}..{hi}")
     picked = -gather(input, 1, safe.unsqueeze(1)).squeeze(1)
     w = (~ignored).to(input.dtype)
     if weight is not None:
@@ -583,7 +578,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D, got shape {weight.shape}")
     n, be = weight.shape[0], input._be
-    check_indices(input.array, n, "embedding")
+    check_range(input.array, 0, n, f"embedding: index out of range for {n} embeddings (indices "
+                f"must be in [0, {n}))")
     if padding_idx is not None:
         if not -n <= padding_idx < n:
             raise ValueError(f"embedding: padding_idx {padding_idx} is not within {n} embeddings")

@@ -17,16 +17,18 @@ from .._jit import trace as _jit_trace
 _BF16 = dtypes.bfloat16
 
 
-def check_indices(array, n, op):
-    """Raises IndexError unless every value of the integer ``array`` is in [0, n) (PyTorch's
-    rule for indices into n rows; numpy would wrap negative ones). A step of a gf.jit record:
-    every replay checks its indices again."""
-    _jit_trace.call(_check_indices, array, n, op)
+def check_range(array, low, high, message):
+    """Raises IndexError(``message``, with ``{lo}``/``{hi}`` filled in by the array's extremes)
+    unless every value of the integer ``array`` is in [low, high): PyTorch's rule for indices
+    (numpy would wrap negative ones). A step of a gf.jit record: every replay checks again."""
+    _jit_trace.call(_check_range, array, low, high, message)
 
 
-def _check_indices(array, n, op):
-    if array.size and (int(array.min()) < 0 or int(array.max()) >= n):
-        raise IndexError(f"{op}: index out of range for {n} rows (indices must be in [0, {n}))")
+def _check_range(array, low, high, message):
+    if array.size:
+        lo, hi = int(array.min()), int(array.max())
+        if lo < low or hi >= high:
+            raise IndexError(message.format(lo=lo, hi=hi))
 
 
 def as_tensor(x, like):

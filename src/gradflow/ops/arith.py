@@ -283,12 +283,13 @@ minimum = _binary(Minimum, "Elementwise minimum; ties split the gradient evenly.
 
 
 def div(a, b):
-    x = lowp_scale(a, b)
-    if x is not None:
-        return Div.apply(a, x)
-    x = lowp_scale(b, a)
-    if x is not None:  # number / 16-bit tensor: PyTorch's is the number times the rounded 1 / b
-        return Mul.apply(x, PowScalar.apply(b, p=-1))
+    if a.__class__ is not b.__class__:  # (a number: two tensors skip these checks)
+        x = lowp_scale(a, b)
+        if x is not None:
+            return Div.apply(a, x)
+        x = lowp_scale(b, a)
+        if x is not None:  # number / 16-bit tensor: PyTorch's is the number times the rounded 1 / b
+            return Mul.apply(x, PowScalar.apply(b, p=-1))
     a, b = promote(a, b)
     if not _dtypes.is_float(a.dtype):
         a, b = float_operand(a), float_operand(b)

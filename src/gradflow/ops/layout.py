@@ -10,8 +10,7 @@ import numpy as np
 
 from .. import tensor as _tensor
 from ..autograd.function import Function
-from ._util import normalize_axis, normalize_dims, torch_kwargs
-from .._jit import trace as _jit_trace
+from ._util import check_range, normalize_axis, normalize_dims, torch_kwargs
 from .shape import GetItem, IndexAdd, broadcast_to, concatenate, reshape, split
 
 
@@ -347,13 +346,9 @@ def take(input, index):
     from .index import _index_tensor
 
     index = _index_tensor(index, input, "take")
-    _jit_trace.call(_check_take, index.array, input.numel())  # (a replay checks again)
+    n = input.numel()
+    check_range(index.array, -n, n, f"take: index out of range for a tensor of {n} elements")
     return GetItem.apply(reshape(input, -1), index=index.array)
-
-
-def _check_take(index, n):
-    if index.size and (int(index.min()) < -n or int(index.max()) >= n):
-        raise IndexError(f"take: index out of range for a tensor of {n} elements")
 
 
 def kron(input, other):

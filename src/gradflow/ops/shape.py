@@ -75,16 +75,13 @@ class SumTo(Function):
         return (g.broadcast_to(ctx.in_shape),)
 
 
-_F32 = np.dtype(np.float32)
-
-
 class Cast(Function):
     lowp_native = True  # (to and from bfloat16 too: astype rounds to nearest even)
 
     @staticmethod
     def forward(ctx, x, dtype):
-        if _dtypes.is_lowp(dtype) and x.dtype != _F32 and not _dtypes.is_lowp(x.dtype):
-            x = ctx.be.astype(x, _F32)  # (PyTorch rounds float64 and integers to float32 first)
+        if _dtypes.via_float32(x.dtype, dtype):
+            x = ctx.be.astype(x, _dtypes.float32)
         return ctx.be.astype(x, dtype)
 
     @staticmethod
