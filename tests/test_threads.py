@@ -246,14 +246,17 @@ def test_a_stalled_worker_sends_the_next_jobs_to_the_calling_thread():
     before = gf.get_num_threads()
     try:
         gf.set_num_threads(1)
+        t = time.perf_counter()
         expected = _C.exp(x)
+        alone = time.perf_counter() - t
         gf.set_num_threads(2)
         _C.exp(x)  # (the worker starts)
-        time.sleep(0.3)  # (past a solo spell an earlier stall may have started)
+        time.sleep(0.6)  # (past a solo spell an earlier stall may have started)
         start = _C.threading_info()
-        _C._pool_set_test_delay(20000)
+        # a delay well beyond the whole job's time on one thread (under qemu too)
+        _C._pool_set_test_delay(int(max(0.02, 4 * alone) * 1e6))
         try:
-            for _ in range(20):
+            for _ in range(4):  # a stall, then a job right after it on this thread alone
                 assert np.array_equal(_C.exp(x), expected)
         finally:
             _C._pool_set_test_delay(0)
