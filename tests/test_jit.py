@@ -1,5 +1,6 @@
 """gf.jit: replays are bitwise the eager steps; what it cannot replay runs eagerly or raises."""
 
+import re
 import threading
 import warnings
 
@@ -709,3 +710,32 @@ def test_a_value_read_back_from_an_array_function_is_refused():
 
     with pytest.raises(gf.JitError, match="came back to Python"):
         f(gf.tensor([1.0, -2.0]))
+
+
+def test_constant_steps_are_computed_once():
+    # the seed gradient of a mean loss and the mean's 1/n read nothing the call passes: a CPU
+    # replay has them computed already
+    model = mlp()
+    step = gf.jit(train_step(model, gf.optim.SGD(model.parameters(), lr=0.05)))
+    for x, y in batches(3):
+        step(x, y)
+    for plan in replayed(step):
+        lines = [x for x in plan.source.splitlines() if re.match(r"\s+(r\d+.* = |f\d+\()", x)]
+        assert len(lines) < len(plan.rec.steps)
+    run_both(lambda ps: gf.optim.SGD(ps, lr=0.05), steps=6)
+
+
+def test_constants_the_function_returns_or_writes_stay_steps():
+    def f(x):
+        c = gf.zeros(3)
+        y = x + c
+        c += 1  # written after a step read it: the read must see zeros
+        d = gf.ones(3) * 2
+        return y * c, d
+
+    jf = gf.jit(f)
+    for v in ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]):
+        out, d = jf(gf.tensor(v))
+        assert out.tolist() == v and d.tolist() == [2.0] * 3
+        d.array[...] = -1  # the caller owns what it got: the next replay is unaffected
+    assert replayed(jf)

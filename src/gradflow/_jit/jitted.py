@@ -220,7 +220,9 @@ class _Plan:
         # an argument's gradient, accumulated into (its None-ness is checked above)
         grads_read = [j for j in self.tensor_leaves if _mentions(text, f"q{j}")]
         loads += [f"q{j} = x{j}.grad.array" for j in grads_read]
-        body = [f"{target} = {call}" if target else call for _, call, target in rec.steps]
+        folded = _fold_constants(rec, "\n".join(effects + [self.out_expr]))
+        body = [f"{target} = {call}" if target else call
+                for i, (_, call, target) in enumerate(rec.steps) if i not in folded]
         self.run = self._compile("replay", loads + body + effects + ["return " + self.out_expr])
         self._replay_source = self.source
         # A graph reads and writes the arrays it was captured with: contiguous copies of the
@@ -388,6 +390,60 @@ class _Plan:
             return rec.src(obj)
 
         return src(out)
+
+
+_FOLD_BYTES = 1 << 16  # constants a CPU plan keeps computed (a seed gradient, a 1/n scale)
+_IMMUTABLE = (types.ModuleType, type, np.dtype, bool, int, float, complex, str, type(None))
+
+
+def _fold_constants(rec, kept):
+    """Computes once, into the plan's namespace, the kernel steps of a CPU record that read
+    only constants and each other's results (the backward's seed gradient and the mean's
+    1/n): each costs a replay a Python call, and, after the step's GEMMs have evicted the
+    interpreter's data from the caches, more than the arithmetic. A result stays a step when
+    the function returns it or leaves it in a ``.grad`` (``kept``), or when a step that is not
+    folded writes it, reads it before a folded step wrote it, or runs live. The arrays are
+    made read-only (a write through a view of one raises). Returns the folded indices."""
+    steps, io = rec.steps, rec.step_io
+    banned = set()
+    while True:
+        folded, made, last_write = set(), {}, {}
+        for i, (kind, call, target) in enumerate(steps):
+            reads, writes = io[i]
+            if (i in banned or kind != "kernel" or not all(n in made for n in reads + writes)
+                    or not all(isinstance(rec.ns[k], _IMMUTABLE)
+                               for k in re.findall(r"\bk\d+\b", call))):
+                continue
+            folded.add(i)
+            for n in writes:
+                last_write[n] = i
+            for n in (target or "").replace(",", " ").split():
+                if n != "_":
+                    made[n] = i
+        bad = {made[n] for n in made if _mentions(kept, n)}
+        for j, (kind, _, _) in enumerate(steps):
+            if j in folded:
+                continue
+            reads, writes = io[j]
+            bad |= {made[n] for n in writes if n in made}
+            bad |= {made[n] for n in reads if n in made and (kind != "kernel" or j < last_write.get(n, -1))}
+        if not bad:
+            break
+        banned |= bad
+    if not folded:
+        return folded
+    lines = [f"{t} = {c}" if t else c for i, (_, c, t) in enumerate(steps) if i in folded]
+    names = sorted(made)
+    exec(compile("def _fold():\n" + "".join(f"    {x}\n" for x in lines)
+                 + f"    return [{', '.join(names)}]\n", "<gf.jit constants>", "exec"), rec.ns)
+    values = rec.ns.pop("_fold")()
+    if (not all(type(v) is np.ndarray for v in values)
+            or sum(v.nbytes for v in values if v.base is None) > _FOLD_BYTES):
+        return set()  # (a device's arrays have no read-only flag; CUDA graphs replay these)
+    for n, v in zip(names, values):
+        v.flags.writeable = False
+        rec.ns[n] = v
+    return folded
 
 
 def _mentions(text, name):
