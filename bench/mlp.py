@@ -271,10 +271,11 @@ def analyse(rows):
 
 # ---- the breakdown: step against its GEMMs, sample by sample ------------------------------------
 def breakdown(found, quick):
-    """For each ReLU net on the CPU: the eight GEMMs, gradflow's, torch's and numpy's steps timed
-    in turn, one sample each per round, so that load from other processes falls on all alike;
-    per round the ratio of each step to the GEMMs (and gradflow's to torch's), reported as
-    median and quartiles, next to the ratio of the fastest samples."""
+    """For each ReLU net on the CPU: the eight GEMMs, gradflow's steps (eager and under gf.jit),
+    torch's and numpy's timed in turn, one sample each per round, so that load from other
+    processes falls on all alike; per round the ratio of each step to the GEMMs (and
+    gradflow's to torch's), reported as median and quartiles, next to the ratio of the
+    fastest samples."""
     import time
 
     by = {c.family: c for c in found if c.device == "cpu"}
@@ -287,9 +288,11 @@ def breakdown(found, quick):
             continue
         host = make_inputs(sizes, batch)
         fns = {"gemms": gradflow_gemms(by["gradflow"], *gemm_inputs(sizes, batch))}
-        for family, make in (("gradflow", gradflow_step), ("torch", torch_step), ("numpy", numpy_step)):
+        for family, make in (("gradflow", gradflow_step), ("gradflow", gradflow_jit_step),
+                             ("torch", torch_step), ("numpy", numpy_step)):
             if family in by:
-                fns[family] = make(act)(by[family], *host)
+                key = family + (" gf.jit" if make is gradflow_jit_step else "")
+                fns[key] = make(act)(by[family], *host)
         times = {k: [] for k in fns}
         for f in fns.values():
             for _ in range(3):
@@ -314,11 +317,13 @@ def breakdown(found, quick):
             "step_over_gemms": {k: ratio(k, "gemms") for k in t if k != "gemms"}}
         if "torch" in t:
             entry["gradflow_over_torch"] = ratio("gradflow", "torch")
+            entry["gradflow_jit_over_torch"] = ratio("gradflow gf.jit", "torch")
     return out
 
 
 def breakdown_table(result):
-    lines = ["net, GEMMs (median); gradflow/GEMMs; torch/GEMMs; numpy/GEMMs; gradflow/torch"]
+    lines = ["net, GEMMs (median); gradflow/GEMMs; gf.jit/GEMMs; torch/GEMMs; numpy/GEMMs; "
+             "gradflow/torch; gf.jit/torch"]
     for net, e in result.items():
         r = e["step_over_gemms"]
 
@@ -326,6 +331,7 @@ def breakdown_table(result):
             return f"{x['median']:.2f} [{x['q1']:.2f}-{x['q3']:.2f}] ({x['of_fastest']:.2f})" if x else "-"
 
         lines.append(f"{net}, {e['median_s']['gemms'] * 1e3:.2f} ms; {cell(r.get('gradflow'))}; "
-                     f"{cell(r.get('torch'))}; {cell(r.get('numpy'))}; {cell(e.get('gradflow_over_torch'))}")
+                     f"{cell(r.get('gradflow gf.jit'))}; {cell(r.get('torch'))}; {cell(r.get('numpy'))}; "
+                     f"{cell(e.get('gradflow_over_torch'))}; {cell(e.get('gradflow_jit_over_torch'))}")
     lines.append("median [quartiles] of the per-round ratios (ratio of the fastest samples)")
     return "\n".join(lines)
