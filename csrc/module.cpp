@@ -65,6 +65,7 @@ static py::dict threading_info() {
   d["threaded_jobs"] = st.jobs;
   d["solo_jobs"] = st.solo_jobs;
   d["stalls"] = st.stalls;
+  d["absences"] = st.absences;
   return d;
 }
 }  // namespace gf
@@ -83,10 +84,13 @@ PYBIND11_MODULE(_C, m) {
         "GRADFLOW_OPENMP), 'threads' (the count in use), 'workers' (pool threads started so "
         "far), 'blas_threads' (OpenBLAS's own count: 1, gradflow splits the products), and "
         "since the start: 'threaded_jobs' (loops split across threads), 'stalls' (jobs whose "
-        "caller waited long for a worker kept off its core) and 'solo_jobs' (loops run on the "
-        "calling thread alone for a while after a stall).");
+        "caller waited long for a worker kept off its core), 'absences' (long jobs no worker "
+        "took part in) and 'solo_jobs' (loops run on the calling thread alone for a while "
+        "after a stall or an absence).");
   m.def("_pool_set_test_delay", &gf::pool_set_test_delay, py::arg("microseconds"),
-        "For tests: pool workers sleep this long before each chunk they take (0: never).");
+        py::arg("before_job") = false,
+        "For tests: pool workers sleep this long before each chunk they take (0: never), or "
+        "with before_job before they look at a new job.");
   m.def("blas_num_threads", []() { return scipy_openblas_get_num_threads(); },
         "Threads OpenBLAS splits one of its calls into: always 1, gradflow splits a product "
         "into single-threaded calls itself.");

@@ -33,9 +33,15 @@ constexpr auto kSpin = std::chrono::microseconds(50);
 // waited for workers' chunks (at least kStallMin), the next jobs run on the calling thread
 // alone for a while (kSoloMin, doubling while stalls keep coming, up to kSoloMax), after which
 // a job tries the workers again. On an idle machine jobs do not stall: nothing changes there.
-// Results never depend on it (splits depend only on the shape and the thread count).
+// A job that lasted kAbsentMin without any worker taking a chunk (a worker spinning or woken
+// takes one within microseconds on an idle core) counts the same way: the workers have no
+// core, and the caller ran every chunk, paying for the split (a GEMM's blocks each pack their
+// operands again) and gaining nothing; in solo spells the GEMMs are one BLAS call (see
+// pool_solo). Results never depend on it (splits depend only on the shape and the thread
+// count; a GEMM's blocks are bitwise its whole product).
 using Clock = std::chrono::steady_clock;
 constexpr auto kStallMin = std::chrono::microseconds(100);
+constexpr auto kAbsentMin = std::chrono::microseconds(200);
 constexpr auto kSoloMin = std::chrono::milliseconds(4);
 constexpr auto kSoloMax = std::chrono::milliseconds(256);
 
@@ -65,12 +71,15 @@ struct Pool {
   std::atomic<unsigned> setup_version{0};
   std::atomic<void (*)(bool)> setup_fn{nullptr};
   std::atomic<bool> setup_arg{false};
-  // The stall guard's state (guarded by busy).
-  Clock::time_point solo_until{}, last_stall{};
+  // The stall guard's state (guarded by busy; solo_until is also read by pool_solo).
+  std::atomic<Clock::rep> solo_until{0};  // steady_clock ticks
+  Clock::time_point last_stall{};
   Clock::duration solo_for{};
   // Counts for pool_stats (read from any thread).
-  std::atomic<long long> jobs{0}, solo_jobs{0}, stalls{0};
-  std::atomic<int> test_delay_us{0};  // a sleep before each worker chunk (pool_set_test_delay)
+  std::atomic<long long> jobs{0}, solo_jobs{0}, stalls{0}, absences{0};
+  // pool_set_test_delay: a sleep before each chunk a worker takes, or before it looks at a job
+  std::atomic<int> test_delay_us{0};
+  std::atomic<bool> test_delay_before{false};
 };
 
 Pool& pool() {
@@ -93,7 +102,7 @@ int take(Pool& P, std::uint32_t gen) {
 int run_taken(Pool& P, std::uint32_t gen, bool worker) {
   int ran = 0;
   for (int c; (c = take(P, gen)) >= 0; ++ran) {
-    if (worker) {
+    if (worker && !P.test_delay_before.load(std::memory_order_relaxed)) {
       if (int us = P.test_delay_us.load(std::memory_order_relaxed))
         std::this_thread::sleep_for(std::chrono::microseconds(us));
     }
@@ -116,6 +125,10 @@ void worker_main(int index) {  // index >= 1: the caller is thread 0 of every jo
         if (sv != setup_seen) {
           setup_seen = sv;
           if (auto fn = P.setup_fn.load()) fn(P.setup_arg.load());
+        }
+        if (P.test_delay_before.load(std::memory_order_relaxed)) {
+          if (int us = P.test_delay_us.load(std::memory_order_relaxed))
+            std::this_thread::sleep_for(std::chrono::microseconds(us));
         }
         run_taken(P, seen, true);
       }
@@ -159,7 +172,7 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
     return;
   }
   const Clock::time_point start = Clock::now();
-  if (start < P.solo_until) {
+  if (start.time_since_epoch().count() < P.solo_until.load(std::memory_order_relaxed)) {
     P.solo_jobs.fetch_add(1, std::memory_order_relaxed);
     for (int c = 0; c < chunks; ++c) body(ctx, c);
     P.busy.store(false, std::memory_order_release);
@@ -185,19 +198,27 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
     if (spins < 4096) cpu_relax();
     else std::this_thread::yield();
   }
+  const Clock::time_point end = Clock::now();
+  bool solo = false;
   if (mine < chunks) {
-    const Clock::time_point end = Clock::now();
-    const Clock::duration waited = end - ran;
     const Clock::duration per_chunk = mine ? (ran - start) / mine : Clock::duration::zero();
-    if (waited > kStallMin && end - start > (chunks + 1) * per_chunk) {
-      const bool again = end - P.last_stall < kSoloMax * 4;
-      P.solo_for = again ? std::min<Clock::duration>(2 * P.solo_for, kSoloMax) : kSoloMin;
-      P.solo_until = end + P.solo_for;
-      P.last_stall = end;
-      P.stalls.fetch_add(1, std::memory_order_relaxed);
-    }
+    solo = end - ran > kStallMin && end - start > (chunks + 1) * per_chunk;
+    if (solo) P.stalls.fetch_add(1, std::memory_order_relaxed);
+  } else if (end - start > kAbsentMin) {
+    solo = true;
+    P.absences.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (solo) {
+    const bool again = end - P.last_stall < kSoloMax * 4;
+    P.solo_for = again ? std::min<Clock::duration>(2 * P.solo_for, kSoloMax) : kSoloMin;
+    P.solo_until.store((end + P.solo_for).time_since_epoch().count(), std::memory_order_relaxed);
+    P.last_stall = end;
   }
   P.busy.store(false, std::memory_order_release);
+}
+
+bool pool_solo() {
+  return Clock::now().time_since_epoch().count() < pool().solo_until.load(std::memory_order_relaxed);
 }
 
 void pool_set_worker_setup(void (*fn)(bool), bool arg) {
@@ -216,10 +237,13 @@ bool pool_asleep() {
 
 PoolStats pool_stats() {
   Pool& P = pool();
-  return {P.jobs.load(), P.solo_jobs.load(), P.stalls.load()};
+  return {P.jobs.load(), P.solo_jobs.load(), P.stalls.load(), P.absences.load()};
 }
 
-void pool_set_test_delay(int microseconds) { pool().test_delay_us.store(microseconds); }
+void pool_set_test_delay(int microseconds, bool before_job) {
+  pool().test_delay_before.store(before_job);
+  pool().test_delay_us.store(microseconds);
+}
 
 
 }  // namespace gf

@@ -33,16 +33,22 @@ int pool_workers();
 // gains from a second thread.
 bool pool_asleep();
 
+// Whether jobs run on the calling thread alone for now (a solo spell of the stall guard, see
+// thread_pool.cpp): a caller that splits work only for the threads can then leave it whole.
+bool pool_solo();
+
 // Jobs split across threads, jobs run on the calling thread alone after a stall (see the
-// stall guard in thread_pool.cpp), and stalls detected, since the process started.
+// stall guard in thread_pool.cpp), stalls detected, and jobs the workers took no part in
+// (absences), since the process started.
 struct PoolStats {
-  long long jobs, solo_jobs, stalls;
+  long long jobs, solo_jobs, stalls, absences;
 };
 PoolStats pool_stats();
 
-// For tests: workers sleep this long before each chunk they take (0: never), as a worker kept
-// off its core by another process would.
-void pool_set_test_delay(int microseconds);
+// For tests: workers sleep this long before each chunk they take (0: never), or with
+// before_job before they look at a new job, as a worker kept off its core by another process
+// would while it holds a chunk, or before it could take one.
+void pool_set_test_delay(int microseconds, bool before_job = false);
 
 
 }  // namespace gf

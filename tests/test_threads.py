@@ -265,3 +265,56 @@ def test_a_stalled_worker_sends_the_next_jobs_to_the_calling_thread():
         assert info["solo_jobs"] > start["solo_jobs"]
     finally:
         gf.set_num_threads(before)
+
+
+def test_workers_that_take_no_part_send_the_next_jobs_to_the_calling_thread():
+    # Workers that sleep before they look at a job (kept off their core) leave every chunk of a
+    # long job to the caller: the next jobs, GEMMs included, run on the calling thread alone,
+    # with the same results.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(1 << 20).astype(np.float32)
+    a, b = rng.standard_normal((64, 784)).astype(np.float32), rng.standard_normal((784, 512)).astype(np.float32)
+    before = gf.get_num_threads()
+    try:
+        gf.set_num_threads(1)
+        t = time.perf_counter()
+        expected = _C.exp(x)
+        alone = time.perf_counter() - t
+        gf.set_num_threads(2)
+        product = _C.matmul(a, b)
+        time.sleep(0.6)  # (past a solo spell an earlier stall may have started)
+        start = _C.threading_info()
+        _C._pool_set_test_delay(int(max(0.02, 4 * alone) * 1e6), True)
+        try:
+            for _ in range(4):
+                assert np.array_equal(_C.exp(x), expected)
+                assert np.array_equal(_C.matmul(a, b), product)
+        finally:
+            _C._pool_set_test_delay(0)
+        info = _C.threading_info()
+        assert info["absences"] > start["absences"]
+        assert info["solo_jobs"] > start["solo_jobs"]
+    finally:
+        gf.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_blocks_are_bitwise_the_whole_product(dtype):
+    # A product is split into blocks of the output's columns or rows only for the threads, and
+    # left whole while the workers have no core: both must give the same bits.
+    rng = np.random.default_rng(2)
+    shapes = [(64, 784, 512), (256, 512, 512), (512, 64, 784), (1000, 64, 40), (37, 300, 200),
+              (129, 257, 383)]
+    before = gf.get_num_threads()
+    try:
+        for m, k, n in shapes:
+            for ta, tb in ((False, False), (True, False), (False, True)):
+                a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+                b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+                gf.set_num_threads(1)
+                whole = _C.matmul(a, b, ta, tb)
+                for threads in (2, 3):
+                    gf.set_num_threads(threads)
+                    assert np.array_equal(_C.matmul(a, b, ta, tb), whole), (m, k, n, ta, tb, threads)
+    finally:
+        gf.set_num_threads(before)
