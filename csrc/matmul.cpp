@@ -116,11 +116,7 @@ inline void blas_gemm(bool ta, bool tb, int m, int n, int k, const double* A, in
 // come (see init_threads): a thread kept off its core by another process delays only the block
 // it holds. Blocks of at least kGemmBlockFlops (each call packs its share of both operands
 // again) and kGemmAlign columns or rows; the split depends on the shape and the thread count
-// only, so a result never depends on which thread ran what. While the workers have no core (a
-// solo spell of the pool, see pool_solo) a product is one call: its blocks would all run on
-// this thread, each packing its operands again (6-14% slower than one call at the shapes of a
-// small MLP's step); the blocks' edges fall on whole micro-kernel tiles, so either way gives
-// the same bits.
+// only, so a result never depends on which thread ran what.
 constexpr double kGemmBlockFlops = 4e6;
 constexpr int kGemmAlign = 16;
 
@@ -131,9 +127,7 @@ void gemm(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B
   const bool by_rows = m > 2 * n;
   const int len = by_rows ? m : n;
   const double flops = 2.0 * m * n * k;
-  const int blocks = nt > 1 && !pool_solo()
-                         ? int(std::min({2.0 * nt, flops / kGemmBlockFlops, double(len / kGemmAlign)}))
-                         : 1;
+  const int blocks = nt > 1 ? int(std::min({2.0 * nt, flops / kGemmBlockFlops, double(len / kGemmAlign)})) : 1;
   if (blocks <= 1) {
     blas_gemm(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
     return;

@@ -36,9 +36,8 @@ constexpr auto kSpin = std::chrono::microseconds(50);
 // A job that lasted kAbsentMin without any worker taking a chunk (a worker spinning or woken
 // takes one within microseconds on an idle core) counts the same way: the workers have no
 // core, and the caller ran every chunk, paying for the split (a GEMM's blocks each pack their
-// operands again) and gaining nothing; in solo spells the GEMMs are one BLAS call (see
-// pool_solo). Results never depend on it (splits depend only on the shape and the thread
-// count; a GEMM's blocks are bitwise its whole product).
+// operands again) and gaining nothing. Results never depend on it (splits depend only on the
+// shape and the thread count).
 using Clock = std::chrono::steady_clock;
 constexpr auto kStallMin = std::chrono::microseconds(100);
 constexpr auto kAbsentMin = std::chrono::microseconds(200);
@@ -71,9 +70,8 @@ struct Pool {
   std::atomic<unsigned> setup_version{0};
   std::atomic<void (*)(bool)> setup_fn{nullptr};
   std::atomic<bool> setup_arg{false};
-  // The stall guard's state (guarded by busy; solo_until is also read by pool_solo).
-  std::atomic<Clock::rep> solo_until{0};  // steady_clock ticks
-  Clock::time_point last_stall{};
+  // The stall guard's state (guarded by busy).
+  Clock::time_point solo_until{}, last_stall{};
   Clock::duration solo_for{};
   // Counts for pool_stats (read from any thread).
   std::atomic<long long> jobs{0}, solo_jobs{0}, stalls{0}, absences{0};
@@ -172,7 +170,7 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
     return;
   }
   const Clock::time_point start = Clock::now();
-  if (start.time_since_epoch().count() < P.solo_until.load(std::memory_order_relaxed)) {
+  if (start < P.solo_until) {
     P.solo_jobs.fetch_add(1, std::memory_order_relaxed);
     for (int c = 0; c < chunks; ++c) body(ctx, c);
     P.busy.store(false, std::memory_order_release);
@@ -211,14 +209,10 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
   if (solo) {
     const bool again = end - P.last_stall < kSoloMax * 4;
     P.solo_for = again ? std::min<Clock::duration>(2 * P.solo_for, kSoloMax) : kSoloMin;
-    P.solo_until.store((end + P.solo_for).time_since_epoch().count(), std::memory_order_relaxed);
+    P.solo_until = end + P.solo_for;
     P.last_stall = end;
   }
   P.busy.store(false, std::memory_order_release);
-}
-
-bool pool_solo() {
-  return Clock::now().time_since_epoch().count() < pool().solo_until.load(std::memory_order_relaxed);
 }
 
 void pool_set_worker_setup(void (*fn)(bool), bool arg) {

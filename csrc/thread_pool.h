@@ -33,10 +33,6 @@ int pool_workers();
 // gains from a second thread.
 bool pool_asleep();
 
-// Whether jobs run on the calling thread alone for now (a solo spell of the stall guard, see
-// thread_pool.cpp): a caller that splits work only for the threads can then leave it whole.
-bool pool_solo();
-
 // Jobs split across threads, jobs run on the calling thread alone after a stall (see the
 // stall guard in thread_pool.cpp), stalls detected, and jobs the workers took no part in
 // (absences), since the process started.
