@@ -63,7 +63,7 @@ constexpr index_t kSplitAlign = 64;
 template <class F>
 void parallel_for(index_t n, index_t grain, F&& f) {
   const int nt = num_threads();
-  if (n <= grain || nt <= 1 || (n <= grain * kWakeFactor && pool_asleep())) {
+  if (n <= grain || nt <= 1 || (n <= grain * kWakeFactor && pool_asleep(nt))) {
     if (n > 0) f(index_t(0), n);
     return;
   }

@@ -33,11 +33,11 @@ constexpr auto kSpin = std::chrono::microseconds(50);
 // waited for workers' chunks (at least kStallMin), the next jobs run on the calling thread
 // alone for a while (kSoloMin, doubling while stalls keep coming, up to kSoloMax), after which
 // a job tries the workers again. On an idle machine jobs do not stall: nothing changes there.
-// A job that lasted kAbsentMin without any worker taking a chunk (a worker spinning or woken
-// takes one within microseconds on an idle core) counts the same way: the workers have no
+// A job that lasted kAbsentMin without any of the workers, spinning when it began, taking a
+// chunk (one that runs takes a chunk within microseconds) counts the same way: they have no
 // core, and the caller ran every chunk, paying for the split (a GEMM's blocks each pack their
-// operands again) and gaining nothing. Results never depend on it (splits depend only on the
-// shape and the thread count).
+// operands again) and gaining nothing. (A sleeping worker may just be slow to wake.) Results
+// never depend on it (splits depend only on the shape and the thread count).
 using Clock = std::chrono::steady_clock;
 constexpr auto kStallMin = std::chrono::microseconds(100);
 constexpr auto kAbsentMin = std::chrono::microseconds(200);
@@ -62,6 +62,10 @@ struct Pool {
   std::uint32_t generation = 0;    // the caller's (guarded by busy)
   std::atomic<bool> busy{false};   // a job is in flight
   std::atomic<int> sleepers{0};
+  // Bit i: worker i sleeps (workers 1..63; later ones are not tracked, taken as awake). Jobs
+  // of fewer threads than workers started leave the rest asleep: only the bits of the workers
+  // a job uses tell whether it has to wake one.
+  std::atomic<std::uint64_t> asleep{0};
   std::mutex mutex;                // for the condition variable, and for starting workers
   std::condition_variable wake;
   std::vector<std::thread> threads;
@@ -142,8 +146,11 @@ void worker_main(int index) {  // index >= 1: the caller is thread 0 of every jo
     }
     if (fresh) continue;
     std::unique_lock<std::mutex> lock(P.mutex);
+    const std::uint64_t bit = index < 64 ? std::uint64_t(1) << index : 0;
     P.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    P.asleep.fetch_or(bit, std::memory_order_relaxed);
     P.wake.wait(lock, [&] { return gen_of(P.word.load(std::memory_order_seq_cst)) != seen; });
+    P.asleep.fetch_and(~bit, std::memory_order_relaxed);
     P.sleepers.fetch_sub(1, std::memory_order_relaxed);
   }
 }
@@ -185,6 +192,7 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
   const std::uint32_t gen = ++P.generation;
   P.word.store(std::uint64_t(gen) << 32 | std::uint64_t(threads) << 16 | std::uint64_t(chunks),
                std::memory_order_seq_cst);
+  const bool awake = !pool_asleep(threads);
   if (P.sleepers.load(std::memory_order_seq_cst) > 0) {
     { std::lock_guard<std::mutex> lock(P.mutex); }
     P.wake.notify_all();
@@ -202,7 +210,7 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
     const Clock::duration per_chunk = mine ? (ran - start) / mine : Clock::duration::zero();
     solo = end - ran > kStallMin && end - start > (chunks + 1) * per_chunk;
     if (solo) P.stalls.fetch_add(1, std::memory_order_relaxed);
-  } else if (end - start > kAbsentMin) {
+  } else if (awake && end - start > kAbsentMin) {
     solo = true;
     P.absences.fetch_add(1, std::memory_order_relaxed);
   }
@@ -224,9 +232,11 @@ void pool_set_worker_setup(void (*fn)(bool), bool arg) {
 
 int pool_workers() { return pool().started.load(std::memory_order_acquire); }
 
-bool pool_asleep() {
+bool pool_asleep(int threads) {
   Pool& P = pool();
-  return P.started.load(std::memory_order_relaxed) == 0 || P.sleepers.load(std::memory_order_relaxed) > 0;
+  const std::uint64_t used = threads >= 64 ? ~std::uint64_t(1) : ((std::uint64_t(1) << threads) - 2);
+  return P.started.load(std::memory_order_relaxed) < threads - 1 ||
+         (P.asleep.load(std::memory_order_relaxed) & used) != 0;
 }
 
 PoolStats pool_stats() {

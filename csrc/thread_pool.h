@@ -28,10 +28,10 @@ void pool_set_worker_setup(void (*fn)(bool), bool arg);
 // Workers started so far (they start on a job's first use of them).
 int pool_workers();
 
-// Whether a job would have to wake a worker (one sleeps, or none has started): a wake-up costs
-// tens of microseconds (a system call, an interrupt to an idle core), more than a small job
-// gains from a second thread.
-bool pool_asleep();
+// Whether a job on `threads` threads would have to wake a worker (one of those it uses sleeps,
+// or has not started): a wake-up costs tens of microseconds (a system call, an interrupt to an
+// idle core), more than a small job gains from a second thread.
+bool pool_asleep(int threads);
 
 // Jobs split across threads, jobs run on the calling thread alone after a stall (see the
 // stall guard in thread_pool.cpp), stalls detected, and jobs the workers took no part in
