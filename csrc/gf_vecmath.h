@@ -6,7 +6,7 @@
 // pasted after it into the NVRTC preamble): no includes under NVRTC, no globals.
 //
 // Accuracy (measured against long double references, see tests/test_vecmath.py): float within
-// 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16, pow 6e-16), over the whole range,
+// 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16, pow 7.5e-16), over the whole range,
 // with C's special values (+-0, subnormals, overflow and underflow thresholds, +-inf, NaN).
 #pragma once
 #define GF_VECMATH_H  // (gf_math.h includes this file only where its text was not pasted before)
@@ -317,22 +317,23 @@ template <class T> GF_HD T pow_m2(T x) {
 }
 
 // ---- double pow --------------------------------------------------------------------------------
-// x^y = 2^(y log2|x|), with log2|x| in two parts and y log2|x| = p_h + p_l accurate to about
-// 2^-59 relative (error-free products by FMA), then 2^(n + t) = e^(t ln2) 2^n with
-// n = round(p_h), by exp's polynomial and split scale (subnormal results rounded once). Relative
-// error below 6e-16 (|y log2 x| near 1024, where the 2^-59 counts most); C's special cases as
-// selects, so that the loop vectorises.
+// x^y = e^(y ln|x|), with ln|x| in two parts and y ln|x| = p_h + p_l accurate to about 2^-59
+// relative (error-free products by FMA), then e^(p_h + p_l) by exp's reduction (p_h - n ln2_hi
+// exact) and polynomial, and its split scale (subnormal results rounded once). Relative error
+// below 7.5e-16 (|y ln x| near 745, where the 2^-59 counts most). C's special cases as a few
+// selects (see pow), so that the loop vectorises.
 namespace detail {
-struct Log2HL {
+struct LogHL {
   double hi, lo;
 };
-// log2 of a positive finite ax: ax = 2^k a, a in [sqrt(3)/2, sqrt 3) (subnormals scaled up
-// first), log2 a = log2 b + (2 / ln2) atanh(s), s = (a - b) / (a + b) with b = 1 below sqrt(3/2)
-// and b = 1.5 above, so |s| <= 0.102: atanh(s) = s + s^3 / 3 + s^5 Q(s^2) (Q a fit, relative
-// error of the sum below 2^-62). All but s is under 2^-8 s and rounded in double (2^-59 of s,
-// the error that counts); s is s_h + s_l (the division's residual by FMA), and the products by
-// 2 / ln2 and the sums with k and log2 1.5 are carried as high and low parts.
-GF_HD Log2HL log2_hl(double ax) {
+// ln of a positive finite ax (finite garbage for 0, inf and NaN): ax = 2^k a, a in
+// [sqrt(3)/2, sqrt 3) (subnormals scaled up first), ln a = ln b + 2 atanh(s),
+// s = (a - b) / (a + b) with b = 1 below sqrt(3/2) and b = 1.5 above, so |s| <= 0.102:
+// atanh(s) = s + s^3 / 3 + s^5 Q(s^2) (Q a fit, relative error of the sum below 2^-62). All but
+// s is under 2^-8 s and rounded in double (2^-59 of s, the error that counts); s is s_h + s_l
+// (the division's residual by FMA), and the sums with k ln2 and ln 1.5 are carried as high and
+// low parts (the high parts on a 2^-42 grid below 2^11: k ln2_hi + ln1.5_hi is exact).
+GF_HD LogHL log_hl(double ax) {
   bool sub = ax < 2.2250738585072014e-308;
   double xs = sub ? ax * 18014398509481984.0 : ax;  // 2^54
   const long long c0 = 0x3febb67ae8584caall;        // sqrt(3)/2
@@ -341,8 +342,7 @@ GF_HD Log2HL log2_hl(double ax) {
   double a = bits_to_double((ix & 0x000fffffffffffffll) + c0);
   bool hi_b = a > 1.2247448713915890;  // sqrt(3/2)
   double b = hi_b ? 1.5 : 1.0;
-  // log2 1.5 = dp_h + dp_l, dp_h with 32 significant bits (k + dp_h is exact)
-  double dp_h = hi_b ? 5.84962487220764160156e-01 : 0.0, dp_l = hi_b ? 1.35003920212974897128e-08 : 0.0;
+  double lb_h = hi_b ? 0.40546510810827385 : 0.0, lb_l = hi_b ? -1.094708713660664e-13 : 0.0;
   double u = a - b;                  // exact (Sterbenz)
   double d_h = b + a, d_l = a - (d_h - b);  // a + b exactly (b's exponent >= a's)
   double v = 1.0 / d_h;
@@ -355,53 +355,53 @@ GF_HD Log2HL log2_hl(double ax) {
                    z2 * (0.07690233171756501 + z * 0.06848127655170308));
   // atanh(s) - s_h: s_l (1 + s^2) (its share of s^3 / 3) + s_h z (1/3 + z Q)
   double tail = fma(s_l, z, s_l) + s_h * z * fma(z, Q, 0.33333333333333333);
-  // s_h + tail = S_h + S_l exactly, then times 2 / ln2 = c_h + c_l: a low part under 2^-52 of
-  // the high one, and none of the tail's size left to carry
-  double S_h = s_h + tail, S_l = tail - (S_h - s_h);
-  const double c_h = 2.8853900817779268, c_l = 4.0710547481862066e-17;
-  double L_h = c_h * S_h;
-  double L_l = fma(c_h, S_h, -L_h) + fma(c_h, S_l, c_l * S_h);
+  double S_h = s_h + tail, S_l = tail - (S_h - s_h);  // exactly s_h + tail
   // k to double through the 1.5 2^52 trick (no 64-bit integer conversion instruction needed)
-  double K = (bits_to_double(k + 0x4338000000000000ll) - 6755399441055744.0) + dp_h;  // exact
-  Log2HL o;
-  o.hi = K + L_h;  // (|K| >= 0.41 > |L_h| unless K = 0)
-  o.lo = ((K - o.hi) + L_h) + (L_l + dp_l);
+  double kd = bits_to_double(k + 0x4338000000000000ll) - 6755399441055744.0;
+  const double ln2_hi = 0.6931471805598903, ln2_lo = 5.497923018708371e-14;
+  double K_h = fma(kd, ln2_hi, lb_h), K_l = fma(kd, ln2_lo, lb_l);
+  LogHL o;
+  o.hi = fma(2.0, S_h, K_h);  // (|K_h| >= 0.28 > |2 S_h| unless K_h = 0)
+  o.lo = fma(2.0, S_h, K_h - o.hi) + fma(2.0, S_l, K_l);
   return o;
 }
 }  // namespace detail
 
+// C's special cases: y's parity from d = |y| - (|y| rounded to an even integer by adding 2^53;
+// from 2^53 on, |y| and the sum are even, so |d| is 0 or >= 2; NaN for y = +-inf, which counts
+// as even): |d| = 1 for odd y, 0 < |d| < 1 for non-integer y (four operations where separate
+// integer and odd tests took nine). ln|x| is -inf at 0 and inf or NaN at those x (p_h is then +-inf or
+// NaN, which the clamp and exp carry through), and 1^y, x^0 (even NaN), (-1)^+-inf and the sign
+// of x or the NaN of a negative x to a non-integer y are selects at the end. Compares combined
+// by & and |, not && and ||, and every select's condition depends on x: GCC does not vectorise
+// a select between masks (what short-circuiting leaves) nor one on a mask of the loop-invariant
+// y alone.
 GF_HD double pow(double x, double y) {
-  double ax = abs(x), ay = abs(y), inf = detail::inf_d();
-  // C's special cases go into the operands, as in float pow: y is 0 where the result is 1, log2|x|
-  // is -inf at 0 and inf or NaN at those x, and the sign of x or the NaN of a negative x to a
-  // non-integer y is a factor applied last. y integer (+-inf counts as even), odd: |y| / 2 not
-  // an integer (adding 2^52 rounds to an integer below 2^52). Compares combined by & and |, not
-  // && and ||, and every select's condition depends on x: GCC does not vectorise a select
-  // between masks (what short-circuiting leaves) nor one on a mask of the loop-invariant y alone.
-  const double two52 = 4503599627370496.0, hy = 0.5 * ay;
-  bool y_int = (ay >= two52) | ((ay + two52) - two52 == ay);
-  bool y_odd = y_int & (ay < 2.0 * two52) & ((hy + two52) - two52 != hy);
-  bool zero_y = y == 0.0;                                       // x^0 = 1 (even NaN)
-  bool one = (x == 1.0) | ((ax == 1.0) & (ay == inf)) | zero_y;  // 1^y (even NaN), (-1)^+-inf
-  double ye = one ? 0.0 : y;
-  double sign = (y_odd & (detail::double_to_bits(x) < 0)) ? -1.0 : 1.0;  // -0 included
-  sign = ((x < 0.0) & (x > -inf) & !y_int) ? inf - inf : sign;
-  detail::Log2HL l = detail::log2_hl(ax);  // (garbage for 0, inf and NaN: replaced here)
-  l.hi = ((ax < inf) | zero_y) ? l.hi : ax;
-  l.hi = ((ax == 0.0) & !zero_y) ? -inf : l.hi;
-  double p_h = ye * l.hi;
-  double p_l = fma(ye, l.hi, -p_h) + ye * l.lo;
-  // |y log2 x| > 1100 (+-inf included): inf or 0 whatever the rest; the clamp keeps 2^n's
-  // exponent in range (NaN passes)
-  bool big = p_h > 1100.0, small = p_h < -1100.0;
-  p_h = big ? 1100.0 : (small ? -1100.0 : p_h);
+  double ax = abs(x), inf = detail::inf_d();
+  const double two53 = 9007199254740992.0;
+  double ay = abs(y), ad = abs(ay - ((ay + two53) - two53));
+  bool fin = ax < inf;
+  bool neg_odd = (ad == 1.0) & (detail::double_to_bits(x) < 0);  // -0 included
+  bool nan = (ad > 0.0) & (ad < 1.0) & (x < 0.0) & fin;         // -0 and -inf excluded
+  bool one = (x == 1.0) | (y == 0.0) | ((ax == 1.0) & (ay == inf));  // (-1)^+-inf too
+  detail::LogHL l = detail::log_hl(ax);
+  l.hi = ax == 0.0 ? -inf : l.hi;
+  l.hi = fin ? l.hi : ax;
+  double p_h = y * l.hi;
+  double p_l = fma(y, l.hi, -p_h) + y * l.lo;
+  // |y ln x| > 760 (+-inf included): inf or 0 whatever the rest; the clamp keeps the scale's
+  // exponents in range (NaN passes)
+  bool big = p_h > 760.0, small = p_h < -760.0;
+  p_h = big ? 760.0 : (small ? -760.0 : p_h);
   p_l = (big | small) ? 0.0 : p_l;
-  const double shift = 6755399441055744.0;  // 1.5 2^52: p_h + shift rounds p_h to an integer
-  double tn = p_h + shift, nd = tn - shift;
-  detail::RedD red;
-  red.r = ((p_h - nd) + p_l) * 6.93147180559945286227e-01;  // p_h - nd exact, |.| <= 1/2
+  const double shift = 6755399441055744.0;  // 1.5 2^52: adding it rounds to an integer
+  double tn = fma(p_h, 1.4426950408889634, shift), n = tn - shift;
+  detail::RedD red;  // p_h - n ln2_hi is exact (n ln2_hi has 53 bits, and Sterbenz)
+  red.r = fma(-n, 0.6931471805598903, p_h) + fma(-n, 5.497923018708371e-14, p_l);
   red.k = detail::double_to_bits(tn) - 0x4338000000000000ll;
-  return detail::exp_reduced(red) * sign;
+  double sign = neg_odd ? -1.0 : 1.0;
+  sign = nan ? inf - inf : sign;
+  return one ? 1.0 : detail::exp_reduced(red) * sign;
 }
 
 // ---- tanh --------------------------------------------------------------------------------------
