@@ -279,22 +279,23 @@ GF_HD float gelu_tanh(float x) {
 }
 // s (1 + x (1 - s) z') = 1 + T(a) for x >= 0 and -T(a) for x < 0 (gelu'(x) + gelu'(-x) = 1), where
 // a = |x|, e = e^-z(a), A = a z'(a), T = e (A - 1 - e) / (1 + e)^2, in double. A - 1 - e cancels
-// at its zero a1 (A(a1) = 1 + e1, e1 = e^-z(a1)), and a float comes within 1.1e-8 of a1, where
-// even a double e would leave ~1 ulp of T. So, with d = a - a1 (exact there):
-// A - 1 - e = (A(a) - A(a1)) + (e1 - e) = d (c + c3 S) - e1 expm1(-d (c + c A S)),
-// S = a^2 + a a1 + a1^2 (A and z are cubics: their differences have d as an exact factor),
-// two terms of the sign of d, so nothing cancels, and e = e1 e^-(d (c + c A S)) from the same
-// t and q. g (1 + T) or -g T rounded once to float (a subnormal too); NaN restored last.
+// at its zero a1 (A(a1) = 1 + e1, e1 = e^-z(a1)): at the float closest to a1 it is 2.8e-8, so e
+// from e^-z would need an exp good to 1e-15 (degree 11). Taken relative to a1 instead, with
+// d = a - a1 (exact there) an exact factor of the cubics' differences,
+// A(a) - A(a1) = d (c + c3 S), z(a) - z(a1) = d (c + c A S), S = a^2 + a a1 + a1^2,
+// e = e1 e^-(z(a) - z(a1)) = e1 t (1 + q): near a1, k = 0 and q ~ -d, and the fit's error is
+// relative to q, so A - 1 - e = (A(a) - A(a1) + e1) - e is within 1e-8 relative (its roundings,
+// under 1e-16 absolute, add 3e-9). g (1 + T) or -g T is rounded once to float (a subnormal too).
 GF_HD float gelu_tanh_grad(float x, float g) {
-  double a = detail::clamp_abs_bits(x, 20.0f);  // 1 or 0 beyond (T < 1e-250)
+  double a = detail::clamp_abs_bits(x, 20.0f);  // 1 or 0 beyond (T < 1e-250); NaN restored last
   double d = a - 0.7524614220710163;  // a - a1, exact near a1 (a1's low part, 4e-17, left out)
   double S = fma(a, a + 0.7524614220710163, 0.5661981917051361);  // a1^2 rounded
   double dz = d * fma(0.07135481627260025, S, 1.5957691216057308);  // z(a) - z(a1)
   double dA = d * fma(0.21406444881780073, S, 1.5957691216057308);  // A(a) - A(a1)
   detail::ExpNegD ep = detail::exp_neg_parts(dz);  // dz in [-1.24, 602]
   const double e1 = 0.29195521191476714;  // e^-z(a1)
-  double e = e1 * fma(ep.t, ep.q, ep.t);
-  double W = fma(-e1, fma(ep.t, ep.q, ep.t - 1.0), dA);  // A - 1 - e
+  double te = e1 * ep.t, e = fma(te, ep.q, te);
+  double W = (dA + e1) - e;  // A - 1 - e
   double ope = 1.0 + e;
   double T = e * W / (ope * ope);
   float y = float(double(g) * (x < 0 ? -T : 1.0 + T));  // rounded once
