@@ -229,27 +229,6 @@ template <class T> GF_HD T gelu_tanh_grad(T x, T g) {
   T dz = T(1.5957691216057307118) * (T(1) + T(3) * T(0.044715) * x2);
   return g * (s * (T(1) + x * s1 * dz));
 }
-namespace detail {
-// e^-y = t (1 + q), t = 2^k, q = e^r - 1, for y in [-2, 700] (double). q is a fit of relative
-// error 1.4e-8 (5.5e-9 for 1 + q) over |r| <= ln2/2: a float result needs no more. k ln2 with
-// ln2 in one part: |k| <= 1010, so r's error is below 2.4e-14.
-struct ExpNegD {
-  double t, q;
-};
-GF_HD ExpNegD exp_neg_parts(double y) {
-  const double shift = 6755399441055744.0;  // 1.5 2^52: adding it rounds to an integer
-  double tk = fma(-y, 1.4426950408889634, shift);
-  double k = tk - shift;
-  double r = fma(k, -0.6931471805599453, -y);
-  double p = 0.0013882509830832554;
-  p = p * r + 0.008366581567477027;
-  p = p * r + 0.041667201819742976;
-  p = p * r + 0.16666543168898154;
-  p = p * r + 0.4999999814386214;
-  // 2^k from the low bits of tk (k + 1023 in the exponent field)
-  return {bits_to_double((double_to_bits(tk) + 1023) << 52), fma(r * r, p, r)};
-}
-}  // namespace detail
 // z as a two-float hi + lo (error ~1e-14 |z|): where z < 0, sigmoid(z) ~ e^z has the relative
 // error of z times |z| (up to 104), far beyond a float z.
 namespace detail {
@@ -290,12 +269,26 @@ GF_HD float gelu_tanh_grad(float x, float g) {
   double a = detail::clamp_abs_bits(x, 20.0f);  // 1 or 0 beyond (T < 1e-250); NaN restored last
   double d = a - 0.7524614220710163;  // a - a1, exact near a1 (a1's low part, 4e-17, left out)
   double S = fma(a, a + 0.7524614220710163, 0.5661981917051361);  // a1^2 rounded
-  double dz = d * fma(0.07135481627260025, S, 1.5957691216057308);  // z(a) - z(a1)
-  double dA = d * fma(0.21406444881780073, S, 1.5957691216057308);  // A(a) - A(a1)
-  detail::ExpNegD ep = detail::exp_neg_parts(dz);  // dz in [-1.24, 602]
+  double dz = d * fma(0.07135481627260025, S, 1.5957691216057308);  // z(a) - z(a1), in [-1.24, 602]
+  // e^-dz = 2^k (1 + q), q = e^r - 1 by a fit (relative error 1.4e-8, 5.5e-9 for 1 + q, over
+  // |r| <= ln2/2: a float result needs no more); k ln2 with ln2 in one part (|k| <= 869: r's
+  // error is below 2e-14)
+  const double shift = 6755399441055744.0;  // 1.5 2^52: adding it rounds to an integer
+  double tk = fma(-dz, 1.4426950408889634, shift);
+  double k = tk - shift;
+  double r = fma(k, -0.6931471805599453, -dz);
+  double p = 0.0013882509830832554;
+  p = p * r + 0.008366581567477027;
+  p = p * r + 0.041667201819742976;
+  p = p * r + 0.16666543168898154;
+  p = p * r + 0.4999999814386214;
+  double q = fma(r * r, p, r);
+  // e1 2^k: k (the low bits of tk) added to e1's exponent field, in unsigned arithmetic
   const double e1 = 0.29195521191476714;  // e^-z(a1)
-  double te = e1 * ep.t, e = fma(te, ep.q, te);
-  double W = (dA + e1) - e;  // A - 1 - e
+  unsigned long long kb = (unsigned long long)detail::double_to_bits(tk) << 52;
+  double te = detail::bits_to_double((long long)((unsigned long long)detail::double_to_bits(e1) + kb));
+  double e = fma(te, q, te);
+  double W = fma(d, fma(0.21406444881780073, S, 1.5957691216057308), e1) - e;  // A - 1 - e
   double ope = 1.0 + e;
   double T = e * W / (ope * ope);
   float y = float(double(g) * (x < 0 ? -T : 1.0 + T));  // rounded once
