@@ -254,7 +254,9 @@ GF_HD float gelu_tanh(float x) {
   float e = (z < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
   float xc = -30.0f < x ? x : -30.0f;  // -inf gives -0, not -inf e
   float y = (x < 0 ? xc * e2 : x) / (1.0f + e);
-  return x < 0 ? y * detail::two_m100() : y;
+  // times 2^-100 where x has its sign bit (-0 included, no matter), built from the bits: a
+  // select on x < 0 here would have the compiler divide both quotients
+  return y * detail::bits_to_float(0x3f800000 - ((detail::float_to_bits(x) >> 31) & (100 << 23)));
 }
 // s (1 + x (1 - s) z') = 1 + T(a) for x >= 0 and -T(a) for x < 0 (gelu'(x) + gelu'(-x) = 1), where
 // a = |x|, e = e^-z(a), A = a z'(a), T = e (A - 1 - e) / (1 + e)^2, in double. A - 1 - e cancels
