@@ -79,7 +79,7 @@ template <class T> GF_HD T leaky_relu_grad(T x, T g, T slope) { return x > T(0) 
 // doubles holds half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and
 // error-free products (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also
 // within 3 ulp. Its derivative is computed in double (within 0.6 ulp): in float its cancellation
-// took a two-float z, e^-z as hi + lo and a fit around its zero, 1.3x the instructions.
+// took a two-float z, e^-z as hi + lo and a fit around its zero, 1.5x the instructions.
 
 namespace detail {
 // The fits below are polynomials in u = 3 / (3 + a), a = |x| in [0, 15] (beyond, the GELUs are 0
