@@ -78,19 +78,10 @@ template <class T> GF_HD T leaky_relu_grad(T x, T g, T slope) { return x > T(0) 
 // the normal tail Q and keep the forms below. The float exact GELU is all float (a vector of
 // doubles holds half as many lanes): e^(-x^2/2) from a two-float x^2, fitted tails, and
 // error-free products (fma), within 3 ulp; so is the float tanh GELU (a two-float z), also
-// within 3 ulp, and its derivative (a fit around the zero, error-free products beyond).
+// within 3 ulp. Its derivative is computed in double (within 0.6 ulp): in float its cancellation
+// took a two-float z, e^-z as hi + lo and a fit around its zero, 1.5x the instructions.
 
 namespace detail {
-// e^(x - m) 2^100 as hi + lo (as exp_nonpos_2p100: hi is its result rounded once, lo that
-// rounding's error), for the GELU-tanh derivative, whose last steps add no rounding of their own.
-GF_HD float exp_nonpos_2p100_hl(float x, float m, float& lo) {
-  ExpParts e = exp_nonpos_2p100_parts(x, m);
-  float scale = e.scale, rp = e.r * e.q;
-  float hi = fma(scale, rp, scale);
-  lo = fma(scale, rp, scale - hi);  // scale - hi is exact (the two within a factor 2)
-  return hi;
-}
-
 // The fits below are polynomials in u = 3 / (3 + a), a = |x| in [0, 15] (beyond, the GELUs are 0
 // or x to a float). A rounding error e in u changes their value by S(u) e, S = d ln f / d ln u up
 // to 2.4: tail_var returns u with its error, and each fit corrects for it with its own S (a
@@ -241,10 +232,10 @@ template <class T> GF_HD T gelu_tanh_grad(T x, T g) {
 // z as a two-float hi + lo (error ~1e-14 |z|): where z < 0, sigmoid(z) ~ e^z has the relative
 // error of z times |z| (up to 104), far beyond a float z.
 namespace detail {
-// z = x (c + c 0.044715 x^2) = x P, c = 2 sqrt(2/pi); also x^2 = w + w_lo. Constants in two parts.
-GF_HD float gelu_tanh_z(float x, float& lo, float& w, float& w_lo) {
-  w = x * x;
-  w_lo = fma(x, x, -w);
+// z = x (c + c 0.044715 x^2) = x P, c = 2 sqrt(2/pi); x^2 = w + w_lo. Constants in two parts.
+GF_HD float gelu_tanh_z(float x, float& lo) {
+  float w = x * x;
+  float w_lo = fma(x, x, -w);
   float m = 0.0713548139f * w;  // c 0.044715 x^2
   float m_lo = fma(0.0713548139f, w, -m) + (0.0713548139f * w_lo + 2.39883247e-09f * w);
   float P = 1.59576917f + m, bb = P - 1.59576917f;  // two-sum
@@ -252,26 +243,6 @@ GF_HD float gelu_tanh_z(float x, float& lo, float& w, float& w_lo) {
   float z = x * P;
   lo = fma(x, P, -z) + x * P_lo;
   return z;
-}
-GF_HD float gelu_tanh_z(float x, float& lo) {
-  float w, w_lo;
-  return gelu_tanh_z(x, lo, w, w_lo);
-}
-// T(a) / (a - a1) for a = |x| in [0, 1.5] (T below, a1 = 0.7524614220710163 its zero), a
-// polynomial in d = a - a1 (least-squares fit, float coefficients; relative error 6e-8).
-GF_HD float gelu_tanh_grad_zero_ratio(float d) {
-  float p = 0.000104837709f;
-  p = p * d - 0.00021780665f;
-  p = p * d - 0.00091889716f;
-  p = p * d + 0.00239817752f;
-  p = p * d + 0.00525981002f;
-  p = p * d - 0.0196764357f;
-  p = p * d - 0.0166193731f;
-  p = p * d + 0.113943905f;
-  p = p * d - 0.0157828368f;
-  p = p * d - 0.387518436f;
-  p = p * d + 0.430400103f;
-  return p;
 }
 }  // namespace detail
 // x sigmoid(z) = x / (1 + e) for z >= 0, x e / (1 + e) for z < 0, e = e^-|z|: one division, and
@@ -283,39 +254,47 @@ GF_HD float gelu_tanh(float x) {
   float e = (z < 87.0f ? e2 : 0.0f) * detail::two_m100();  // never subnormal (slow)
   float xc = -30.0f < x ? x : -30.0f;  // -inf gives -0, not -inf e
   float y = (x < 0 ? xc * e2 : x) / (1.0f + e);
-  return x < 0 ? y * detail::two_m100() : y;
+  // times 2^-100 where x has its sign bit (-0 included, no matter), built from the bits: a
+  // select on x < 0 here would have the compiler divide both quotients
+  return y * detail::bits_to_float(0x3f800000 - ((detail::float_to_bits(x) >> 31) & (100 << 23)));
 }
 // s (1 + x (1 - s) z') = 1 + T(a) for x >= 0 and -T(a) for x < 0 (gelu'(x) + gelu'(-x) = 1), where
-// a = |x|, e = e^-z(a), A = a z'(a), T = e (A - 1 - e) / (1 + e)^2. Only -T cancels: at its zero
-// a1 (A = 1 + e), which a fit of T / (a - a1) takes below a = 1.5 (no exp needed there); beyond,
-// e from a two-float z, A - 1 - e from error-free products, the quotient corrected for its
-// rounding. T is computed times 2^100, so that a subnormal result is rounded once, by the last
-// product.
+// a = |x|, e = e^-z(a), A = a z'(a), T = e (A - 1 - e) / (1 + e)^2, in double. A - 1 - e cancels
+// at its zero a1 (A(a1) = 1 + e1, e1 = e^-z(a1)): at the float closest to a1 it is 2.8e-8, so e
+// from e^-z would need an exp good to 1e-15 (degree 11). Taken relative to a1 instead, with
+// d = a - a1 (exact there) an exact factor of the cubics' differences,
+// A(a) - A(a1) = d (c + c3 S), z(a) - z(a1) = d (c + c A S), S = a^2 + a a1 + a1^2,
+// e = e1 e^-(z(a) - z(a1)) = e1 t (1 + q): near a1, k = 0 and q ~ -d, and the fit's error is
+// relative to q, so A - 1 - e = (A(a) - A(a1) + e1) - e is within 1e-8 relative (its roundings,
+// under 1e-16 absolute, add 3e-9). g (1 + T) or -g T is rounded once to float (a subnormal too).
 GF_HD float gelu_tanh_grad(float x, float g) {
-  float a = detail::clamp_abs_bits(x, 30.0f);  // 1 or 0 beyond; a NaN x is restored last
-  float zl, w, w_lo, zh = detail::gelu_tanh_z(a, zl, w, w_lo);
-  float e2_lo, e2 = detail::exp_nonpos_2p100_hl(-zh, zl, e2_lo);  // e 2^100
-  float e = (zh < 87.0f ? e2 : 0.0f) * detail::two_m100();      // never subnormal (slow)
-  float keep = x < 0 ? 1.0f : (zh < 87.0f ? 1.0f : 0.0f);        // x >= 0 needs T only to 2^-100
-  e2 *= keep;
-  e2_lo *= keep;
-  // W = A - 1 - e, A = a c + a c3 w (c3 = 3 c 0.044715): lows summed first, each product in an fma
-  float m3 = 0.21406445f * w;
-  float m3_lo = fma(0.21406445f, w, -m3) + fma(0.21406445f, w_lo, -2.540834e-10f * w);
-  float ope = 1.0f + e, ope_lo = (1.0f - ope) + e;
-  float W = fma(a, 1.5957692f, fma(a, m3, (a * (m3_lo - 4.534068e-08f) - ope_lo) - ope));
-  float D = fma(e, 2.0f + e, 1.0f);
-  float q = W / D, rem = fma(-q, D, W);  // W / D = q + rem / D, 1 / D ~ 2 - D (D < 1.15 here)
-  float t = fma(e2, q, fma(e2, rem * (2.0f - D), e2_lo * q));
-  float d = (a - 0.75246143f) + 1.133962823640644e-08f;  // a - a1 exact (Sterbenz), then a1's low
-  float tw = (d * 1.2676506002282294e+30f) * detail::gelu_tanh_grad_zero_ratio(d);  // 2^100
-  t = a < 1.5f ? tw : t;
-  t = a == 0.0f ? -0.5f * 1.2676506002282294e+30f : t;  // exactly 1/2 at 0 (the fit gives 1 ulp less)
-  float ts = t * detail::two_m100();
-  // g T: where T is subnormal, T 2^-50 times g 2^-50 (rounded once, and cannot overflow)
-  bool sub = (t < 0 ? -t : t) < 1.49011612e-08f;  // 2^-26
-  float neg = sub ? (g * -8.8817842e-16f) * (t * 8.8817842e-16f) : -g * ts;  // 2^-50
-  return x < 0 ? neg : (x == x ? fma(g, ts, g) : x);
+  double a = detail::clamp_abs_bits(x, 20.0f);  // 1 or 0 beyond (T < 1e-250); NaN restored last
+  double d = a - 0.7524614220710163;  // a - a1, exact near a1 (a1's low part, 4e-17, left out)
+  double S = fma(a, a + 0.7524614220710163, 0.5661981917051361);  // a1^2 rounded
+  double dz = d * fma(0.07135481627260025, S, 1.5957691216057308);  // z(a) - z(a1), in [-1.24, 602]
+  // e^-dz = 2^k (1 + q), q = e^r - 1 by a fit (relative error 1.4e-8, 5.5e-9 for 1 + q, over
+  // |r| <= ln2/2: a float result needs no more); k ln2 with ln2 in one part (|k| <= 869: r's
+  // error is below 2e-14)
+  const double shift = 6755399441055744.0;  // 1.5 2^52: adding it rounds to an integer
+  double tk = fma(-dz, 1.4426950408889634, shift);
+  double k = tk - shift;
+  double r = fma(k, -0.6931471805599453, -dz);
+  double p = 0.0013882509830832554;
+  p = p * r + 0.008366581567477027;
+  p = p * r + 0.041667201819742976;
+  p = p * r + 0.16666543168898154;
+  p = p * r + 0.4999999814386214;
+  double q = fma(r * r, p, r);
+  // e1 2^k: k (the low bits of tk) added to e1's exponent field, in unsigned arithmetic
+  const double e1 = 0.29195521191476714;  // e^-z(a1)
+  unsigned long long kb = (unsigned long long)detail::double_to_bits(tk) << 52;
+  double te = detail::bits_to_double((long long)((unsigned long long)detail::double_to_bits(e1) + kb));
+  double e = fma(te, q, te);
+  double W = fma(d, fma(0.21406444881780073, S, 1.5957691216057308), e1) - e;  // A - 1 - e
+  double ope = 1.0 + e;
+  double T = e * W / (ope * ope);
+  float y = float(double(g) * (x < 0 ? -T : 1.0 + T));  // rounded once
+  return x == x ? y : x;
 }
 
 // log(1 + e) for e in [0, 1], the range softplus needs. float: 2 atanh(s) with s = e / (2 + e)
