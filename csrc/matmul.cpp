@@ -113,10 +113,12 @@ inline void blas_gemm(bool ta, bool tb, int m, int n, int k, const double* A, in
 
 // A threaded product is split into blocks of the output's columns (of its rows when they are
 // more than twice as many), each a single-threaded BLAS call, that the threads take as they
-// come (see init_threads): a thread kept off its core by another process delays only the block
-// it holds. Blocks of at least kGemmBlockFlops (each call packs its share of both operands
-// again) and kGemmAlign columns or rows; the split depends on the shape and the thread count
-// only, so a result never depends on which thread ran what.
+// come (see init_threads). One block per thread: each call packs its share of both operands
+// again, so that more blocks cost more (2 threads: a small MLP's step at 0.75x its one-thread
+// time with two blocks per thread, 0.70x with one), and a thread kept off its core by another
+// process is the pool's stall guard's to handle. Blocks of at least kGemmBlockFlops and
+// kGemmAlign columns or rows; the split depends on the shape and the thread count only, so a
+// result never depends on which thread ran what.
 constexpr double kGemmBlockFlops = 4e6;
 constexpr int kGemmAlign = 16;
 
@@ -127,7 +129,7 @@ void gemm(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B
   const bool by_rows = m > 2 * n;
   const int len = by_rows ? m : n;
   const double flops = 2.0 * m * n * k;
-  const int blocks = nt > 1 ? int(std::min({2.0 * nt, flops / kGemmBlockFlops, double(len / kGemmAlign)})) : 1;
+  const int blocks = nt > 1 ? int(std::min({double(nt), flops / kGemmBlockFlops, double(len / kGemmAlign)})) : 1;
   if (blocks <= 1) {
     blas_gemm(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
     return;
