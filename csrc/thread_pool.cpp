@@ -41,6 +41,10 @@ constexpr auto kSpin = std::chrono::microseconds(50);
 using Clock = std::chrono::steady_clock;
 constexpr auto kStallMin = std::chrono::microseconds(100);
 constexpr auto kAbsentMin = std::chrono::microseconds(200);
+// A spinning worker sees a new job within a few microseconds; one that sees it later than
+// kLate lost its core meanwhile, and is likely to lose it again while holding a chunk, which
+// the caller would wait for: it leaves the job to the caller (an absence when the job is long).
+constexpr auto kLate = std::chrono::microseconds(50);
 constexpr auto kSoloMin = std::chrono::milliseconds(4);
 constexpr auto kSoloMax = std::chrono::milliseconds(256);
 
@@ -54,6 +58,7 @@ inline int left_of(std::uint64_t v) { return int(v & kMask16); }
 
 struct Pool {
   std::atomic<std::uint64_t> word{0};
+  std::atomic<Clock::rep> published{0};  // when the current job was published (steady_clock)
   std::atomic<int> done{0};  // chunks of the current job finished
   // The current job; written before `word` publishes it, read after a chunk is taken.
   int chunks = 0;
@@ -118,11 +123,16 @@ void worker_main(int index) {  // index >= 1: the caller is thread 0 of every jo
   Pool& P = pool();
   std::uint32_t seen = 0;
   unsigned setup_seen = 0;
+  bool spun = false;  // the job at hand was found spinning (not by a wake-up)
   for (;;) {
     std::uint64_t v = P.word.load(std::memory_order_acquire);
     if (gen_of(v) != seen) {
       seen = gen_of(v);
-      if (index < threads_of(v) && left_of(v) > 0) {
+      const bool late = spun && Clock::now().time_since_epoch().count() -
+                                        P.published.load(std::memory_order_relaxed) >
+                                    Clock::duration(kLate).count();
+      spun = false;
+      if (!late && index < threads_of(v) && left_of(v) > 0) {
         unsigned sv = P.setup_version.load(std::memory_order_acquire);
         if (sv != setup_seen) {
           setup_seen = sv;
@@ -144,7 +154,10 @@ void worker_main(int index) {  // index >= 1: the caller is thread 0 of every jo
         fresh = gen_of(P.word.load(std::memory_order_relaxed)) != seen;
       }
     }
-    if (fresh) continue;
+    if (fresh) {
+      spun = true;
+      continue;
+    }
     std::unique_lock<std::mutex> lock(P.mutex);
     const std::uint64_t bit = index < 64 ? std::uint64_t(1) << index : 0;
     P.sleepers.fetch_add(1, std::memory_order_seq_cst);
@@ -190,6 +203,7 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
   P.ctx = ctx;
   P.done.store(0, std::memory_order_relaxed);
   const std::uint32_t gen = ++P.generation;
+  P.published.store(start.time_since_epoch().count(), std::memory_order_relaxed);
   P.word.store(std::uint64_t(gen) << 32 | std::uint64_t(threads) << 16 | std::uint64_t(chunks),
                std::memory_order_seq_cst);
   const bool awake = !pool_asleep(threads);
