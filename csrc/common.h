@@ -28,11 +28,9 @@ constexpr index_t kGrain = 1 << 15;
 // chunks of one that is descheduled (another process on its core) instead of waiting for it.
 constexpr int kChunksPerThread = 4;
 // How much larger a loop must be to wake a sleeping worker for it (see pool_asleep): the
-// training step of a small network has one such loop (its optimizer's update, under 2 grains)
-// between long stretches of single-threaded work, and waking a worker for it cost more than it
-// saved; 16 left activations of 2^16 elements (8 grains of an exp-based kernel, 25-60 us)
-// single-threaded once the worker slept, 1.5-3.3x slower.
-constexpr index_t kWakeFactor = 4;
+// training step of a small network has one such loop (its optimizer's update) between long
+// stretches of single-threaded work, and waking a worker for it cost more than it saved.
+constexpr index_t kWakeFactor = 16;
 
 // The count is process-wide: set from any thread, it holds for every thread's kernels.
 int num_threads();          // threads gradflow's kernels (and its matrix products) may use
