@@ -116,7 +116,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 def _has_value(xp, labels, value):
     """Whether any label is ``value`` (a gf.jit replay checks it again first). ``xp``: the
     labels' backend's, which works on their device."""
-    return bool(xp.equal(labels, value).any())
+    return bool(xp.any(xp.equal(labels, value)))
 
 
 def _check_reduction(reduction, op):
