@@ -739,3 +739,15 @@ def test_constants_the_function_returns_or_writes_stay_steps():
         assert out.tolist() == v and d.tolist() == [2.0] * 3
         d.array[...] = -1  # the caller owns what it got: the next replay is unaffected
     assert replayed(jf)
+
+
+def test_large_constants_stay_steps():
+    # a constant the size of a layer is not kept alive by the plan (numpy's own arrays and the
+    # kernels' buffer-cache arrays alike)
+    f = gf.jit(lambda x: x + gf.zeros(1).exp().expand(1 << 16) * 1.0)
+    for _ in range(3):
+        out = f(gf.ones(1 << 16))
+    assert out.array.flags.writeable and float(out.sum().item()) == 2.0 * (1 << 16)
+    (plan,) = replayed(f)
+    assert all(not isinstance(v, np.ndarray) or v.nbytes < (1 << 16)
+               for k, v in plan.rec.ns.items() if re.fullmatch(r"r\d+", k))

@@ -438,7 +438,7 @@ def _fold_constants(rec, kept):
                  + f"    return [{', '.join(names)}]\n", "<gf.jit constants>", "exec"), rec.ns)
     values = rec.ns.pop("_fold")()
     if (not all(type(v) is np.ndarray for v in values)
-            or sum(v.nbytes for v in values if v.base is None) > _FOLD_BYTES):
+            or sum(v.nbytes for v in values if not isinstance(v.base, np.ndarray)) > _FOLD_BYTES):
         return set()  # (a device's arrays have no read-only flag; CUDA graphs replay these)
     for n, v in zip(names, values):
         v.flags.writeable = False
