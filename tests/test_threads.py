@@ -238,39 +238,13 @@ def test_results_do_not_depend_on_threads_or_contention():
         gf.set_num_threads(before)
 
 
-def test_a_stalled_worker_sends_the_next_jobs_to_the_calling_thread():
+@pytest.mark.parametrize("before_job,counter", [(False, "stalls"), (True, "absences")],
+                         ids=["stalled", "absent"])
+def test_a_worker_kept_off_its_core_sends_the_next_jobs_to_the_calling_thread(before_job, counter):
     # A worker that sleeps before each chunk it takes (as one kept off its core by another
-    # process would) makes jobs stall; the following jobs run on the calling thread alone for a
-    # while, and every result is the same as on one thread.
-    x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
-    before = gf.get_num_threads()
-    try:
-        gf.set_num_threads(1)
-        t = time.perf_counter()
-        expected = _C.exp(x)
-        alone = time.perf_counter() - t
-        gf.set_num_threads(2)
-        _C.exp(x)  # (the worker starts)
-        time.sleep(0.6)  # (past a solo spell an earlier stall may have started)
-        start = _C.threading_info()
-        # a delay well beyond the whole job's time on one thread (under qemu too)
-        _C._pool_set_test_delay(int(max(0.02, 4 * alone) * 1e6))
-        try:
-            for _ in range(4):  # a stall, then a job right after it on this thread alone
-                assert np.array_equal(_C.exp(x), expected)
-        finally:
-            _C._pool_set_test_delay(0)
-        info = _C.threading_info()
-        assert info["stalls"] > start["stalls"]
-        assert info["solo_jobs"] > start["solo_jobs"]
-    finally:
-        gf.set_num_threads(before)
-
-
-def test_workers_that_take_no_part_send_the_next_jobs_to_the_calling_thread():
-    # Workers that sleep before they look at a job (kept off their core) leave every chunk of a
-    # long job to the caller: the next jobs run on the calling thread alone, GEMMs in the same
-    # blocks (the same results).
+    # process would) makes jobs stall; one that sleeps before it looks at a job leaves every
+    # chunk of a long job to the caller (an absence). Either way the following jobs run on the
+    # calling thread alone for a while, GEMMs in the same blocks: every result is the same.
     rng = np.random.default_rng(1)
     x = rng.standard_normal(1 << 20).astype(np.float32)
     a, b = rng.standard_normal((64, 784)).astype(np.float32), rng.standard_normal((784, 512)).astype(np.float32)
@@ -281,18 +255,19 @@ def test_workers_that_take_no_part_send_the_next_jobs_to_the_calling_thread():
         expected = _C.exp(x)
         alone = time.perf_counter() - t
         gf.set_num_threads(2)
-        product = _C.matmul(a, b)
+        product = _C.matmul(a, b)  # (the worker starts)
         time.sleep(0.6)  # (past a solo spell an earlier stall may have started)
         start = _C.threading_info()
-        _C._pool_set_test_delay(int(max(0.02, 4 * alone) * 1e6), True)
+        # a delay well beyond the whole job's time on one thread (under qemu too)
+        _C._pool_set_test_delay(int(max(0.02, 4 * alone) * 1e6), before_job)
         try:
-            for _ in range(4):
+            for _ in range(4):  # a stall or an absence, then jobs on this thread alone
                 assert np.array_equal(_C.exp(x), expected)
                 assert np.array_equal(_C.matmul(a, b), product)
         finally:
             _C._pool_set_test_delay(0)
         info = _C.threading_info()
-        assert info["absences"] > start["absences"]
+        assert info[counter] > start[counter]
         assert info["solo_jobs"] > start["solo_jobs"]
     finally:
         gf.set_num_threads(before)
