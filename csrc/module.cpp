@@ -66,6 +66,7 @@ static py::dict threading_info() {
   d["solo_jobs"] = st.solo_jobs;
   d["stalls"] = st.stalls;
   d["absences"] = st.absences;
+  d["solo_spell_us"] = st.solo_spell_us;
   return d;
 }
 }  // namespace gf
@@ -86,7 +87,8 @@ PYBIND11_MODULE(_C, m) {
         "since the start: 'threaded_jobs' (loops split across threads), 'stalls' (jobs whose "
         "caller waited long for a worker kept off its core), 'absences' (long jobs no worker "
         "took part in) and 'solo_jobs' (loops run on the calling thread alone for a while "
-        "after a stall or an absence).");
+        "after a stall or an absence), and 'solo_spell_us' (the latest such while's length, "
+        "microseconds: it doubles while stalls recur soon after one ended).");
   m.def("_pool_set_test_delay", &gf::pool_set_test_delay, py::arg("microseconds"),
         py::arg("before_job") = false,
         "For tests: pool workers sleep this long before each chunk they take (0: never), or "

@@ -31,8 +31,11 @@ constexpr auto kSpin = std::chrono::microseconds(50);
 // the chunks it took cannot be taken back. When a job took longer than the caller alone would
 // have (its time per chunk times the chunks, plus one for the worker that wakes late), having
 // waited for workers' chunks (at least kStallMin), the next jobs run on the calling thread
-// alone for a while (kSoloMin, doubling while stalls keep coming, up to kSoloMax), after which
-// a job tries the workers again. On an idle machine jobs do not stall: nothing changes there.
+// alone for a while (kSoloMin), after which a job tries the workers again. A stall of a job
+// begun soon after a spell ended (within kSoloRetry or the spell's length: a busy neighbour
+// still holds the worker's core) doubles the next spell, up to kSoloMax; one long after starts
+// from kSoloMin again (a virtual machine's vCPUs lose their cores now and then, an idle one's
+// too: a window counted from the last stall, 1 s, kept the pool alone half the time there).
 // A job that lasted kAbsentMin without any of the workers, spinning when it began, taking a
 // chunk (one that runs takes a chunk within microseconds) counts the same way: they have no
 // core, and the caller ran every chunk, paying for the split (a GEMM's blocks each pack their
@@ -47,6 +50,7 @@ constexpr auto kAbsentMin = std::chrono::microseconds(200);
 constexpr auto kLate = std::chrono::microseconds(50);
 constexpr auto kSoloMin = std::chrono::milliseconds(4);
 constexpr auto kSoloMax = std::chrono::milliseconds(256);
+constexpr auto kSoloRetry = std::chrono::milliseconds(20);
 
 // The job word: generation (32 bits) | threads allowed (16 bits) | chunks not yet taken (16
 // bits). One atomic word, so that a worker takes a chunk only of the job it looked at: once it
@@ -80,10 +84,10 @@ struct Pool {
   std::atomic<void (*)(bool)> setup_fn{nullptr};
   std::atomic<bool> setup_arg{false};
   // The stall guard's state (guarded by busy).
-  Clock::time_point solo_until{}, last_stall{};
+  Clock::time_point solo_until{};
   Clock::duration solo_for{};
-  // Counts for pool_stats (read from any thread).
-  std::atomic<long long> jobs{0}, solo_jobs{0}, stalls{0}, absences{0};
+  // Counts for pool_stats (read from any thread), and the latest spell's length.
+  std::atomic<long long> jobs{0}, solo_jobs{0}, stalls{0}, absences{0}, solo_spell_us{0};
   // pool_set_test_delay: a sleep before each chunk a worker takes, or before it looks at a job
   std::atomic<int> test_delay_us{0};
   std::atomic<bool> test_delay_before{false};
@@ -229,10 +233,12 @@ void pool_run(int chunks, int threads, void (*body)(void*, int), void* ctx) {
     P.absences.fetch_add(1, std::memory_order_relaxed);
   }
   if (solo) {
-    const bool again = end - P.last_stall < kSoloMax * 4;
+    const bool again = start - P.solo_until < std::max<Clock::duration>(P.solo_for, kSoloRetry);
     P.solo_for = again ? std::min<Clock::duration>(2 * P.solo_for, kSoloMax) : kSoloMin;
     P.solo_until = end + P.solo_for;
-    P.last_stall = end;
+    P.solo_spell_us.store(
+        std::chrono::duration_cast<std::chrono::microseconds>(P.solo_for).count(),
+        std::memory_order_relaxed);
   }
   P.busy.store(false, std::memory_order_release);
 }
@@ -255,7 +261,8 @@ bool pool_asleep(int threads) {
 
 PoolStats pool_stats() {
   Pool& P = pool();
-  return {P.jobs.load(), P.solo_jobs.load(), P.stalls.load(), P.absences.load()};
+  return {P.jobs.load(), P.solo_jobs.load(), P.stalls.load(), P.absences.load(),
+          P.solo_spell_us.load()};
 }
 
 void pool_set_test_delay(int microseconds, bool before_job) {

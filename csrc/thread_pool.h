@@ -35,9 +35,9 @@ bool pool_asleep(int threads);
 
 // Jobs split across threads, jobs run on the calling thread alone after a stall (see the
 // stall guard in thread_pool.cpp), stalls detected, and jobs the workers took no part in
-// (absences), since the process started.
+// (absences), since the process started; the latest solo spell's length (0 before the first).
 struct PoolStats {
-  long long jobs, solo_jobs, stalls, absences;
+  long long jobs, solo_jobs, stalls, absences, solo_spell_us;
 };
 PoolStats pool_stats();
 

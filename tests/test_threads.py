@@ -272,3 +272,39 @@ def test_a_worker_kept_off_its_core_sends_the_next_jobs_to_the_calling_thread(be
     finally:
         gf.set_num_threads(before)
 
+
+
+def test_a_solo_spell_doubles_only_while_stalls_follow_it():
+    # A stall right after a solo spell ended (the worker still has no core) doubles the next
+    # spell; a lone stall long after the last one (a virtual CPU descheduled now and then on an
+    # idle machine) starts from the shortest spell again, 4 ms.
+    x = np.random.default_rng(2).standard_normal(1 << 20).astype(np.float32)
+    before = gf.get_num_threads()
+
+    def stall():
+        count = _C.threading_info()["stalls"]
+        for _ in range(200):
+            _C.exp(x)
+            if _C.threading_info()["stalls"] > count:
+                return _C.threading_info()["solo_spell_us"]
+        raise AssertionError("no stall detected")
+
+    try:
+        gf.set_num_threads(1)
+        t = time.perf_counter()
+        _C.exp(x)
+        alone = time.perf_counter() - t
+        gf.set_num_threads(2)
+        _C.exp(x)  # (the worker starts)
+        delay = int(max(0.02, 4 * alone) * 1e6)
+        spells = []
+        for _ in range(2):
+            time.sleep(0.6)  # past the longest spell and the window after it
+            _C._pool_set_test_delay(delay)
+            try:
+                spells += [stall(), stall()]  # the second right after the first spell ended
+            finally:
+                _C._pool_set_test_delay(0)
+        assert spells == [4000, 8000, 4000, 8000]
+    finally:
+        gf.set_num_threads(before)
