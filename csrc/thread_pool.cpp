@@ -50,7 +50,7 @@ constexpr auto kAbsentMin = std::chrono::microseconds(200);
 constexpr auto kLate = std::chrono::microseconds(50);
 constexpr auto kSoloMin = std::chrono::milliseconds(4);
 constexpr auto kSoloMax = std::chrono::milliseconds(256);
-constexpr auto kSoloRetry = std::chrono::milliseconds(20);
+constexpr auto kSoloRetry = std::chrono::milliseconds(100);
 
 // The job word: generation (32 bits) | threads allowed (16 bits) | chunks not yet taken (16
 // bits). One atomic word, so that a worker takes a chunk only of the job it looked at: once it
