@@ -138,9 +138,9 @@ GF_HD double expm1_tail(double r) {  // (Estrin's scheme: a short dependency cha
 // e^(k ln2 + r). The scale 2^k is applied as two exact powers of two, 2^(k/2) then 2^(k - k/2):
 // the first product is exact (a normal number), the second rounds once, so subnormal results are
 // rounded correctly and 2^k itself never needs to be representable.
+template <class T> GF_HD T exp_poly(T r) { return T(1) + (r + r * r * expm1_tail(r)); }  // e^r
 template <class Red> GF_HD auto exp_reduced(Red red) -> decltype(red.r) {
-  using T = decltype(red.r);
-  T p = T(1) + (red.r + red.r * red.r * expm1_tail(red.r));
+  auto p = exp_poly(red.r);
   auto k1 = red.k >> 1;
   return p * pow2i(k1) * pow2i(red.k - k1);
 }
@@ -333,12 +333,13 @@ struct LogHL {
 // s is under 2^-8 s and rounded in double (2^-59 of s, the error that counts); s is s_h + s_l
 // (the division's residual by FMA), and the sums with k ln2 and ln 1.5 are carried as high and
 // low parts (the high parts on a 2^-42 grid below 2^11: k ln2_hi + ln1.5_hi is exact).
-GF_HD LogHL log_hl(double ax) {
-  bool sub = ax < 2.2250738585072014e-308;
-  double xs = sub ? ax * 18014398509481984.0 : ax;  // 2^54
+// (Subnormal: false for callers that pass only normal ax: the same arithmetic less the scaling.)
+template <bool Subnormal = true> GF_HD LogHL log_hl(double ax) {
+  bool sub = Subnormal && ax < 2.2250738585072014e-308;
+  double xs = Subnormal ? (sub ? ax * 18014398509481984.0 : ax) : ax;  // 2^54
   const long long c0 = 0x3febb67ae8584caall;        // sqrt(3)/2
   long long ix = (long long)((unsigned long long)double_to_bits(xs) - (unsigned long long)c0);
-  long long k = (ix >> 52) - (sub ? 54 : 0);
+  long long k = Subnormal ? (ix >> 52) - (sub ? 54 : 0) : ix >> 52;
   double a = bits_to_double((ix & 0x000fffffffffffffll) + c0);
   bool hi_b = a > 1.2247448713915890;  // sqrt(3/2)
   double b = hi_b ? 1.5 : 1.0;
@@ -365,6 +366,26 @@ GF_HD LogHL log_hl(double ax) {
   o.lo = fma(2.0, S_h, K_h - o.hi) + fma(2.0, S_l, K_l);
   return o;
 }
+
+// y ln x = p_h + p_l reduced by ln2 for e^(p_h + p_l) (p_h - n ln2_hi is exact: n ln2_hi has 53
+// bits, and Sterbenz)
+GF_HD RedD pow_reduce(double y, LogHL l, bool clamp) {
+  double p_h = y * l.hi;
+  double p_l = fma(y, l.hi, -p_h) + y * l.lo;
+  if (clamp) {
+    // |y ln x| > 760 (+-inf included): inf or 0 whatever the rest; the clamp keeps the scale's
+    // exponents in range (NaN passes)
+    bool big = p_h > 760.0, small = p_h < -760.0;
+    p_h = big ? 760.0 : (small ? -760.0 : p_h);
+    p_l = (big | small) ? 0.0 : p_l;
+  }
+  const double shift = 6755399441055744.0;  // 1.5 2^52: adding it rounds to an integer
+  double tn = fma(p_h, 1.4426950408889634, shift), n = tn - shift;
+  RedD red;
+  red.r = fma(-n, 0.6931471805598903, p_h) + fma(-n, 5.497923018708371e-14, p_l);
+  red.k = double_to_bits(tn) - 0x4338000000000000ll;
+  return red;
+}
 }  // namespace detail
 
 // C's special cases: y's parity from d = |y| - (|y| rounded to an even integer by adding 2^53;
@@ -387,21 +408,21 @@ GF_HD double pow(double x, double y) {
   detail::LogHL l = detail::log_hl(ax);
   l.hi = ax == 0.0 ? -inf : l.hi;
   l.hi = fin ? l.hi : ax;
-  double p_h = y * l.hi;
-  double p_l = fma(y, l.hi, -p_h) + y * l.lo;
-  // |y ln x| > 760 (+-inf included): inf or 0 whatever the rest; the clamp keeps the scale's
-  // exponents in range (NaN passes)
-  bool big = p_h > 760.0, small = p_h < -760.0;
-  p_h = big ? 760.0 : (small ? -760.0 : p_h);
-  p_l = (big | small) ? 0.0 : p_l;
-  const double shift = 6755399441055744.0;  // 1.5 2^52: adding it rounds to an integer
-  double tn = fma(p_h, 1.4426950408889634, shift), n = tn - shift;
-  detail::RedD red;  // p_h - n ln2_hi is exact (n ln2_hi has 53 bits, and Sterbenz)
-  red.r = fma(-n, 0.6931471805598903, p_h) + fma(-n, 5.497923018708371e-14, p_l);
-  red.k = detail::double_to_bits(tn) - 0x4338000000000000ll;
+  detail::RedD red = detail::pow_reduce(y, l, true);
   double sign = neg_odd ? -1.0 : 1.0;
   sign = nan ? inf - inf : sign;
   return one ? 1.0 : detail::exp_reduced(red) * sign;
+}
+// pow's arithmetic where none of its special cases applies: x a normal positive finite number
+// and |y ln x| < 708 (`in_range`, false for NaN and inf too), so that no select changes anything
+// and e^(p_h + p_l) is normal (its scale 2^n one exact product). Bitwise pow(x, y) there, about a
+// quarter fewer operations: loops run it over a block and redo the block with pow when any
+// lane was out of range (kernels/binary.h), so results never depend on the neighbours.
+GF_HD double pow_fast(double x, double y, bool& in_range) {
+  detail::LogHL l = detail::log_hl<false>(x);
+  detail::RedD red = detail::pow_reduce(y, l, false);
+  in_range = (x >= 2.2250738585072014e-308) & (x < detail::inf_d()) & (abs(y * l.hi) < 708.0);
+  return detail::exp_poly(red.r) * detail::pow2i(red.k);
 }
 
 // ---- tanh --------------------------------------------------------------------------------------

@@ -70,6 +70,25 @@ void binary_run(R* o, index_t so, const T* a, index_t sa, const T* b, index_t sb
   for (index_t i = 0; i < n; ++i) o[i * so] = Op::f(a[i * sa], b[i * sb]);
 }
 
+// a ** b with a's and b's strides known at compile time where they are 1 (or 0, a scalar)
+template <int SA, int SB>
+struct PowOperands {
+  const double *a, *b;
+  index_t sa, sb;
+  __attribute__((always_inline)) double x(index_t i) const { return a[SA == 1 ? i : SA == 0 ? 0 : i * sa]; }
+  __attribute__((always_inline)) double y(index_t i) const { return b[SB == 1 ? i : SB == 0 ? 0 : i * sb]; }
+  __attribute__((always_inline)) double fast(index_t i, bool& ok) const { return math::pow_fast(x(i), y(i), ok); }
+  __attribute__((always_inline)) double full(index_t i) const { return math::pow(x(i), y(i)); }
+};
+template <>
+inline void binary_run<Pow, double, double>(double* o, index_t so, const double* a, index_t sa,
+                                            const double* b, index_t sb, index_t n) {
+  if (so == 1 && sa == 1 && sb == 1) return pow_blocks(o, 1, n, PowOperands<1, 1>{a, b, sa, sb});
+  if (so == 1 && sa == 1 && sb == 0) return pow_blocks(o, 1, n, PowOperands<1, 0>{a, b, sa, sb});
+  if (so == 1 && sa == 0 && sb == 1) return pow_blocks(o, 1, n, PowOperands<0, 1>{a, b, sa, sb});
+  pow_blocks(o, so, n, PowOperands<-1, -1>{a, b, sa, sb});
+}
+
 template <class T>
 void where_run(T* o, index_t so, const std::uint8_t* c, index_t sc, const T* a, index_t sa,
                const T* b, index_t sb, index_t n) {

@@ -118,6 +118,56 @@ GF_UNARY_KERNELS(GF_UNARY_FWD, GF_UNARY_BWD)
 #undef GF_UNARY_FWD
 #undef GF_UNARY_BWD
 
+// float64 pow by blocks (x ** p and its backward here, a ** b in binary.h): math::pow_fast over
+// kPowBlock elements into a buffer, stored when every lane was in its range, else the block
+// again by math::pow (from the inputs: out may be one of them). Either way each element is
+// bitwise pow's, whatever the block boundaries. F: fast(i, ok) and full(i), element i's value.
+constexpr index_t kPowBlock = 128;
+template <class F>
+__attribute__((always_inline)) inline void pow_blocks(double* o, index_t so, index_t n, const F& f) {
+  double buf[kPowBlock];
+  for (index_t i0 = 0; i0 < n; i0 += kPowBlock) {
+    const index_t m = n - i0 < kPowBlock ? n - i0 : kPowBlock;
+    int out = 0;
+#pragma omp simd reduction(| : out)
+    for (index_t j = 0; j < m; ++j) {
+      bool ok;
+      buf[j] = f.fast(i0 + j, ok);
+      out |= !ok;
+    }
+    if (out) {
+#pragma omp simd
+      for (index_t j = 0; j < m; ++j) o[(i0 + j) * so] = f.full(i0 + j);
+    } else {
+#pragma omp simd
+      for (index_t j = 0; j < m; ++j) o[(i0 + j) * so] = buf[j];
+    }
+  }
+}
+struct PowScalar {  // x ** p
+  const double* x;
+  double p;
+  __attribute__((always_inline)) double fast(index_t i, bool& ok) const { return M::pow_fast(x[i], p, ok); }
+  __attribute__((always_inline)) double full(index_t i) const { return M::pow(x[i], p); }
+};
+struct PowScalarGrad {  // g p x^(p - 1), as pow_grad
+  const double *x, *g;
+  double p, pm1;
+  __attribute__((always_inline)) double fast(index_t i, bool& ok) const {
+    return g[i] * p * M::pow_fast(x[i], pm1, ok);
+  }
+  __attribute__((always_inline)) double full(index_t i) const { return pow_grad(x[i], g[i], p, pm1); }
+};
+template <>
+inline void pow_fwd<double>(const double* __restrict xp, double* __restrict yp, index_t n, Params p) {
+  pow_blocks(yp, 1, n, PowScalar{xp, p.a});
+}
+template <>
+inline void pow_bwd<double>(const double* __restrict xp, const double* __restrict gp,
+                            double* __restrict op, index_t n, Params p) {
+  pow_blocks(op, 1, n, PowScalarGrad{xp, gp, p.a, p.b});
+}
+
 // y = relu(y) in place (the fused Linear+ReLU's epilogue): the forward loops' pointers are
 // __restrict, so in place needs its own.
 template <class T>
