@@ -6,7 +6,7 @@
 // pasted after it into the NVRTC preamble): no includes under NVRTC, no globals.
 //
 // Accuracy (measured against long double references, see tests/test_vecmath.py): float within
-// 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16, pow 7.5e-16), over the whole range,
+// 2.5 ulp, double within 4e-16 relative (the normal tail 7e-16, pow 7e-16), over the whole range,
 // with C's special values (+-0, subnormals, overflow and underflow thresholds, +-inf, NaN).
 #pragma once
 #define GF_VECMATH_H  // (gf_math.h includes this file only where its text was not pasted before)
@@ -317,11 +317,11 @@ template <class T> GF_HD T pow_m2(T x) {
 }
 
 // ---- double pow --------------------------------------------------------------------------------
-// x^y = e^(y ln|x|), with ln|x| in two parts and y ln|x| = p_h + p_l accurate to about 2^-59
+// x^y = e^(y ln|x|), with ln|x| in two parts and y ln|x| = p_h + p_l accurate to about 2^-60
 // relative (error-free products by FMA), then e^(p_h + p_l) by exp's reduction (p_h - n ln2_hi
 // exact) and polynomial, and its split scale (subnormal results rounded once). Relative error
-// below 7.5e-16 (|y ln x| near 745, where the 2^-59 counts most). C's special cases as a few
-// selects (see pow), so that the loop vectorises.
+// below 7e-16 (|y ln x| near 708, where the 2^-60 counts most). C's special cases as a few
+// selects (see pow), so that the loop vectorises; pow_fast is the same without them.
 namespace detail {
 struct LogHL {
   double hi, lo;
@@ -330,7 +330,7 @@ struct LogHL {
 // [sqrt(3)/2, sqrt 3) (subnormals scaled up first), ln a = ln b + 2 atanh(s),
 // s = (a - b) / (a + b) with b = 1 below sqrt(3/2) and b = 1.5 above, so |s| <= 0.102:
 // atanh(s) = s + s^3 / 3 + s^5 Q(s^2) (Q a fit, relative error of the sum below 2^-62). All but
-// s is under 2^-8 s and rounded in double (2^-59 of s, the error that counts); s is s_h + s_l
+// s is under 2^-8 s and rounded in double (2^-60 of s, the error that counts); s is s_h + s_l
 // (the division's residual by FMA), and the sums with k ln2 and ln 1.5 are carried as high and
 // low parts (the high parts on a 2^-42 grid below 2^11: k ln2_hi + ln1.5_hi is exact).
 // (Subnormal: false for callers that pass only normal ax: the same arithmetic less the scaling.)
@@ -354,8 +354,12 @@ template <bool Subnormal = true> GF_HD LogHL log_hl(double ax) {
   double Q = (0.1999999999999999 + z * 0.14285714285736664) +
              z2 * ((0.11111111085285473 + z * 0.0909091998652706) +
                    z2 * (0.07690233171756501 + z * 0.06848127655170308));
-  // atanh(s) - s_h: s_l (1 + s^2) (its share of s^3 / 3) + s_h z (1/3 + z Q)
-  double tail = fma(s_l, z, s_l) + s_h * z * fma(z, Q, 0.33333333333333333);
+  // atanh(s) - s_h: s_l (1 + s^2) (its share of s^3 / 3) + t (1/3 + z Q), t = s_h z, with 1/3 in
+  // two parts and t times its high part fused into the sum (rounding 1/3 + z Q and the product
+  // separately cost 2^-59 of s: pow's error at |y ln x| near 708 was 9e-16, now 6.8e-16)
+  double t = s_h * z;
+  const double third_h = 0.33333333333333331, third_l = 1.850371707708594e-17;
+  double tail = fma(t, third_h, fma(t * z, Q, fma(s_l, z, s_l) + t * third_l));
   double S_h = s_h + tail, S_l = tail - (S_h - s_h);  // exactly s_h + tail
   // k to double through the 1.5 2^52 trick (no 64-bit integer conversion instruction needed)
   double kd = bits_to_double(k + 0x4338000000000000ll) - 6755399441055744.0;
