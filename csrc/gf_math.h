@@ -313,7 +313,7 @@ GF_HD float log1p_unit(float e) {
 }
 GF_HD double log1p_unit(double e) {
   double u = 1.0 + e;
-  return log(u) + (e - (u - 1.0)) / u;
+  return detail::log_<false>(u) + (e - (u - 1.0)) / u;  // (u in [1, 2])
 }
 
 // softplus(x) = log(1 + exp(beta x)) / beta, linear once beta x > threshold (as PyTorch).
