@@ -425,15 +425,23 @@ GF_HD double pow(double x, double y) {
   return one ? 1.0 : detail::exp_reduced(red) * sign;
 }
 // pow's arithmetic where none of its special cases applies: x a normal positive finite number
-// and |y ln x| < 708 (`in_range`, false for NaN and inf too), so that no select changes anything
-// and e^(p_h + p_l) is normal (its scale 2^n one exact product). Bitwise pow(x, y) there, about a
-// quarter fewer operations: loops run it over a block and redo the block with pow when any
-// lane was out of range (kernels/binary.h), so results never depend on the neighbours.
-GF_HD double pow_fast(double x, double y, bool& in_range) {
+// and |y ln x| < 708, so that no select changes anything and e^(p_h + p_l) is normal (its scale
+// 2^n one exact product); and x = +0 (a ReLU's zeros), whose results are one select. Elsewhere
+// `in_range` is false (NaN and inf too). Bitwise pow(x, y) where it is true, about a quarter
+// fewer operations: loops run it over a block and redo the block with pow when any lane was out
+// of range (kernels/unary.h), so results never depend on the neighbours. (Zeros = false: x the
+// same in every lane, where GCC would not vectorise the zero's selects: +0 is then out of range.)
+template <bool Zeros = true> GF_HD double pow_fast(double x, double y, bool& in_range) {
   detail::LogHL l = detail::log_hl<false>(x);
   detail::RedD red = detail::pow_reduce(y, l, false);
-  in_range = (x >= 2.2250738585072014e-308) & (x < detail::inf_d()) & (abs(y * l.hi) < 708.0);
-  return detail::exp_poly(red.r) * detail::pow2i(red.k);
+  double inf = detail::inf_d();
+  bool zero = Zeros && detail::double_to_bits(x) == 0;  // +0: +0, inf or 1 (NaN for a NaN y)
+  in_range = ((x >= 2.2250738585072014e-308) & (x < inf) & (abs(y * l.hi) < 708.0)) | zero;
+  double v = detail::exp_poly(red.r) * detail::pow2i(red.k);
+  if (!Zeros) return v;
+  v = zero ? y + 1.0 : v;  // (each select's condition depends on x: see pow)
+  v = zero & (y > 0.0) ? 0.0 : v;
+  return zero & (y < 0.0) ? inf : v;
 }
 
 // ---- tanh --------------------------------------------------------------------------------------

@@ -96,14 +96,17 @@ def test_pow():
 
 def test_float64_pow_blocks_are_bitwise_the_same_with_a_special_value_among_them():
     # A block of float64 pows whose lanes are all ordinary (x positive and normal, |y ln x| <
-    # 708) takes a shorter path; one special lane sends its block through the general one. Both
-    # must give the same bits for the ordinary lanes, up to the edges of the short path's range.
+    # 708, or x = +0) takes a shorter path; one special lane sends its block through the general
+    # one. Both must give the same bits for the ordinary lanes, up to the edges of the short
+    # path's range.
     n = 1 << 14
     x = np.concatenate([_rng.uniform(0.01, 100, n), _rng.uniform(0.25, 4, 2 * n),
                         np.full(n, 2.2250738585072014e-308), np.full(n, 1.7976931348623157e308)])
     y = np.concatenate([_rng.uniform(-40, 40, n), np.empty(2 * n), _rng.uniform(-0.999, 1.0, n),
                         _rng.uniform(-0.999, 0.999, n)])
     y[n:3 * n] = _rng.choice([-1, 1], 2 * n) * _rng.uniform(700, 707.999, 2 * n) / np.log(x[n:3 * n])
+    x[:n:37] = 0.0  # (+0 is on the short path too, for any y)
+    y[:n:37 * 5] = _rng.choice([0.0, -0.0, np.inf, -np.inf, np.nan, 2.0, -3.0], y[:n:37 * 5].size)
     special = x.copy()
     special[::101] = -1.5  # (NaN for a non-integer y)
     keep = np.ones(x.size, bool)
@@ -114,7 +117,9 @@ def test_float64_pow_blocks_are_bitwise_the_same_with_a_special_value_among_them
         for short, general in ((_C.pow(x, y), _C.pow(special, y)),
                                (_C.pow_scalar(x, 2.7), _C.pow_scalar(special, 2.7)),
                                (_C.pow_scalar_backward(x, g, -1.3), _C.pow_scalar_backward(special, g, -1.3))):
-            assert np.array_equal(short[keep].view(np.int64), general[keep].view(np.int64))
+            a, b = short[keep], general[keep]  # (NaNs alike, not their payload or sign)
+            assert np.array_equal(np.isnan(a), np.isnan(b))
+            assert np.array_equal(a[~np.isnan(a)].view(np.int64), b[~np.isnan(b)].view(np.int64))
 
 
 @pytest.mark.parametrize("p", [2.5, 0.5, -0.5, 1.5, -1.0, -1.5, 3.0, 4.0, -2.0, -7.0, 1e-3, 40.25])

@@ -70,23 +70,27 @@ void binary_run(R* o, index_t so, const T* a, index_t sa, const T* b, index_t sb
   for (index_t i = 0; i < n; ++i) o[i * so] = Op::f(a[i * sa], b[i * sb]);
 }
 
-// a ** b with a's and b's strides known at compile time where they are 1 (or 0, a scalar)
+// a ** b with a's and b's strides known at compile time where they are 1, or a scalar operand
+// read once (read in the loop, it could alias the output: GCC left such a loop scalar)
 template <int SA, int SB>
 struct PowOperands {
   const double *a, *b;
   index_t sa, sb;
-  __attribute__((always_inline)) double x(index_t i) const { return a[SA == 1 ? i : SA == 0 ? 0 : i * sa]; }
-  __attribute__((always_inline)) double y(index_t i) const { return b[SB == 1 ? i : SB == 0 ? 0 : i * sb]; }
-  __attribute__((always_inline)) double fast(index_t i, bool& ok) const { return math::pow_fast(x(i), y(i), ok); }
+  double av, bv;  // the scalar operand's value (SA or SB 0)
+  __attribute__((always_inline)) double x(index_t i) const { return SA == 0 ? av : a[SA == 1 ? i : i * sa]; }
+  __attribute__((always_inline)) double y(index_t i) const { return SB == 0 ? bv : b[SB == 1 ? i : i * sb]; }
+  __attribute__((always_inline)) double fast(index_t i, bool& ok) const {
+    return math::pow_fast<SA != 0>(x(i), y(i), ok);
+  }
   __attribute__((always_inline)) double full(index_t i) const { return math::pow(x(i), y(i)); }
 };
 template <>
 inline void binary_run<Pow, double, double>(double* o, index_t so, const double* a, index_t sa,
                                             const double* b, index_t sb, index_t n) {
-  if (so == 1 && sa == 1 && sb == 1) return pow_blocks(o, 1, n, PowOperands<1, 1>{a, b, sa, sb});
-  if (so == 1 && sa == 1 && sb == 0) return pow_blocks(o, 1, n, PowOperands<1, 0>{a, b, sa, sb});
-  if (so == 1 && sa == 0 && sb == 1) return pow_blocks(o, 1, n, PowOperands<0, 1>{a, b, sa, sb});
-  pow_blocks(o, so, n, PowOperands<-1, -1>{a, b, sa, sb});
+  if (so == 1 && sa == 1 && sb == 1) return pow_blocks(o, 1, n, PowOperands<1, 1>{a, b, sa, sb, 0, 0});
+  if (so == 1 && sa == 1 && sb == 0) return pow_blocks(o, 1, n, PowOperands<1, 0>{a, b, sa, sb, 0, *b});
+  if (so == 1 && sa == 0 && sb == 1) return pow_blocks(o, 1, n, PowOperands<0, 1>{a, b, sa, sb, *a, 0});
+  pow_blocks(o, so, n, PowOperands<-1, -1>{a, b, sa, sb, 0, 0});
 }
 
 template <class T>

@@ -121,19 +121,30 @@ GF_UNARY_KERNELS(GF_UNARY_FWD, GF_UNARY_BWD)
 // float64 pow by blocks (x ** p and its backward here, a ** b in binary.h): math::pow_fast over
 // kPowBlock elements into a buffer, stored when every lane was in its range, else the block
 // again by math::pow (from the inputs: out may be one of them). Either way each element is
-// bitwise pow's, whatever the block boundaries. F: fast(i, ok) and full(i), element i's value.
+// bitwise pow's, whatever the block boundaries. After a block that needed pow, the next
+// kPowSkip blocks go to pow directly: where special values are everywhere (the zeros of a ReLU's
+// output) a block costs both paths only once in kPowSkip + 1. F: fast(i, ok) and full(i),
+// element i's value either way.
 constexpr index_t kPowBlock = 128;
+constexpr int kPowSkip = 8;
 template <class F>
 __attribute__((always_inline)) inline void pow_blocks(double* o, index_t so, index_t n, const F& f) {
   double buf[kPowBlock];
+  int skip = 0;
   for (index_t i0 = 0; i0 < n; i0 += kPowBlock) {
     const index_t m = n - i0 < kPowBlock ? n - i0 : kPowBlock;
-    int out = 0;
+    int out = 1;
+    if (skip > 0) {
+      --skip;
+    } else {
+      out = 0;
 #pragma omp simd reduction(| : out)
-    for (index_t j = 0; j < m; ++j) {
-      bool ok;
-      buf[j] = f.fast(i0 + j, ok);
-      out |= !ok;
+      for (index_t j = 0; j < m; ++j) {
+        bool ok;
+        buf[j] = f.fast(i0 + j, ok);
+        out |= !ok;
+      }
+      if (out) skip = kPowSkip;
     }
     if (out) {
 #pragma omp simd
