@@ -126,7 +126,7 @@ GF_UNARY_KERNELS(GF_UNARY_FWD, GF_UNARY_BWD)
 // output) a block costs both paths only once in kPowSkip + 1. F: fast(i, ok) and full(i),
 // element i's value either way.
 constexpr index_t kPowBlock = 128;
-constexpr int kPowSkip = 8;
+constexpr int kPowSkip = 32;
 template <class F>
 __attribute__((always_inline)) inline void pow_blocks(double* o, index_t so, index_t n, const F& f) {
   double buf[kPowBlock];
