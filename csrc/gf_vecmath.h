@@ -440,8 +440,8 @@ template <bool Zeros = true> GF_HD double pow_fast(double x, double y, bool& in_
   double v = detail::exp_poly(red.r) * detail::pow2i(red.k);
   if (!Zeros) return v;
   v = zero ? y + 1.0 : v;  // (each select's condition depends on x: see pow)
-  v = zero & (y > 0.0) ? 0.0 : v;
-  return zero & (y < 0.0) ? inf : v;
+  v = (zero & (y > 0.0)) ? 0.0 : v;
+  return (zero & (y < 0.0)) ? inf : v;
 }
 
 // ---- tanh --------------------------------------------------------------------------------------
