@@ -150,12 +150,6 @@ GF_HD float gelu_grad_sens(float u) {  // d ln R / d ln u
   sens = sens * u - 0.003914228640496731f;
   return sens;
 }
-// min(|x|, m) for m > 0 as an integer min of the bits (NaN gives m): a float select of a constant
-// would be folded by the compiler into every expression of the result, one blend each.
-GF_HD float clamp_abs_bits(float x, float m) {
-  int a = float_to_bits(x) & 0x7fffffff, b = float_to_bits(m);
-  return bits_to_float(b < a ? b : a);
-}
 // e^(-a^2/2) 2^100 in float, from a^2 = h + l exactly (fma).
 GF_HD float normal_exp_half_sq_2p100(float a) {
   float h = a * a;
@@ -173,12 +167,12 @@ template <class T> GF_HD T gelu(T x) {
 // d/dx [x Phi(x)] = Phi(x) + x phi(x), one e^(-x^2/2) for both terms; |x| clamped where Q and phi
 // are 0 (so that +-inf gives 1 or 0, not inf * 0).
 template <class T> GF_HD T gelu_grad(T x, T g) {
-  T a = abs(x);
-  a = T(40) < a ? T(40) : a;  // e is 0 beyond 38.7 (R's fit ends at 38.6); NaN stays NaN
+  T a = detail::clamp_abs_bits(x, T(40));  // e is 0 beyond 38.7 (R's fit ends at 38.6)
   T e = normal_density_scaled(a);
   T q = e * normal_tail_scaled(a);
   T xpdf = (x < T(0) ? -a : a) * T(0.39894228040143267794) * e;
-  return g * ((x < T(0) ? q : T(1) - q) + xpdf);
+  T d = g * ((x < T(0) ? q : T(1) - q) + xpdf);
+  return x == x ? d : x;  // (the clamp made a NaN x 40)
 }
 // x Q(a) 2^100 = x e^(-a^2/2) u P(u (1 + du)) 2^100: the products error-free (fma) until the
 // last, rounded once, so that only e^ and P's own rounding errors remain (about 3 ulp in all).
