@@ -47,9 +47,14 @@ GF_HD float two_m100() { return 7.88860905e-31f; }  // 2^-100 (a function: NVRTC
 }  // namespace detail
 
 // e^x for x <= 0, the argument every stable activation form passes. float: within 1 ulp, a
-// subnormal result rounded once, by the last product. double: exp of gf_vecmath.h.
+// subnormal result rounded once, by the last product. double: exp of gf_vecmath.h less its upper
+// clamp, which cannot apply here and whose constant GCC folds into every later expression, a blend
+// each (float64 sigmoid, softplus and GELU-tanh 0.9x the time without it).
 GF_HD float exp_nonpos(float x) { return detail::exp_nonpos_2p100(x, 0.0f) * detail::two_m100(); }
-GF_HD double exp_nonpos(double x) { return exp(x); }
+GF_HD double exp_nonpos(double x) {
+  x = x < -746.0 ? -746.0 : x;  // (NaN passes)
+  return detail::exp_reduced(detail::reduce_ln2(x));
+}
 
 // Logistic sigmoid, stable for any x: exp only ever sees -|x|, so it never overflows. One
 // rounded division (e / (1 + e) for x < 0), not 1 / (1 + e) times e: an ulp less.
