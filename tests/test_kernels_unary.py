@@ -226,6 +226,24 @@ def test_gelu_extremes(dtype, approximate):
     assert gb[3] == 0.5
 
 
+NAN_CASES = [c for c in BWD_CASES if c.name in ("sigmoid", "tanh", "gelu", "gelu_tanh", "softplus", "exp")]
+
+
+@pytest.mark.parametrize("dtype", R.DTYPES)
+@pytest.mark.parametrize("case", NAN_CASES, ids=[c.name for c in NAN_CASES])
+def test_nan_propagates_through_forward_and_backward(case, dtype):
+    """A NaN input gives NaN forward and backward, in a loop's vector body and in its tail, and
+    no other element changes (the kernels clamp |x| where the result saturates, which would turn
+    a NaN into a number unless it is carried through x)."""
+    x = inputs(case, (259,), dtype)
+    at = [3, 100, 258]
+    x[at] = np.nan
+    y = case.fwd(x)
+    assert np.isnan(y[at]).all() and np.isfinite(np.delete(y, at)).all()
+    b = case.bwd(saved_for(case, x), np.ones_like(x))
+    assert np.isnan(b[at]).all() and np.isfinite(np.delete(b, at)).all()
+
+
 @pytest.mark.parametrize("dtype", R.DTYPES)
 def test_relu_nan_propagates(dtype):
     x = np.array([np.nan, -1, 0, 2, -np.inf, np.inf], dtype)
