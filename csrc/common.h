@@ -29,11 +29,11 @@ constexpr index_t kGrain = 1 << 15;
 constexpr int kChunksPerThread = 4;
 // How much larger a loop must be to wake a sleeping worker for it (see pool_asleep): the
 // training step of a small network has one such loop (its optimizer's update) between long
-// stretches of single-threaded work, and waking a worker for it cost more than it saved. 4x
-// lets a 2^16-element activation (two grains) wake one: 0.55-0.62x its one-thread time on an
-// idle machine, 1.0-1.06x beside one or two busy processes (at 16x they stayed on one thread;
-// at 4x before spinning workers yielded their core, 1.3-1.6x beside one busy process).
-constexpr index_t kWakeFactor = 4;
+// stretches of single-threaded work, and waking a worker for it cost more than it saved. At 4x,
+// exp-based activations of 2^16 elements (25-60 us) ran 1.5-2x faster on an idle machine but
+// up to 2x slower than one thread beside a busy process: short jobs gain microseconds from a
+// second thread and lose milliseconds when it is descheduled holding a chunk.
+constexpr index_t kWakeFactor = 16;
 
 // The count is process-wide: set from any thread, it holds for every thread's kernels.
 int num_threads();          // threads gradflow's kernels (and its matrix products) may use

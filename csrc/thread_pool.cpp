@@ -23,12 +23,7 @@ inline void cpu_relax() {
 
 // How long an idle worker keeps looking for the next job before it sleeps. Consecutive ops of
 // a training step come within a few microseconds of each other; a sleeping worker costs the
-// next job a wake-up (a system call, and tens of microseconds until the worker runs). Between
-// looks it yields its core (sched_yield, every 32 pauses): a worker that only paused competed
-// for its CPU with whatever else runs there (a busy process, or the calling thread itself) as
-// if it had work, and short jobs split across threads took 1.3-1.6x their one-thread time
-// beside one busy process. (Another pool that spins, another library's in the same process,
-// then keeps the core: its threads have no work either, and should sleep soon.)
+// next job a wake-up (a system call, and tens of microseconds until the worker runs).
 constexpr auto kSpin = std::chrono::microseconds(50);
 
 // The stall guard. A worker that holds a chunk and loses its core to another process for a
@@ -162,7 +157,6 @@ void worker_main(int index) {  // index >= 1: the caller is thread 0 of every jo
         cpu_relax();
         fresh = gen_of(P.word.load(std::memory_order_relaxed)) != seen;
       }
-      if (!fresh) std::this_thread::yield();
     }
     if (fresh) {
       spun = true;
