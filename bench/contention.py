@@ -166,8 +166,9 @@ def _train(threads, quick):
 
 
 def measure(quick):
-    # (settle 0.15 s, as the other suites: after 0.02 s torch's OpenMP threads still spun on the
-    # cores, and with no neighbour the MLP steps measured 1.05-1.16x one thread instead of 0.6-0.7)
+    # (settle 0.15 s, as the other suites: torch's OpenMP threads can still spin 0.02 s after its
+    # sample, and a gradflow pool whose idle workers yield their core measured the MLP steps with
+    # no neighbour at 1.05-1.16x one thread there, 0.6-0.7x after 0.15 s)
     settings = harness.Settings(warmup=1, warmup_s=0.05, min_sample_s=2e-3, rounds=3 if quick else 5,
                                 settle_s=0.01 if quick else 0.15)
     found, _ = contenders.discover(("cpu",))
